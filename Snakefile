@@ -1,0 +1,26 @@
+# ntkpipe: wide networks evolve as linear models (Lee et al. 2019), as a sweep.
+#
+#   snakemake --cores all                                   # the default sweep (config/config.yaml)
+#   snakemake --cores all --configfile config/small/fig1.yaml
+#   snakemake --profile slurm --configfile config/paper/fig1.yaml
+#
+# Stages: init-sampling → empirical and analytic kernels → real training →
+# linearized training → per-run comparison → summary, figures, HTML report.
+
+
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/init.smk"
+include: "workflow/rules/kernels.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/linear.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    input:
+        report=f"{OUT}/report.html",

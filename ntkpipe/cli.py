@@ -1,0 +1,204 @@
+"""The `ntkpipe` command: one subcommand per workflow stage.
+
+Each Snakemake rule runs one of these commands in `shell:`, so a failed job can
+be rerun by hand from the command in its log, e.g.
+
+    ntkpipe train --run results/digits-binary/runs/width~64/n_train~32/seeds~0-1/run.json \\
+        --init .../init.zarr --out .../train.zarr
+
+JAX is imported only after the thread count is pinned (XLA sizes its CPU
+thread pool when it starts), so the parser and `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ntkpipe` console script; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "threads", None):
+        pin_threads(args.threads)
+    from ntkpipe.errors import NtkpipeError
+
+    try:
+        args.handler(args)
+    except NtkpipeError as error:
+        print(f"ntkpipe {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def pin_threads(threads: int) -> None:
+    """Restrict this process (and so XLA's CPU thread pool) to `threads` cores.
+
+    XLA sizes its pool from the CPUs the process may run on, so narrowing the
+    affinity mask before JAX starts pins it. Jobs started in parallel by
+    Snakemake get different cores (chosen from the process id) so they do not
+    pile onto the same ones. With one thread, Eigen's own pool is switched off too.
+    """
+    if "jax" in sys.modules:
+        raise RuntimeError("pin_threads must run before jax is imported")
+    available = sorted(os.sched_getaffinity(0))
+    if threads >= len(available):
+        return
+    offset = os.getpid() % len(available)
+    chosen = {available[(offset + i) % len(available)] for i in range(threads)}
+    os.sched_setaffinity(0, chosen)
+    if threads == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ntkpipe",
+        description="Stages of the ntkpipe workflow (Lee et al. 2019, wide networks as linear models).",
+    )
+    parser.add_argument("--version", action="version", version=f"ntkpipe {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text, add_arguments, handler in _COMMANDS:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(command)
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def _version() -> str:
+    from ntkpipe import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _stage_args(parser, *inputs: tuple[str, bool, str]) -> None:
+    parser.add_argument("--run", type=Path, required=True, help="the run's resolved config (JSON)")
+    for flag, required, help_text in inputs:
+        parser.add_argument(flag, type=Path, required=required, help=help_text)
+    parser.add_argument("--out", type=Path, required=True, help="the Zarr store to write")
+    parser.add_argument("--threads", type=int, default=None, help="CPU cores for XLA")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing store (default: refuse)"
+    )
+
+
+def _init_args(parser):
+    _stage_args(parser)
+
+
+def _kernels_args(parser):
+    _stage_args(parser, ("--params", True, "store holding params/ (init.zarr or train.zarr)"))
+
+
+def _analytic_args(parser):
+    _stage_args(parser)
+
+
+def _train_args(parser):
+    _stage_args(parser, ("--init", True, "init.zarr"))
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="checkpoint file (default: <out>.ckpt)"
+    )
+
+
+def _linear_args(parser):
+    _stage_args(
+        parser,
+        ("--init", True, "init.zarr"),
+        ("--kernel", True, "kernel_init.zarr (Θ̂₀)"),
+        ("--analytic", False, "analytic.zarr (Θ): also evolve f_lin with the analytic kernel"),
+    )
+
+
+def _compare_args(parser):
+    _stage_args(
+        parser,
+        ("--train", True, "train.zarr"),
+        ("--linear", True, "linear.zarr"),
+        ("--kernel-init", True, "kernel_init.zarr"),
+        ("--kernel-final", False, "kernel_final.zarr"),
+        ("--analytic", False, "analytic.zarr"),
+    )
+
+
+def _collect_args(parser):
+    parser.add_argument("--sweep", type=Path, required=True, help="the sweep's resolved config")
+    parser.add_argument("--runs", type=Path, required=True, help="folder holding runs/<run_id>/")
+    parser.add_argument("--out", type=Path, required=True, help="summary.zarr to write")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def _figures_args(parser):
+    parser.add_argument("--summary", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
+
+
+def _report_args(parser):
+    parser.add_argument("--summary", type=Path, required=True)
+    parser.add_argument("--figures", type=Path, required=True, help="folder of figures")
+    parser.add_argument("--out", type=Path, required=True, help="report.html")
+
+
+def _profile_args(parser):
+    parser.add_argument(
+        "--dest", type=Path, default=None, help="profile folder (default ~/.config/snakemake/slurm)"
+    )
+    parser.add_argument("--partition", default=None, help="SLURM partition to submit to")
+    parser.add_argument("--account", default=None, help="SLURM account to charge")
+    parser.add_argument("--force", action="store_true", help="replace site keys too")
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _run(stage_name):
+    def handler(args):
+        from ntkpipe import stages
+
+        getattr(stages, stage_name)(**_stage_kwargs(args))
+
+    return handler
+
+
+def _stage_kwargs(args) -> dict:
+    skip = {"command", "handler", "threads"}
+    return {key: value for key, value in vars(args).items() if key not in skip}
+
+
+def _install_profile(args):
+    from ntkpipe.slurm_profile import install_profile
+
+    install_profile(args.dest, partition=args.partition, account=args.account, force=args.force)
+
+
+_COMMANDS = [
+    ("init", "sample θ₀ for every seed of a run and evaluate f₀", _init_args, _run("init")),
+    ("kernels", "empirical Θ̂ and K̂ at the given params", _kernels_args, _run("kernels")),
+    ("analytic", "infinite-width Θ and K", _analytic_args, _run("analytic")),
+    ("train", "train the network (all seeds of a run)", _train_args, _run("train")),
+    ("linear", "evolve the linearized network f_lin", _linear_args, _run("linear")),
+    ("compare", "per-run metrics of f against f_lin", _compare_args, _run("compare")),
+    ("collect", "combine all runs into summary.zarr", _collect_args, _run("collect")),
+    ("figures", "draw the sweep's figures", _figures_args, _run("figures")),
+    ("report", "write the self-contained HTML report", _report_args, _run("report")),
+    (
+        "install-profile",
+        "install the SLURM profile as ~/.config/snakemake/slurm",
+        _profile_args,
+        _install_profile,
+    ),
+]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

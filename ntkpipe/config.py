@@ -1,0 +1,784 @@
+"""Sweep configuration: validation, defaults, expansion into runs, per-stage subsets.
+
+A user writes one YAML file naming a base run (sections ``data``, ``model``,
+``training``, ``kernels``, ``seeds``, ``precision``) and a ``sweep``: dotted config
+paths mapped to lists of values. ``load_config`` checks it against the JSON schema
+``ntkpipe/schemas/config.schema.yaml`` (Draft 2020-12, no unknown keys anywhere; the
+only place defaults live), fills in the defaults, then checks what a schema cannot
+(dataset sizes, files on disk, optimizer options, every sweep value). All problems are
+reported together in one ``ConfigError``, each naming the dotted field, the value and
+what is allowed, e.g. ``model.activation: 'softplus' is not one of relu, erf, tanh,
+identity``.
+
+``expand_runs`` turns a sweep into runs: one per grid point and chunk of
+``seeds.per_job`` seeds. A run's id is a readable, stable relative path built from the
+swept values only, in the order of the sweep section, then the seeds, e.g.
+``width~1024/n_train~128/seeds~0-1``; it is a directory name and a Snakemake wildcard,
+so swept strings may only use letters, digits and ``_ . -``.
+
+``stage_config`` gives the part of a run's configuration a stage depends on, so that
+changing, e.g., the learning rate reruns training but not init-sampling.
+"""
+
+import copy
+import difflib
+import functools
+import itertools
+import json
+import math
+import re
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from ntkpipe import datasets
+from ntkpipe.errors import ConfigError
+
+__all__ = [
+    "SCHEMA_PATH",
+    "STAGES",
+    "run_id_pattern",
+    "RUN_ID_PATTERN",
+    "ANALYTIC_ID_PATTERN",
+    "Run",
+    "load_schema",
+    "load_config",
+    "load_run_config",
+    "expand_runs",
+    "sweep_axes",
+    "seed_chunks",
+    "stage_config",
+    "analytic_id",
+    "deep_update",
+    "write_if_changed",
+    "output_dim",
+    "to_json",
+]
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+
+# Sections a stage depends on. init-sampling and the kernels at θ₀ (empirical and
+# analytic) do not depend on training: changing the learning rate must not rerun them.
+# The analytic kernels are narrower still (see stage_config): no seeds, and no width
+# under the NTK parameterization, so one analytic store serves every width and seed.
+_INIT_SECTIONS = ("data", "model", "kernels", "seeds", "precision")
+STAGES = {
+    "init": _INIT_SECTIONS,
+    "kernel_init": _INIT_SECTIONS,
+    "analytic": ("data", "model", "kernels", "precision"),
+    "train": None,
+    "linear": None,
+    "kernel_final": None,
+    "compare": None,
+}
+"""Stage name → sections of the run config it depends on (None: all of it)."""
+
+_AXIS = r"[A-Za-z0-9_]+"
+_VALUE = r"[A-Za-z0-9_.\-]+"
+_SEEDS = r"seeds~[0-9]+(?:-[0-9]+|(?:_[0-9]+)*)"
+run_id_pattern = rf"(?:{_AXIS}~{_VALUE}/)*{_SEEDS}"
+"""Regex matching a run id (no anchors, no groups): a Snakemake wildcard constraint."""
+RUN_ID_PATTERN = run_id_pattern
+ANALYTIC_ID_PATTERN = rf"all|{_AXIS}~{_VALUE}(?:/{_AXIS}~{_VALUE})*"
+"""Regex matching an ``analytic_id`` (a Snakemake wildcard constraint)."""
+
+_AXIS_RE = re.compile(rf"^{_AXIS}$")
+_VALUE_RE = re.compile(rf"^{_VALUE}$")
+_RUN_ID_RE = re.compile(rf"^{run_id_pattern}$")
+_SWEEPABLE_SECTIONS = ("data", "model", "training", "kernels")
+_SWEEPABLE_TOP = ("precision",)
+_RUN_KEYS = ("run_id", "seeds", "axes")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One job of a sweep: a grid point and a chunk of seeds.
+
+    Attributes:
+        run_id: readable stable relative path, e.g. "width~1024/n_train~128/seeds~0-1".
+        axes: short axis name (last component of the dotted path) → value, in the
+            order of the sweep section.
+        seeds: the network seeds of this job (vmapped together).
+        config: the fully resolved configuration of this run: the sweep section
+            removed, the swept values set, ``seeds`` replaced by the list of this
+            job's seeds, and ``run_id`` and ``axes`` added. JSON-serializable.
+    """
+
+    run_id: str
+    axes: dict
+    seeds: tuple
+    config: dict
+
+
+def load_schema():
+    """The configuration's JSON schema (Draft 2020-12) as a dict (a fresh copy)."""
+    return copy.deepcopy(_schema())
+
+
+def load_config(source):
+    """Reads, validates and completes a sweep configuration.
+
+    Args:
+        source: path of a YAML file, or a mapping (e.g. Snakemake's ``config``); a
+            mapping is not modified.
+
+    Returns:
+        The configuration with every default filled in, numbers normalized (integer
+        fields as int, other numbers as float) and ``sweep`` mapping each dotted path
+        to its list of values. Loading a loaded configuration returns an equal one.
+
+    Raises:
+        ConfigError: every problem found, each naming the dotted field, the value
+            and what is allowed.
+    """
+    raw, origin = _read_source(source)
+    schema = _schema()
+    config = _fill_defaults(copy.deepcopy(raw), schema)
+    errors, invalid = _schema_errors(config, schema)
+    errors += _seed_errors(raw, invalid)
+    _normalize(config, schema)
+    sweep_errors, axes = _sweep_errors(config, invalid)
+    errors += sweep_errors
+    errors += _grid_errors(config, axes, invalid)
+    if errors:
+        raise ConfigError(errors, source=origin)
+    return config
+
+
+def load_run_config(source):
+    """Reads and validates one run's resolved configuration (as written for a stage).
+
+    Args:
+        source: path of the run's JSON file, or the mapping itself (``Run.config``).
+
+    Returns:
+        The run configuration, normalized like ``load_config`` does.
+
+    Raises:
+        ConfigError: a missing or malformed run id, seeds or field.
+    """
+    raw, origin = _read_source(source)
+    missing = [k for k in _RUN_KEYS if k not in raw]
+    errors = [f"{k}: missing; a run config has {', '.join(_RUN_KEYS)}" for k in missing]
+    run_id = raw.get("run_id")
+    if "run_id" in raw and not (isinstance(run_id, str) and _RUN_ID_RE.match(run_id)):
+        errors.append(f"run_id: {run_id!r} does not match {run_id_pattern}")
+    seeds = raw.get("seeds")
+    if "seeds" in raw and not (isinstance(seeds, list) and seeds):
+        errors.append(f"seeds: {seeds!r} must be a non-empty list of seeds")
+    if errors:
+        raise ConfigError(errors, source=origin)
+    base = {k: v for k, v in raw.items() if k not in _RUN_KEYS}
+    base["seeds"] = {"list": seeds, "per_job": len(seeds)}
+    config = load_config(base)
+    if config["sweep"]:
+        raise ConfigError(["sweep: a run config has no sweep section"], source=origin)
+    return _run_config(config, run_id, raw["axes"], config["seeds"]["list"])
+
+
+def expand_runs(config):
+    """Expands a sweep into runs: one per grid point × chunk of ``seeds.per_job`` seeds.
+
+    Grid points are the product of the sweep lists, the first key varying slowest;
+    within a point, seed chunks in order.
+
+    Args:
+        config: a path, a raw mapping or a configuration from ``load_config``.
+
+    Returns:
+        A list of ``Run``, with unique run ids.
+    """
+    config = load_config(config)
+    axes = sweep_axes(config)
+    runs = []
+    for point in itertools.product(*config["sweep"].values()):
+        values = dict(zip(axes, point, strict=True))
+        point_config = _assign(config, dict(zip(config["sweep"], point, strict=True)))
+        prefix = "".join(f"{a}~{_format_value(v)}/" for a, v in values.items())
+        for seeds in seed_chunks(config):
+            run_id = f"{prefix}seeds~{_format_seeds(seeds)}"
+            runs.append(
+                Run(run_id, dict(values), seeds, _run_config(point_config, run_id, values, seeds))
+            )
+    return runs
+
+
+def sweep_axes(config):
+    """Short axis name → list of values, in the order of the sweep section.
+
+    The short name is the last component of the dotted path (``model.width`` →
+    ``width``); it names the axis in run ids and in the summary dataset.
+    """
+    return {_short(key): list(values) for key, values in config["sweep"].items()}
+
+
+def seed_chunks(config):
+    """The seeds of a sweep point cut into jobs of ``seeds.per_job`` (the last may be short).
+
+    Returns:
+        A list of tuples of ints: ``seeds.list`` if given, else ``seeds.start`` …
+        ``seeds.start + seeds.count − 1``, in order.
+    """
+    seeds = config["seeds"]
+    if isinstance(seeds, list):  # a run config: its own seeds, one job
+        return [tuple(seeds)]
+    if seeds["list"] is not None:
+        all_seeds = list(seeds["list"])
+    else:
+        all_seeds = list(range(seeds["start"], seeds["start"] + seeds["count"]))
+    size = seeds["per_job"]
+    return [tuple(all_seeds[i : i + size]) for i in range(0, len(all_seeds), size)]
+
+
+def stage_config(run_config, stage):
+    """The part of a run configuration that a stage's results depend on.
+
+    init / kernel_init depend on data, model, kernels, seeds and precision only, not
+    on training; train / linear / kernel_final / compare on everything. The analytic
+    (infinite-width) kernels depend on data, model, precision and kernels.block_size,
+    not on the seeds, and not on model.width under the NTK parameterization (there it
+    is set to None: the infinite-width limit). Writing this subset (not the whole
+    config) as a stage's input means that changing, e.g., ``training.learning_rate``
+    reruns training but not init-sampling.
+
+    Args:
+        run_config: a run's configuration (``Run.config``).
+        stage: one of ``STAGES``.
+
+    Returns:
+        A new dict (a deep copy of the selected sections).
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage: {stage!r} is not one of {', '.join(STAGES)}")
+    sections = STAGES[stage]
+    if sections is None:
+        return copy.deepcopy(dict(run_config))
+    subset = {k: copy.deepcopy(run_config[k]) for k in sections if k in run_config}
+    if "training" in run_config and "training" not in sections and stage != "analytic":
+        # The loss sets the number of outputs k (one logit per class for cross-entropy).
+        subset["training"] = {"loss": run_config["training"]["loss"]}
+    if stage == "analytic":
+        subset["kernels"] = {"block_size": run_config["kernels"]["block_size"]}
+        if not _analytic_uses_width(run_config):
+            subset["model"]["width"] = None
+    return subset
+
+
+def analytic_id(run):
+    """Key of the analytic kernels a run needs, shared by runs whose analytic stage
+    config (``stage_config(..., "analytic")``) is equal.
+
+    Built like a run id from the run's swept values that the analytic kernels depend
+    on (data and model axes, precision, kernels.block_size; not the width under the
+    NTK parameterization, not seeds or training), e.g. "n_train~128"; "all" when none
+    is swept. Matches ``ANALYTIC_ID_PATTERN``.
+
+    Args:
+        run: a ``Run`` or its ``config``.
+    """
+    config = run.config if isinstance(run, Run) else run
+    paths = {_short(p): p for p in _sweepable()}
+    parts = [
+        f"{axis}~{_format_value(value)}"
+        for axis, value in config["axes"].items()
+        if _analytic_depends_on(paths[axis], config)
+    ]
+    return "/".join(parts) or "all"
+
+
+def deep_update(base, override):
+    """Merges ``override`` into ``base`` in place (nested mappings merged, other values
+    replaced by a copy); returns ``base``."""
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def write_if_changed(path, text):
+    """``storage.write_if_changed`` (here for Snakemake rules that import only config)."""
+    from ntkpipe import storage  # xarray and zarr load only when a file is written
+
+    return storage.write_if_changed(path, text)
+
+
+def output_dim(config):
+    """k, the number of network outputs: 1 for a binary MSE task (±1 targets), else one
+    per class (one-hot targets; cross-entropy always has one logit per class)."""
+    n_classes = len(config["data"]["classes"])
+    return 1 if n_classes == 2 and config["training"]["loss"] == "mse" else n_classes
+
+
+def to_json(config):
+    """Canonical JSON text of a configuration (sorted keys), ending in a newline.
+
+    Equal configurations give equal text, whatever the key order of the YAML file, so a
+    file written with ``storage.write_if_changed`` changes only when the content does.
+    """
+    return json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+# ----------------------------------------------------------------------------- private
+
+
+@functools.cache
+def _schema():
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        schema = yaml.safe_load(f)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@functools.cache
+def _validator(path=()):
+    """A validator of the schema node at ``path`` (keys into "properties")."""
+    node = _schema()
+    for key in path:
+        node = node["properties"][key]
+    return jsonschema.Draft202012Validator(node)
+
+
+def _read_source(source):
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source)), None
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"config file {str(path)!r} cannot be read: {err}"]) from None
+    try:
+        if path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise ConfigError([f"not valid YAML / JSON: {err}"], source=path) from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            [f"the file holds a {type(raw).__name__}, expected a mapping of sections"],
+            source=path,
+        )
+    return raw, path
+
+
+def _fill_defaults(instance, schema):
+    """Fills missing keys (and null sections) with the schema's defaults, recursively."""
+    props = schema.get("properties")
+    if not props or not isinstance(instance, dict):
+        return instance
+    for key, sub in props.items():
+        if instance.get(key) is None and sub.get("type") == "object":
+            instance[key] = copy.deepcopy(sub.get("default", {}))
+        elif key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        _fill_defaults(instance.get(key), sub)
+    return instance
+
+
+def _schema_errors(config, schema):
+    """(messages, dotted paths holding invalid values) of the schema validation."""
+    errors, invalid = [], set()
+    validator = _validator()
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        if "propertyNames" in err.schema_path:
+            continue  # sweep keys: _sweep_errors explains them with suggestions
+        errors += _format_error(err, _dotted(err.absolute_path))
+        if err.validator != "additionalProperties":
+            invalid.add(_dotted(list(err.absolute_path)[:2]))
+    errors += _nonfinite_errors(config, invalid)
+    return errors, invalid
+
+
+def _nonfinite_errors(config, invalid):
+    errors = []
+    for path, value in _leaves(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(f"{path}: {value!r} is not a finite number")
+            invalid.add(path)
+    return errors
+
+
+def _leaves(config):
+    for key, value in config.items():
+        if key == "sweep":
+            continue
+        if isinstance(value, dict):
+            for sub, leaf in value.items():
+                yield f"{key}.{sub}", leaf
+        else:
+            yield key, value
+
+
+def _format_error(err, path):
+    """Messages (field, value, what is allowed) for one jsonschema error."""
+    value, kind, arg = err.instance, err.validator, err.validator_value
+    where = path or "the top level"
+    if kind == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        return [
+            f"{_join(path, k)}: unknown key{_suggest(k, allowed)}; allowed keys at "
+            f"{where}: {', '.join(allowed)}"
+            for k in value
+            if k not in allowed
+        ]
+    if kind == "enum":
+        return [f"{where}: {value!r} is not one of {', '.join(map(str, arg))}"]
+    if kind == "type":
+        types = [arg] if isinstance(arg, str) else arg
+        return [f"{where}: {value!r} is not {' or '.join(_TYPE_WORDS[t] for t in types)}"]
+    if kind in _BOUND_WORDS:
+        return [f"{where}: {value!r} must be {_BOUND_WORDS[kind]} {arg}"]
+    if kind == "minItems":
+        return [f"{where}: {value!r} has {len(value)} item(s); at least {arg} are needed"]
+    if kind == "uniqueItems":
+        return [f"{where}: {value!r} repeats an item; each may appear once"]
+    if kind == "pattern":
+        return [f"{where}: {value!r} {_PATTERN_WORDS.get(arg, f'does not match {arg}')}"]
+    return [f"{where}: {err.message}"]
+
+
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+_PATTERN_WORDS = {
+    "^[A-Za-z0-9_][A-Za-z0-9_.-]*$": (
+        "may only contain letters, digits, _ . - and must not start with . or - (it "
+        "becomes a directory name)"
+    ),
+    "^[^\\x00-\\x1f]*$": "must not contain control characters (newlines, tabs, …)",
+}
+_BOUND_WORDS = {
+    "minimum": "≥",
+    "maximum": "≤",
+    "exclusiveMinimum": ">",
+    "exclusiveMaximum": "<",
+    "maxLength": "at most this many characters:",
+}
+
+
+def _seed_errors(raw, invalid):
+    seeds = raw.get("seeds")
+    if not isinstance(seeds, dict) or seeds.get("list") is None or "seeds.list" in invalid:
+        return []
+    both = [k for k in ("start", "count") if k in seeds]
+    if not both:
+        return []
+    return [
+        f"seeds.list: {seeds['list']!r} given together with seeds.{' and seeds.'.join(both)}; "
+        f"give either seeds.list or seeds.start / seeds.count"
+    ]
+
+
+def _normalize(config, schema):
+    """Integer fields as int, number fields as float (so 1 and 1.0 give one run id)."""
+    for section, sub in schema["properties"].items():
+        if section == "sweep" or section not in config:
+            continue
+        if sub.get("type") == "object" and isinstance(config[section], dict):
+            for key, leaf in sub["properties"].items():
+                if key in config[section]:
+                    config[section][key] = _normal_value(config[section][key], leaf)
+        else:
+            config[section] = _normal_value(config[section], sub)
+
+
+def _normal_value(value, leaf):
+    types = leaf.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float) and "integer" in types and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and "number" in types:
+        return float(value)
+    if isinstance(value, list) and "items" in leaf:
+        return [_normal_value(v, leaf["items"]) for v in value]
+    return value
+
+
+def _sweepable():
+    """Dotted path → schema node of every field a sweep may vary."""
+    props = _schema()["properties"]
+    fields = {k: props[k] for k in _SWEEPABLE_TOP}
+    for section in _SWEEPABLE_SECTIONS:
+        for key, node in props[section]["properties"].items():
+            fields[f"{section}.{key}"] = node
+    return fields
+
+
+def _sweep_errors(config, invalid):
+    """Checks sweep keys and values; returns (messages, {key: valid values})."""
+    sweep = config.get("sweep")
+    if not isinstance(sweep, dict):
+        return [], {}
+    fields, errors, axes, shorts = _sweepable(), [], {}, {}
+    for key, values in sweep.items():
+        if f"sweep.{key}" in invalid or not isinstance(values, list):
+            continue
+        if key not in fields:
+            errors.append(_unknown_sweep_key(key, fields))
+            continue
+        if _short(key) in shorts:
+            errors.append(
+                f"sweep.{key}: axis name {_short(key)!r} is also the name of "
+                f"sweep.{shorts[_short(key)]}; axis names (the last component) must be unique"
+            )
+        shorts[_short(key)] = key
+        value_errors, good = _sweep_value_errors(key, values, fields[key])
+        errors += value_errors
+        axes[key] = good
+    return errors, axes
+
+
+def _unknown_sweep_key(key, fields):
+    if key.split(".")[0] in ("seeds", "name", "sweep"):
+        return (
+            f"sweep.{key}: {key.split('.')[0]} is not a sweep axis; set seeds.start / "
+            f"seeds.count / seeds.list for seeds and run another sweep for another name"
+        )
+    return (
+        f"sweep.{key}: unknown config field{_suggest(key, list(fields))}; sweepable fields: "
+        f"{', '.join(fields)}"
+    )
+
+
+def _sweep_value_errors(key, values, node):
+    # Each value is validated against its field's schema node. The schema has no
+    # constraint that spans fields (no combinators across properties), so this equals
+    # validating every expanded run config, at the cost of the lists, not of the grid;
+    # what spans fields is in _CROSS_CHECKS, run at every grid point.
+    validator = jsonschema.Draft202012Validator(node)
+    errors, good = [], []
+    for i, value in enumerate(values):
+        where = f"sweep.{key}[{i}]"
+        found = [m for e in validator.iter_errors(value) for m in _format_error(e, where)]
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append(f"{where}: {value!r} is not a finite number")
+        text = [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+        found += [
+            f"{where}: {v!r} may only contain letters, digits, _ . - (swept values become "
+            f"directory names and wildcards)"
+            for v in text
+            if not _VALUE_RE.match(v)
+        ]
+        errors += found
+        if not found:
+            good.append(_normal_value(value, node))
+    values[:] = [_normal_value(v, node) for v in values]
+    return errors, good
+
+
+def _grid_errors(config, axes, invalid):
+    """Cross-field checks of every grid point; each problem once, with a point it occurs at."""
+    seen, n_points = {}, math.prod(len(v) for v in axes.values())
+    for point in itertools.product(*axes.values()):
+        assignment = dict(zip(axes, point, strict=True))
+        point_config = _assign(config, assignment)
+        for message in _cross_errors(point_config, invalid - set(assignment)):
+            seen.setdefault(message, []).append(assignment)
+    return [_with_point(message, points, n_points) for message, points in seen.items()]
+
+
+def _with_point(message, points, n_points):
+    if not points[0] or len(points) == n_points:
+        return message  # no sweep, or a problem of every point
+    label = "/".join(f"{_short(k)}~{_format_value(v)}" for k, v in points[0].items())
+    more = f" and {len(points) - 1} more" if len(points) > 1 else ""
+    return f"{message} (at sweep point {label}{more})"
+
+
+def _cross_errors(c, invalid):
+    errors = []
+    for fields, check in _CROSS_CHECKS:
+        if not any(f in invalid or f.split(".")[0] in invalid for f in fields):
+            errors += check(c)
+    return errors
+
+
+def _check_sizes(c):
+    d = c["data"]
+    return datasets.size_problems(d["dataset"], d["classes"], d["n_train"], d["n_test"])
+
+
+@functools.cache
+def _missing_files_cached(dataset, root):
+    return datasets.missing_files(dataset, root)
+
+
+def _check_files(c):
+    problem = _missing_files_cached(c["data"]["dataset"], c["data"]["root"])
+    return [problem] if problem else []
+
+
+def _check_batch(c):
+    t, n_train = c["training"], c["data"]["n_train"]
+    if t["optimizer"] == "sgd" and t["batch_size"] is None:
+        return ["training.batch_size: null, but optimizer sgd needs a minibatch size ≤ n_train"]
+    if t["optimizer"] == "gd" and t["batch_size"] is not None:
+        return [
+            f"training.batch_size: {t['batch_size']} is not used by optimizer gd (full "
+            f"batch); set it to null, or choose optimizer sgd or momentum"
+        ]
+    if t["batch_size"] is not None and t["batch_size"] > n_train:
+        return [
+            f"training.batch_size: {t['batch_size']} is larger than data.n_train {n_train}; "
+            f"allowed: 1 … {n_train}"
+        ]
+    return []
+
+
+def _check_records(c):
+    t = c["training"]
+    if t["records"] > t["steps"] + 1:
+        return [
+            f"training.records: {t['records']} is more than the {t['steps'] + 1} steps "
+            f"0 … training.steps; allowed: 2 … {t['steps'] + 1}"
+        ]
+    return []
+
+
+def _check_analytic(c):
+    arch = c["model"]["architecture"]
+    if c["kernels"]["analytic"] and arch != "fc":
+        return [
+            f"kernels.analytic: true, but the analytic kernels exist only for "
+            f"model.architecture fc (here {arch}); set kernels.analytic: false"
+        ]
+    return []
+
+
+def _check_outputs(c):
+    if c["training"]["loss"] == "xent" and output_dim(c) < 2:
+        return ["training.loss: 'xent' needs at least 2 outputs (2 or more data.classes)"]
+    return []
+
+
+_CROSS_CHECKS = (
+    (("data.dataset", "data.classes", "data.n_train", "data.n_test"), _check_sizes),
+    (("data.dataset", "data.root"), _check_files),
+    (("training.optimizer", "training.batch_size", "data.n_train"), _check_batch),
+    (("training.records", "training.steps"), _check_records),
+    (("model.architecture", "kernels.analytic"), _check_analytic),
+    (("training.loss", "data.classes"), _check_outputs),
+)
+
+
+def _assign(config, assignment):
+    """A copy of the config (sections copied, not deep) with dotted paths set."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for key, value in assignment.items():
+        parts = key.split(".")
+        if len(parts) == 1:
+            out[key] = value
+        else:
+            out[parts[0]][parts[1]] = value
+    return out
+
+
+def _run_config(point_config, run_id, axes, seeds):
+    config = {k: copy.deepcopy(v) for k, v in point_config.items() if k != "sweep"}
+    config["seeds"] = list(seeds)
+    config["run_id"] = run_id
+    config["axes"] = copy.deepcopy(dict(axes))
+    return config
+
+
+def _analytic_uses_width(config):
+    # Under the standard parameterization the infinite-width kernels still scale with
+    # the width (W ~ N(0, σ_w²/n_in) in the readout's tangent); under NTK they do not.
+    return config["model"]["parameterization"] != "ntk"
+
+
+def _analytic_depends_on(path, config):
+    if path == "model.width":
+        return _analytic_uses_width(config)
+    section = path.split(".")[0]
+    return section in ("data", "model", "precision") or path == "kernels.block_size"
+
+
+def _short(key):
+    return key.split(".")[-1]
+
+
+def _format_value(value):
+    """Stable text of a swept value: ints as ints, floats in shortest repr, lists with _."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return repr(value).replace("e+", "e")
+    if isinstance(value, list | tuple):
+        return "_".join(_format_value(v) for v in value)
+    return str(value)
+
+
+def _format_seeds(seeds):
+    seeds = list(seeds)
+    if len(seeds) == 1:
+        return str(seeds[0])
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return "_".join(map(str, seeds))
+
+
+def _dotted(path):
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = _join(out, part)
+    return out
+
+
+def _join(path, key):
+    return f"{path}.{key}" if path else str(key)
+
+
+def _suggest(key, allowed):
+    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads 1e-3 as a float (YAML 1.1 reads it as text) and refuses
+    duplicate keys (which YAML would silently merge, keeping the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            if isinstance(key, Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)

@@ -1,0 +1,169 @@
+"""Per-run metrics of f against f_lin, and the sweep summary (pure: xarray in, xarray out).
+
+Per run (`metrics.zarr`), dims `model` ("net", "lin", and "lin_analytic" when the analytic
+kernel is available), `seed`, `step`, `layer`:
+
+- loss_train, loss_test, acc_train, acc_test (model, seed, step)
+- rmse_train, rmse_test (seed, step): √mean over examples and outputs of (f_t − f_lin_t)²
+- weight_change (model, seed, step, layer): ‖W_t − W_0‖_F/‖W_0‖_F (for f_lin: ‖ω_t‖_F/‖W_0‖_F)
+- ntk_change, nngp_change (seed): ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F on the training set (NaN if not computed)
+- ntk_analytic_error, nngp_analytic_error (seed): ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (NaN if not computed)
+- fx_sample_train, fx_sample_test (model, seed, step, sample): output 0 of a few fixed examples
+- lr_critical, diverged_step, status (seed); learning_rate (scalar)
+
+The summary (`summary.zarr`) stacks runs along the sweep axes (named by their short names) and
+concatenates seed chunks; combinations that are missing are NaN with status "missing".
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xarray as xr
+
+N_SAMPLES = 4
+STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING = (
+    "ok",
+    "lr_above_critical",
+    "diverged",
+    "missing",
+)
+
+
+def run_metrics(config, *, trained, linear, kernel_init, kernel_final=None, analytic=None):
+    """All metrics of one run from its stores (see the module docstring for the schema)."""
+    models = {"net": trained, "lin": linear}
+    if "loss_train_analytic" in linear:
+        models["lin_analytic"] = _analytic_part(linear)
+    names = list(models)
+    per_model = [_curves(models[name]) for name in names]
+    ds = xr.concat(
+        per_model, dim=xr.DataArray(names, dims="model"), join="outer", coords="minimal",
+        compat="override",
+    )
+    ds["rmse_train"] = _rmse(trained.fx_train, linear.fx_train)
+    ds["rmse_test"] = _rmse(trained.fx_test, linear.fx_test)
+    ds["ntk_change"] = _relative_change(kernel_final, kernel_init, "ntk_train_train", ds.seed)
+    ds["nngp_change"] = _relative_change(kernel_final, kernel_init, "nngp_train_train", ds.seed)
+    ds["ntk_analytic_error"] = _analytic_error(kernel_init, analytic, "ntk_train_train", ds.seed)
+    ds["nngp_analytic_error"] = _analytic_error(kernel_init, analytic, "nngp_train_train", ds.seed)
+    lr = config["training"]["learning_rate"]
+    ds["lr_critical"] = kernel_init.lr_critical
+    ds["diverged_step"] = trained.diverged_step.astype(int)
+    ds["learning_rate"] = lr
+    ds["status"] = xr.DataArray(
+        [
+            _status(int(d), lr, float(c))
+            for d, c in zip(ds.diverged_step.values, ds.lr_critical.values, strict=True)
+        ],
+        dims="seed",
+    )
+    return ds
+
+
+def summarize(sweep_config, found):
+    """One dataset over the sweep axes from {run_id: (Run, metrics Dataset or None)}."""
+    axes = [path.split(".")[-1] for path in sweep_config.get("sweep", {})]
+    present = [(run, ds) for run, ds in found.values() if ds is not None]
+    pieces = [_with_axes(ds, run.axes, axes) for run, ds in present]
+    pieces += [_missing(run, axes, present) for run, ds in found.values() if ds is None and present]
+    if not pieces:
+        raise ValueError("no run has metrics yet: nothing to summarize")
+    # t = η·step is per run (η may be a sweep axis): the summary keeps `step` and `learning_rate`.
+    pieces = [piece.drop_vars("t", errors="ignore") for piece in pieces]
+    summary = xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer")
+    status = summary.status.astype(object)
+    summary["status"] = status.where(status.notnull(), STATUS_MISSING).astype(str)
+    summary.attrs = {
+        "name": sweep_config["name"],
+        "config": json.dumps(sweep_config, sort_keys=True),
+        "sweep_axes": json.dumps(axes),
+    }
+    return summary.assign_coords(layer_role=("layer", layer_roles(summary.layer.values)))
+
+
+def layer_roles(layer_names) -> list[str]:
+    """'input' for the first layer, 'output' for the readout, 'hidden' in between."""
+    names = list(layer_names)
+    return [
+        "input" if i == 0 else "output" if i == len(names) - 1 else "hidden"
+        for i in range(len(names))
+    ]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _curves(store) -> xr.Dataset:
+    names = ["loss_train", "loss_test", "acc_train", "acc_test", "weight_change"]
+    ds = store[[n for n in names if n in store]]
+    ds["fx_sample_train"] = _samples(store.fx_train)
+    ds["fx_sample_test"] = _samples(store.fx_test)
+    return ds.drop_vars([c for c in ds.coords if c not in ("seed", "step", "layer", "t")])
+
+
+def _analytic_part(linear) -> xr.Dataset:
+    part = {
+        name[: -len("_analytic")]: linear[name]
+        for name in linear.data_vars
+        if name.endswith("_analytic")
+    }
+    return xr.Dataset(part)
+
+
+def _samples(fx) -> xr.DataArray:
+    example = fx.dims[2]
+    n = min(N_SAMPLES, fx.sizes[example])
+    return (
+        fx.isel({example: slice(0, n), "out": 0})
+        .rename({example: "sample"})
+        .drop_vars([c for c in fx.coords if c not in ("seed", "step", "t")], errors="ignore")
+    )
+
+
+def _rmse(fx_net, fx_lin) -> xr.DataArray:
+    example = fx_net.dims[2]
+    diff = fx_net - fx_lin.reindex_like(fx_net)
+    return np.sqrt((diff**2).mean(dim=(example, "out")))
+
+
+def _frobenius(x) -> xr.DataArray:
+    other = [d for d in x.dims if d != "seed"]
+    return np.sqrt((x**2).sum(dim=other))
+
+
+def _relative_change(final, initial, name, seeds) -> xr.DataArray:
+    if final is None:
+        return xr.full_like(seeds, np.nan, dtype=float)
+    return _frobenius(final[name] - initial[name]) / _frobenius(initial[name])
+
+
+def _analytic_error(kernel_init, analytic, name, seeds) -> xr.DataArray:
+    if analytic is None:
+        return xr.full_like(seeds, np.nan, dtype=float)
+    exact = analytic[name]
+    return _frobenius(kernel_init[name] - exact) / float(np.sqrt((exact**2).sum()))
+
+
+def _status(diverged_step: int, lr: float, lr_critical: float) -> str:
+    if diverged_step >= 0:
+        return STATUS_DIVERGED
+    if lr > lr_critical:
+        return STATUS_HIGH_LR
+    return STATUS_OK
+
+
+def _with_axes(ds, values, axes) -> xr.Dataset:
+    ds = ds.drop_vars([axis for axis in axes if axis in ds.variables])
+    ds.attrs = {}
+    return ds.expand_dims({axis: [values[axis]] for axis in reversed(axes)})
+
+
+def _missing(run, axes, present) -> xr.Dataset:
+    """A NaN block for a run without metrics, shaped like the finished ones."""
+    template = present[0][1]
+    block = xr.full_like(template.drop_vars("status"), np.nan, dtype=float)
+    block = block.isel(seed=slice(0, len(run.seeds))).assign_coords(seed=list(run.seeds))
+    block["status"] = xr.DataArray([STATUS_MISSING] * len(run.seeds), dims="seed")
+    return _with_axes(block, run.axes, axes)

@@ -1,0 +1,587 @@
+"""Workflow stages: read a run's config and input stores, call the library, write one store.
+
+Each public function here is one `ntkpipe <command>` (see :mod:`ntkpipe.cli`) and one Snakemake
+rule. Stores follow the schema of DESIGN.md: dimension names `seed`, `step`, `train`, `test`,
+`train2`, `out`, `layer`; every store carries the run config and provenance in its attributes
+(:mod:`ntkpipe.storage`).
+
+Seeds: the network seed s gives ``key = PRNGKey(s)``; θ₀ is drawn with ``fold_in(key, 0)`` and
+minibatches with ``fold_in(key, 1)``, so a seed means the same network in every stage and every job
+layout (seeds per job).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ntkpipe import analytic as ntk_analytic
+from ntkpipe import datasets, dynamics, models, storage
+from ntkpipe import kernels as ntk_kernels
+from ntkpipe import train as ntk_train
+from ntkpipe.errors import StageError
+
+INIT_STREAM, TRAIN_STREAM = 0, 1
+
+
+# ---------------------------------------------------------------- init-sampling
+
+
+def init(run: Path, out: Path, overwrite: bool = False) -> None:
+    """θ₀ for every seed of the run (vmapped) and f₀ on the train and test inputs."""
+    started = time.time()
+    config = load_run(run)
+    _check_out(out, overwrite)
+    data, net = load_data_and_network(config)
+    params0 = init_params(net, config["seeds"], data.x_train)
+    apply = jax.jit(jax.vmap(net.apply, in_axes=(0, None)))
+    ds = xr.Dataset(
+        {
+            "f0_train": (("seed", "train", "out"), np.asarray(apply(params0, data.x_train))),
+            "f0_test": (("seed", "test", "out"), np.asarray(apply(params0, data.x_test))),
+        },
+        coords={"seed": list(config["seeds"])},
+    )
+    _log(f"init: {len(config['seeds'])} seeds, {_count(params0) // len(config['seeds'])} params")
+    storage.write_store(
+        ds,
+        out,
+        config=config,
+        stage="init",
+        params=params0,
+        wall_time=time.time() - started,
+        overwrite=overwrite,
+    )
+
+
+def init_params(net, seeds, x_example):
+    """θ₀ of every seed, stacked on a leading seed axis."""
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), INIT_STREAM) for s in seeds])
+    return jax.vmap(net.init, in_axes=(0, None))(keys, x_example[:1])
+
+
+# ---------------------------------------------------------------- kernels
+
+
+def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None:
+    """Empirical Θ̂ and K̂ (traced over outputs) at the params of a store, per seed.
+
+    Also the spectrum of Θ̂(X, X) and the critical learning rate
+    η_crit = 2·n·k/(λ_min + λ_max) (Theorem 2.1 in the mean-loss normalization).
+    """
+    started = time.time()
+    config = load_run(run)
+    _check_out(out, overwrite)
+    data, net = load_data_and_network(config)
+    stacked = storage.read_params(params)
+    block = config["kernels"]["block_size"]
+    per_seed = []
+    for i, seed in enumerate(config["seeds"]):
+        theta = jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], stacked)
+        per_seed.append(_kernels_of_one(net, theta, data, block, config, seed))
+        _log(f"kernels: seed {seed} done, elapsed {time.time() - started:.1f} s")
+    ds = xr.concat(per_seed, dim="seed").assign_coords(seed=list(config["seeds"]))
+    storage.write_store(
+        ds,
+        out,
+        config=config,
+        stage="kernels",
+        wall_time=time.time() - started,
+        overwrite=overwrite,
+        chunks={"train": block, "train2": block, "test": block},
+    )
+
+
+def _kernels_of_one(net, theta, data, block, config, seed) -> xr.Dataset:
+    ntk_tt = ntk_kernels.empirical_ntk(net.apply, theta, data.x_train, block_size=block)
+    ntk_st = ntk_kernels.empirical_ntk(
+        net.apply, theta, data.x_test, data.x_train, block_size=block
+    )
+    nngp_tt = ntk_kernels.empirical_nngp(net, theta, data.x_train)
+    nngp_st = ntk_kernels.empirical_nngp(net, theta, data.x_test, data.x_train)
+    eigvals = np.linalg.eigvalsh(np.asarray(ntk_tt, dtype=np.float64))
+    return xr.Dataset(
+        {
+            "ntk_train_train": (("train", "train2"), np.asarray(ntk_tt)),
+            "ntk_test_train": (("test", "train"), np.asarray(ntk_st)),
+            "nngp_train_train": (("train", "train2"), np.asarray(nngp_tt)),
+            "nngp_test_train": (("test", "train"), np.asarray(nngp_st)),
+            "ntk_eigvals": (("train",), eigvals),
+            "lr_critical": ((), float(dynamics.lr_critical(ntk_tt, net.out_dim))),
+        }
+    )
+
+
+# ---------------------------------------------------------------- analytic kernels
+
+
+def analytic(run: Path, out: Path, overwrite: bool = False) -> None:
+    """Infinite-width K and Θ on train and test inputs (MLP family only)."""
+    started = time.time()
+    config = load_run(run)
+    _check_out(out, overwrite)
+    model = config["model"]
+    if model["architecture"] != "fc":
+        raise StageError(
+            f"model.architecture: analytic kernels exist for 'fc' only, got "
+            f"{model['architecture']!r}; set kernels.analytic: false"
+        )
+    data = load_data(config)
+    kwargs = dict(
+        depth=model["depth"],
+        activation=model["activation"],
+        w_std=model["w_std"],
+        b_std=model["b_std"] or 0.0,
+        parameterization=model["parameterization"],
+        width=model["width"],
+    )
+    pairs = {
+        "train_train": (data.x_train, None),
+        "test_train": (data.x_test, data.x_train),
+        "test_test": (data.x_test, None),
+    }
+    dims = {
+        "train_train": ("train", "train2"),
+        "test_train": ("test", "train"),
+        "test_test": ("test", "test2"),
+    }
+    variables = {}
+    for name, (x1, x2) in pairs.items():
+        nngp, ntk = ntk_analytic.kernels(x1, x2, **kwargs)
+        variables[f"nngp_{name}"] = (dims[name], np.asarray(nngp))
+        variables[f"ntk_{name}"] = (dims[name], np.asarray(ntk))
+    block = config["kernels"]["block_size"]
+    storage.write_store(
+        xr.Dataset(variables),
+        out,
+        config=config,
+        stage="analytic",
+        wall_time=time.time() - started,
+        overwrite=overwrite,
+        chunks={"train": block, "train2": block, "test": block, "test2": block},
+    )
+
+
+# ---------------------------------------------------------------- real training
+
+
+def train(
+    run: Path, init: Path, out: Path, checkpoint: Path | None = None, overwrite: bool = False
+) -> None:
+    """Train every seed of the run from θ₀; record outputs, losses and weight changes."""
+    started = time.time()
+    config = load_run(run)
+    _check_out(out, overwrite)
+    data, net = load_data_and_network(config)
+    params0 = storage.read_params(init)
+    trajectory = _fit(
+        net.apply,
+        params0,
+        data,
+        config,
+        linearized=False,
+        checkpoint=checkpoint or _default_checkpoint(out),
+    )
+    ds = trajectory_dataset(trajectory, config)
+    storage.write_store(
+        ds,
+        out,
+        config=config,
+        stage="train",
+        params=trajectory.params,
+        wall_time=time.time() - started,
+        overwrite=overwrite,
+    )
+    _remove_checkpoint(checkpoint or _default_checkpoint(out))
+
+
+def _fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
+    training = config["training"]
+    seeds = config["seeds"]
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), TRAIN_STREAM) for s in seeds])
+    resume = _load_checkpoint(checkpoint, config) if checkpoint else None
+    every = training.get("checkpoint_every") or 0
+    last_saved = [resume.step if resume is not None else 0]
+
+    def on_segment(state):
+        if checkpoint and every and int(state.step) - last_saved[0] >= every:
+            _save_checkpoint(checkpoint, config, state)
+            last_saved[0] = int(state.step)
+
+    return ntk_train.train(
+        apply_fn,
+        params0,
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
+        loss=training["loss"],
+        optimizer=training["optimizer"],
+        learning_rate=training["learning_rate"],
+        steps=training["steps"],
+        momentum=training["momentum"] if training["optimizer"] == "momentum" else None,
+        batch_size=training["batch_size"],
+        record_steps=record_steps(config),
+        key=keys,
+        linearized=linearized,
+        state=resume,
+        on_segment=on_segment,
+        progress=_progress,
+    )
+
+
+def record_steps(config) -> np.ndarray:
+    """Log-spaced record steps in [0, T], 0 and T included (unique integers)."""
+    return ntk_train.log_record_steps(config["training"]["steps"], config["training"]["records"])
+
+
+def trajectory_dataset(trajectory, config) -> xr.Dataset:
+    """A Trajectory of :func:`ntkpipe.train.train` as the store schema of `train.zarr`."""
+    lr = config["training"]["learning_rate"]
+    steps = np.asarray(trajectory.steps)
+    return xr.Dataset(
+        {
+            "fx_train": (("seed", "step", "train", "out"), np.asarray(trajectory.fx_train)),
+            "fx_test": (("seed", "step", "test", "out"), np.asarray(trajectory.fx_test)),
+            "loss_train": (("seed", "step"), np.asarray(trajectory.loss_train)),
+            "loss_test": (("seed", "step"), np.asarray(trajectory.loss_test)),
+            "acc_train": (("seed", "step"), np.asarray(trajectory.acc_train)),
+            "acc_test": (("seed", "step"), np.asarray(trajectory.acc_test)),
+            "weight_change": (("seed", "step", "layer"), np.asarray(trajectory.weight_change)),
+            "diverged_step": (("seed",), np.asarray(trajectory.diverged_step)),
+        },
+        coords={
+            "seed": list(config["seeds"]),
+            "step": steps,
+            "t": ("step", lr * steps.astype(float)),
+            "layer": list(trajectory.layer_names),
+        },
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def load_run(path: Path) -> dict:
+    """A run's resolved config (JSON written by the workflow)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"--run: no run config at {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise StageError(f"--run: {path} is not valid JSON ({error})") from error
+
+
+def load_data(config):
+    """The run's dataset (one-hot targets for cross-entropy, ±1 for a binary MSE task)."""
+    return datasets.from_config(config)
+
+
+def load_data_and_network(config):
+    data = load_data(config)
+    return data, build_network(config["model"], data)
+
+
+def build_network(model: dict, data) -> models.Network:
+    """The network a run's `model` section describes, sized for the dataset."""
+    out_dim = data.y_train.shape[1]
+    common = dict(
+        out_dim=out_dim,
+        activation=model["activation"],
+        parameterization=model["parameterization"],
+        w_std=model["w_std"],
+        b_std=model["b_std"] or 0.0,
+    )
+    arch = model["architecture"]
+    if arch == "fc":
+        return models.mlp(depth=model["depth"], width=model["width"], **common)
+    if arch == "cnn":
+        return models.cnn(
+            depth=model["depth"], width=model["width"], input_shape=data.input_shape, **common
+        )
+    if arch == "wrn":
+        return models.wrn(
+            block_size=model["depth"],
+            channels=model["width"],
+            input_shape=data.input_shape,
+            **common,
+        )
+    raise StageError(f"model.architecture: {arch!r} is not one of fc, cnn, wrn")
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if Path(out).exists() and not overwrite:
+        raise StageError(
+            f"--out: {out} exists; pass --overwrite to replace it (nothing was computed)"
+        )
+
+
+def _progress(step, steps, loss, elapsed):
+    eta = elapsed / max(step, 1) * (steps - step)
+    _log(f"step {step}/{steps}  loss {loss:.6g}  elapsed {elapsed:.1f} s  eta {eta:.1f} s")
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _count(tree) -> int:
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+# ---------------------------------------------------------------- linearized training
+
+
+def linear(
+    run: Path,
+    init: Path,
+    kernel: Path,
+    out: Path,
+    analytic: Path | None = None,
+    overwrite: bool = False,
+) -> None:
+    """The linearized network f_lin (Eq. 5) over training, at the record steps of `train`.
+
+    MSE with full-batch GD: the discrete closed form (Eq. 8–11 with (1 − ηλ/(n·k))^i), which equals
+    gradient descent on f_lin step by step; the weights ω_t come from Eq. 8. Given `analytic`, also
+    the same closed form with the analytic Θ in place of Θ̂₀ (model "lin_analytic"). Any other loss
+    or optimizer: f_lin itself is trained with the run's optimizer.
+    """
+    started = time.time()
+    config = load_run(run)
+    _check_out(out, overwrite)
+    data, net = load_data_and_network(config)
+    params0 = storage.read_params(init)
+    training = config["training"]
+    if training["loss"] == "mse" and training["optimizer"] == "gd":
+        ds = _linear_closed_form(
+            net,
+            params0,
+            data,
+            config,
+            storage.read_store(init),
+            storage.read_store(kernel),
+            storage.read_store(analytic) if analytic else None,
+        )
+        final_params = None
+    else:
+        trajectory = _fit(net.apply, params0, data, config, linearized=True)
+        ds, final_params = trajectory_dataset(trajectory, config), trajectory.params
+    ds.attrs["method"] = "closed_form" if final_params is None else "optimized"
+    storage.write_store(
+        ds,
+        out,
+        config=config,
+        stage="linear",
+        params=final_params,
+        wall_time=time.time() - started,
+        overwrite=overwrite,
+    )
+
+
+def _linear_closed_form(net, params0, data, config, init_ds, kernel_ds, analytic_ds):
+    lr = config["training"]["learning_rate"]
+    steps = record_steps(config)
+    per_seed = []
+    for i, seed in enumerate(config["seeds"]):
+        theta0 = jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], params0)
+        f0_train = jnp.asarray(init_ds.f0_train.values[i])
+        f0_test = jnp.asarray(init_ds.f0_test.values[i])
+        ntk_tt, ntk_st = _closed_form_kernels(net, theta0, data, kernel_ds, i, config)
+        predict = dynamics.gradient_descent_mse(ntk_tt, data.y_train, lr, discrete=True)
+        fx_train, fx_test = predict(steps, f0_train, f0_test, ntk_st)
+        one = _outputs_dataset(fx_train, fx_test, data, config["training"]["loss"])
+        omega = dynamics.weights_mse(
+            net.apply, theta0, data.x_train, ntk_tt, data.y_train, lr, discrete=True
+        )
+        one["weight_change"] = (("step", "layer"), _omega_change(omega, theta0, steps))
+        if analytic_ds is not None:
+            predict_a = dynamics.gradient_descent_mse(
+                jnp.asarray(analytic_ds.ntk_train_train.values), data.y_train, lr, discrete=True
+            )
+            fa_train, fa_test = predict_a(
+                steps, f0_train, f0_test, jnp.asarray(analytic_ds.ntk_test_train.values)
+            )
+            analytic_part = _outputs_dataset(fa_train, fa_test, data, config["training"]["loss"])
+            one.update({f"{name}_analytic": var for name, var in analytic_part.items()})
+        one["diverged_step"] = ((), _first_nonfinite(steps, one.loss_train.values))
+        per_seed.append(one)
+        _log(f"linear: seed {seed} closed form at {len(steps)} steps")
+    layers = list(models.kernel_leaves(jax.tree_util.tree_map(lambda x: x[0], params0)))
+    ds = xr.concat(per_seed, dim="seed")
+    return ds.assign_coords(
+        seed=list(config["seeds"]), step=steps, t=("step", lr * steps.astype(float)), layer=layers
+    )
+
+
+def _closed_form_kernels(net, theta0, data, kernel_ds, i, config):
+    """Θ̂₀ for the closed form: the traced kernel when k = 1, the full [n, n, k, k] one else.
+
+    With k > 1 outputs the traced kernel Θ̂ ⊗ I is only the infinite-width structure; the finite
+    network's f_lin couples outputs, so the exact GD dynamics of f_lin need the full kernel.
+    """
+    if net.out_dim == 1:
+        return (
+            jnp.asarray(kernel_ds.ntk_train_train.values[i]),
+            jnp.asarray(kernel_ds.ntk_test_train.values[i]),
+        )
+    block = config["kernels"]["block_size"]
+    full_tt = ntk_kernels.empirical_ntk_full(net.apply, theta0, data.x_train, block_size=block)
+    full_st = ntk_kernels.empirical_ntk_full(
+        net.apply, theta0, data.x_test, data.x_train, block_size=block
+    )
+    return full_tt, full_st
+
+
+def _omega_change(omega, theta0, steps) -> np.ndarray:
+    """‖ω_t‖_F/‖W_0‖_F per layer at each step: [n_steps, n_layers]."""
+    w0 = models.kernel_leaves(theta0)
+    rows = []
+    for step in steps:
+        moved = models.kernel_leaves(omega(step))
+        rows.append(
+            [float(jnp.linalg.norm(moved[name]) / jnp.linalg.norm(w0[name])) for name in w0]
+        )
+    return np.asarray(rows)
+
+
+def _outputs_dataset(fx_train, fx_test, data, loss) -> xr.Dataset:
+    """Outputs [step, n, k] with their losses and accuracies, as train.zarr names them."""
+    per_step_loss = jax.vmap(ntk_train.loss_fn(loss), in_axes=(0, None))
+    per_step_acc = jax.vmap(ntk_train.accuracy, in_axes=(0, None))
+    return xr.Dataset(
+        {
+            "fx_train": (("step", "train", "out"), np.asarray(fx_train)),
+            "fx_test": (("step", "test", "out"), np.asarray(fx_test)),
+            "loss_train": (("step",), np.asarray(per_step_loss(fx_train, data.y_train))),
+            "loss_test": (("step",), np.asarray(per_step_loss(fx_test, data.y_test))),
+            "acc_train": (("step",), np.asarray(per_step_acc(fx_train, data.y_train))),
+            "acc_test": (("step",), np.asarray(per_step_acc(fx_test, data.y_test))),
+        }
+    )
+
+
+def _first_nonfinite(steps, losses) -> int:
+    bad = np.flatnonzero(~np.isfinite(losses))
+    return int(steps[bad[0]]) if bad.size else -1
+
+
+# ---------------------------------------------------------------- per-run comparison
+
+
+def compare(
+    run: Path,
+    train: Path,
+    linear: Path,
+    kernel_init: Path,
+    out: Path,
+    kernel_final: Path | None = None,
+    analytic: Path | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Metrics of one run: f against f_lin, weight changes, kernel changes and errors."""
+    from ntkpipe import metrics
+
+    started = time.time()
+    config = load_run(run)
+    _check_out(out, overwrite)
+    ds = metrics.run_metrics(
+        config,
+        trained=storage.read_store(train, stage="train"),
+        linear=storage.read_store(linear, stage="linear"),
+        kernel_init=storage.read_store(kernel_init, stage="kernels"),
+        kernel_final=storage.read_store(kernel_final, stage="kernels") if kernel_final else None,
+        analytic=storage.read_store(analytic, stage="analytic") if analytic else None,
+    )
+    storage.write_store(
+        ds,
+        out,
+        config=config,
+        stage="metrics",
+        wall_time=time.time() - started,
+        overwrite=overwrite,
+    )
+
+
+def collect(sweep: Path, runs: Path, out: Path, overwrite: bool = False) -> None:
+    """Every run's metrics in one dataset with the sweep axes as dimensions (summary.zarr)."""
+    from ntkpipe import config as ntk_config
+    from ntkpipe import metrics
+
+    started = time.time()
+    sweep_config = load_run(sweep)
+    _check_out(out, overwrite)
+    found = {}
+    for one in ntk_config.expand_runs(sweep_config):
+        path = Path(runs) / one.run_id / "metrics.zarr"
+        ds = storage.read_store(path, stage="metrics") if path.exists() else None
+        found[one.run_id] = (one, ds)
+    ds = metrics.summarize(sweep_config, found)
+    _log(f"collect: {sum(v is not None for _, v in found.values())}/{len(found)} runs")
+    storage.write_store(
+        ds,
+        out,
+        config=sweep_config,
+        stage="summary",
+        wall_time=time.time() - started,
+        overwrite=overwrite,
+    )
+
+
+# ---------------------------------------------------------------- figures and report
+
+
+def figures(summary: Path, out: Path) -> None:
+    """Every figure that applies to the sweep, as SVG files in `out`."""
+    from ntkpipe import plots
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for path in plots.make_figures(storage.read_store(summary, stage="summary"), Path(out)):
+        _log(f"figure: {path}")
+
+
+def report(summary: Path, figures: Path, out: Path) -> None:
+    """The self-contained HTML report of the sweep."""
+    from ntkpipe import report as ntk_report
+
+    paths = sorted(Path(figures).glob("*.svg")) + sorted(Path(figures).glob("*.png"))
+    ntk_report.write_report(storage.read_store(summary, stage="summary"), paths, Path(out))
+    _log(f"report: {out}")
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _default_checkpoint(out: Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt")
+
+
+def _save_checkpoint(path: Path, config: dict, state) -> None:
+    storage.save_checkpoint(path, state, fingerprint=_fingerprint(config))
+    _log(f"checkpoint: step {int(state.step)} -> {path}")
+
+
+def _load_checkpoint(path: Path, config: dict):
+    state = storage.load_checkpoint(path, fingerprint=_fingerprint(config))
+    if state is not None:
+        _log(f"checkpoint: resuming from step {int(state.step)} ({path})")
+    return state
+
+
+def _remove_checkpoint(path: Path) -> None:
+    if Path(path).exists():
+        Path(path).unlink()
+
+
+def _fingerprint(config: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,214 @@
+"""Empirical NTK and NNGP kernels (ntkpipe.kernels, paper Eq. 4, §2.3.1).
+
+The reference is the definition Θ̂_jk(x, x') = Σ_p ∂f_j(x)/∂θ_p ∂f_k(x')/∂θ_p with explicit
+jax.jacrev Jacobians in float64; the fast dense path, the generic path, blocking and the traced
+kernel must all agree with it.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from ntkpipe import kernels, models
+
+TOL = {"rtol": 1e-10, "atol": 1e-12}
+
+
+def _jacobian(apply_fn, params, x):
+    """Explicit Jacobian ∂f/∂θ [n, out, P]."""
+    flat, unravel = ravel_pytree(params)
+    return jax.jacrev(lambda p: apply_fn(unravel(p), x))(flat)
+
+
+def _reference_full(apply_fn, params, x1, x2):
+    j1, j2 = _jacobian(apply_fn, params, x1), _jacobian(apply_fn, params, x2)
+    return jnp.einsum("ajp,bkp->abjk", j1, j2)
+
+
+def _setup(activation="relu", parameterization="ntk", b_std=0.3, out_dim=3, depth=2, width=6):
+    net = models.mlp(depth, width, out_dim, activation, parameterization, w_std=1.4, b_std=b_std)
+    k1, k2, kp = jax.random.split(jax.random.PRNGKey(0), 3)
+    x1 = jax.random.normal(k1, (5, 4))
+    x2 = jax.random.normal(k2, (3, 4))
+    return net, net.init(kp, x1), x1, x2
+
+
+def _generic(net):
+    """The same network behind a plain function: takes the generic path."""
+    return lambda params, x: net.apply(params, x)
+
+
+@pytest.mark.parametrize("activation", sorted(models.ACTIVATIONS))
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+@pytest.mark.parametrize("b_std", [0.0, 0.3])
+def test_dense_path_equals_explicit_jacobians(activation, parameterization, b_std):
+    for out_dim in (1, 3):
+        net, params, x1, x2 = _setup(activation, parameterization, b_std, out_dim)
+        for xb in (x2, None):
+            ref = _reference_full(net.apply, params, x1, x1 if xb is None else xb)
+            full = kernels.empirical_ntk_full(net.apply, params, x1, xb)
+            np.testing.assert_allclose(full, ref, **TOL)
+            traced = kernels.empirical_ntk(net.apply, params, x1, xb)
+            np.testing.assert_allclose(traced, jnp.einsum("abjj->ab", ref) / out_dim, **TOL)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 4])
+def test_dense_path_any_depth(depth):
+    net, params, x1, x2 = _setup("tanh", depth=depth)
+    ref = _reference_full(net.apply, params, x1, x2)
+    np.testing.assert_allclose(kernels.empirical_ntk_full(net, params, x1, x2), ref, **TOL)
+    traced = kernels.empirical_ntk(net, params, x1, x2)
+    np.testing.assert_allclose(traced, jnp.einsum("abjj->ab", ref) / 3, **TOL)
+
+
+@pytest.mark.parametrize("out_dim", [1, 3])
+def test_traced_full_equals_empirical_ntk(out_dim):
+    net, params, x1, x2 = _setup("erf", out_dim=out_dim)
+    for apply_fn in (net.apply, _generic(net)):
+        full = kernels.empirical_ntk_full(apply_fn, params, x1, x2)
+        traced = kernels.empirical_ntk(apply_fn, params, x1, x2)
+        np.testing.assert_allclose(jnp.trace(full, axis1=2, axis2=3) / out_dim, traced, **TOL)
+
+
+def test_generic_path_equals_explicit_jacobians_and_dense_path():
+    net, params, x1, x2 = _setup("erf", "standard", 0.3, out_dim=3)
+    ref = _reference_full(net.apply, params, x1, x2)
+    generic = kernels.empirical_ntk_full(_generic(net), params, x1, x2)
+    np.testing.assert_allclose(generic, ref, **TOL)
+    np.testing.assert_allclose(
+        kernels.empirical_ntk(_generic(net), params, x1),
+        kernels.empirical_ntk(net.apply, params, x1),
+        **TOL,
+    )
+
+
+@pytest.mark.parametrize("kind", ["traced", "full"])
+@pytest.mark.parametrize("path", ["dense", "generic"])
+def test_blocked_equals_unblocked(kind, path):
+    net, params, _, _ = _setup("relu", out_dim=2)
+    x1 = jax.random.normal(jax.random.PRNGKey(5), (7, 4))
+    x2 = jax.random.normal(jax.random.PRNGKey(6), (5, 4))
+    fn = kernels.empirical_ntk if kind == "traced" else kernels.empirical_ntk_full
+    apply_fn = net.apply if path == "dense" else _generic(net)
+    for xb in (x2, None):
+        whole = fn(apply_fn, params, x1, xb)
+        for block_size in (1, 2, 3, 6, 100):  # 2, 3 and 6 do not divide 7 or 5
+            blocked = fn(apply_fn, params, x1, xb, block_size=block_size)
+            np.testing.assert_allclose(blocked, whole, **TOL)
+
+
+def test_kernel_without_x2_is_symmetric_positive_semidefinite():
+    net, params, x1, _ = _setup("tanh", out_dim=2, width=16)
+    x = jnp.concatenate([x1, x1[:2] + 0.1])
+    theta = kernels.empirical_ntk(net.apply, params, x, block_size=3)
+    np.testing.assert_array_equal(theta, theta.T)
+    assert float(jnp.linalg.eigvalsh(theta).min()) > -1e-12
+    full = kernels.empirical_ntk_full(net.apply, params, x, block_size=3)
+    np.testing.assert_array_equal(full, full.transpose(1, 0, 3, 2))
+
+
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+@pytest.mark.parametrize("b_std", [0.0, 0.3])
+def test_nngp_is_readout_layer_jacobian_gram(parameterization, b_std):
+    net, params, x1, x2 = _setup("erf", parameterization, b_std, out_dim=3)
+    readout = params["params"]["dense_2"]
+
+    def f_readout(p, x):
+        return net.apply({"params": {**params["params"], "dense_2": p}}, x)
+
+    j1, j2 = _jacobian(f_readout, readout, x1), _jacobian(f_readout, readout, x2)
+    ref = jnp.einsum("ajp,bjp->ab", j1, j2) / 3
+    np.testing.assert_allclose(kernels.empirical_nngp(net, params, x1, x2), ref, **TOL)
+    np.testing.assert_allclose(kernels.empirical_nngp(_generic(net), params, x1, x2), ref, **TOL)
+    np.testing.assert_allclose(
+        kernels.empirical_nngp(net, params, x1, x2, block_size=2), ref, **TOL
+    )
+
+
+def test_nngp_in_ntk_parameterization_is_sigma_w2_mean_of_features_plus_sigma_b2():
+    net, params, x1, x2 = _setup("relu", "ntk", 0.3, out_dim=2, depth=1, width=9)
+    w0 = params["params"]["dense_0"]
+    phi = lambda x: jax.nn.relu(1.4 / 2.0 * x @ w0["kernel"] + 0.3 * w0["bias"])  # d_in = 4
+    expected = 1.4**2 * phi(x1) @ phi(x2).T / 9 + 0.3**2
+    np.testing.assert_allclose(kernels.empirical_nngp(net, params, x1, x2), expected, **TOL)
+
+
+class _ConvNet(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = jnp.tanh(nn.Conv(3, (2, 2), name="conv_0")(x))
+        return nn.Dense(2, name="readout")(x.reshape(x.shape[0], -1))
+
+
+def test_generic_path_on_a_conv_net():
+    module = _ConvNet()
+    x1 = jax.random.normal(jax.random.PRNGKey(1), (5, 3, 3, 1))
+    x2 = jax.random.normal(jax.random.PRNGKey(2), (4, 3, 3, 1))
+    params = module.init(jax.random.PRNGKey(0), x1)
+    ref = _reference_full(module.apply, params, x1, x2)
+    full = kernels.empirical_ntk_full(module.apply, params, x1, x2, block_size=2)
+    np.testing.assert_allclose(full, ref, **TOL)
+    traced = kernels.empirical_ntk(module.apply, params, x1, block_size=3)
+    ref11 = _reference_full(module.apply, params, x1, x1)
+    np.testing.assert_allclose(traced, jnp.einsum("abjj->ab", ref11) / 2, **TOL)
+    # NNGP: Jacobian Gram of the readout layer (the last kernel leaf) only.
+    readout = params["params"]["readout"]
+
+    def f_readout(p, x):
+        return module.apply({"params": {**params["params"], "readout": p}}, x)
+
+    j1, j2 = _jacobian(f_readout, readout, x1), _jacobian(f_readout, readout, x2)
+    np.testing.assert_allclose(
+        kernels.empirical_nngp(module.apply, params, x1, x2),
+        jnp.einsum("ajp,bjp->ab", j1, j2) / 2,
+        **TOL,
+    )
+
+
+def test_usable_under_jit_and_vmap_over_seeds():
+    net, _, x1, x2 = _setup("relu", out_dim=2)
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    params = jax.vmap(net.init, in_axes=(0, None))(keys, x1)
+    batched = jax.jit(jax.vmap(lambda p: kernels.empirical_ntk(net.apply, p, x1, x2)))(params)
+    for s in range(2):
+        p = jax.tree.map(lambda a, s=s: a[s], params)
+        np.testing.assert_allclose(batched[s], kernels.empirical_ntk(net.apply, p, x1, x2), **TOL)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"x2": jnp.ones((3, 5))}, "same feature shape"),
+        ({"x1": jnp.ones(4)}, "x1 must be a batch"),
+        ({"x1": jnp.ones((0, 4))}, "x1 must be a batch"),
+        ({"block_size": 0}, "block_size"),
+        ({"block_size": -2}, "block_size"),
+        ({"block_size": 2.5}, "block_size"),
+        ({"block_size": True}, "block_size"),
+    ],
+)
+def test_bad_inputs_are_clear_errors(change, message):
+    net, params, x1, _ = _setup()
+    args = {"x1": x1, "x2": None, "block_size": None, **change}
+    for fn in (kernels.empirical_ntk, kernels.empirical_ntk_full, kernels.empirical_nngp):
+        for apply_fn in (net.apply, _generic(net)):
+            with pytest.raises(ValueError, match=message):
+                fn(apply_fn, params, args["x1"], args["x2"], block_size=args["block_size"])
+
+
+def test_mlp_input_dimension_and_params_are_checked():
+    net, params, _, _ = _setup()
+    with pytest.raises(ValueError, match=r"x1 must have shape \[n, 4\]"):
+        kernels.empirical_ntk(net.apply, params, jnp.ones((3, 5)))
+    with pytest.raises(ValueError, match=r"x2 must have shape \[n, 4\]"):
+        kernels.empirical_ntk(net.apply, params, jnp.ones((3, 4)), jnp.ones((2, 4, 1)))
+    with pytest.raises(ValueError, match="dense_2"):
+        kernels.empirical_ntk(net.apply, {"params": {"dense_0": {}}}, jnp.ones((3, 4)))
+
+
+def test_generic_apply_must_return_batch_of_outputs():
+    with pytest.raises(ValueError, match=r"must return one array \[n, out\]"):
+        kernels.empirical_ntk(lambda p, x: jnp.sum(x * p, axis=1), jnp.ones(4), jnp.ones((3, 4)))

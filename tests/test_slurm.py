@@ -1,0 +1,191 @@
+"""The shipped SLURM profile against a real slurmctld (marker `slurm`).
+
+Needs a SLURM cluster whose controller answers, e.g. the one-node cluster of `.ci/slurm-up` (run
+as root; `.ci/slurm-down` stops it). Without one the tests skip, saying why; with
+NTKPIPE_REQUIRE_SLURM=1 (CI) they fail instead, and with NTKPIPE_SLURM_UP=1 the fixture starts
+the cluster itself with `.ci/slurm-up` and stops it afterwards.
+
+Every job goes through `snakemake --profile workflow/profiles/slurm`: sbatch, the plugin's squeue
+status queries (there is no accounting database), retries with `attempt`-dependent memory, and
+the jobs' `python -m snakemake` on the node.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "workflow" / "profiles" / "slurm"
+TIMEOUT_S = 240  # one snakemake run; the tiny workflows below take ~1 min on 2 cores
+
+# Two rules, each a separate SLURM job that records what SLURM gave it. `second` fails on its
+# first attempt: the profile's retries resubmit it, asking for memory that grows with `attempt`.
+TWO_RULES = textwrap.dedent(
+    """
+    RECORD = "scontrol show job --oneliner $SLURM_JOB_ID"  # what SLURM allocated to this job
+
+    rule all:
+        input: "second.txt"
+
+    rule first:
+        output: "first.txt"
+        threads: 1
+        resources: mem_mb=300, runtime=5
+        shell: RECORD + " > {output}"
+
+    rule second:
+        input: "first.txt"
+        output: "second.txt"
+        threads: 2
+        resources: mem_mb=lambda wildcards, attempt: 200 * attempt, runtime=7
+        shell:
+            "echo $SLURM_JOB_ID >> attempts.txt; "
+            "if [ $(wc -l < attempts.txt) -lt 2 ]; then exit 3; fi; "
+            + RECORD + " > {output}"
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A SLURM controller that answers (skip, or fail in CI, when there is none)."""
+    problem = _cluster_problem()
+    started = False
+    if problem and os.environ.get("NTKPIPE_SLURM_UP") == "1":
+        subprocess.run([str(REPO / ".ci" / "slurm-up")], check=True, timeout=600)
+        started = True
+        problem = _cluster_problem()
+    if problem:
+        if os.environ.get("NTKPIPE_REQUIRE_SLURM") == "1":
+            pytest.fail(f"NTKPIPE_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+    yield
+    if started:
+        subprocess.run([str(REPO / ".ci" / "slurm-down")], check=False, timeout=120)
+
+
+def test_two_rule_workflow_runs_as_slurm_jobs_through_the_shipped_profile(cluster, tmp_path):
+    (tmp_path / "Snakefile").write_text(TWO_RULES)
+    started = time.monotonic()
+    _snakemake_on_slurm(tmp_path, "--snakefile", str(tmp_path / "Snakefile"))
+    elapsed = time.monotonic() - started
+
+    first = _record(tmp_path / "first.txt")
+    second = _record(tmp_path / "second.txt")
+    attempts = (tmp_path / "attempts.txt").read_text().split()
+    # Each rule ran in its own SLURM job, on the cluster's default partition.
+    assert first["JobId"] != second["JobId"]
+    assert first["Partition"] == second["Partition"] == _default_partition()
+    # The rules' resources reached sbatch: threads -> --cpus-per-task, mem_mb -> --mem,
+    # runtime (minutes) -> --time.
+    assert (first["CPUs/Task"], first["MinMemoryNode"], first["TimeLimit"]) == (
+        "1",
+        "300M",
+        "00:05:00",
+    )
+    # `second` failed once and was resubmitted (a new job) with the memory of attempt 2.
+    assert len(attempts) == 2 and attempts[1] == second["JobId"] != attempts[0]
+    assert (second["CPUs/Task"], second["MinMemoryNode"], second["TimeLimit"]) == (
+        "2",
+        "400M",
+        "00:07:00",
+    )
+    print(f"two-rule workflow through SLURM: {elapsed:.0f} s")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _cluster_problem() -> str | None:
+    """Why the SLURM tests cannot run here, or None when a controller answers."""
+    missing = [tool for tool in ("sinfo", "sbatch", "squeue", "scontrol") if not shutil.which(tool)]
+    if missing:
+        return (
+            f"SLURM client commands not found ({', '.join(missing)}): install slurm-client "
+            "(Debian: apt-get install slurmctld slurmd munge) and start a cluster with "
+            ".ci/slurm-up (as root)"
+        )
+    try:
+        ping = subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return (
+            "no SLURM controller answers `scontrol ping` within 20 s: start one with .ci/slurm-up"
+        )
+    if "UP" not in ping.stdout:
+        said = (ping.stdout + ping.stderr).strip().splitlines() or ["scontrol ping: no answer"]
+        return f"no SLURM controller answers ({said[-1]}): start one with .ci/slurm-up"
+    if _default_partition() is None:
+        return "the SLURM cluster has no default partition with a usable node (sinfo)"
+    return None
+
+
+def _default_partition() -> str | None:
+    """The partition sinfo marks as default ('*'), if one of its nodes is idle or mixed."""
+    out = subprocess.run(
+        ["sinfo", "-h", "-o", "%P %t"], capture_output=True, text=True, timeout=20, check=False
+    ).stdout
+    for line in out.splitlines():
+        name, _, state = line.partition(" ")
+        if name.endswith("*") and state.strip() in {"idle", "mix", "alloc"}:
+            return name[:-1]
+    return None
+
+
+def _snakemake_on_slurm(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`snakemake --profile <shipped>` in `workdir`; on failure, the tail of its output and logs."""
+    prefix = f"ntkpipetest{os.getpid()}"
+    command = [
+        sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--directory", str(workdir),
+        # First status query after 2 s (the profile waits 20 s, for large sweeps).
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-jobname-prefix", prefix, *args,
+    ]  # fmt: skip
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    try:
+        result = subprocess.run(
+            command, cwd=workdir, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired as error:
+        _cancel_jobs(prefix)
+        pytest.fail(f"snakemake on SLURM did not finish in {TIMEOUT_S} s:\n{_tail(error.stderr)}")
+    if result.returncode != 0:
+        logs = "\n".join(
+            f"--- {log}\n{log.read_text()[-2000:]}"
+            for log in sorted(workdir.glob(".snakemake/slurm_logs/**/*.log"))
+        )
+        pytest.fail(
+            f"snakemake on SLURM failed ({result.returncode}):\n{_tail(result.stderr)}\n{logs}"
+        )
+    return result
+
+
+def _cancel_jobs(prefix: str) -> None:
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=False
+    ).stdout
+    ids = [line.split()[0] for line in out.splitlines() if line.split()[1].startswith(prefix)]
+    if ids:
+        subprocess.run(["scancel", *ids], check=False)
+
+
+def _record(path: Path) -> dict[str, str]:
+    """The `key=value` fields of `scontrol show job --oneliner` written by a job (TWO_RULES)."""
+    return dict(item.split("=", 1) for item in path.read_text().split() if "=" in item)
+
+
+def _tail(text: str | bytes | None, size: int = 6000) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return (text or "")[-size:]

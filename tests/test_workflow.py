@@ -1,0 +1,140 @@
+"""End to end: the real `snakemake` command on a tiny config in a temporary directory.
+
+One module-scoped sweep is run once; the incremental-rerun tests then ask Snakemake (dry run)
+what it would do after a change, and the bad-input tests check that nothing starts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from tests.workflow_helpers import CONFIGS, REPO, job_counts, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+TINY = CONFIGS / "tiny.yaml"
+RUN_STAGES = {"init", "kernel_init", "train", "kernel_final", "linear", "compare"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A tiny sweep run to its report."""
+    workdir = tmp_path_factory.mktemp("sweep")
+    config = shutil.copy(TINY, workdir / "tiny.yaml")
+    snakemake(workdir, config)
+    return workdir, config
+
+
+def test_every_store_and_the_report_exist(finished):
+    workdir, _ = finished
+    out = workdir / "results" / "tiny"
+    runs = sorted(p.parent.relative_to(out / "runs") for p in out.glob("runs/**/metrics.zarr"))
+    assert [str(r) for r in runs] == [
+        "width~16/seeds~0",
+        "width~16/seeds~1",
+        "width~64/seeds~0",
+        "width~64/seeds~1",
+    ]
+    for run in runs:
+        for store in ("init", "kernel_init", "kernel_final", "train", "linear", "metrics"):
+            ds = xr.open_zarr(out / "runs" / run / f"{store}.zarr")
+            assert json.loads(ds.attrs["config"])["run_id"] == str(run)
+    assert (out / "report.html").stat().st_size > 10_000
+    assert list((out / "figures").glob("*.svg"))
+
+
+def test_summary_has_the_sweep_axes_as_dimensions(finished):
+    workdir, _ = finished
+    summary = xr.open_zarr(workdir / "results" / "tiny" / "summary.zarr")
+    assert summary.sizes["width"] == 2 and summary.sizes["seed"] == 2
+    assert set(summary.model.values) >= {"net", "lin"}
+    assert np.isfinite(summary.rmse_train.values).all()
+    assert set(np.unique(summary.status.values)) <= {"ok", "lr_above_critical"}
+
+
+def test_stores_follow_the_schema(finished):
+    workdir, _ = finished
+    run = workdir / "results" / "tiny" / "runs" / "width~64" / "seeds~0"
+    train = xr.open_zarr(run / "train.zarr")
+    assert train.fx_train.dims == ("seed", "step", "train", "out")
+    assert train.weight_change.dims == ("seed", "step", "layer")
+    kernel = xr.open_zarr(run / "kernel_init.zarr")
+    assert kernel.ntk_train_train.dims == ("seed", "train", "train2")
+    for key in ("ntkpipe_version", "jax_version", "device", "wall_time_s"):
+        assert key in train.attrs, key
+
+
+def test_nothing_to_do_after_a_complete_run(finished):
+    workdir, config = finished
+    assert job_counts(snakemake(workdir, config, "-n").stdout) == {}
+
+
+def test_forcerun_a_stage_reruns_it_and_downstream_only(finished):
+    workdir, config = finished
+    counts = job_counts(snakemake(workdir, config, "-n", "--forcerun", "train").stdout)
+    assert counts["train"] == 4
+    assert "linear" not in counts and "init" not in counts and "kernel_init" not in counts
+    assert {"kernel_final", "compare", "collect", "figures", "report"} <= set(counts)
+
+
+def test_adding_a_width_runs_only_the_new_runs(finished):
+    workdir, _ = finished
+    wider = write_config(workdir / "wider.yaml", TINY, sweep={"model.width": [16, 64, 32]})
+    counts = job_counts(snakemake(workdir, wider, "-n").stdout)
+    assert counts["init"] == 2 and counts["train"] == 2 and counts["kernel_init"] == 2
+    assert counts["collect"] == 1
+
+
+def test_changing_the_learning_rate_keeps_init_and_initial_kernels(finished):
+    workdir, _ = finished
+    slower = write_config(workdir / "slower.yaml", TINY, training__learning_rate=0.5)
+    counts = job_counts(snakemake(workdir, slower, "-n").stdout)
+    assert "init" not in counts and "kernel_init" not in counts and "analytic" not in counts
+    assert counts["train"] == 4 and counts["linear"] == 4
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"model__activation": "softplus"}, ["model.activation", "softplus", "relu"]),
+        ({"sweep": {"model.width": [16, 0]}}, ["model.width", "0"]),
+        ({"data__n_train": 100000}, ["data.n_train", "100000"]),
+        ({"model__colour": "blue"}, ["model", "colour"]),
+        ({"data__dataset": "mnist", "data__root": "/nonexistent"}, ["data.root", "/nonexistent"]),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, changes, expected):
+    bad = write_config(tmp_path / "bad.yaml", TINY, **changes)
+    result = snakemake(tmp_path, bad, check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    for fragment in expected:
+        assert fragment in message, (fragment, message[-3000:])
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_passes():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--lint",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--configfile",
+            str(TINY),
+            "--directory",
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

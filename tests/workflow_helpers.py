@@ -1,0 +1,68 @@
+"""Running the real `snakemake` command on a config in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def snakemake(workdir: Path, config: Path, *args: str, check: bool = True, cores: int = 2):
+    """Run snakemake on the repository's Snakefile with `workdir` as working directory."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        str(cores),
+        "--rerun-incomplete",
+        *args,
+    ]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake (dry) run: {rule: count}."""
+    counts = {}
+    table = output.split("Job stats:", 1)
+    if len(table) < 2:
+        return counts
+    for line in table[1].splitlines()[3:]:
+        match = re.match(r"^(\S+)\s+(\d+)\s*$", line)
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def write_config(path: Path, base: Path, **changes) -> Path:
+    """A copy of config `base` with dotted-path `changes` applied (e.g. training__steps=8)."""
+    config = yaml.safe_load(base.read_text())
+    for dotted, value in changes.items():
+        keys = dotted.split("__")
+        node = config
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -1,0 +1,90 @@
+# Per-run comparison of f and f_lin, the sweep summary, figures and the report.
+
+
+rule compare:
+    """Metrics of one run: losses of f and f_lin, RMSE between them, weight and kernel changes."""
+    input:
+        run=f"{OUT}/runs/{{run}}/run.json",
+        train=f"{OUT}/runs/{{run}}/train.zarr",
+        linear=f"{OUT}/runs/{{run}}/linear.zarr",
+        kernel_init=f"{OUT}/runs/{{run}}/kernel_init.zarr",
+        kernel_final=final_kernel_of_run,
+        analytic=analytic_of_run,
+    output:
+        store=directory(f"{OUT}/runs/{{run}}/metrics.zarr"),
+    log:
+        f"{OUT}/logs/compare/{{run}}.log",
+    threads: 1
+    resources:
+        **resources_of("compare"),
+    params:
+        optional=lambda wc, input: " ".join(
+            f"--{name.replace('_', '-')} {input[name]}"
+            for name in ("kernel_final", "analytic")
+            if input.get(name)
+        ),
+    shell:
+        "ntkpipe compare --run {input.run} --train {input.train} --linear {input.linear}"
+        " --kernel-init {input.kernel_init} {params.optional}"
+        " --out {output.store} --threads {threads} > {log} 2>&1"
+
+
+rule collect:
+    """All runs' metrics in one dataset whose dimensions are the sweep axes."""
+    input:
+        sweep=f"{OUT}/sweep.json",
+        metrics=per_run("metrics.zarr"),
+    output:
+        store=directory(f"{OUT}/summary.zarr"),
+    log:
+        f"{OUT}/logs/collect.log",
+    params:
+        runs_dir=f"{OUT}/runs",
+    threads: 1
+    shell:
+        "ntkpipe collect --sweep {input.sweep} --runs {params.runs_dir}"
+        " --out {output.store} > {log} 2>&1"
+
+
+rule sweep_config:
+    """The validated sweep config with every default filled in."""
+    output:
+        f"{OUT}/sweep.json",
+    params:
+        content=json.dumps(SWEEP, indent=1, sort_keys=True),
+    localrule: True
+    run:
+        ntk_config.write_if_changed(output[0], params.content)
+
+
+rule figures:
+    """The paper's figures for this sweep (seaborn, SVG)."""
+    input:
+        summary=f"{OUT}/summary.zarr",
+    output:
+        figures=report(
+            directory(f"{OUT}/figures"),
+            patterns=["{name}.svg"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    log:
+        f"{OUT}/logs/figures.log",
+    threads: 1
+    shell:
+        "ntkpipe figures --summary {input.summary} --out {output.figures} > {log} 2>&1"
+
+
+rule report:
+    """One self-contained HTML page: config, runs, paper claims, figures, summary."""
+    input:
+        summary=f"{OUT}/summary.zarr",
+        figures=f"{OUT}/figures",
+    output:
+        html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report"),
+    log:
+        f"{OUT}/logs/report.log",
+    threads: 1
+    shell:
+        "ntkpipe report --summary {input.summary} --figures {input.figures}"
+        " --out {output.html} > {log} 2>&1"

@@ -1,0 +1,44 @@
+# Init-sampling: θ₀ for every seed of a run, and f₀ on the train and test inputs.
+
+
+rule model_config:
+    """The config that init-sampling and the initial kernels depend on.
+
+    Rewritten only when its content changes (params trigger), so that changing
+    e.g. the learning rate does not rerun init-sampling.
+    """
+    output:
+        f"{OUT}/runs/{{run}}/model.json",
+    params:
+        content=lambda wc: stage_json(wc.run, "init"),
+    localrule: True
+    run:
+        ntk_config.write_if_changed(output[0], params.content)
+
+
+rule run_config:
+    """The complete resolved config of a run (training and later stages)."""
+    output:
+        f"{OUT}/runs/{{run}}/run.json",
+    params:
+        content=lambda wc: stage_json(wc.run, "train"),
+    localrule: True
+    run:
+        ntk_config.write_if_changed(output[0], params.content)
+
+
+rule init:
+    """Sample θ₀ (all seeds of the run, vmapped) and evaluate f₀."""
+    input:
+        run=f"{OUT}/runs/{{run}}/model.json",
+    output:
+        store=directory(f"{OUT}/runs/{{run}}/init.zarr"),
+    log:
+        f"{OUT}/logs/init/{{run}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/init/{{run}}.tsv"
+    threads: 1
+    resources:
+        **resources_of("init"),
+    shell:
+        "ntkpipe init --run {input.run} --out {output.store} --threads {threads} > {log} 2>&1"

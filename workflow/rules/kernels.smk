@@ -1,0 +1,67 @@
+# Empirical kernels Θ̂, K̂ at θ₀ and at the end of training; analytic Θ, K.
+
+
+rule kernel_init:
+    """Θ̂₀ and K̂₀ (blocked), their spectrum and the critical learning rate."""
+    input:
+        run=f"{OUT}/runs/{{run}}/model.json",
+        init=f"{OUT}/runs/{{run}}/init.zarr",
+    output:
+        store=directory(f"{OUT}/runs/{{run}}/kernel_init.zarr"),
+    log:
+        f"{OUT}/logs/kernel_init/{{run}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/kernel_init/{{run}}.tsv"
+    threads: 2
+    resources:
+        **resources_of("kernels"),
+    shell:
+        "ntkpipe kernels --run {input.run} --params {input.init}"
+        " --out {output.store} --threads {threads} > {log} 2>&1"
+
+
+rule kernel_final:
+    """Θ̂_T and K̂_T at the trained parameters θ_T."""
+    input:
+        run=f"{OUT}/runs/{{run}}/run.json",
+        trained=f"{OUT}/runs/{{run}}/train.zarr",
+    output:
+        store=directory(f"{OUT}/runs/{{run}}/kernel_final.zarr"),
+    log:
+        f"{OUT}/logs/kernel_final/{{run}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/kernel_final/{{run}}.tsv"
+    threads: 2
+    resources:
+        **resources_of("kernels"),
+    shell:
+        "ntkpipe kernels --run {input.run} --params {input.trained}"
+        " --out {output.store} --threads {threads} > {log} 2>&1"
+
+
+rule analytic_config:
+    """The config of one analytic kernel (shared by every width of the NTK parameterization)."""
+    output:
+        f"{OUT}/analytic/{{akey}}/analytic.json",
+    params:
+        content=lambda wc: analytic_json(wc.akey),
+    localrule: True
+    run:
+        ntk_config.write_if_changed(output[0], params.content)
+
+
+rule analytic:
+    """Infinite-width NNGP K and NTK Θ on the train and test inputs."""
+    input:
+        run=f"{OUT}/analytic/{{akey}}/analytic.json",
+    output:
+        store=directory(f"{OUT}/analytic/{{akey}}/analytic.zarr"),
+    log:
+        f"{OUT}/logs/analytic/{{akey}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/analytic/{{akey}}.tsv"
+    threads: 1
+    resources:
+        **resources_of("analytic"),
+    shell:
+        "ntkpipe analytic --run {input.run} --out {output.store} --threads {threads} > {log} 2>&1"
