@@ -31,8 +31,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.handler(args)
-    except NtkpipeError as error:
+    except (NtkpipeError, ValueError, OSError) as error:
+        if os.environ.get("NTKPIPE_DEBUG"):
+            raise
         print(f"ntkpipe {args.command}: error: {error}", file=sys.stderr)
+        print("(set NTKPIPE_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
     return 0
 
@@ -61,7 +64,7 @@ def pin_threads(threads: int) -> None:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntkpipe",
-        description="Stages of the ntkpipe workflow (Lee et al. 2019, wide networks as linear models).",
+        description="Stages of the ntkpipe workflow (Lee et al. 2019: wide networks are linear).",
     )
     parser.add_argument("--version", action="version", version=f"ntkpipe {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -27,13 +27,15 @@ def _problem(out_dim, seed=0, depth=1, width=12):
     params = net.init(kp, x)
     flat, unravel = ravel_pytree(params)
 
-    jac = jax.jacrev(lambda p: net.apply(unravel(p), jnp.concatenate([x, xt])))(flat)
+    both = jnp.concatenate([x, xt])
+    jac = jax.jit(jax.jacrev(lambda p: net.apply(unravel(p), both)))(flat)
     j, jt = jac[:N], jac[N:]  # [n, k, P]
+    f_both = net.apply(params, both)
     full = jnp.einsum("iap,jbp->ijab", j, j)
     full_st = jnp.einsum("iap,jbp->ijab", jt, j)
     return dict(
         net=net, params=params, x=x, xt=xt, y=y,
-        f0=net.apply(params, x), g0=net.apply(params, xt),
+        f0=f_both[:N], g0=f_both[N:], gd_step=_gd_step(net, params, x, xt, y),
         full=full, full_st=full_st,
         traced=jnp.einsum("ijaa->ij", full) / out_dim,
         traced_st=jnp.einsum("ijaa->ij", full_st) / out_dim,
@@ -49,15 +51,27 @@ def _f_lin(net, params0):
     return f_lin
 
 
+def _gd_step(net, params0, x, xt, y):
+    """One explicit gradient-descent step on ½·mean((f_lin − y)²), with f_lin on X and X_T."""
+    f_lin = _f_lin(net, params0)
+    loss = lambda params: 0.5 * jnp.mean((f_lin(params, x) - y) ** 2)
+
+    @jax.jit
+    def step(params, learning_rate):
+        outputs = (f_lin(params, x), f_lin(params, xt))
+        grad = jax.grad(loss)(params)
+        return jax.tree.map(lambda a, g: a - learning_rate * g, params, grad), outputs
+
+    return step
+
+
 def _gd_on_f_lin(p, learning_rate, steps):
-    """Explicit gradient descent on ½·mean((f_lin − y)²): parameters and outputs per step."""
-    f_lin = _f_lin(p["net"], p["params"])
-    loss = lambda params: 0.5 * jnp.mean((f_lin(params, p["x"]) - p["y"]) ** 2)
-    grad = jax.jit(jax.grad(loss))
+    """Parameters θ_i and outputs f_lin(θ_i, X), f_lin(θ_i, X_T) for i = 0 … steps."""
     params, history = p["params"], []
     for _ in range(steps + 1):
-        history.append((params, f_lin(params, p["x"]), f_lin(params, p["xt"])))
-        params = jax.tree.map(lambda a, g: a - learning_rate * g, params, grad(params))
+        new, (f, g) = p["gd_step"](params, learning_rate)
+        history.append((params, f, g))
+        params = new
     return history
 
 
