@@ -18,6 +18,7 @@ include: "workflow/rules/init.smk"
 include: "workflow/rules/kernels.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/linear.smk"
+include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/analysis.smk"
 
 

@@ -14,8 +14,9 @@ and standard parameterization with the width given, with and without bias, d_in 
 - ``kernels.empirical_ntk`` (dense path, ``net.apply``) and the generic path (a plain lambda),
   and ``kernels.empirical_ntk_full``, with the same weights, vs ``nt.empirical_ntk_fn``
   (STRUCTURED_DERIVATIVES and JACOBIAN_CONTRACTION; ``trace_axes=(-1,)`` resp. ``()``);
-- ``dynamics.gradient_descent_mse`` (continuous; train and test, t from 0 to ∞) vs
-  ``nt.predict.gradient_descent_mse``; ``discrete=True`` vs the explicit iteration
+- ``dynamics.gradient_descent_mse`` (continuous; train and test, t from 0 to ∞; traced
+  kernels [n, n] and full kernels [n, n, k, k]) vs ``nt.predict.gradient_descent_mse``
+  (``trace_axes=(-1,)`` resp. ``()``); ``discrete=True`` vs the explicit iteration
   f_{i+1} = f_i − η/(n·k) Θ̂ (f_i − y) (numpy; neural-tangents' closed form is continuous only);
   ``dynamics.lr_critical`` vs 2·n·k/(λ_min + λ_max) (numpy; neural-tangents'
   ``max_learning_rate`` is 2·n·k/λ_max, a different quantity);
@@ -144,9 +145,20 @@ def check_gd_mse(cfg, d, nt):
         np.append(TIMES, np.inf), g["fx_train_0"], g["fx_test_0"], g["k_test_train"]
     )
     key = f"{cfg['name']}:gd"
-    return [
+    out = [
         ("dynamics.gradient_descent_mse train", fx_train_t, nt[f"{key}/fx_train_t"], "nt"),
         ("dynamics.gradient_descent_mse test", fx_test_t, nt[f"{key}/fx_test_t"], "nt"),
+    ]
+    full = d["gd_full"]
+    predict = dynamics.gradient_descent_mse(full["k_train_train"], g["y_train"], LEARNING_RATE)
+    fx_train_t, fx_test_t = predict(
+        np.append(TIMES, np.inf), g["fx_train_0"], g["fx_test_0"], full["k_test_train"]
+    )
+    key, label, ref = f"{cfg['name']}:gdfull", "dynamics.gradient_descent_mse full", "nt, full"
+    return [
+        *out,
+        (f"{label} train", fx_train_t, nt[f"{key}/fx_train_t"], ref),
+        (f"{label} test", fx_test_t, nt[f"{key}/fx_test_t"], ref),
     ]
 
 
@@ -290,6 +302,11 @@ def _data(cfg, seed: int) -> dict:
         "fx_train_0": rng.standard_normal((N_TRAIN, k)),
         "fx_test_0": rng.standard_normal((N_TEST, k)),
     }
+    # the same for a full kernel [n, n, k, k]: a Gram of features [n, k, m] plus 0.1 · I
+    feats = rng.standard_normal((N_TRAIN + N_TEST, k, 4 * N_TRAIN * k))
+    kern = np.einsum("ajm,blm->abjl", feats, feats) / feats.shape[2]
+    kern += 0.1 * np.eye(N_TRAIN + N_TEST)[:, :, None, None] * np.eye(k)
+    gd_full = {"k_train_train": kern[:N_TRAIN, :N_TRAIN], "k_test_train": kern[N_TRAIN:, :N_TRAIN]}
     # a linear network's kernels have rank ≤ d_in + 1: keep them invertible (NT uses Cholesky)
     n_pred = min(N_TRAIN, d_in) if cfg["activation"] == "identity" else N_TRAIN
     pred = {
@@ -297,7 +314,7 @@ def _data(cfg, seed: int) -> dict:
         "x_test": rng.standard_normal((N_TEST, d_in)),
         "y_train": rng.standard_normal((n_pred, k)),
     }
-    return dict(x1=x1, x2=x2, net=net, params=params, gd=gd, pred=pred)
+    return dict(x1=x1, x2=x2, net=net, params=params, gd=gd, gd_full=gd_full, pred=pred)
 
 
 def _nt_request(configs, data):
@@ -313,6 +330,8 @@ def _nt_request(configs, data):
             dict(name=f"{name}:emp", kind="empirical_ntk", implementations=list(NT_IMPLS),
                  full=True, **net_fields),
             dict(name=f"{name}:gd", kind="gd_mse", learning_rate=LEARNING_RATE),
+            dict(name=f"{name}:gdfull", kind="gd_mse", learning_rate=LEARNING_RATE,
+                 trace_axes=[]),
             dict(name=f"{name}:ens", kind="gd_mse_ensemble", learning_rate=LEARNING_RATE,
                  **net_fields),
         ]  # fmt: skip
@@ -326,6 +345,9 @@ def _nt_request(configs, data):
             if "bias" in layer:
                 arrays[f"{name}:emp/b_{i}"] = np.asarray(layer["bias"])
         arrays.update({f"{name}:gd/{k}": v for k, v in d["gd"].items()})
+        arrays.update({f"{name}:gdfull/{k}": v for k, v in d["gd"].items()})
+        arrays.update({f"{name}:gdfull/{k}": v for k, v in d["gd_full"].items()})
+        arrays[f"{name}:gdfull/t"] = np.append(TIMES, np.inf)
         arrays.update({f"{name}:ens/{k}": v for k, v in d["pred"].items()})
     return {"x64": True, "tasks": tasks}, arrays
 

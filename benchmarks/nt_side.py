@@ -27,7 +27,8 @@ Task kinds (network fields: ``depth``, ``width``, ``out_dim``, ``activation``,
   scalars: seconds of every timed call per implementation.
 - ``gd_mse``: ``nt.predict.gradient_descent_mse``.
   In: ``k_train_train``, ``y_train``, ``t``, ``fx_train_0``, optional ``fx_test_0`` and
-  ``k_test_train``. Fields: ``learning_rate``, ``repeats``.
+  ``k_test_train``. Fields: ``learning_rate``, ``repeats``, ``trace_axes`` (default [-1];
+  [] for full kernels [n, n, k, k]).
   Out: ``fx_train_t``, ``fx_test_t``; scalars: seconds of every factory + predict.
 - ``gd_mse_ensemble``: ``nt.predict.gradient_descent_mse_ensemble`` on the analytic
   kernel of the MLP. In: ``x_train``, ``y_train``, ``x_test``, ``t``. Field:
@@ -125,7 +126,10 @@ def gd_mse(task: dict, inputs: dict):
 
     def factory_and_predict():
         predict = nt.predict.gradient_descent_mse(
-            x["k_train_train"], x["y_train"], learning_rate=task["learning_rate"]
+            x["k_train_train"],
+            x["y_train"],
+            learning_rate=task["learning_rate"],
+            trace_axes=tuple(task.get("trace_axes", (-1,))),
         )
         if "fx_test_0" in x:
             return predict(x["t"], x["fx_train_0"], x["fx_test_0"], x["k_test_train"])

@@ -167,7 +167,7 @@ def nngp_posterior(
     )
     if not _is_number(diag_reg) or not diag_reg >= 0 or not math.isfinite(diag_reg):
         raise ValueError(f"diag_reg must be a finite number ≥ 0; got {diag_reg!r}.")
-    return _nngp_posterior(k_tt, k_st, k_ss, y, float(diag_reg))
+    return _nngp_posterior(k_tt, k_st, k_ss, y, jnp.asarray(diag_reg, k_tt.dtype))
 
 
 def ntk_gp_predictive(
@@ -219,11 +219,12 @@ def ntk_gp_predictive(
         )
     _check_learning_rate(learning_rate)
     times = None if t is None else _check_times(t)
-    rate = learning_rate / y.size
-    if times is None:
-        return _ntk_gp(theta, theta_st, k_tt, k_st, k_ss, y, None, rate)
-    mean, cov = _ntk_gp(theta, theta_st, k_tt, k_st, k_ss, y, times.reshape(-1), rate)
-    return mean.reshape(times.shape + mean.shape[1:]), cov.reshape(times.shape + cov.shape[1:])
+    rate = jnp.asarray(learning_rate / y.size, k_tt.dtype)
+    flat = jnp.full((1,), jnp.inf) if times is None else times.reshape(-1)
+    theta_st = theta_st.astype(k_tt.dtype)
+    mean, cov = _ntk_gp(theta, theta_st, k_tt, k_st, k_ss, y, flat.astype(k_tt.dtype), rate)
+    shape = () if times is None else times.shape
+    return mean.reshape(shape + mean.shape[1:]), cov.reshape(shape + cov.shape[1:])
 
 
 # ----------------------------------------------------------------------------- private helpers
@@ -338,17 +339,26 @@ def _activation_kernels(config: _Config, k, q1, q2, on_diagonal):
     rho = _correlation(q1[:, None], q2[None, :], k)
     if on_diagonal is not None:
         rho = jnp.where(on_diagonal, 1.0, rho)
-    value, dot = _pair(config, q1[:, None], q2[None, :], k, rho, with_dot=True)
-    var1, _ = _pair(config, q1, q1, q1, jnp.ones_like(q1), with_dot=False)
-    var2, _ = _pair(config, q2, q2, q2, jnp.ones_like(q2), with_dot=False)
-    return value, dot, var1, var2
-
-
-def _pair(config: _Config, q1, q2, c, rho, with_dot):
     if not config.quadrature:
-        return _CLOSED_FORMS[config.activation](q1, q2, c, rho)
+        pair = _CLOSED_FORMS[config.activation]
+        value, dot = pair(q1[:, None], q2[None, :], k, rho)
+        var1, _ = pair(q1, q1, q1, jnp.ones_like(q1))
+        var2, _ = pair(q2, q2, q2, jnp.ones_like(q2))
+        return value, dot, var1, var2
+    # one quadrature over the n1·n2 pairs and the n1 + n2 variances (one scan to compile)
+    n1, n2 = k.shape
+    flat_q1 = jnp.concatenate([jnp.repeat(q1, n2), q1, q2])
+    flat_q2 = jnp.concatenate([jnp.tile(q2, n1), q1, q2])
+    flat_rho = jnp.concatenate([rho.reshape(-1), jnp.ones(n1 + n2, rho.dtype)])
     phi, dphi = _functions(config.activation)
-    return _gaussian_pair(phi, dphi if with_dot else None, _nodes(config.quad_order), q1, q2, rho)
+    values, dots = _gaussian_pair(phi, dphi, _nodes(config.quad_order), flat_q1, flat_q2, flat_rho)
+    pairs = n1 * n2
+    return (
+        values[:pairs].reshape(n1, n2),
+        dots[:pairs].reshape(n1, n2),
+        values[pairs : pairs + n1],
+        values[pairs + n1 :],
+    )
 
 
 def _correlation(q1, q2, c):
@@ -504,6 +514,7 @@ def _block_rows(config: _Config, n1: int, n2: int) -> int:
     return max(1, _MEMORY_BUDGET // (n2 * config.quad_order))
 
 
+@jax.jit
 def _nngp_posterior(k_tt, k_st, k_ss, y, diag_reg):
     n = k_tt.shape[0]
     k_tt = k_tt + diag_reg * jnp.trace(k_tt) / n * jnp.eye(n, dtype=k_tt.dtype)
@@ -515,15 +526,14 @@ def _nngp_posterior(k_tt, k_st, k_ss, y, diag_reg):
     return mean, _symmetrize(cov)
 
 
+@jax.jit
 def _ntk_gp(theta, theta_st, k_tt, k_st, k_ss, y, times, rate):
-    """Eq. 14–16; times [n_t] or None (t → ∞)."""
-    evals, evecs = jnp.linalg.eigh(_symmetrize(theta))
+    """Eq. 14–16 at times [n_t] (∞ allowed): mean [n_t, n_test, k], cov [n_t, n_test, n_test]."""
+    evals, evecs = jnp.linalg.eigh(_symmetrize(theta.astype(k_tt.dtype)))
     proj = theta_st @ evecs  # Θ(X_T, X) V   [n_test, n]
-    flat = jnp.full((1,), jnp.inf, evals.dtype) if times is None else times.astype(evals.dtype)
-    _, factor = flow_factors(evals, flat, rate)  # (1 − e^{−cλt})/λ   [n_t, n]
+    _, factor = flow_factors(evals, times, rate)  # (1 − e^{−cλt})/λ   [n_t, n]
     moments = jax.vmap(lambda f: _ntk_gp_moments(proj * f, evecs, k_tt, k_st, k_ss, y))
-    mean, cov = moments(factor)
-    return (mean[0], cov[0]) if times is None else (mean, cov)
+    return moments(factor)
 
 
 def _ntk_gp_moments(proj_scaled, evecs, k_tt, k_st, k_ss, y):

@@ -138,7 +138,14 @@ def _collect_args(parser):
     parser.add_argument("--sweep", type=Path, required=True, help="the sweep's resolved config")
     parser.add_argument("--runs", type=Path, required=True, help="folder holding runs/<run_id>/")
     parser.add_argument("--out", type=Path, required=True, help="summary.zarr to write")
+    parser.add_argument(
+        "--ensembles", type=Path, default=None, help="folder holding <point>/ensemble.zarr (Fig. 2)"
+    )
     parser.add_argument("--overwrite", action="store_true")
+
+
+def _ensemble_args(parser):
+    _stage_args(parser)
 
 
 def _figures_args(parser):
@@ -191,6 +198,12 @@ _COMMANDS = [
     ("train", "train the network (all seeds of a run)", _train_args, _run("train")),
     ("linear", "evolve the linearized network f_lin", _linear_args, _run("linear")),
     ("compare", "per-run metrics of f against f_lin", _compare_args, _run("compare")),
+    (
+        "ensemble",
+        "train an ensemble on x(α) between two training points, next to the NTK-GP and NNGP",
+        _ensemble_args,
+        _run("ensemble"),
+    ),
     ("collect", "combine all runs into summary.zarr", _collect_args, _run("collect")),
     ("figures", "draw the sweep's figures", _figures_args, _run("figures")),
     ("report", "write the self-contained HTML report", _report_args, _run("report")),

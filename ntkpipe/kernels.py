@@ -118,8 +118,11 @@ def _empirical(apply_fn, params, x1, x2, block_size, kind):
     spec = _dense_spec_of(apply_fn)
     if spec is not None:
         x1, x2 = _check_dense(spec, params, x1, x2)
-        features = functools.partial(_dense_features, spec, kind)
-        gram = functools.partial(_dense_gram, kind, spec.bias_scale**2, spec.out_dim)
+        # σ_w, σ_b and the parameterization enter as traced scales: no recompilation per value.
+        structure = (spec.activation, spec.depth, spec.use_bias)
+        scales = _dense_scales(spec, params)
+        features = lambda p, x: _dense_features(structure, kind, p, x, scales)
+        gram = lambda fa, fb: _dense_gram(kind, spec.out_dim, fa, fb, scales[-1] ** 2)
     else:
         apply_fn = apply_fn.apply if isinstance(apply_fn, Network) else apply_fn
         _check_generic(apply_fn, params, x1)
@@ -171,30 +174,37 @@ def _blocks(x, block_size):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _dense_features(spec: DenseSpec, kind: str, params, x):
+def _dense_features(structure: tuple[str, int, bool], kind: str, params, x, scales):
     """Per-example factors of Θ̂ for an MLP: scaled layer inputs and backpropagated signals.
+
+    Args:
+        structure: (activation, depth L, use_bias).
+        kind: "ntk", "ntk_full" or "nngp".
+        params: the MLP's parameters.
+        x: inputs [B, d_in].
+        scales: [L + 2]: s_w,0 … s_w,L, then s_b (see :func:`_dense_scales`).
 
     Returns:
         (inputs, signals): inputs[l] = s_w,l · a_l(x) [B, n_l] for l = 0 … L; signals[l] for
         l = 0 … L−1 is δ_l [B, k, n_{l+1}] (kind "ntk_full") or δ_l flattened to [B, k·n_{l+1}]
         and divided by √k (kind "ntk"; the last one compressed to [B, n_L]); empty for "nngp".
     """
-    layers = [params["params"][name] for name in spec.layer_names]
-    kernels = [layer["kernel"] for layer in layers]
-    dtype = kernels[0].dtype
-    scales = [spec.weight_scale(w.shape[0]) for w in kernels]
-    weights = [w * jnp.asarray(s, dtype) for w, s in zip(kernels, scales, strict=True)]
-    phi = ACTIVATIONS[spec.activation]
+    activation, depth, use_bias = structure
+    layers = [params["params"][f"dense_{i}"] for i in range(depth + 1)]
+    dtype = layers[0]["kernel"].dtype
+    scales = scales.astype(dtype)
+    weights = [layer["kernel"] * scales[i] for i, layer in enumerate(layers)]
+    phi = ACTIVATIONS[activation]
     a, inputs, slopes = x.astype(dtype), [], []
-    for w, s, layer in zip(weights[:-1], scales, layers, strict=False):
-        inputs.append(a * jnp.asarray(s, dtype))
-        h = jnp.dot(a, w)
-        if spec.use_bias:
-            h = h + layer["bias"] * jnp.asarray(spec.bias_scale, dtype)
+    for i in range(depth):
+        inputs.append(a * scales[i])
+        h = jnp.dot(a, weights[i])
+        if use_bias:
+            h = h + layers[i]["bias"] * scales[-1]
         a, slope = jax.jvp(phi, (h,), (jnp.ones_like(h),))  # φ(h), φ'(h) (elementwise φ)
         slopes.append(slope)
-    inputs.append(a * jnp.asarray(scales[-1], dtype))
-    if kind == "nngp" or spec.depth == 0:
+    inputs.append(a * scales[depth])
+    if kind == "nngp" or depth == 0:
         return inputs, []
     return inputs, _dense_signals(kind, weights, slopes)
 
@@ -219,8 +229,8 @@ def _dense_signals(kind, weights, slopes):
     return [*traced, slopes[-1] * row_norm]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _dense_gram(kind: str, bias2: float, k: int, fa, fb):
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _dense_gram(kind: str, k: int, fa, fb, bias2):
     """Θ̂ tile = Σ_l (Gram of inputs + s_b²) ⊙ Gram of signals (readout: signals Gram = I)."""
     (ins_a, sig_a), (ins_b, sig_b) = fa, fb
     grams = [jnp.dot(u, v.T) + bias2 for u, v in zip(ins_a, ins_b, strict=True)]
@@ -235,6 +245,12 @@ def _dense_gram(kind: str, bias2: float, k: int, fa, fb):
     for g, u, v in zip(grams[:-1], sig_a, sig_b, strict=True):
         theta = theta + g[:, :, None, None] * jnp.einsum("ajn,bkn->abjk", u, v)
     return theta
+
+
+def _dense_scales(spec: DenseSpec, params) -> jax.Array:
+    """[s_w,0 … s_w,L, s_b]: W_l = s_w,l · kernel_l, b_l = s_b · bias_l (NTK or standard)."""
+    fan_ins = [jnp.shape(params["params"][name]["kernel"])[0] for name in spec.layer_names]
+    return jnp.asarray([*(spec.weight_scale(n) for n in fan_ins), spec.bias_scale])
 
 
 def _dense_spec_of(apply_fn) -> DenseSpec | None:

@@ -9,6 +9,15 @@ kernel is available), `seed`, `step`, `layer`:
 - ntk_change, nngp_change (seed): ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F on the training set (NaN if not computed)
 - ntk_analytic_error, nngp_analytic_error (seed): ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (NaN if not computed)
 - fx_sample_train, fx_sample_test (model, seed, step, sample): output 0 of a few fixed examples
+- weight_sample (model, seed, step, wsample): θ_t − θ_0 of a few fixed weight entries per layer
+  (Fig. 3), when the stores have it; f records it at step 0 and T only (NaN between), the closed
+  form f_lin at every record step
+- rmse_train_analytic, rmse_test_analytic (seed, step): RMSE between f_t and the f_lin evolved
+  with the analytic Θ (model "lin_analytic"; NaN without it)
+- output_change_train, output_change_test (seed, step): √mean of (f_t − f_0)² of the network,
+  the scale against which RMSE(f, f_lin) is judged (relative linearization error)
+- ntk_mc_error, nngp_mc_error (seed): ‖mean of Θ̂_0 over the run's seeds up to this one − Θ‖_F /
+  ‖Θ‖_F, with mc_samples (seed) the number of seeds averaged (Monte Carlo estimate, Fig. S9–S10)
 - lr_critical, diverged_step, status (seed); learning_rate (scalar)
 
 The summary (`summary.zarr`) stacks runs along the sweep axes (named by their short names) and
@@ -39,15 +48,28 @@ def run_metrics(config, *, trained, linear, kernel_init, kernel_final=None, anal
     names = list(models)
     per_model = [_curves(models[name]) for name in names]
     ds = xr.concat(
-        per_model, dim=xr.DataArray(names, dims="model"), join="outer", coords="minimal",
+        per_model,
+        dim=xr.DataArray(names, dims="model"),
+        join="outer",
+        coords="minimal",
         compat="override",
     )
     ds["rmse_train"] = _rmse(trained.fx_train, linear.fx_train)
     ds["rmse_test"] = _rmse(trained.fx_test, linear.fx_test)
+    for split in ("train", "test"):
+        fx = trained[f"fx_{split}"]
+        if f"fx_{split}_analytic" in linear:
+            ds[f"rmse_{split}_analytic"] = _rmse(fx, linear[f"fx_{split}_analytic"])
+        ds[f"output_change_{split}"] = _output_change(fx)
     ds["ntk_change"] = _relative_change(kernel_final, kernel_init, "ntk_train_train", ds.seed)
     ds["nngp_change"] = _relative_change(kernel_final, kernel_init, "nngp_train_train", ds.seed)
     ds["ntk_analytic_error"] = _analytic_error(kernel_init, analytic, "ntk_train_train", ds.seed)
     ds["nngp_analytic_error"] = _analytic_error(kernel_init, analytic, "nngp_train_train", ds.seed)
+    if analytic is not None:
+        for kernel in ("ntk", "nngp"):
+            name = f"{kernel}_train_train"
+            ds[f"{kernel}_mc_error"] = _mc_error(kernel_init[name], analytic[name])
+        ds["mc_samples"] = xr.DataArray(np.arange(1, ds.sizes["seed"] + 1), dims="seed")
     lr = config["training"]["learning_rate"]
     ds["lr_critical"] = kernel_init.lr_critical
     ds["diverged_step"] = trained.diverged_step.astype(int)
@@ -96,11 +118,12 @@ def layer_roles(layer_names) -> list[str]:
 
 
 def _curves(store) -> xr.Dataset:
-    names = ["loss_train", "loss_test", "acc_train", "acc_test", "weight_change"]
+    names = ["loss_train", "loss_test", "acc_train", "acc_test", "weight_change", "weight_sample"]
     ds = store[[n for n in names if n in store]]
     ds["fx_sample_train"] = _samples(store.fx_train)
     ds["fx_sample_test"] = _samples(store.fx_test)
-    return ds.drop_vars([c for c in ds.coords if c not in ("seed", "step", "layer", "t")])
+    keep = ("seed", "step", "layer", "t", "wsample")
+    return ds.drop_vars([c for c in ds.coords if c not in keep])
 
 
 def _analytic_part(linear) -> xr.Dataset:
@@ -128,6 +151,12 @@ def _rmse(fx_net, fx_lin) -> xr.DataArray:
     return np.sqrt((diff**2).mean(dim=(example, "out")))
 
 
+def _output_change(fx) -> xr.DataArray:
+    """√mean over examples and outputs of (f_t − f_0)²: [seed, step]."""
+    example = fx.dims[2]
+    return np.sqrt(((fx - fx.isel(step=0, drop=True)) ** 2).mean(dim=(example, "out")))
+
+
 def _frobenius(x) -> xr.DataArray:
     other = [d for d in x.dims if d != "seed"]
     return np.sqrt((x**2).sum(dim=other))
@@ -144,6 +173,13 @@ def _analytic_error(kernel_init, analytic, name, seeds) -> xr.DataArray:
         return xr.full_like(seeds, np.nan, dtype=float)
     exact = analytic[name]
     return _frobenius(kernel_init[name] - exact) / float(np.sqrt((exact**2).sum()))
+
+
+def _mc_error(kernels, exact) -> xr.DataArray:
+    """‖(1/m) Σ_{s ≤ m} K̂_s − K‖_F/‖K‖_F for m = 1 … n_seed (the running mean over seeds)."""
+    count = xr.DataArray(np.arange(1, kernels.sizes["seed"] + 1), dims="seed")
+    running = kernels.cumsum("seed") / count
+    return _frobenius(running - exact) / float(np.sqrt((exact**2).sum()))
 
 
 def _status(diverged_step: int, lr: float, lr_critical: float) -> str:

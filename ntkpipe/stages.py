@@ -189,6 +189,7 @@ def train(
         checkpoint=checkpoint or _default_checkpoint(out),
     )
     ds = trajectory_dataset(trajectory, config)
+    ds["weight_sample"] = endpoint_weight_samples(params0, trajectory.params, ds.step.values)
     storage.write_store(
         ds,
         out,
@@ -374,6 +375,7 @@ def linear(
     else:
         trajectory = _fit(net.apply, params0, data, config, linearized=True)
         ds, final_params = trajectory_dataset(trajectory, config), trajectory.params
+        ds["weight_sample"] = endpoint_weight_samples(params0, final_params, ds.step.values)
     ds.attrs["method"] = "closed_form" if final_params is None else "optimized"
     storage.write_store(
         ds,
@@ -401,7 +403,9 @@ def _linear_closed_form(net, params0, data, config, init_ds, kernel_ds, analytic
         omega = dynamics.weights_mse(
             net.apply, theta0, data.x_train, ntk_tt, data.y_train, lr, discrete=True
         )
-        one["weight_change"] = (("step", "layer"), _omega_change(omega, theta0, steps))
+        change, samples = _omega_records(omega, theta0, steps)
+        one["weight_change"] = (("step", "layer"), change)
+        one["weight_sample"] = (("step", "wsample"), samples)
         if analytic_ds is not None:
             predict_a = dynamics.gradient_descent_mse(
                 jnp.asarray(analytic_ds.ntk_train_train.values), data.y_train, lr, discrete=True
@@ -414,10 +418,15 @@ def _linear_closed_form(net, params0, data, config, init_ds, kernel_ds, analytic
         one["diverged_step"] = ((), _first_nonfinite(steps, one.loss_train.values))
         per_seed.append(one)
         _log(f"linear: seed {seed} closed form at {len(steps)} steps")
-    layers = list(models.kernel_leaves(jax.tree_util.tree_map(lambda x: x[0], params0)))
+    first = jax.tree_util.tree_map(lambda x: x[0], params0)
+    layers = list(models.kernel_leaves(first))
     ds = xr.concat(per_seed, dim="seed")
     return ds.assign_coords(
-        seed=list(config["seeds"]), step=steps, t=("step", lr * steps.astype(float)), layer=layers
+        seed=list(config["seeds"]),
+        step=steps,
+        t=("step", lr * steps.astype(float)),
+        layer=layers,
+        wsample=weight_sample_labels(first),
     )
 
 
@@ -440,16 +449,84 @@ def _closed_form_kernels(net, theta0, data, kernel_ds, i, config):
     return full_tt, full_st
 
 
-def _omega_change(omega, theta0, steps) -> np.ndarray:
-    """‖ω_t‖_F/‖W_0‖_F per layer at each step: [n_steps, n_layers]."""
+def _omega_records(omega, theta0, steps) -> tuple[np.ndarray, np.ndarray]:
+    """‖ω_t‖_F/‖W_0‖_F per layer [n_steps, n_layers] and the sampled entries of ω_t
+    [n_steps, n_wsample] (see :func:`weight_sample_index`) at each step."""
     w0 = models.kernel_leaves(theta0)
-    rows = []
+    picks = weight_sample_index(theta0)
+    rows, samples = [], []
     for step in steps:
         moved = models.kernel_leaves(omega(step))
         rows.append(
             [float(jnp.linalg.norm(moved[name]) / jnp.linalg.norm(w0[name])) for name in w0]
         )
-    return np.asarray(rows)
+        samples.append([float(jnp.ravel(moved[name])[i]) for name, i in picks])
+    return np.asarray(rows), np.asarray(samples)
+
+
+# ---------------------------------------------------------------- sampled weights (Fig. 3)
+
+#: Entries of each layer's weight matrix whose trajectory is recorded (Fig. 3).
+WEIGHTS_PER_LAYER = 2
+
+
+def weight_sample_index(theta) -> list[tuple[str, int]]:
+    """The sampled weight entries of one network: (layer, flat index), WEIGHTS_PER_LAYER per layer.
+
+    Drawn from a generator with a fixed seed, layer by layer in ``models.kernel_leaves`` order, so
+    the same architecture always samples the same entries (in every stage and every seed).
+
+    Args:
+        theta: the parameters of one network (no seed axis).
+    """
+    rng = np.random.default_rng(0)
+    picks = []
+    for name, kernel in models.kernel_leaves(theta).items():
+        size = int(np.prod(kernel.shape))
+        chosen = rng.choice(size, size=min(WEIGHTS_PER_LAYER, size), replace=False)
+        picks += [(name, int(i)) for i in sorted(chosen)]
+    return picks
+
+
+def weight_sample_labels(theta) -> list[str]:
+    """Labels ``layer[flat index]`` of :func:`weight_sample_index` (the ``wsample`` coordinate)."""
+    return [f"{name}[{i}]" for name, i in weight_sample_index(theta)]
+
+
+def endpoint_weight_samples(params0, params_t, steps) -> xr.DataArray:
+    """θ − θ₀ of the sampled entries at step 0 (zero) and at the last step, NaN in between.
+
+    Real training keeps only the final parameters, so its sampled weights are known at the two
+    ends of training; the closed-form f_lin records them at every step (Eq. 8).
+
+    Args:
+        params0: θ₀ of every seed (leading seed axis).
+        params_t: θ_T of every seed (leading seed axis).
+        steps: the record steps [n_steps].
+
+    Returns:
+        DataArray (seed, step, wsample).
+    """
+    first = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], params0)
+    picks = weight_sample_index(first)
+    start, end = models.kernel_leaves(params0), models.kernel_leaves(params_t)
+    n_seed = next(iter(start.values())).shape[0]
+    final_change = np.stack(
+        [
+            np.asarray(end[name]).reshape(n_seed, -1)[:, i]
+            - np.asarray(start[name]).reshape(n_seed, -1)[:, i]
+            for name, i in picks
+        ],
+        axis=-1,
+    )
+    values = np.full((n_seed, len(steps), len(picks)), np.nan)
+    values[:, 0] = 0.0
+    values[:, -1] = final_change
+    return xr.DataArray(
+        values,
+        dims=("seed", "step", "wsample"),
+        coords={"wsample": weight_sample_labels(first)},
+    )
 
 
 def _outputs_dataset(fx_train, fx_test, data, loss) -> xr.Dataset:
@@ -510,8 +587,14 @@ def compare(
     )
 
 
-def collect(sweep: Path, runs: Path, out: Path, overwrite: bool = False) -> None:
-    """Every run's metrics in one dataset with the sweep axes as dimensions (summary.zarr)."""
+def collect(
+    sweep: Path, runs: Path, out: Path, ensembles: Path | None = None, overwrite: bool = False
+) -> None:
+    """Every run's metrics in one dataset with the sweep axes as dimensions (summary.zarr).
+
+    Given `ensembles` (the folder holding ``<point>/ensemble.zarr``), the ensemble of every sweep
+    point is added (:func:`ntkpipe.ensemble.summarize`).
+    """
     from ntkpipe import config as ntk_config
     from ntkpipe import metrics
 
@@ -525,11 +608,86 @@ def collect(sweep: Path, runs: Path, out: Path, overwrite: bool = False) -> None
         found[one.run_id] = (one, ds)
     ds = metrics.summarize(sweep_config, found)
     _log(f"collect: {sum(v is not None for _, v in found.values())}/{len(found)} runs")
+    if ensembles is not None:
+        ds = _with_ensembles(ds, sweep_config, Path(ensembles))
     storage.write_store(
         ds,
         out,
         config=sweep_config,
         stage="summary",
+        wall_time=time.time() - started,
+        overwrite=overwrite,
+    )
+
+
+# ---------------------------------------------------------------- ensemble (Fig. 2 / S1)
+
+
+def ensemble(run: Path, out: Path, overwrite: bool = False) -> None:
+    """Train an ensemble of networks (members vmapped, in chunks of ensemble.batch) and record
+    their outputs on x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ over training, next to the NTK-GP (Eq. 14–15),
+    the readout-only NNGP dynamics and the NNGP posterior (Eq. 13) of the analytic kernels.
+    """
+    from ntkpipe import ensemble as ntk_ensemble
+
+    started = time.time()
+    config = load_run(run)
+    _check_out(out, overwrite)
+    problems = ntk_ensemble.check_config(config)
+    if problems:
+        raise StageError("; ".join(problems))
+    data, net = load_data_and_network(config)
+    training, section = config["training"], config["ensemble"]
+    i1, i2 = ntk_ensemble.interpolation_pair(data.labels_train)
+    alphas = np.linspace(0.0, 1.0, section["alphas"])
+    x_line = ntk_ensemble.interpolation_inputs(data.x_train[i1], data.x_train[i2], alphas)
+    y_line = np.zeros((len(alphas), data.y_train.shape[1]), dtype=data.y_train.dtype)
+    steps = record_steps(config)
+    fx, losses = [], []
+    for chunk in ntk_ensemble.member_chunks(config):
+        trajectory = ntk_train.train(
+            net.apply,
+            init_params(net, chunk, data.x_train),
+            data.x_train,
+            data.y_train,
+            x_line,
+            y_line,
+            loss="mse",
+            optimizer="gd",
+            learning_rate=training["learning_rate"],
+            steps=training["steps"],
+            record_steps=steps,
+            progress=_progress,
+        )
+        fx.append(np.asarray(trajectory.fx_test))
+        losses.append(np.asarray(trajectory.loss_train))
+        _log(
+            f"ensemble: members {chunk[0]}-{chunk[-1]} done, elapsed {time.time() - started:.1f} s"
+        )
+    gp = ntk_ensemble.gp_predictions(
+        data.x_train,
+        data.y_train,
+        x_line,
+        steps,
+        model=config["model"],
+        learning_rate=training["learning_rate"],
+    )
+    ds = ntk_ensemble.ensemble_dataset(
+        np.concatenate(fx),
+        np.concatenate(losses),
+        gp,
+        members=ntk_ensemble.member_seeds(config),
+        steps=steps,
+        alphas=alphas,
+        learning_rate=training["learning_rate"],
+        targets=(data.y_train[i1], data.y_train[i2]),
+        indices=(i1, i2),
+    )
+    storage.write_store(
+        ds,
+        out,
+        config=config,
+        stage="ensemble",
         wall_time=time.time() - started,
         overwrite=overwrite,
     )
@@ -554,6 +712,29 @@ def report(summary: Path, figures: Path, out: Path) -> None:
     paths = sorted(Path(figures).glob("*.svg")) + sorted(Path(figures).glob("*.png"))
     ntk_report.write_report(storage.read_store(summary, stage="summary"), paths, Path(out))
     _log(f"report: {out}")
+
+
+def _with_ensembles(summary, sweep_config, folder: Path):
+    from ntkpipe import config as ntk_config
+    from ntkpipe import ensemble as ntk_ensemble
+
+    axes = list(ntk_config.sweep_axes(sweep_config))
+    found, seen = [], set()
+    for one in ntk_config.expand_runs(sweep_config):
+        point = ntk_ensemble.point_id(one.run_id)
+        if point in seen:
+            continue
+        seen.add(point)
+        found.append(
+            (one.axes, storage.read_store(folder / point / "ensemble.zarr", stage="ensemble"))
+        )
+    _log(f"collect: {len(found)} ensemble(s)")
+    attrs = summary.attrs
+    merged = xr.merge(
+        [summary, ntk_ensemble.summarize(axes, found)], join="outer", compat="override"
+    )
+    merged.attrs = attrs
+    return merged
 
 
 # ---------------------------------------------------------------- checkpoints

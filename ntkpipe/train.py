@@ -191,7 +191,7 @@ def train(
     data = tuple(jnp.asarray(a) for a in (x_train, y_train, x_test, y_test))
     fresh = _initial_state(programs, params0, key, record_steps, data)
     state = fresh if state is None else _resume_state(state, fresh, record_steps, steps)
-    layer_names = tuple(_kernel_leaves(jax.tree.map(lambda a: a[0], params0)))
+    layer_names = tuple(_kernel_leaves(params0))  # names only: the seed axis is harmless
     state = _run(programs, state, params0, data, record_steps, steps, on_segment, progress)
     return Trajectory(
         steps=np.asarray(record_steps),
@@ -636,9 +636,11 @@ def _check_record_steps(record_steps, steps) -> tuple[np.ndarray | None, list[st
 
 
 def _check_output_shape(apply_fn, params0, x_train, y_train) -> list[str]:
-    first = jax.tree.map(lambda a: jnp.asarray(a)[0], params0)
-    try:
-        out = jax.eval_shape(apply_fn, first, jnp.asarray(x_train))
+    def first_seed(params, x):
+        return apply_fn(jax.tree.map(lambda a: a[0], params), x)
+
+    try:  # shapes only: nothing is compiled or computed
+        out = jax.eval_shape(first_seed, params0, jnp.asarray(x_train))
     except Exception as error:  # noqa: BLE001 - reported as a clear input error
         return [f"apply_fn: cannot evaluate on params0[seed 0] and x_train: {error}"]
     if out.shape != np.shape(y_train):
@@ -652,7 +654,7 @@ def _check_output_shape(apply_fn, params0, x_train, y_train) -> list[str]:
 def _seed_keys(key, n_seeds: int) -> jax.Array:
     """uint32 [seed, 2] raw key data: one key split per seed, or the given per-seed keys."""
     if key is None:
-        return jnp.zeros((n_seeds, 2), jnp.uint32)
+        return np.zeros((n_seeds, 2), np.uint32)  # unused by full-batch optimizers
     if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
     if key.ndim == 0:

@@ -1,5 +1,10 @@
-"""Tests of ntkpipe.convnets: CNN and Wide ResNet in the NTK and standard parameterization."""
+"""Tests of ntkpipe.convnets: CNN and Wide ResNet in the NTK and standard parameterization.
 
+XLA compilation dominates on CPU: the networks are initialized once and evaluated eagerly
+(primitives compile once per shape), structure is checked with ``jax.eval_shape``.
+"""
+
+import functools
 import math
 
 import jax
@@ -10,15 +15,30 @@ import pytest
 from ntkpipe import convnets, models
 
 SHAPE = (6, 6, 2)  # (H, W, C) of the test images
-N = 5
-
-
-def _images(n=N, shape=SHAPE, seed=0):
-    return jax.random.normal(jax.random.key(seed), (n, *shape))
+N, K = 5, 3
+X = jax.random.normal(jax.random.key(0), (N, *SHAPE))
+KEY = jax.random.key(3)
 
 
 def _flat(x):
     return x.reshape(x.shape[0], -1)
+
+
+def _net(arch, parameterization="ntk", **kwargs):
+    common = dict(out_dim=K, parameterization=parameterization, w_std=1.3, input_shape=SHAPE)
+    if arch == "cnn":
+        return convnets.cnn(depth=2, width=4, b_std=0.2, **common, **kwargs)
+    return convnets.wrn(block_size=1, channels=4, b_std=0.2, **common, **kwargs)
+
+
+@functools.cache
+def _init(arch, parameterization="ntk"):
+    net = _net(arch, parameterization)
+    return net, net.init(KEY, X)
+
+
+def _param_shapes(net, x=X):
+    return jax.tree.map(lambda a: a.shape, jax.eval_shape(net.init, KEY, x))
 
 
 def _ntk(apply_fn, params, x):
@@ -33,81 +53,61 @@ def _ntk(apply_fn, params, x):
     return j @ j.T
 
 
-def _net(arch, parameterization="ntk", **kwargs):
-    common = dict(out_dim=3, parameterization=parameterization, w_std=1.3, input_shape=SHAPE)
-    if arch == "cnn":
-        return convnets.cnn(depth=2, width=4, b_std=0.2, **common, **kwargs)
-    return convnets.wrn(block_size=1, channels=4, b_std=0.2, **common, **kwargs)
-
-
 @pytest.mark.parametrize("arch", ["cnn", "wrn"])
 def test_shapes_and_flat_or_image_inputs(arch):
-    net, x = _net(arch), _images()
-    params = jax.jit(net.init)(jax.random.key(0), x)
-    params_flat = jax.jit(net.init)(jax.random.key(0), _flat(x))
-    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params_flat), strict=True):
-        np.testing.assert_array_equal(a, b)
-    apply = jax.jit(net.apply)
-    out = apply(params, x)
-    assert out.shape == (N, 3) and out.dtype == x.dtype and net.out_dim == 3
-    np.testing.assert_array_equal(apply(params, _flat(x)), out)
+    net, params = _init(arch)
+    out = net.apply(params, X)
+    assert out.shape == (N, K) and out.dtype == X.dtype and net.out_dim == K
+    np.testing.assert_array_equal(net.apply(params, _flat(X)), out)
+    assert _param_shapes(net, _flat(X)) == _param_shapes(net, X)
 
 
 def test_cnn_layers_in_order_and_pooling():
-    x = _images()
     for pooling, readout_in in (("avg", 4), ("flatten", 6 * 6 * 4)):
-        net = _net("cnn", pooling=pooling)
-        leaves = models.kernel_leaves(net.init(jax.random.key(0), x))
+        params = _param_shapes(_net("cnn", pooling=pooling))
+        leaves = models.kernel_leaves(params)
         assert list(leaves) == ["conv_0", "conv_1", "readout"]
-        assert leaves["conv_0"].shape == (3, 3, 2, 4) and leaves["conv_1"].shape == (3, 3, 4, 4)
-        assert leaves["readout"].shape == (readout_in, 3)
+        assert leaves["conv_0"] == (3, 3, 2, 4) and leaves["conv_1"] == (3, 3, 4, 4)
+        assert leaves["readout"] == (readout_in, K)
+        assert params["params"]["conv_0"]["bias"] == (4,)
+    no_bias = _param_shapes(convnets.cnn(1, 4, K, b_std=None, input_shape=SHAPE))
+    assert set(no_bias["params"]["conv_0"]) == {"kernel"}
 
 
 def test_wrn_follows_table_s1():
     """Stem conv, three groups of N blocks, a strided 1×1 shortcut where the resolution halves."""
-    net = convnets.wrn(block_size=2, channels=4, out_dim=3, input_shape=(8, 8, 2))
-    x = _images(shape=(8, 8, 2))
-    names = list(models.kernel_leaves(jax.jit(net.init)(jax.random.key(0), x)))
-    blocks = [f"group_{g}_block_{b}" for g in range(3) for b in range(2)]
+    net = convnets.wrn(block_size=2, channels=4, out_dim=K, input_shape=SHAPE)
+    leaves = models.kernel_leaves(_param_shapes(net))
     expected = ["conv"]
-    for block in blocks:
+    for block in [f"group_{g}_block_{b}" for g in range(3) for b in range(2)]:
         expected += [f"{block}/conv_0", f"{block}/conv_1"]
         if block in ("group_1_block_0", "group_2_block_0"):
             expected.append(f"{block}/shortcut")
-    assert names == expected + ["readout"]
+    assert list(leaves) == expected + ["readout"]
+    assert leaves["conv"] == (3, 3, 2, 4) and leaves["group_2_block_1/conv_1"] == (3, 3, 4, 4)
+    assert leaves["group_1_block_0/shortcut"] == (1, 1, 4, 4)
+    assert leaves["readout"] == (4, K)  # global average pooling: C features
 
-    params = jax.jit(net.init)(jax.random.key(0), x)
-    leaves = models.kernel_leaves(params)
-    assert leaves["group_1_block_0/shortcut"].shape == (1, 1, 4, 4)
-    assert leaves["readout"].shape == (4, 3)  # global average pooling: C features
+
+def test_wrn_halves_the_resolution_in_groups_1_and_2():
+    """Table S1: group outputs at full, 1/2 and 1/4 resolution (6 → 6, 3, 2 with SAME padding)."""
+    net, params = _init("wrn")
+    _, state = net.module.apply(params, X, capture_intermediates=True, mutable=["intermediates"])
+    inter = state["intermediates"]
+    sizes = [inter[f"group_{g}_block_0"]["__call__"][0].shape for g in range(3)]
+    assert sizes == [(N, 6, 6, 4), (N, 3, 3, 4), (N, 2, 2, 4)]
 
 
 @pytest.mark.parametrize("arch", ["cnn", "wrn"])
 def test_ntk_and_standard_parameterizations_agree_at_init(arch):
-    x = _images()
-    outs = []
-    for parameterization in ("ntk", "standard"):
-        net = _net(arch, parameterization)
-        params = jax.jit(net.init)(jax.random.key(3), x)
-        outs.append(jax.jit(net.apply)(params, x))
-    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12, atol=1e-14)
-
-
-def test_standard_weights_have_variance_sigma_w_squared_over_fan_in():
-    """W ~ N(0, σ_w²/n_in) with n_in = k_h·k_w·c_in for a convolution."""
-    net = convnets.cnn(
-        depth=2,
-        width=64,
-        out_dim=1,
-        parameterization="standard",
-        w_std=1.3,
-        b_std=0.5,
-        input_shape=(3, 3, 64),
+    (net_ntk, p_ntk), (net_std, p_std) = _init(arch, "ntk"), _init(arch, "standard")
+    np.testing.assert_allclose(
+        net_ntk.apply(p_ntk, X), net_std.apply(p_std, X), rtol=1e-12, atol=1e-14
     )
-    params = net.init(jax.random.key(0), jnp.zeros((1, 3, 3, 64)))
-    kernel = params["params"]["conv_1"]["kernel"]
-    np.testing.assert_allclose(np.std(kernel), 1.3 / math.sqrt(3 * 3 * 64), rtol=0.03)
-    np.testing.assert_allclose(np.std(params["params"]["conv_1"]["bias"]), 0.5, rtol=0.3)
+    # the standard weights are the NTK ω scaled by σ_w/√n_in, n_in = k·k·c_in
+    w_ntk = models.kernel_leaves(p_ntk)["conv_0" if arch == "cnn" else "conv"]
+    w_std = models.kernel_leaves(p_std)["conv_0" if arch == "cnn" else "conv"]
+    np.testing.assert_allclose(w_std, w_ntk * 1.3 / math.sqrt(3 * 3 * 2), rtol=1e-14)
 
 
 def test_one_by_one_cnn_is_the_mlp():
@@ -140,10 +140,9 @@ def test_one_by_one_cnn_is_the_mlp():
 
 @pytest.mark.parametrize("arch", ["cnn", "wrn"])
 def test_empirical_ntk_is_finite_and_psd(arch):
-    net, x = _net(arch), _images()
-    params = jax.jit(net.init)(jax.random.key(4), x)
-    ntk = np.asarray(_ntk(net.apply, params, x))
-    assert ntk.shape == (N * 3, N * 3) and np.all(np.isfinite(ntk))
+    net, params = _init(arch)
+    ntk = np.asarray(_ntk(net.apply, params, X))
+    assert ntk.shape == (N * K, N * K) and np.all(np.isfinite(ntk))
     np.testing.assert_allclose(ntk, ntk.T, rtol=1e-12, atol=1e-12)
     eigvals = np.linalg.eigvalsh(ntk)
     assert eigvals[0] > -1e-10 * eigvals[-1] and eigvals[-1] > 0
@@ -151,34 +150,25 @@ def test_empirical_ntk_is_finite_and_psd(arch):
 
 @pytest.mark.parametrize("arch", ["cnn", "wrn"])
 def test_apply_is_pure_and_per_example(arch):
-    """Same output eagerly, jitted and on a sub-batch: f(x_i) depends on θ and x_i only."""
-    net, x = _net(arch), _images()
-    params = jax.jit(net.init)(jax.random.key(5), x)
-    jitted = jax.jit(net.apply)(params, x)
-    np.testing.assert_array_equal(jax.jit(net.apply)(params, x), jitted)
-    np.testing.assert_allclose(net.apply(params, x), jitted, rtol=1e-12)
-    np.testing.assert_allclose(jax.jit(net.apply)(params, x[:2]), jitted[:2], rtol=1e-12)
+    """Same output jitted, eagerly and on a sub-batch: f(x_i) depends on θ and x_i only."""
+    net, params = _init(arch)
+    eager = net.apply(params, X)
+    np.testing.assert_array_equal(net.apply(params, X), eager)
+    np.testing.assert_allclose(jax.jit(net.apply)(params, X), eager, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(net.apply(params, X[:2]), eager[:2], rtol=1e-12, atol=1e-14)
 
 
 def test_batch_norm_is_pure_with_batch_statistics():
-    net, x = _net("wrn", batch_norm=True), _images()
-    params = jax.jit(net.init)(jax.random.key(6), x)
+    net = _net("wrn", batch_norm=True, activation="identity")
+    params = net.init(KEY, X)
     bn = [k for k in params["params"]["group_0_block_0"] if k.startswith("bn_")]
     assert sorted(bn) == ["bn_0_bias", "bn_0_scale", "bn_1_bias", "bn_1_scale"]
-    apply = jax.jit(net.apply)
-    out = apply(params, x)
-    np.testing.assert_array_equal(apply(params, x), out)  # no hidden state
-    assert np.all(np.isfinite(out))
+    out = net.apply(params, X)
+    np.testing.assert_array_equal(net.apply(params, X), out)  # no hidden state
     # batch statistics: the output of an example depends on the rest of its batch
-    assert not np.allclose(apply(params, x[:2]), out[:2])
-
-
-def test_batch_norm_centres_the_batch():
-    """φ = identity: the last BN zeroes the batch mean of the pooled features, so the batch
-    mean of f is the readout bias σ_b · b (β_BN = 0 at init)."""
-    net, x = _net("wrn", batch_norm=True, activation="identity"), _images()
-    params = jax.jit(net.init)(jax.random.key(7), x)
-    out = jax.jit(net.apply)(params, x)
+    assert not np.allclose(net.apply(params, X[:2]), out[:2])
+    # φ = identity: the last BN zeroes the batch mean of the pooled features (β_BN = 0 at
+    # init), so the batch mean of f is the readout bias σ_b · b
     bias = 0.2 * params["params"]["readout"]["bias"]
     np.testing.assert_allclose(np.mean(out, axis=0), bias, rtol=1e-10, atol=1e-12)
     assert np.std(out, axis=0).min() > 1e-3
@@ -210,6 +200,6 @@ def test_bad_arguments_are_clear_errors(build, match):
 def test_wrong_input_shape_is_a_clear_error():
     net = _net("cnn")
     with pytest.raises(ValueError, match=r"x must have shape \[n, 72\]"):
-        net.init(jax.random.key(0), jnp.zeros((2, 71)))
+        jax.eval_shape(net.init, KEY, jnp.zeros((2, 71)))
     with pytest.raises(ValueError, match="pass input_shape"):
-        convnets.cnn(1, 4, 1).init(jax.random.key(0), jnp.zeros((2, 72)))
+        jax.eval_shape(convnets.cnn(1, 4, 1).init, KEY, jnp.zeros((2, 72)))

@@ -244,9 +244,7 @@ def test_weights_match_gd_parameter_updates(p2):
 def test_weights_reproduce_the_output_dynamics(p1):
     """f_lin(θ0 + ω_t) = fx_train_t and fx_test_t of the continuous closed form."""
     f_lin = _f_lin(p1["net"], p1["params"])
-    omega = dynamics.weights_mse(
-        p1["net"].apply, p1["params"], p1["x"], p1["traced"], p1["y"], 0.9
-    )
+    omega = dynamics.weights_mse(p1["net"].apply, p1["params"], p1["x"], p1["traced"], p1["y"], 0.9)
     predict = dynamics.gradient_descent_mse(p1["traced"], p1["y"], 0.9)
     for t in (0.0, 2.5, 40.0, None):
         params_t = jax.tree.map(jnp.add, p1["params"], omega(t))

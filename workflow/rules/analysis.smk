@@ -14,6 +14,8 @@ rule compare:
         store=directory(f"{OUT}/runs/{{run}}/metrics.zarr"),
     log:
         f"{OUT}/logs/compare/{{run}}.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         **resources_of("compare"),
@@ -34,15 +36,19 @@ rule collect:
     input:
         sweep=f"{OUT}/sweep.json",
         metrics=per_run("metrics.zarr"),
+        ensembles=ensemble_stores(),
     output:
         store=directory(f"{OUT}/summary.zarr"),
     log:
         f"{OUT}/logs/collect.log",
-    params:
-        runs_dir=f"{OUT}/runs",
+    conda:
+        CONDA_ENV
     threads: 1
+    params:
+        runs_dir=lambda wc, input: str(Path(input.sweep).parent / "runs"),
+        ensembles=f"--ensembles {OUT}/ensembles" if ENSEMBLES else "",
     shell:
-        "ntkpipe collect --sweep {input.sweep} --runs {params.runs_dir}"
+        "ntkpipe collect --sweep {input.sweep} --runs {params.runs_dir} {params.ensembles}"
         " --out {output.store} > {log} 2>&1"
 
 
@@ -50,11 +56,13 @@ rule sweep_config:
     """The validated sweep config with every default filled in."""
     output:
         f"{OUT}/sweep.json",
+    log:
+        f"{OUT}/logs/config/sweep.log",
+    localrule: True
     params:
         content=json.dumps(SWEEP, indent=1, sort_keys=True),
-    localrule: True
     run:
-        ntk_config.write_if_changed(output[0], params.content)
+        note_config_written(output[0], params.content, log[0])
 
 
 rule figures:
@@ -70,6 +78,8 @@ rule figures:
         ),
     log:
         f"{OUT}/logs/figures.log",
+    conda:
+        CONDA_ENV
     threads: 1
     shell:
         "ntkpipe figures --summary {input.summary} --out {output.figures} > {log} 2>&1"
@@ -81,9 +91,13 @@ rule report:
         summary=f"{OUT}/summary.zarr",
         figures=f"{OUT}/figures",
     output:
-        html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report"),
+        html=report(
+            f"{OUT}/report.html", caption="../report/report.rst", category="Report"
+        ),
     log:
         f"{OUT}/logs/report.log",
+    conda:
+        CONDA_ENV
     threads: 1
     shell:
         "ntkpipe report --summary {input.summary} --figures {input.figures}"

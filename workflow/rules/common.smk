@@ -18,9 +18,11 @@ import yaml
 
 from ntkpipe import config as ntk_config
 from ntkpipe import cost as ntk_cost
+from ntkpipe import ensemble as ntk_ensemble
 from ntkpipe.errors import ConfigError
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
+CONDA_ENV = "../envs/ntkpipe.yaml"  # relative to workflow/rules/
 
 if "name" not in config:
     _defaults = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -38,11 +40,20 @@ RUNS = {run.run_id: run for run in ntk_config.expand_runs(SWEEP)}
 ANALYTIC = {ntk_config.analytic_id(run): run for run in RUNS.values()}
 WANT_ANALYTIC = SWEEP["kernels"]["analytic"]
 WANT_FINAL_KERNEL = SWEEP["kernels"]["final"]
+# Fig. 2 / S1: one ensemble per sweep point (the first seed chunk's run config stands for it).
+ENSEMBLES = {}
+if SWEEP["ensemble"]["members"] > 0:
+    for _run in RUNS.values():
+        ENSEMBLES.setdefault(ntk_ensemble.point_id(_run.run_id), _run)
+    _problems = ntk_ensemble.check_config(next(iter(ENSEMBLES.values())).config)
+    if _problems:
+        sys.exit("ntkpipe: invalid config\n" + "\n".join(_problems))
 
 
 wildcard_constraints:
     run=ntk_config.RUN_ID_PATTERN,
     akey=ntk_config.ANALYTIC_ID_PATTERN,
+    point=ntk_config.ANALYTIC_ID_PATTERN,
 
 
 # ---------------------------------------------------------------- paths
@@ -70,7 +81,16 @@ def stage_json(run_id, stage):
 
 
 def analytic_json(akey):
-    return ntk_config.to_json(ntk_config.stage_config(ANALYTIC[akey].config, "analytic"))
+    return ntk_config.to_json(
+        ntk_config.stage_config(ANALYTIC[akey].config, "analytic")
+    )
+
+
+def note_config_written(path, content, log):
+    """Write a config file only if its content changed; say which in the rule's log."""
+    changed = ntk_config.write_if_changed(path, content)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(log).write_text(f"{path}: {'written' if changed else 'unchanged'}\n")
 
 
 # ---------------------------------------------------------------- input functions
@@ -84,6 +104,19 @@ def analytic_of_run(wildcards):
 
 def final_kernel_of_run(wildcards):
     return f"{run_dir(wildcards.run)}/kernel_final.zarr" if WANT_FINAL_KERNEL else []
+
+
+def ensemble_stores(wildcards=None):
+    """Every sweep point's ensemble.zarr (for collect); [] when ensemble.members is 0."""
+    return [f"{OUT}/ensembles/{point}/ensemble.zarr" for point in ENSEMBLES]
+
+
+def ensemble_json(point):
+    """The ensemble's config: the first seed chunk's run config without its seeds."""
+    config = {
+        k: v for k, v in ENSEMBLES[point].config.items() if k not in ("seeds", "run_id")
+    }
+    return ntk_config.to_json(config)
 
 
 # ---------------------------------------------------------------- resources (cost model)
@@ -101,8 +134,27 @@ def resources_of(stage):
     return {"mem_mb": mem_mb, "runtime": runtime}
 
 
+def ensemble_resources():
+    """Resources of an ensemble job: memory of ensemble.batch members, time of all of them."""
+
+    def with_seeds(wildcards, count):
+        config = dict(ENSEMBLES[wildcards.point].config)
+        return {**config, "seeds": list(range(count))}
+
+    def mem_mb(wildcards, attempt):
+        batch = SWEEP["ensemble"]["batch"]
+        return ntk_cost.mem_mb(with_seeds(wildcards, batch), "train", attempt=attempt)
+
+    def runtime(wildcards, attempt):
+        members = SWEEP["ensemble"]["members"]
+        return ntk_cost.runtime_min(
+            with_seeds(wildcards, members), "train", attempt=attempt
+        )
+
+    return {"mem_mb": mem_mb, "runtime": runtime}
+
+
 def _run_config(wildcards):
     if hasattr(wildcards, "run"):
         return RUNS[wildcards.run].config
     return ANALYTIC[wildcards.akey].config
-

@@ -9,22 +9,26 @@ rule model_config:
     """
     output:
         f"{OUT}/runs/{{run}}/model.json",
+    log:
+        f"{OUT}/logs/config/{{run}}/model.log",
+    localrule: True
     params:
         content=lambda wc: stage_json(wc.run, "init"),
-    localrule: True
     run:
-        ntk_config.write_if_changed(output[0], params.content)
+        note_config_written(output[0], params.content, log[0])
 
 
 rule run_config:
     """The complete resolved config of a run (training and later stages)."""
     output:
         f"{OUT}/runs/{{run}}/run.json",
+    log:
+        f"{OUT}/logs/config/{{run}}/run.log",
+    localrule: True
     params:
         content=lambda wc: stage_json(wc.run, "train"),
-    localrule: True
     run:
-        ntk_config.write_if_changed(output[0], params.content)
+        note_config_written(output[0], params.content, log[0])
 
 
 rule init:
@@ -37,6 +41,8 @@ rule init:
         f"{OUT}/logs/init/{{run}}.log",
     benchmark:
         f"{OUT}/benchmarks/init/{{run}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         **resources_of("init"),

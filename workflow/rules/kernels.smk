@@ -12,6 +12,8 @@ rule kernel_init:
         f"{OUT}/logs/kernel_init/{{run}}.log",
     benchmark:
         f"{OUT}/benchmarks/kernel_init/{{run}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         **resources_of("kernels"),
@@ -31,6 +33,8 @@ rule kernel_final:
         f"{OUT}/logs/kernel_final/{{run}}.log",
     benchmark:
         f"{OUT}/benchmarks/kernel_final/{{run}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         **resources_of("kernels"),
@@ -43,11 +47,13 @@ rule analytic_config:
     """The config of one analytic kernel (shared by every width of the NTK parameterization)."""
     output:
         f"{OUT}/analytic/{{akey}}/analytic.json",
+    log:
+        f"{OUT}/logs/config/analytic/{{akey}}.log",
+    localrule: True
     params:
         content=lambda wc: analytic_json(wc.akey),
-    localrule: True
     run:
-        ntk_config.write_if_changed(output[0], params.content)
+        note_config_written(output[0], params.content, log[0])
 
 
 rule analytic:
@@ -60,6 +66,8 @@ rule analytic:
         f"{OUT}/logs/analytic/{{akey}}.log",
     benchmark:
         f"{OUT}/benchmarks/analytic/{{akey}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         **resources_of("analytic"),

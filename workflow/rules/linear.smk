@@ -15,11 +15,15 @@ rule linear:
         f"{OUT}/logs/linear/{{run}}.log",
     benchmark:
         f"{OUT}/benchmarks/linear/{{run}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         **resources_of("linear"),
     params:
-        analytic=lambda wc, input: f"--analytic {input.analytic}" if input.analytic else "",
+        analytic=lambda wc, input: (
+            f"--analytic {input.analytic}" if input.analytic else ""
+        ),
     shell:
         "ntkpipe linear --run {input.run} --init {input.init} --kernel {input.kernel}"
         " {params.analytic} --out {output.store} --threads {threads} > {log} 2>&1"

@@ -12,6 +12,8 @@ rule train:
         f"{OUT}/logs/train/{{run}}.log",
     benchmark:
         f"{OUT}/benchmarks/train/{{run}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         **resources_of("train"),

@@ -1,0 +1,31 @@
+# Fig. 2 / S1: an ensemble of networks on x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ between two training points,
+# against the NTK-GP (Eq. 14–15) and the NNGP (Eq. 13). One job per sweep point; only when
+# ensemble.members > 0 (collect then takes every point's ensemble.zarr).
+
+
+rule ensemble_config:
+    """The config of one sweep point's ensemble (rewritten only when its content changes)."""
+    output:
+        f"{OUT}/ensembles/{{point}}/ensemble.json",
+    params:
+        content=lambda wc: ensemble_json(wc.point),
+    localrule: True
+    run:
+        ntk_config.write_if_changed(output[0], params.content)
+
+
+rule ensemble:
+    """Train the ensemble (members vmapped in chunks of ensemble.batch); NTK-GP and NNGP."""
+    input:
+        run=f"{OUT}/ensembles/{{point}}/ensemble.json",
+    output:
+        store=directory(f"{OUT}/ensembles/{{point}}/ensemble.zarr"),
+    log:
+        f"{OUT}/logs/ensemble/{{point}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ensemble/{{point}}.tsv"
+    threads: 2
+    resources:
+        **ensemble_resources(),
+    shell:
+        "ntkpipe ensemble --run {input.run} --out {output.store} --threads {threads} > {log} 2>&1"
