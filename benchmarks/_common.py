@@ -66,17 +66,29 @@ def run_nt(spec: dict, arrays: dict[str, np.ndarray], python: str | None = None)
             return {k: out[k] for k in out.files}, scalars
 
 
-def time_calls(fn: Callable[[], object], repeats: int) -> list[float]:
-    """Seconds of ``repeats`` calls of fn after one warm-up call, each blocked until ready."""
+def time_calls(fn: Callable[[], object], repeats: int, clock: str = "wall") -> list[float]:
+    """Seconds of ``repeats`` calls of fn after one warm-up call, each blocked until ready.
+
+    Args:
+        fn: the call to time.
+        repeats: number of timed calls.
+        clock: ``"wall"`` (time.perf_counter) or ``"cpu"`` (time.process_time: CPU seconds of
+            all threads of this process; robust to other processes competing for the cores,
+            meaningful with single-threaded XLA, see README.md).
+    """
     import jax
 
+    timer = CLOCKS[clock]
     jax.block_until_ready(fn())
     seconds = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = timer()
         jax.block_until_ready(fn())
-        seconds.append(time.perf_counter() - start)
+        seconds.append(timer() - start)
     return seconds
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def median(values: list[float]) -> float:
@@ -87,8 +99,7 @@ def pin_cpus(cpus: str | None) -> list[int]:
     """Pins this process (and so every subprocess it starts) to a CPU list like ``"0,1"``.
 
     Must run before jax creates its thread pool, i.e. before the first computation. The
-    neural-tangents subprocess inherits the affinity, so both sides use the same cores (XLA's
-    CPU thread pool is sized from the affinity mask).
+    neural-tangents subprocess inherits the affinity, so both sides use the same cores.
     """
     if cpus:
         wanted = set()

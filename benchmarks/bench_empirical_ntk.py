@@ -14,9 +14,11 @@ outputs, i.e. [N, N].
   ``--nt-max-gb`` are skipped (JACOBIAN_CONTRACTION holds N·k·P floats twice).
 
 The two sides never run at the same time: each round runs ours, then the subprocess; every
-time reported is the median over all rounds × repeats. Both sides are pinned to the same CPUs
-(``--cpus``, default: this process' affinity; the subprocess inherits it, and XLA sizes its CPU
-thread pool from it).
+time reported is the median over all rounds × repeats. JACOBIAN_CONTRACTION and
+NTK_VECTOR_PRODUCTS, which take seconds to minutes per call here, are timed in the first round
+only, ``--slow-repeats`` times (default 1, after a warm-up call). Both sides are pinned to the
+same CPUs (``--cpus``, default: this process' affinity; the subprocess inherits it, so
+neither side can run on other cores).
 
 FLOP rate of ours. FLOPs are counted analytically for the layer-structured formula
 Θ̂ = Σ_l (a_l·a_l' s_l² + s_b²) ⊙ (δ_l·δ_l'), counting 2mnp per [m, n]×[n, p] product:
@@ -85,28 +87,32 @@ def _bench_out_dim(args, k: int) -> dict:
     params = net.init(jax.random.PRNGKey(1), x)
     ours_fn = jax.jit(lambda p, xx: kernels.empirical_ntk(net.apply, p, xx))
     arrays = _nt_arrays(params, x, args.depth)
-    impls = [i for i in NT_IMPLS if _nt_fits(args, i, k, arrays)]
-    task = dict(
-        name="ntk", kind="empirical_ntk", depth=args.depth, width=args.width, out_dim=k,
-        activation="relu", parameterization="ntk", w_std=2**0.5, b_std=0.1,
-        implementations=impls, repeats=args.repeats,
-    )  # fmt: skip
+    impls = [i for i in args.nt_impls if _nt_fits(args, i, k, arrays)]
+    fast = [i for i in impls if i == "STRUCTURED_DERIVATIVES"]
+    slow = [i for i in impls if i not in fast]
     ours_s, nt_s = [], {i: [] for i in impls}
-    ours_k = nt_out = None
+    ours_k, nt_k = None, {}
     for r in range(args.rounds):
-        ours_s += _common.time_calls(lambda: ours_fn(params, x), args.repeats)
+        ours_s += _common.time_calls(lambda: ours_fn(params, x), args.repeats, args.clock)
         ours_k = np.asarray(ours_fn(params, x))
         if args.skip_nt or not impls:
             continue
-        nt_out, scalars = _common.run_nt({"x64": False, "tasks": [task]}, arrays)
-        for i in impls:
-            nt_s[i] += scalars["ntk"][i]
+        # the slow implementations are timed in the first round only, --slow-repeats times
+        tasks = [_nt_task(args, k, "fast", fast, args.repeats)] if fast else []
+        if r == 0 and slow:
+            tasks.append(_nt_task(args, k, "slow", slow, args.slow_repeats))
+        nt_arrays = {f"{t['name']}/{key}": v for t in tasks for key, v in arrays.items()}
+        out, scalars = _common.run_nt({"x64": False, "tasks": tasks}, nt_arrays)
+        for t in tasks:
+            for i in t["implementations"]:
+                nt_s[i] += scalars[t["name"]][i]
+                nt_k[i] = out[f"{t['name']}/ntk_{i}"]
         print(f"# k={k} round {r + 1}/{args.rounds}: {_common.load_note()}", flush=True)
-    diffs = {i: _common.max_rel_diff(ours_k, nt_out[f"ntk/ntk_{i}"]) for i in impls if nt_out}
+    diffs = {i: _common.max_rel_diff(ours_k, ref) for i, ref in nt_k.items()}
     return {
         "ours": ours_s,
         "nt": nt_s,
-        "skipped": [i for i in NT_IMPLS if i not in impls],
+        "skipped": [i for i in args.nt_impls if i not in impls],
         "max_rel_diff": diffs,
         "flops": flops_empirical_ntk(args.n, args.d_in, args.width, args.depth, k),
     }
@@ -117,19 +123,27 @@ def _nt_arrays(params, x, depth: int) -> dict:
 
     Both store the NTK-parameterized N(0, 1) leaves ω (W = σ_w/√n_in · ω) and β (b = σ_b · β).
     """
-    arrays = {"ntk/x1": np.asarray(x)}
+    arrays = {"x1": np.asarray(x)}
     for i in range(depth + 1):
         layer = params["params"][f"dense_{i}"]
-        arrays[f"ntk/W_{i}"] = np.asarray(layer["kernel"])
+        arrays[f"W_{i}"] = np.asarray(layer["kernel"])
         if "bias" in layer:
-            arrays[f"ntk/b_{i}"] = np.asarray(layer["bias"])
+            arrays[f"b_{i}"] = np.asarray(layer["bias"])
     return arrays
+
+
+def _nt_task(args, k: int, name: str, impls: list[str], repeats: int) -> dict:
+    return dict(
+        name=name, kind="empirical_ntk", depth=args.depth, width=args.width, out_dim=k,
+        activation="relu", parameterization="ntk", w_std=2**0.5, b_std=0.1,
+        implementations=impls, repeats=repeats, clock=args.clock,
+    )  # fmt: skip
 
 
 def _nt_fits(args, impl: str, k: int, arrays: dict) -> bool:
     if impl != "JACOBIAN_CONTRACTION":
         return True
-    n_params = sum(v.size for key, v in arrays.items() if key != "ntk/x1")
+    n_params = sum(v.size for key, v in arrays.items() if key != "x1")
     gb = 2 * args.n * k * n_params * 4 / 1e9
     if gb > args.nt_max_gb:
         print(f"# k={k}: skipping NT {impl}: its Jacobians need ~{gb:.0f} GB > --nt-max-gb")
@@ -152,15 +166,19 @@ def _matmul_rates(args) -> dict:
     for name, (m, n, p) in shapes.items():
         a = jax.random.normal(jax.random.PRNGKey(2), (m, n), jnp.float32)
         b = jax.random.normal(jax.random.PRNGKey(3), (n, p), jnp.float32)
-        seconds = _common.time_calls(lambda a=a, b=b: dot(a, b), args.repeats * args.rounds)
+        seconds = _common.time_calls(
+            lambda a=a, b=b: dot(a, b), args.repeats * args.rounds, args.clock
+        )
         rates[name] = 2 * m * n * p / _common.median(seconds) / 1e9
     return rates
 
 
 def _print_table(args, results: dict, matmul: dict) -> None:
     ref_name = max(matmul, key=matmul.get)
-    print(f"\nReLU MLP {args.depth}x{args.width}, d_in={args.d_in}, N={args.n}, float32, "
-          f"median of {args.rounds} rounds x {args.repeats} repeats")  # fmt: skip
+    print(
+        f"\nReLU MLP {args.depth}x{args.width}, d_in={args.d_in}, N={args.n}, float32, "
+        f"median of {args.rounds} rounds x {args.repeats} repeats, {args.clock} clock"
+    )
     print(f"{'k':>3} {'implementation':<34} {'s/call':>9} {'GFLOP/s':>8} {'max rel diff':>13}")
     for k, res in results.items():
         ours = _common.median(res["ours"])
@@ -193,7 +211,13 @@ def _parse():
     p.add_argument("--out-dims", type=int, nargs="+", default=[1, 10])
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds ours / NT")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per round and side")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="see README.md")
     p.add_argument("--cpus", default=None, help="CPU list for both sides, e.g. 0,1 (taskset)")
+    p.add_argument("--nt-impls", nargs="+", default=list(NT_IMPLS), choices=NT_IMPLS)
+    p.add_argument(
+        "--slow-repeats", type=int, default=1,
+        help="timed calls of JACOBIAN_CONTRACTION / NTK_VECTOR_PRODUCTS (first round only)",
+    )  # fmt: skip
     p.add_argument("--nt-max-gb", type=float, default=8.0, help="skip NT impls needing more")
     p.add_argument("--skip-nt", action="store_true", help="time only ntkpipe")
     p.add_argument("--json", default=None, help="also write all timings to this JSON file")

@@ -45,11 +45,14 @@ def main() -> None:
     print(f"# ntkpipe on jax {jax.__version__}; CPUs {cpus}; {_common.load_note()}")
     arrays = problem(args.n, args.n_test, args.out, args.n_times, args.dtype, seed=0)
     ours_fn = _ours(arrays, args.learning_rate)
-    task = dict(name="gd", kind="gd_mse", learning_rate=args.learning_rate, repeats=args.repeats)
+    task = dict(
+        name="gd", kind="gd_mse", learning_rate=args.learning_rate, repeats=args.repeats,
+        clock=args.clock,
+    )  # fmt: skip
     spec = {"x64": args.dtype == "float64", "tasks": [task]}
     ours_s, nt_s, nt_out = [], [], None
     for r in range(args.rounds):
-        ours_s += _common.time_calls(ours_fn, args.repeats)
+        ours_s += _common.time_calls(ours_fn, args.repeats, args.clock)
         if not args.skip_nt:
             nt_out, scalars = _common.run_nt(spec, {f"gd/{k}": v for k, v in arrays.items()})
             nt_s += scalars["gd"]["seconds"]
@@ -109,7 +112,8 @@ def _report(args, ours_s, nt_s, fx_train_t, fx_test_t, nt_out) -> None:
     ours, nt = _common.median(ours_s), _common.median(nt_s)
     print(
         f"\ngradient_descent_mse: N={args.n}, n_test={args.n_test}, k={args.out}, "
-        f"{args.n_times} times, {args.dtype}, median of {args.rounds} rounds x {args.repeats}"
+        f"{args.n_times} times, {args.dtype}, median of {args.rounds} rounds x {args.repeats}, "
+        f"{args.clock} clock"
     )
     print(f"  ntkpipe dynamics.gradient_descent_mse      {ours:9.4f} s (factory + predict)")
     result = {"ours_s": ours_s, "nt_s": nt_s}
@@ -137,6 +141,7 @@ def _parse():
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="see README.md")
     p.add_argument("--cpus", default=None, help="CPU list for both sides, e.g. 0,1")
     p.add_argument("--skip-nt", action="store_true")
     p.add_argument("--json", default=None)

@@ -14,6 +14,9 @@ and standard parameterization with the width given, with and without bias, d_in 
 - ``kernels.empirical_ntk`` (dense path, ``net.apply``) and the generic path (a plain lambda),
   and ``kernels.empirical_ntk_full``, with the same weights, vs ``nt.empirical_ntk_fn``
   (STRUCTURED_DERIVATIVES and JACOBIAN_CONTRACTION; ``trace_axes=(-1,)`` resp. ``()``);
+  ``kernels.empirical_nngp`` (both paths) vs ``nt.empirical_ntk_fn`` of the network as a
+  function of its readout layer's parameters alone (neural-tangents has no such kernel of its
+  own);
 - ``dynamics.gradient_descent_mse`` (continuous; train and test, t from 0 to ∞; traced
   kernels [n, n] and full kernels [n, n, k, k]) vs ``nt.predict.gradient_descent_mse``
   (``trace_axes=(-1,)`` resp. ``()``); ``discrete=True`` vs the explicit iteration
@@ -124,15 +127,21 @@ def check_empirical(cfg, d, nt):
     generic = kernels.empirical_ntk(lambda p, x: net.apply(p, x), params, x1, x2)
     full = kernels.empirical_ntk_full(net.apply, params, x1, x2)
     full_generic = kernels.empirical_ntk_full(lambda p, x: net.apply(p, x), params, x1, x2)
+    nngp = kernels.empirical_nngp(net, params, x1, x2)
+    nngp_generic = kernels.empirical_nngp(lambda p, x: net.apply(p, x), params, x1, x2)
     key = f"{cfg['name']}:emp"
     out = []
     for impl in NT_IMPLS:
         ref, ref_full = nt[f"{key}/ntk_{impl}"], nt[f"{key}/ntk_full_{impl}"]
+        ref_readout = nt[f"{key}/ntk_readout_{impl}"]
         name = f"nt {impl.lower()}"
         out += [("kernels.empirical_ntk (dense)", dense, ref, name),
                 ("kernels.empirical_ntk (generic)", generic, ref, name),
                 ("kernels.empirical_ntk_full (dense)", full, ref_full, name),
-                ("kernels.empirical_ntk_full (generic)", full_generic, ref_full, name)]  # fmt: skip
+                ("kernels.empirical_ntk_full (generic)", full_generic, ref_full, name),
+                ("kernels.empirical_nngp (dense)", nngp, ref_readout, f"{name}, readout"),
+                ("kernels.empirical_nngp (generic)", nngp_generic, ref_readout,
+                 f"{name}, readout")]  # fmt: skip
     return out
 
 
@@ -328,7 +337,7 @@ def _nt_request(configs, data):
             dict(name=f"{name}:k12", kind="stax_kernels", **net_fields),
             dict(name=f"{name}:k11", kind="stax_kernels", **net_fields),
             dict(name=f"{name}:emp", kind="empirical_ntk", implementations=list(NT_IMPLS),
-                 full=True, **net_fields),
+                 full=True, readout=True, **net_fields),
             dict(name=f"{name}:gd", kind="gd_mse", learning_rate=LEARNING_RATE),
             dict(name=f"{name}:gdfull", kind="gd_mse", learning_rate=LEARNING_RATE,
                  trace_axes=[]),

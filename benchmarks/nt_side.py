@@ -21,13 +21,16 @@ Task kinds (network fields: ``depth``, ``width``, ``out_dim``, ``activation``,
 - ``empirical_ntk``: ``nt.empirical_ntk_fn(apply, trace_axes=(-1,), vmap_axes=0,
   implementation=...)`` on the stax MLP with the given weights.
   In: ``x1``, optional ``x2``, ``W_l`` [n_in, n_out], ``b_l`` [n_out] for l = 0..depth.
-  Fields: ``implementations`` (names), ``repeats`` (0 = no timing), ``full`` (also the
-  untraced kernel, trace_axes=()).
-  Out: ``ntk_<IMPL>`` [n1, n2], with ``full`` also ``ntk_full_<IMPL>`` [n1, n2, k, k];
+  Fields: ``implementations`` (names), ``repeats`` (0 = no timing), ``clock`` ("wall" or
+  "cpu", as in _common.time_calls), ``full`` (also the
+  untraced kernel, trace_axes=()), ``readout`` (also the tangent kernel of the readout
+  layer's parameters alone).
+  Out: ``ntk_<IMPL>`` [n1, n2], with ``full`` also ``ntk_full_<IMPL>`` [n1, n2, k, k], with
+  ``readout`` also ``ntk_readout_<IMPL>`` [n1, n2];
   scalars: seconds of every timed call per implementation.
 - ``gd_mse``: ``nt.predict.gradient_descent_mse``.
   In: ``k_train_train``, ``y_train``, ``t``, ``fx_train_0``, optional ``fx_test_0`` and
-  ``k_test_train``. Fields: ``learning_rate``, ``repeats``, ``trace_axes`` (default [-1];
+  ``k_test_train``. Fields: ``learning_rate``, ``repeats``, ``clock``, ``trace_axes`` (default [-1];
   [] for full kernels [n, n, k, k]).
   Out: ``fx_train_t``, ``fx_test_t``; scalars: seconds of every factory + predict.
 - ``gd_mse_ensemble``: ``nt.predict.gradient_descent_mse_ensemble`` on the analytic
@@ -108,12 +111,23 @@ def empirical_ntk(task: dict, inputs: dict):
         )
         fn = jax.jit(fn)
         arrays[f"ntk_{impl}"] = fn(x1, x2, params).block_until_ready()
-        scalars[impl] = _time_calls(lambda fn=fn: fn(x1, x2, params), task.get("repeats", 0))
+        scalars[impl] = _time_calls(
+            lambda fn=fn: fn(x1, x2, params), task.get("repeats", 0), task.get("clock", "wall")
+        )
         if task.get("full"):
             full_fn = nt.empirical_ntk_fn(
                 apply_fn, trace_axes=(), vmap_axes=0, implementation=implementation
             )
             arrays[f"ntk_full_{impl}"] = full_fn(x1, x2, params)
+        if task.get("readout"):
+            # tangent kernel of the readout layer's (W, b) alone, the hidden layers held fixed
+            readout_fn = nt.empirical_ntk_fn(
+                lambda p_out, x: apply_fn([*params[:-1], p_out], x),
+                trace_axes=(-1,),
+                vmap_axes=0,
+                implementation=implementation,
+            )
+            arrays[f"ntk_readout_{impl}"] = readout_fn(x1, x2, params[-1])
     return arrays, scalars
 
 
@@ -139,7 +153,8 @@ def gd_mse(task: dict, inputs: dict):
     arrays = {"fx_train_t": fx_train_t}
     if fx_test_t is not None:
         arrays["fx_test_t"] = fx_test_t
-    return arrays, {"seconds": _time_calls(factory_and_predict, task.get("repeats", 0))}
+    seconds = _time_calls(factory_and_predict, task.get("repeats", 0), task.get("clock", "wall"))
+    return arrays, {"seconds": seconds}
 
 
 def gd_mse_ensemble(task: dict, inputs: dict):
@@ -251,18 +266,22 @@ def _stax_params(task: dict, inputs: dict):
     return params
 
 
-def _time_calls(fn, repeats: int) -> list[float]:
-    """Seconds of `repeats` calls of fn (after one warm-up call), each blocked until ready."""
+def _time_calls(fn, repeats: int, clock: str = "wall") -> list[float]:
+    """Seconds of `repeats` calls of fn (after one warm-up call), each blocked until ready.
+
+    clock: "wall" (time.perf_counter) or "cpu" (time.process_time, all threads of the process).
+    """
     import jax
 
     if repeats <= 0:
         return []
+    timer = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
     jax.block_until_ready(fn())
     seconds = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = timer()
         jax.block_until_ready(fn())
-        seconds.append(time.perf_counter() - start)
+        seconds.append(timer() - start)
     return seconds
 
 

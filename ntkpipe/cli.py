@@ -8,6 +8,11 @@ be rerun by hand from the command in its log, e.g.
 
 JAX is imported only after the thread count is pinned (XLA sizes its CPU
 thread pool when it starts), so the parser and `--help` stay fast.
+
+Compiled programs are kept in JAX's persistent compilation cache, shared by every
+job, so that only the first job of a kind compiles (see `configure_compilation_cache`):
+the folder is $NTKPIPE_JAX_CACHE (the workflow sets results/.jax_cache), else
+$JAX_COMPILATION_CACHE_DIR, else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off turns it off.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if getattr(args, "threads", None):
         pin_threads(args.threads)
+    configure_compilation_cache()
     from ntkpipe.errors import NtkpipeError
 
     try:
@@ -59,6 +65,43 @@ def pin_threads(threads: int) -> None:
     if threads == 1:
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+
+
+def configure_compilation_cache(environ=None) -> str | None:
+    """Point JAX's persistent compilation cache at a folder shared by all jobs; before JAX starts.
+
+    The folder is ``$NTKPIPE_JAX_CACHE`` (the workflow sets ``results/.jax_cache``), else
+    ``$JAX_COMPILATION_CACHE_DIR``, else ``$XDG_CACHE_HOME/ntkpipe/jax`` (``~/.cache/ntkpipe/jax``);
+    ``NTKPIPE_JAX_CACHE=off`` (or ``0``) turns the cache off. Every compilation is cached (JAX's
+    default keeps only those over 1 s, which are few here), unless
+    ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` is set. Entries are keyed by the program, the
+    JAX version and the device, so one folder serves every sweep, CPU and GPU jobs alike.
+
+    In a process where JAX already runs (``main`` called from Python, e.g. a test), JAX has read
+    its settings: nothing is changed.
+
+    Args:
+        environ: the environment to read and update (default ``os.environ``).
+
+    Returns:
+        The cache folder, or None when the cache is off or JAX already runs.
+    """
+    env = os.environ if environ is None else environ
+    if "jax" in sys.modules and environ is None:
+        return None
+    choice = env.get("NTKPIPE_JAX_CACHE", "").strip()
+    if choice.lower() in ("off", "0", "false", "no"):
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)
+        return None
+    folder = choice or env.get("JAX_COMPILATION_CACHE_DIR") or _default_cache_dir(env)
+    env["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    return str(folder)
+
+
+def _default_cache_dir(env) -> str:
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ntkpipe", "jax")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -188,7 +231,10 @@ def _stage_kwargs(args) -> dict:
 def _install_profile(args):
     from ntkpipe.slurm_profile import install_profile
 
-    install_profile(args.dest, partition=args.partition, account=args.account, force=args.force)
+    installed = install_profile(
+        args.dest, partition=args.partition, account=args.account, force=args.force
+    )
+    print(installed.summary())
 
 
 _COMMANDS = [

@@ -77,14 +77,12 @@ def gradient_descent_mse(
     """
     _check_learning_rate(learning_rate)
     eig = _decompose(ntk_train_train, y_train, learning_rate)
-    lr_limit = None  # discrete t → ∞ needs |1 − cλ| < 1 on every mode
 
     def predict(t, fx_train_0, fx_test_0=None, ntk_test_train=None):
-        nonlocal lr_limit
         times = _check_times(t, discrete)
         f0, g0, k_st = _check_predict_inputs(eig, fx_train_0, fx_test_0, ntk_test_train)
-        if discrete and t is None:
-            lr_limit = _discrete_limit_lr(eig) if lr_limit is None else lr_limit
+        if discrete and t is None:  # i → ∞ needs |1 − cλ| < 1 on every mode
+            lr_limit = _discrete_limit_lr(eig)
             if learning_rate >= lr_limit:
                 raise ValueError(
                     f"t=None (t → ∞) with discrete=True needs learning_rate < 2·n·k/λ_max = "
@@ -125,7 +123,7 @@ def lr_critical(ntk_train_train: jax.Array, n_out: int) -> jax.Array:
             f"n_out={n_out} does not match the full kernel's output axes of size {k} "
             f"(ntk_train_train has shape {tuple(jnp.shape(ntk_train_train))})."
         )
-    evals = jnp.linalg.eigvalsh(_symmetrize(matrix))
+    evals = jnp.linalg.eigvalsh(matrix)  # symmetrizes its input
     return 2 * n * n_out / (jnp.maximum(evals[0], 0.0) + evals[-1])
 
 
@@ -255,7 +253,7 @@ def _decompose(ntk_train_train, y_train, learning_rate) -> _Eigen:
             f"{expected}{y.shape[1]}] for y_train of shape {y.shape}."
         )
     dtype = jnp.result_type(matrix.dtype, y.dtype, float)
-    evals, evecs = jnp.linalg.eigh(_symmetrize(matrix.astype(dtype)))
+    evals, evecs = jnp.linalg.eigh(matrix.astype(dtype))  # symmetrizes its input: (A + Aᵀ)/2
     n, k = y.shape
     rate = jnp.asarray(learning_rate / (n * k), dtype)
     return _Eigen(evals, evecs, y.astype(dtype), rate, n, k, full=k_full is not None)
@@ -374,10 +372,6 @@ def _discrete_limit_lr(eig: _Eigen) -> float:
 
 def _cutoff(evals):
     return evals.shape[-1] * jnp.finfo(evals.dtype).eps * jnp.max(jnp.abs(evals))
-
-
-def _symmetrize(a):
-    return (a + a.T) / 2
 
 
 def _check_learning_rate(learning_rate):

@@ -119,55 +119,51 @@ def _empirical(apply_fn, params, x1, x2, block_size, kind):
     if spec is not None:
         x1, x2 = _check_dense(spec, params, x1, x2)
         # σ_w, σ_b and the parameterization enter as traced scales: no recompilation per value.
-        structure = (spec.activation, spec.depth, spec.use_bias)
+        static = ((spec.activation, spec.depth, spec.use_bias), kind, spec.out_dim)
         scales = _dense_scales(spec, params)
-        features = lambda p, x: _dense_features(structure, kind, p, x, scales)
-        gram = lambda fa, fb: _dense_gram(kind, spec.out_dim, fa, fb, scales[-1] ** 2)
+        features = lambda p, x: _dense_features(*static[:2], p, x, scales)
+        gram = lambda fa, fb: _dense_gram(*static[1:], fa, fb, scales[-1] ** 2)
+        whole = lambda p, xa, xb: _dense_kernel(*static, p, xa, xb, scales)
     else:
         apply_fn = apply_fn.apply if isinstance(apply_fn, Network) else apply_fn
         _check_generic(apply_fn, params, x1)
         if kind == "nngp":
             apply_fn, params = _readout_only(apply_fn, params)
-            features = jax.jit(functools.partial(_generic_features, apply_fn))
-        else:
-            features = _generic_features_jit(apply_fn)
+        features, whole = _generic_jit(apply_fn, kind == "ntk_full", cache=kind != "nngp")
         gram = functools.partial(_generic_gram, kind == "ntk_full")
     transpose = (lambda t: t.transpose(1, 0, 3, 2)) if kind == "ntk_full" else (lambda t: t.T)
+    if block_size is None or (x1.shape[0] <= block_size and (x2 is None or len(x2) <= block_size)):
+        return whole(params, x1, x2)
     return _tiled(features, gram, transpose, params, x1, x2, block_size)
 
 
 def _tiled(features, gram, transpose, params, x1, x2, block_size):
-    """Assembles the kernel from tiles; features(params, x_block) are computed once per block."""
+    """Assembles the kernel from tiles; features(params, x_block) are computed once per block.
+
+    x1 and x2 are zero-padded to a multiple of block_size, so that every tile has one shape
+    (one compilation); the padding rows and columns are cut off at the end.
+    """
     symmetric = x2 is None
-    x2 = x1 if symmetric else x2
-    n1, n2 = x1.shape[0], x2.shape[0]
-    if block_size is None or (n1 <= block_size and n2 <= block_size):
-        f1 = features(params, x1)
-        return gram(f1, f1 if symmetric else features(params, x2))
-    rows, cols = _blocks(x1, block_size), _blocks(x2, block_size)
+    rows = _blocks(x1, block_size)
+    cols = rows if symmetric else _blocks(x2, block_size)
     tiles: list[list[Any]] = [[None] * len(cols) for _ in rows]
-    for i, (xa, na) in enumerate(rows):
+    for i, xa in enumerate(rows):
         fa = features(params, xa)
-        for j, (xb, nb) in enumerate(cols):
+        for j, xb in enumerate(cols):
             if symmetric and j < i:
                 tiles[i][j] = transpose(tiles[j][i])
-                continue
-            fb = fa if symmetric and i == j else features(params, xb)
-            tiles[i][j] = gram(fa, fb)[:na, :nb]
-    return jnp.concatenate([jnp.concatenate(row, axis=1) for row in tiles], axis=0)
+            else:
+                tiles[i][j] = gram(fa, fa if symmetric and i == j else features(params, xb))
+    n2 = x1.shape[0] if symmetric else x2.shape[0]
+    kernel = jnp.concatenate([jnp.concatenate(row, axis=1) for row in tiles], axis=0)
+    return kernel[: x1.shape[0], :n2]
 
 
 def _blocks(x, block_size):
-    """Splits x into blocks of block_size rows; the last one is zero-padded (one compilation)."""
-    out = []
-    for start in range(0, x.shape[0], block_size):
-        xb = x[start : start + block_size]
-        n = xb.shape[0]
-        if n < block_size:
-            pad = [(0, block_size - n)] + [(0, 0)] * (x.ndim - 1)
-            xb = jnp.pad(xb, pad)
-        out.append((xb, n))
-    return out
+    """x [n, ...] zero-padded to a multiple of block_size and split into blocks of that size."""
+    pad = -x.shape[0] % block_size
+    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+    return jnp.split(x, x.shape[0] // block_size)
 
 
 # --- dense path -------------------------------------------------------------------------------
@@ -207,6 +203,14 @@ def _dense_features(structure: tuple[str, int, bool], kind: str, params, x, scal
     if kind == "nngp" or depth == 0:
         return inputs, []
     return inputs, _dense_signals(kind, weights, slopes)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _dense_kernel(structure, kind: str, k: int, params, x1, x2, scales):
+    """The whole kernel in one tile (x2 None: x2 = x1, features computed once)."""
+    fa = _dense_features(structure, kind, params, x1, scales)
+    fb = fa if x2 is None else _dense_features(structure, kind, params, x2, scales)
+    return _dense_gram(kind, k, fa, fb, scales[-1] ** 2)
 
 
 def _dense_signals(kind, weights, slopes):
@@ -296,16 +300,29 @@ def _generic_features(apply_fn, params, x):
     return jax.vmap(jax.jacrev(f_single), in_axes=(None, 0))(params, x)
 
 
-@functools.lru_cache(maxsize=64)
-def _generic_features_cached(apply_fn):
-    return jax.jit(functools.partial(_generic_features, apply_fn))
+def _generic_jit(apply_fn, full: bool, cache: bool):
+    """Jitted (features(params, x), whole(params, x1, x2)) for apply_fn, cached when hashable."""
+    if cache:
+        try:
+            return _generic_jit_cached(apply_fn, full)
+        except TypeError:  # unhashable apply_fn: compile for this call only
+            pass
+    return _generic_jit_uncached(apply_fn, full)
 
 
-def _generic_features_jit(apply_fn):
-    try:
-        return _generic_features_cached(apply_fn)
-    except TypeError:  # unhashable apply_fn: compile for this call only
-        return jax.jit(functools.partial(_generic_features, apply_fn))
+@functools.lru_cache(maxsize=32)
+def _generic_jit_cached(apply_fn, full):
+    return _generic_jit_uncached(apply_fn, full)
+
+
+def _generic_jit_uncached(apply_fn, full):
+    features = functools.partial(_generic_features, apply_fn)
+
+    def whole(params, x1, x2):
+        ja = features(params, x1)
+        return _generic_gram(full, ja, ja if x2 is None else features(params, x2))
+
+    return jax.jit(features), jax.jit(whole)
 
 
 @functools.partial(jax.jit, static_argnums=0)

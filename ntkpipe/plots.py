@@ -68,6 +68,45 @@ FIGURES = {
         "‖Θ̂_0 − Θ‖_F/‖Θ‖_F and ‖K̂_0 − K‖_F/‖K‖_F at initialization against the width n "
         "(log-log; one dot per seed) with fitted exponents. The paper: ~ n^−½ (Fig. S9–S10).",
     ),
+    "kernel_mc": (
+        "Monte Carlo estimates of the kernels",
+        "Error of the mean of M empirical kernels (M seeds), ‖mean_M Θ̂_0 − Θ‖_F/‖Θ‖_F (left) "
+        "and the same for K̂ (right), against M (log-log), one line per width n, with the "
+        "exponent fitted against M at each width. The paper: the error falls as M^−½ until the "
+        "finite-width bias O(1/n) is reached (Fig. S9–S10).",
+    ),
+    "linearization": (
+        "The network and its linearization, run by run",
+        "Widest network of the sweep, first seed. (a) Outputs f_t(x) (solid) and f^lin_t(x) "
+        "(dashed) of a few fixed train (blue) and test (orange) points; (b) θ_t − θ_0 of a few "
+        "fixed weights: the closed-form f^lin at every step (lines, Eq. 8) and the trained "
+        "network at the end (dots); (c) train and test loss of f and f^lin; (d) RMSE between f "
+        "and f^lin on the test set, with f^lin evolved by the empirical Θ̂_0 (solid) and by the "
+        "analytic Θ (dashed). The paper: the two agree, and Θ̂_0 is closer at finite width "
+        "(Fig. 3; Fig. 4 / S2–S4 for other optimizers, losses and architectures).",
+    ),
+    "ensemble": (
+        "Output distribution: ensemble against NTK-GP and NNGP",
+        "Outputs on x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ between two training points (black dots) at four "
+        "record steps: ensemble of trained networks, mean (black line) ± 2 standard deviations "
+        "(dotted); the NTK-GP of Eq. 14–15 (blue band, mean ± 2σ); readout-only training, the "
+        "NNGP (Eq. S22–S23, red band), and at the last step its t → ∞ limit, the NNGP posterior "
+        "of Eq. 13 (red dashed). The paper: the ensemble follows the NTK-GP (Fig. 2 / S1).",
+    ),
+}
+
+#: Figure stem → the experiments (keys of `analysis.EXPERIMENTS`) it illustrates; the report shows
+#: it in the section of the first one present in the sweep.
+FIGURE_EXPERIMENTS = {
+    "loss_curves": ("fig3", "fig4"),
+    "rmse_curves": ("fig3", "fig4"),
+    "linearization": ("fig3", "fig4"),
+    "weight_change": ("fig1",),
+    "kernel_change": ("fig1",),
+    "rmse_vs_width": ("figS5",),
+    "kernel_error": ("figS9",),
+    "kernel_mc": ("figS9",),
+    "ensemble": ("fig2",),
 }
 
 _STEP_LABEL = r"step $i$  (time $t = \eta\, i$)"
@@ -227,6 +266,131 @@ def plot_rmse_vs_width(ds: xr.Dataset) -> Figure:
     return fig
 
 
+@_styled
+def plot_kernel_mc(ds: xr.Dataset) -> Figure:
+    """Error of the mean of M empirical kernels against M, one line per width (Fig. S9–S10).
+
+    Args:
+        ds: the summary with ``ntk_mc_error`` / ``nngp_mc_error`` and ``mc_samples`` (axes…,
+            seed); further axes besides width must have one value.
+    """
+    kernels = [k for k in ("ntk", "nngp") if analysis.has_data(ds, f"{k}_mc_error")]
+    if not kernels:
+        raise ValueError("the summary has no finite values of ntk_mc_error / nngp_mc_error")
+    _check_extra_axes(ds, exclude=("width", _PANEL_AXIS))
+    if _PANEL_AXIS in ds.dims:  # the largest dataset size
+        ds = ds.sel({_PANEL_AXIS: ds[_PANEL_AXIS].max()})
+    fig = _new_figure(1, len(kernels))
+    axes = fig.subplots(1, len(kernels), squeeze=False)[0]
+    fits = {(f.quantity, f.group.get("width")): f for f in analysis.mc_exponents(ds)}
+    for ax, kernel in zip(axes, kernels, strict=True):
+        curve = analysis.mc_error_curve(ds, kernel)
+        curve = _squeeze_other_axes(curve, keep=("width", "mc_samples"))
+        widths = _axis_values(curve, "width") or [None]
+        palette = sns.color_palette("viridis", len(widths))
+        for color, width in zip(palette, widths, strict=True):
+            line = curve.sel(width=width) if width is not None else curve
+            ok = np.isfinite(line.values) & (line.values > 0)
+            m = line["mc_samples"].values
+            fit = fits.get((f"{kernel}_mc_error", width))
+            power = fit.fit if fit is not None else None
+            label = f"n = {width}" if width is not None else "all runs"
+            if power is not None:
+                label += rf": $\propto M^{{{power.exponent:.2f}}}$"
+            ax.plot(m[ok], line.values[ok], color=color, marker="o", ms=3.5, lw=1.4, label=label)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        _plain_log_ticks(ax.yaxis)
+        ax.set_xlabel(r"Monte Carlo samples $M$ (seeds averaged)")
+        tex, exact = _KERNEL_TEX[kernel], _ANALYTIC_TEX[kernel]
+        ax.set_ylabel(rf"$\|\overline{{{tex}}}_M - {exact}\|_F \,/\, \|{exact}\|_F$")
+        ax.legend(fontsize="small", title="width (fit)", title_fontsize="small")
+    _finish(fig, ds, "kernel_mc")
+    return fig
+
+
+@_styled
+def plot_linearization(ds: xr.Dataset) -> Figure:
+    """Fig. 3 for one run: sampled outputs and weights, losses, RMSE with Θ̂_0 and Θ.
+
+    The widest width and the largest dataset size of the sweep, the first usable seed.
+
+    Args:
+        ds: the summary with ``fx_sample_train``, ``fx_sample_test`` (axes…, model, seed, step,
+            sample), and optionally ``weight_sample`` (…, wsample), ``loss_*``, ``rmse_test``
+            and ``rmse_test_analytic``; further axes besides width and n_train must have one
+            value.
+    """
+    if not analysis.has_data(ds, "fx_sample_test"):
+        raise ValueError("the summary has no finite values of fx_sample_test")
+    _check_extra_axes(ds, exclude=("width", _PANEL_AXIS))
+    run, label = _one_run(analysis.usable_runs(ds))
+    fig = _new_figure(1, 4)
+    axes = fig.subplots(1, 4, squeeze=False)[0]
+    _panel_outputs(axes[0], run)
+    _panel_weights(axes[1], run)
+    _panel_losses(axes[2], run)
+    _panel_rmse(axes[3], run)
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(left=0)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.set_xlabel(_STEP_LABEL)
+    _finish(fig, ds, "linearization")
+    fig.suptitle(f"{fig.get_suptitle()} · {_plain(label)}")
+    return fig
+
+
+@_styled
+def plot_ensemble(ds: xr.Dataset) -> Figure:
+    """Fig. 2: the ensemble on x(α) against the NTK-GP and NNGP bands at four record steps.
+
+    The widest width and the largest dataset size of the sweep.
+
+    Args:
+        ds: the summary with ``ensemble_fx`` (axes…, member, step, alpha), ``ntkgp_mean``,
+            ``ntkgp_std``, ``nngp_mean``, ``nngp_std`` (axes…, step, alpha),
+            ``nngp_posterior_mean``, ``nngp_posterior_std`` (axes…, alpha) and the endpoint
+            targets ``ensemble_target_1``, ``ensemble_target_2``.
+    """
+    if not analysis.has_data(ds, "ensemble_fx"):
+        raise ValueError("the summary has no finite values of ensemble_fx")
+    _check_extra_axes(ds, exclude=("width", _PANEL_AXIS))
+    names = [n for n in ds.data_vars if n.startswith(("ensemble_", "ntkgp_", "nngp_"))]
+    point, label = _largest_point(ds[names])
+    moments = analysis.ensemble_moments(point)
+    steps = point["step"].values
+    chosen = sorted({int(i) for i in np.linspace(1 if len(steps) > 1 else 0, len(steps) - 1, 4)})
+    fig = _new_figure(1, len(chosen))
+    axes = fig.subplots(1, len(chosen), squeeze=False, sharey=True)[0]
+    alpha = point["alpha"].values
+    for ax, index in zip(axes, chosen, strict=True):
+        at = point.isel(step=index)
+        _band(ax, alpha, at["nngp_mean"], at["nngp_std"], _GP_COLORS["nngp"], "NNGP (readout only)")
+        _band(ax, alpha, at["ntkgp_mean"], at["ntkgp_std"], _GP_COLORS["ntkgp"], "NTK-GP")
+        mean, std = moments["mean"].isel(step=index), moments["std"].isel(step=index)
+        ax.plot(alpha, mean, color="black", lw=1.6, label="ensemble mean")
+        for sign in (-1, 1):
+            ax.plot(alpha, mean + sign * 2 * std, color="black", lw=1.0, ls=":")
+        if index == chosen[-1]:
+            post, post_std = point["nngp_posterior_mean"], point["nngp_posterior_std"]
+            ax.plot(alpha, post, color=_GP_COLORS["nngp"], ls="--", lw=1.2, label="NNGP posterior")
+            for sign in (-1, 1):
+                ax.plot(
+                    alpha, post + sign * 2 * post_std, color=_GP_COLORS["nngp"], ls="--", lw=0.7
+                )
+        targets = [float(point["ensemble_target_2"]), float(point["ensemble_target_1"])]
+        ax.scatter([0.0, 1.0], targets, color="black", s=28, zorder=5)
+        ax.set_title(f"step {int(steps[index])}")
+        ax.set_xlabel(r"$\alpha$")
+        ax.set_ylabel(r"$f_t(x(\alpha))$")
+    axes[-1].legend(fontsize="small", loc="best")
+    members = int(point.sizes.get("member", 0))
+    _finish(fig, ds, "ensemble")
+    fig.suptitle(f"{fig.get_suptitle()} · {_plain(label)} · {members} members")
+    return fig
+
+
 #: Figure stem → (plot function, the summary variables it needs (any one), needs a width axis).
 PLOTS: dict[str, tuple[Callable[[xr.Dataset], Figure], tuple[str, ...], bool]] = {
     "loss_curves": (plot_loss_curves, ("loss_train", "loss_test"), False),
@@ -235,6 +399,9 @@ PLOTS: dict[str, tuple[Callable[[xr.Dataset], Figure], tuple[str, ...], bool]] =
     "kernel_change": (plot_kernel_change, ("ntk_change", "nngp_change"), True),
     "rmse_vs_width": (plot_rmse_vs_width, ("rmse_train", "rmse_test"), True),
     "kernel_error": (plot_kernel_error, ("ntk_analytic_error", "nngp_analytic_error"), True),
+    "kernel_mc": (plot_kernel_mc, ("ntk_mc_error", "nngp_mc_error"), False),
+    "linearization": (plot_linearization, ("fx_sample_test",), False),
+    "ensemble": (plot_ensemble, ("ensemble_fx",), False),
 }
 
 
@@ -265,6 +432,8 @@ def make_figures(summary: xr.Dataset | str | Path, outdir: str | Path) -> list[P
                 continue
             if not any(analysis.has_data(usable, name) for name in names):
                 continue
+            if stem == "kernel_mc" and not analysis.has_mc_samples(usable, at_least=2):
+                continue
             fig = plot(sub)
             path = outdir / f"{stem}{suffix}.svg"
             with matplotlib.rc_context({"svg.hashsalt": "ntkpipe"}):
@@ -294,6 +463,122 @@ def figure_caption(path: str | Path) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- private helpers
+
+_GP_COLORS = {"ntkgp": sns.color_palette("deep")[0], "nngp": sns.color_palette("deep")[3]}
+_SPLIT_COLORS = {"train": sns.color_palette("deep")[0], "test": sns.color_palette("deep")[1]}
+
+
+def _largest_point(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """`ds` at the widest width and the largest n_train (when swept), and a label saying so."""
+    parts = []
+    for axis in ("width", _PANEL_AXIS):
+        if axis in ds.dims:
+            value = _scalar(ds[axis].max().values)
+            ds = ds.sel({axis: value})
+            parts.append(f"{axis} = {value}")
+    other = [a for a in analysis.sweep_axes(ds) if a in ds.dims]
+    if other:
+        ds = ds.isel({a: 0 for a in other})
+    return ds, ", ".join(parts)
+
+
+def _one_run(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """The widest, largest-|D| point and its first seed with finite outputs."""
+    point, label = _largest_point(ds)
+    finite = np.isfinite(point["fx_sample_test"]).any(
+        [d for d in point["fx_sample_test"].dims if d != "seed"]
+    )
+    index = int(np.flatnonzero(finite.values)[0]) if finite.any() else 0
+    seed = _scalar(point["seed"].values[index])
+    return point.isel(seed=index), ", ".join(p for p in (label, f"seed {seed}") if p)
+
+
+def _panel_outputs(ax, run: xr.Dataset) -> None:
+    steps = run["step"].values
+    for split in ("train", "test"):
+        name = f"fx_sample_{split}"
+        if name not in run:
+            continue
+        for model, style in (("net", "-"), ("lin", "--")):
+            if model not in run["model"].values:
+                continue
+            lines = run[name].sel(model=model).transpose("step", ...).values
+            ax.plot(steps, lines, color=_SPLIT_COLORS[split], ls=style, lw=1.1)
+    ax.legend(
+        handles=[
+            Line2D([], [], color=_SPLIT_COLORS["train"], label="train points"),
+            Line2D([], [], color=_SPLIT_COLORS["test"], label="test points"),
+            Line2D([], [], color="0.3", ls="-", label=r"$f$"),
+            Line2D([], [], color="0.3", ls="--", label=r"$f^{\mathrm{lin}}$"),
+        ],
+        fontsize="small",
+    )
+    ax.set_ylabel(r"output $f_t(x)$")
+    ax.set_title("(a) sampled outputs")
+
+
+def _panel_weights(ax, run: xr.Dataset) -> None:
+    ax.set_title(r"(b) sampled weights $\theta_t - \theta_0$")
+    if not analysis.has_data(run, "weight_sample"):
+        ax.text(0.5, 0.5, "no sampled weights recorded", ha="center", transform=ax.transAxes)
+        return
+    steps = run["step"].values
+    samples = run["weight_sample"]
+    palette = sns.color_palette("husl", samples.sizes["wsample"])
+    for color, label in zip(palette, samples["wsample"].values, strict=True):
+        one = samples.sel(wsample=label)
+        if "lin" in one["model"].values:
+            ax.plot(steps, one.sel(model="lin").values, color=color, ls="--", lw=1.1)
+        if "net" in one["model"].values:
+            net = one.sel(model="net").values
+            ok = np.isfinite(net)
+            ax.plot(steps[ok], net[ok], color=color, ls="", marker="o", ms=4, label=str(label))
+    ax.set_ylabel(r"$\theta_t - \theta_0$ (trainable entry)")
+    ax.legend(
+        fontsize="x-small", ncol=2, title="f (dots), f^lin (dashed)", title_fontsize="x-small"
+    )
+
+
+def _panel_losses(ax, run: xr.Dataset) -> None:
+    steps = run["step"].values
+    for split in ("train", "test"):
+        name = f"loss_{split}"
+        if name not in run:
+            continue
+        for model, style in (("net", "-"), ("lin", "--")):
+            if model in run["model"].values:
+                values = run[name].sel(model=model).values
+                ax.plot(steps, values, color=_SPLIT_COLORS[split], ls=style, lw=1.4)
+    _plain_log_ticks(ax.yaxis)
+    ax.set_ylabel(r"loss $\mathcal{L}$ (train blue, test orange)")
+    ax.set_title("(c) loss")
+
+
+def _panel_rmse(ax, run: xr.Dataset) -> None:
+    steps = run["step"].values
+    pairs = (("rmse_test", "-", r"$f^{\mathrm{lin}}$ with $\hat\Theta_0$"),)
+    pairs += (("rmse_test_analytic", "--", r"$f^{\mathrm{lin}}$ with $\Theta$"),)
+    for name, style, label in pairs:
+        if analysis.has_data(run, name):
+            values = run[name].values
+            ok = np.isfinite(values) & (values > 0)
+            ax.plot(steps[ok], values[ok], color="0.2", ls=style, lw=1.4, label=label)
+    _plain_log_ticks(ax.yaxis)
+    ax.set_ylabel(r"RMSE$(f_t, f^{\mathrm{lin}}_t)$ test")
+    ax.set_title("(d) network against linearization")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+
+
+def _band(ax, x, mean, std, color, label: str) -> None:
+    mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    ax.fill_between(x, mean - 2 * std, mean + 2 * std, color=color, alpha=0.22, lw=0)
+    ax.plot(x, mean, color=color, lw=1.3, label=label)
+
+
+def _squeeze_other_axes(da: xr.DataArray, keep) -> xr.DataArray:
+    other = [d for d in da.dims if d not in keep]
+    return da.isel({d: 0 for d in other}) if other else da
 
 
 def _curves(ds: xr.Dataset, rows, stem: str, *, models: bool) -> Figure:
@@ -416,7 +701,7 @@ def _finish(fig: Figure, ds: xr.Dataset, stem: str) -> None:
     fixed = analysis.format_group(_fixed_axes(ds))
     steps = int(ds["step"].max()) if "step" in ds.coords and ds.sizes.get("step") else None
     parts = [_plain(name), title]
-    if steps is not None and stem not in ("kernel_error",):
+    if steps is not None and stem not in ("kernel_error", "kernel_mc"):
         parts.append(f"T = {steps} steps")
     if fixed:
         parts.append(_plain(fixed))

@@ -21,7 +21,7 @@ import xarray as xr
 import yaml
 
 from ntkpipe import analysis
-from ntkpipe.plots import figure_caption, figure_order, load_summary
+from ntkpipe.plots import FIGURE_EXPERIMENTS, figure_caption, figure_order, load_summary
 
 #: How each run status is shown.
 STATUS_LABELS = {
@@ -58,7 +58,10 @@ def write_report(
         FileNotFoundError: a figure (or the summary path) does not exist.
         ValueError: a figure is neither .svg nor .png.
     """
-    figures = [_figure(Path(path)) for path in sorted(figure_paths, key=figure_order)]
+    figures = [
+        (Path(path).stem.split("__")[0], *_figure(Path(path)))
+        for path in sorted(figure_paths, key=figure_order)
+    ]
     ds = load_summary(summary)
     table = analysis.run_table(ds) if run_table is None else run_table
     page = render_report(ds, figures, table, analysis.paper_claims(ds))
@@ -70,27 +73,44 @@ def write_report(
 
 def render_report(
     ds: xr.Dataset,
-    figures: Sequence[tuple[str, str, str]],
+    figures: Sequence[tuple[str, str, str, str]],
     run_table: pd.DataFrame,
     claims: Sequence[analysis.Claim],
 ) -> str:
     """The report's HTML text.
 
+    Sections: the sweep, its runs, an overview of the paper's claims, then one section per
+    experiment of the paper present in the sweep (its claims with measured numbers and computed
+    verdicts, then its figures), the figures of no present experiment, and the summary dataset.
+
     Args:
         ds: the summary.
-        figures: (title, caption, data URI) per figure.
+        figures: (figure stem, title, caption, data URI) per figure; the stem places it in an
+            experiment's section (`plots.FIGURE_EXPERIMENTS`).
         run_table: one row per run, with a ``status`` column.
         claims: the paper's claims with verdicts (`analysis.paper_claims`).
     """
     name = ds.attrs.get("name", "") or "(unnamed sweep)"
+    present = [key for key in analysis.EXPERIMENTS if any(c.experiment == key for c in claims)]
+    placed = {key: [] for key in present}
+    others = []
+    for stem, *figure in figures:
+        home = next((k for k in FIGURE_EXPERIMENTS.get(stem, ()) if k in placed), None)
+        (placed[home] if home else others).append(tuple(figure))
     sections = [
         ("sweep", "Sweep", _sweep_section(ds)),
         ("runs", "Runs", _runs_section(run_table)),
         ("claims", "The paper's claims", _claims_section(claims)),
-        ("figures", "Figures", _figures_section(figures)),
-        ("summary", "Summary dataset", _summary_section(ds)),
     ]
-    nav = " · ".join(f'<a href="#{key}">{title}</a>' for key, title, _ in sections)
+    for key in present:
+        figure_label, title = analysis.EXPERIMENTS[key]
+        own = [c for c in claims if c.experiment == key]
+        content = _claims_table(own) + "\n" + _figures_section(placed[key], empty="")
+        sections.append((f"experiment-{key}", f"{figure_label}: {title}", content))
+    if others or not present:
+        sections.append(("figures", "Figures", _figures_section(others)))
+    sections.append(("summary", "Summary dataset", _summary_section(ds)))
+    nav = " · ".join(f'<a href="#{key}">{_e(title)}</a>' for key, title, _ in sections)
     body = "\n".join(
         f'<section id="{key}">\n<h2>{_e(title)}</h2>\n{content}\n</section>'
         for key, title, content in sections
@@ -199,6 +219,31 @@ def _claims_section(claims: Sequence[analysis.Claim]) -> str:
     summary = ", ".join(
         f'<span class="verdict-{_css(v)}">{n} {_e(v)}</span>' for v, n in counts.items() if n
     )
+    rows = []
+    for key, (figure_label, title) in analysis.EXPERIMENTS.items():
+        own = [c for c in claims if c.experiment == key]
+        if not own:
+            continue
+        verdicts = ", ".join(
+            f'<span class="verdict-{_css(v)}">{n} {_e(v)}</span>'
+            for v in analysis.VERDICTS
+            if (n := sum(c.verdict == v for c in own))
+        )
+        rows.append(
+            f'<tr><td><a href="#experiment-{key}">{_e(figure_label)}</a></td>'
+            f"<td>{_e(title)}</td><td>{len(own)}</td><td>{verdicts}</td></tr>"
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("figure", "experiment", "claims", "verdicts"))
+    return (
+        f"<p>{len(claims)} claims tested: {summary}. Verdicts are computed from the summary; "
+        "exponents are least-squares fits on log-log axes with every seed as a replicate. Each "
+        "experiment of the paper present in this sweep has its own section below.</p>"
+        f'<div class="wide"><table class="experiments"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _claims_table(claims: Sequence[analysis.Claim]) -> str:
     rows = "".join(
         "<tr>"
         f"<td>{_e(c.figure)}</td>"
@@ -215,16 +260,16 @@ def _claims_section(claims: Sequence[analysis.Claim]) -> str:
         for h in ("figure", "runs", "the paper's claim", "measured", "verdict", "criterion")
     )
     return (
-        f"<p>{len(claims)} claims tested: {summary}. Verdicts are computed from the summary; "
-        "exponents are least-squares fits on log-log axes with every seed as a replicate.</p>"
         f'<div class="wide"><table class="claims"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table></div>"
     )
 
 
-def _figures_section(figures: Sequence[tuple[str, str, str]]) -> str:
+def _figures_section(
+    figures: Sequence[tuple[str, str, str]], empty: str = "<p>No figure applies to this sweep.</p>"
+) -> str:
     if not figures:
-        return "<p>No figure applies to this sweep.</p>"
+        return empty
     return "\n".join(
         f'<figure><img src="{uri}" alt="{_e(title)}">'
         f"<figcaption><strong>{_e(title)}.</strong> {_e(caption)}</figcaption></figure>"

@@ -28,6 +28,7 @@ from ntkpipe import train as ntk_train
 from ntkpipe.errors import StageError
 
 INIT_STREAM, TRAIN_STREAM = 0, 1
+_RUN_SECTIONS = ("data", "model")  # in every stage's config (run, model, analytic, sweep)
 
 
 # ---------------------------------------------------------------- init-sampling
@@ -203,19 +204,28 @@ def train(
 
 
 def _fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
+    """Trains f (or f_lin) for every seed of the run; the trajectory at ``record_steps(config)``.
+
+    With ``training.checkpoint_every`` = K > 0 and a ``checkpoint`` file, training runs in
+    segments that also end at every multiple of K (those extra ends are evaluated, checked for
+    divergence, then dropped from the trajectory), the state is saved there, and a rerun of the
+    same config resumes from the last checkpoint with bit-identical results.
+    """
     training = config["training"]
     seeds = config["seeds"]
     keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), TRAIN_STREAM) for s in seeds])
-    resume = _load_checkpoint(checkpoint, config) if checkpoint else None
-    every = training.get("checkpoint_every") or 0
+    every = (training.get("checkpoint_every") or 0) if checkpoint else 0
+    wanted = record_steps(config)
+    ends = segment_ends(wanted, training["steps"], every)
+    resume = _load_checkpoint(checkpoint, config) if every else None
     last_saved = [resume.step if resume is not None else 0]
 
     def on_segment(state):
-        if checkpoint and every and int(state.step) - last_saved[0] >= every:
+        if every and int(state.step) - last_saved[0] >= every:
             _save_checkpoint(checkpoint, config, state)
             last_saved[0] = int(state.step)
 
-    return ntk_train.train(
+    trajectory = ntk_train.train(
         apply_fn,
         params0,
         data.x_train,
@@ -228,12 +238,31 @@ def _fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
         steps=training["steps"],
         momentum=training["momentum"] if training["optimizer"] == "momentum" else None,
         batch_size=training["batch_size"],
-        record_steps=record_steps(config),
+        record_steps=ends,
         key=keys,
         linearized=linearized,
         state=resume,
         on_segment=on_segment,
         progress=_progress,
+    )
+    return _trajectory_at(trajectory, wanted)
+
+
+def segment_ends(record: np.ndarray, steps: int, every: int) -> np.ndarray:
+    """The record steps and, when ``every`` > 0, every multiple of it up to ``steps`` (sorted)."""
+    if not every:
+        return np.asarray(record)
+    return np.union1d(record, np.arange(every, steps + 1, every)).astype(np.int64)
+
+
+def _trajectory_at(trajectory, steps: np.ndarray):
+    """The Trajectory restricted to the records at ``steps`` (a subset of its steps)."""
+    index = np.searchsorted(trajectory.steps, steps)
+    if np.array_equal(trajectory.steps, steps):
+        return trajectory
+    return trajectory._replace(
+        steps=np.asarray(steps),
+        **{name: getattr(trajectory, name)[:, index] for name in ntk_train.RECORD_FIELDS},
     )
 
 
@@ -275,9 +304,16 @@ def load_run(path: Path) -> dict:
     if not path.is_file():
         raise StageError(f"--run: no run config at {path}")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise StageError(f"--run: {path} is not valid JSON ({error})") from error
+    missing = [k for k in _RUN_SECTIONS if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise StageError(
+            f"--run: {path} is not a run config written by the workflow (no section "
+            f"{', '.join(missing)}); pass the run's run.json / model.json (or the sweep.json)"
+        )
+    return config
 
 
 def load_data(config):
@@ -373,7 +409,9 @@ def linear(
         )
         final_params = None
     else:
-        trajectory = _fit(net.apply, params0, data, config, linearized=True)
+        trajectory = _fit(
+            net.apply, params0, data, config, linearized=True, checkpoint=_default_checkpoint(out)
+        )
         ds, final_params = trajectory_dataset(trajectory, config), trajectory.params
         ds["weight_sample"] = endpoint_weight_samples(params0, final_params, ds.step.values)
     ds.attrs["method"] = "closed_form" if final_params is None else "optimized"
@@ -386,6 +424,7 @@ def linear(
         wall_time=time.time() - started,
         overwrite=overwrite,
     )
+    _remove_checkpoint(_default_checkpoint(out))
 
 
 def _linear_closed_form(net, params0, data, config, init_ds, kernel_ds, analytic_ds):
@@ -460,7 +499,7 @@ def _omega_records(omega, theta0, steps) -> tuple[np.ndarray, np.ndarray]:
         rows.append(
             [float(jnp.linalg.norm(moved[name]) / jnp.linalg.norm(w0[name])) for name in w0]
         )
-        samples.append([float(jnp.ravel(moved[name])[i]) for name, i in picks])
+        samples.append([float(moved[name][entry]) for name, entry in picks])
     return np.asarray(rows), np.asarray(samples)
 
 
@@ -470,27 +509,35 @@ def _omega_records(omega, theta0, steps) -> tuple[np.ndarray, np.ndarray]:
 WEIGHTS_PER_LAYER = 2
 
 
-def weight_sample_index(theta) -> list[tuple[str, int]]:
-    """The sampled weight entries of one network: (layer, flat index), WEIGHTS_PER_LAYER per layer.
+def weight_sample_index(theta) -> list[tuple[str, tuple[int, ...]]]:
+    """The sampled weight entries of one network: (layer, multi-index), WEIGHTS_PER_LAYER a layer.
 
-    Drawn from a generator with a fixed seed, layer by layer in ``models.kernel_leaves`` order, so
-    the same architecture always samples the same entries (in every stage and every seed).
+    Entry m of a layer kernel of shape (s₁, …, s_d) is (m mod s₁, …, m mod s_d): the diagonal
+    entries (0, 0), (1, 1), … of a dense layer. They exist at every width, so the entries, and
+    the ``wsample`` coordinate, are the same for every run of a width sweep (the summary combines
+    runs by their coordinates); at initialization they are i.i.d. N(0, 1) like any other entry.
+    Listed in the text order of their labels (:func:`weight_sample_labels`).
 
     Args:
         theta: the parameters of one network (no seed axis).
     """
-    rng = np.random.default_rng(0)
     picks = []
     for name, kernel in models.kernel_leaves(theta).items():
-        size = int(np.prod(kernel.shape))
-        chosen = rng.choice(size, size=min(WEIGHTS_PER_LAYER, size), replace=False)
-        picks += [(name, int(i)) for i in sorted(chosen)]
-    return picks
+        shape = tuple(kernel.shape)
+        count = min(WEIGHTS_PER_LAYER, max(shape))
+        entries = {tuple(m % size for size in shape) for m in range(count)}
+        picks += [(name, entry) for entry in entries]
+    return sorted(picks, key=_weight_label)
 
 
 def weight_sample_labels(theta) -> list[str]:
-    """Labels ``layer[flat index]`` of :func:`weight_sample_index` (the ``wsample`` coordinate)."""
-    return [f"{name}[{i}]" for name, i in weight_sample_index(theta)]
+    """Labels ``layer[i,j]`` of :func:`weight_sample_index` (the ``wsample`` coordinate)."""
+    return [_weight_label(pick) for pick in weight_sample_index(theta)]
+
+
+def _weight_label(pick) -> str:
+    name, entry = pick
+    return f"{name}[{','.join(map(str, entry))}]"
 
 
 def endpoint_weight_samples(params0, params_t, steps) -> xr.DataArray:
@@ -513,9 +560,9 @@ def endpoint_weight_samples(params0, params_t, steps) -> xr.DataArray:
     n_seed = next(iter(start.values())).shape[0]
     final_change = np.stack(
         [
-            np.asarray(end[name]).reshape(n_seed, -1)[:, i]
-            - np.asarray(start[name]).reshape(n_seed, -1)[:, i]
-            for name, i in picks
+            np.asarray(end[name])[(slice(None), *entry)]
+            - np.asarray(start[name])[(slice(None), *entry)]
+            for name, entry in picks
         ],
         axis=-1,
     )

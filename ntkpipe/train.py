@@ -2,7 +2,7 @@
 
 The paper trains the real network and, next to it, the linearized network
 
-    f_lin(θ, x) = f(θ₀, x) + ∇_θ f(θ₀, x) · (θ − θ₀)            (Eq. 6, θ = θ₀ + ω_t)
+    f_lin(θ, x) = f(θ₀, x) + ∇_θ f(θ₀, x) · (θ − θ₀)            (Eq. 5, θ = θ₀ + ω_t)
 
 "directly", with the same optimizer (§3, Fig. 3–4, S2–S4): full-batch gradient descent on MSE
 (whose exact solution is the closed form of :mod:`ntkpipe.dynamics`), gradient descent with
@@ -16,11 +16,12 @@ Conventions (DESIGN.md):
   targets; with one output (k = 1, targets ±1) the binary logistic loss log(1 + e^{−y f}), which is
   the two-class softmax cross-entropy of the logits (f/2, −f/2).
 - ``gd``: ``optax.sgd(η)`` on the full batch, θ ← θ − η ∇L.
-- ``momentum``: ``optax.sgd(η, momentum=β)`` on the full batch (heavy ball, paper Fig. S3;
-  β defaults to 0.9, the paper's value).
-- ``sgd``: ``optax.sgd(η, momentum=β)`` on minibatches of ``batch_size`` examples, each step an
-  independent uniform draw without replacement from the training set with the seed's key.
-  β defaults to 0 (plain SGD); pass ``momentum=0.9`` for the paper's Fig. 4 (SGD with momentum).
+- ``momentum``: ``optax.sgd(η, momentum=β)``, heavy ball v ← βv + ∇L, θ ← θ − ηv (β = 0.9 by
+  default, the paper's value): on the full batch (Fig. S3), or on minibatches when
+  ``batch_size`` is given (SGD with momentum, Fig. 4).
+- ``sgd``: ``optax.sgd(η)`` on minibatches of ``batch_size`` examples (plain SGD).
+- Minibatches: each step an independent uniform draw of B examples without replacement from the
+  training set, with the seed's key (which advances once per step).
 - Accuracy: sign agreement f·y > 0 for k = 1 (±1 targets), argmax agreement otherwise.
 
 Seeds: every leaf of ``params0`` has a leading seed axis; the seeds are trained together with
@@ -50,8 +51,8 @@ from ntkpipe.errors import ConfigError
 
 LOSSES = ("mse", "xent")
 OPTIMIZERS = ("gd", "momentum", "sgd")
-DEFAULT_MOMENTUM = {"gd": 0.0, "momentum": 0.9, "sgd": 0.0}
-"""β used when ``momentum=None``: 0.9 (the paper's value) for ``momentum``, 0 for ``sgd``."""
+DEFAULT_MOMENTUM = 0.9
+"""β of the ``momentum`` optimizer when ``momentum=None`` (the paper's value, Fig. 4, S3)."""
 DEFAULT_RECORDS = 24
 """Number of log-spaced record steps when ``record_steps`` is None."""
 
@@ -140,13 +141,15 @@ def train(
         optimizer: ``"gd"``, ``"momentum"`` or ``"sgd"`` (module docstring).
         learning_rate: η > 0.
         steps: number of optimizer steps T ≥ 1.
-        momentum: β in [0, 1); None: the optimizer's default (:data:`DEFAULT_MOMENTUM`).
-            ``gd`` accepts only None or 0.
-        batch_size: minibatch size B in [1, n_train]; required by ``sgd``, refused otherwise.
+        momentum: β in [0, 1) of the ``momentum`` optimizer (None: :data:`DEFAULT_MOMENTUM`);
+            ignored by ``gd`` and ``sgd`` (so a run config may always carry it).
+        batch_size: minibatch size B in [1, n_train]: required by ``sgd``, optional for
+            ``momentum`` (None: full batch), refused by ``gd``.
         record_steps: integer steps in [0, T] at which to record (sorted, duplicates dropped);
             None: :func:`log_record_steps` (T, 24). Training always runs to T.
-        key: PRNG key for the minibatches of ``sgd``: one key (split into one per seed) or one
-            key per seed ([seed] typed keys or [seed, 2] raw ``PRNGKey`` data). Unused otherwise.
+        key: PRNG key for minibatches (required with ``batch_size``): one key (split into one
+            per seed) or one key per seed ([seed] typed keys or [seed, 2] raw ``PRNGKey``
+            data). Unused by full-batch training.
         linearized: train f_lin(θ, x) = f(θ₀, x) + ∇f(θ₀, x)(θ − θ₀) with θ₀ the seed's params0.
         state: a :class:`TrainState` (or :func:`state_to_arrays` of one) from ``on_segment`` of
             a run with the same arguments: training resumes from it.
@@ -179,7 +182,7 @@ def train(
         key=key,
         eval_block_size=eval_block_size,
     )
-    momentum = DEFAULT_MOMENTUM[optimizer] if momentum is None else float(momentum)
+    momentum = _effective_momentum(optimizer, momentum)
     programs = _Programs(
         segment=_cached(
             _segment_program, apply_fn, loss, optimizer, momentum, batch_size, bool(linearized)
@@ -222,6 +225,8 @@ def log_record_steps(steps: int, records: int = DEFAULT_RECORDS) -> np.ndarray:
 
 def loss_fn(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """The loss L(f, y) by name (module docstring): f, y [n, k] → scalar."""
+    if name not in LOSSES:
+        raise ConfigError(f"loss: {name!r} is not one of {', '.join(LOSSES)}")
     return {"mse": _mse, "xent": _xent}[name]
 
 
@@ -408,7 +413,7 @@ def _segment_program(apply_fn, loss, optimizer, momentum, batch_size, linearized
     model, loss_of = _model(apply_fn, linearized), loss_fn(loss)
 
     def seed_step(params, opt_state, key, params0, x, y, learning_rate):
-        if optimizer == "sgd":
+        if batch_size is not None:
             key, x, y = _minibatch(key, x, y, batch_size)
         grads = jax.grad(lambda p: loss_of(model(p, params0, x), y))(params)
         updates, opt_state = _optimizer(learning_rate, momentum).update(grads, opt_state, params)
@@ -533,8 +538,8 @@ def _check_inputs(
     errors += _check_momentum(optimizer, momentum)
     n_train = np.shape(x_train)[0] if np.ndim(x_train) >= 1 else None
     errors += _check_batch_size(optimizer, batch_size, n_train)
-    if optimizer == "sgd" and key is None:
-        errors.append("key: optimizer 'sgd' draws minibatches and needs a PRNG key")
+    if batch_size is not None and key is None:
+        errors.append(f"key: minibatches (batch_size={batch_size!r}) are drawn with a PRNG key")
     if eval_block_size is not None and (not _is_int(eval_block_size) or eval_block_size < 1):
         errors.append(f"eval_block_size: must be an integer ≥ 1 or None; got {eval_block_size!r}")
     errors += _check_data(x_train, y_train, x_test, y_test)
@@ -552,31 +557,33 @@ def _check_inputs(
 
 
 def _check_momentum(optimizer, momentum) -> list[str]:
-    if momentum is None:
+    if momentum is None or optimizer != "momentum":
         return []
     if not _is_real(momentum) or not 0 <= momentum < 1:
         return [f"momentum: must be a number in [0, 1) or None; got {momentum!r}"]
-    if optimizer == "gd" and momentum != 0:
-        return [
-            f"momentum: optimizer 'gd' is plain gradient descent; got momentum={momentum!r} "
-            "(use optimizer='momentum' for heavy-ball GD)"
-        ]
     return []
 
 
 def _check_batch_size(optimizer, batch_size, n_train) -> list[str]:
-    if optimizer != "sgd":
-        if batch_size is None:
-            return []
+    if optimizer == "gd" and batch_size is not None:
         return [
-            f"batch_size: only optimizer 'sgd' uses minibatches; got batch_size={batch_size!r} "
-            f"with optimizer {optimizer!r} (full batch)"
+            f"batch_size: optimizer 'gd' is full-batch; got batch_size={batch_size!r} (set it "
+            "to None, or use optimizer 'sgd' or 'momentum' for minibatches)"
         ]
-    if batch_size is None:
+    if optimizer == "sgd" and batch_size is None:
         return ["batch_size: optimizer 'sgd' needs a batch_size (an integer in [1, n_train])"]
+    if batch_size is None:
+        return []
     if not _is_int(batch_size) or batch_size < 1 or (n_train is not None and batch_size > n_train):
         return [f"batch_size: must be an integer in [1, n_train={n_train}]; got {batch_size!r}"]
     return []
+
+
+def _effective_momentum(optimizer: str, momentum: float | None) -> float:
+    """β actually used: the argument (or 0.9) for ``momentum``, 0 for ``gd`` and ``sgd``."""
+    if optimizer != "momentum":
+        return 0.0
+    return DEFAULT_MOMENTUM if momentum is None else float(momentum)
 
 
 def _check_data(x_train, y_train, x_test, y_test) -> list[str]:

@@ -166,3 +166,85 @@ def _set_status(ds, point, status):
             if "model" in var.dims:
                 after["model"] = "net"
             var.loc[after] = np.inf
+
+
+# ---------------------------------------------------------------- further experiments
+
+
+def add_linearization(ds, *, ratio_analytic=5.0, relative=0.03, samples=3, rng_seed=1):
+    """Fig. 3 variables: output change, RMSE with the analytic Θ, sampled outputs and weights.
+
+    RMSE(f, f_lin with Θ) = `ratio_analytic` × RMSE(f, f_lin with Θ̂); the output change is
+    rmse_test / `relative`, so the relative linearization error at the end is `relative`.
+    """
+    rng = np.random.default_rng(rng_seed)
+    ds = ds.copy()
+    ramp_end = ds["rmse_test"].isel(step=-1)
+    ds["rmse_test_analytic"] = ds["rmse_test"] * ratio_analytic
+    ds["rmse_train_analytic"] = ds["rmse_train"] * ratio_analytic
+    ds["output_change_test"] = ds["rmse_test"] * 0 + ramp_end / relative
+    ds["output_change_train"] = ds["output_change_test"]
+    step = ds["step"].astype(float)
+    curve = 1 - np.exp(-step / 100.0)
+    fx = xr.DataArray(rng.standard_normal(samples), dims="sample") * curve
+    per_model = xr.concat([fx, fx * 1.01], dim="model") * (ds["status"] == ds["status"])
+    ds["fx_sample_train"] = per_model.transpose(..., "model", "seed", "step", "sample")
+    ds["fx_sample_test"] = ds["fx_sample_train"] * 0.9
+    labels = [f"dense_{i}[{3 * i}]" for i in range(2)]
+    weights = xr.DataArray(0.01 * rng.standard_normal(2), dims="wsample") * curve
+    lin = weights * (ds["status"] == ds["status"])
+    net = lin.where((ds["step"] == 0) | (ds["step"] == ds["step"].max())) * 1.02
+    ds["weight_sample"] = xr.concat([net, lin], dim="model").transpose(
+        ..., "model", "seed", "step", "wsample"
+    )
+    return ds.assign_coords(wsample=labels)
+
+
+def add_mc(ds, *, seeds_per_chunk=None, exponent=-0.5, bias=0.0, noise=0.03, rng_seed=2):
+    """Fig. S9–S10 variables: the error of the mean of M kernels ~ c · M^exponent / √n + bias.
+
+    mc_samples counts the seeds 1, 2, … within each chunk of `seeds_per_chunk` seeds (one chunk
+    of all seeds by default).
+    """
+    rng = np.random.default_rng(rng_seed)
+    ds = ds.copy()
+    n_seed = ds.sizes["seed"]
+    chunk = seeds_per_chunk or n_seed
+    counts = xr.DataArray([i % chunk + 1 for i in range(n_seed)], dims="seed")
+    width = ds["width"] if "width" in ds.dims else 256
+    grid = ds["status"] == ds["status"]
+    for kernel, scale in (("ntk", 0.3), ("nngp", 0.2)):
+        value = scale * (width / 64.0) ** -0.5 * counts.astype(float) ** exponent + bias
+        jitter = grid.copy(data=np.exp(noise * rng.standard_normal(grid.shape)))
+        value = (value * jitter).transpose(*grid.dims)
+        ds[f"{kernel}_mc_error"] = value.where(ds["status"] != "missing")
+    ds["mc_samples"] = (counts * grid).astype(int)
+    return ds
+
+
+def add_ensemble(ds, *, members=64, alphas=9, offset=0.0, std_scale=1.0, rng_seed=3):
+    """Fig. 2 variables: an ensemble drawn from the NTK-GP itself (shifted by `offset`, spread
+    scaled by `std_scale`), with NNGP bands that differ from it."""
+    rng = np.random.default_rng(rng_seed)
+    ds = ds.copy()
+    alpha = xr.DataArray(np.linspace(0, 1, alphas), dims="alpha")
+    step = ds["step"].astype(float)
+    progress = 1 - np.exp(-step / 100.0)
+    mu = (2 * alpha - 1) * progress
+    sigma = 0.3 * (1 - 0.8 * progress * (4 * alpha * (1 - alpha) < 0.5)) + 0 * alpha
+    grid = _grid({a: ds[a].values for a in json.loads(ds.attrs["sweep_axes"])}, xr.DataArray(1.0))
+    member = xr.DataArray(np.arange(members), dims="member")
+    draws = xr.DataArray(
+        rng.standard_normal((members, ds.sizes["step"], alphas)), dims=("member", "step", "alpha")
+    )
+    draws = (draws - draws.mean("member")) / draws.std("member", ddof=1)
+    ds["ensemble_fx"] = (grid * (mu + offset + std_scale * sigma * draws)).assign_coords(
+        member=member
+    )
+    ds["ensemble_loss_train"] = grid * 0.5 * np.exp(-step / 50.0) * (member * 0 + 1)
+    ds["ntkgp_mean"], ds["ntkgp_std"] = grid * mu, grid * sigma
+    ds["nngp_mean"], ds["nngp_std"] = grid * mu * 0.6, grid * sigma * 0.8
+    ds["nngp_posterior_mean"] = grid * (2 * alpha - 1) * 0.6
+    ds["nngp_posterior_std"] = grid * 0.1 * (alpha * 0 + 1)
+    ds["ensemble_target_1"], ds["ensemble_target_2"] = grid * 1.0, grid * -1.0
+    return ds.assign_coords(alpha=alpha.values, member=np.arange(members))

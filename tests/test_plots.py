@@ -6,7 +6,7 @@ import matplotlib
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from summary_fixture import make_summary
+from summary_fixture import add_ensemble, add_linearization, add_mc, make_summary
 
 from ntkpipe import analysis, plots
 
@@ -18,7 +18,8 @@ FLAGGED = [
 
 @pytest.fixture(scope="module")
 def summary():
-    return make_summary(statuses=FLAGGED)
+    """A summary with the data of every figure (Fig. 1, 2, 3, S5, S9–S10)."""
+    return add_ensemble(add_mc(add_linearization(make_summary(statuses=FLAGGED))))
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +152,48 @@ def test_make_figures_draws_one_file_per_combination_of_further_axes(tmp_path):
     ]
     title, caption = plots.figure_caption(tmp_path / "weight_change__activation~relu.svg")
     assert title.endswith("(activation = relu)") and "Fig. 1" in caption
+
+
+# ---------------------------------------------------------------- Fig. 2, 3, S9–S10
+
+
+def test_ensemble_panels_show_the_ensemble_mean_and_both_gp_bands(summary):
+    fig = plots.plot_ensemble(summary)
+    axes = fig.axes
+    assert len(axes) == 4 and "1024" in fig.get_suptitle() and "64 members" in fig.get_suptitle()
+    point = summary.sel(width=1024, n_train=128)
+    last = axes[-1]
+    assert last.get_title() == f"step {int(summary.step[-1])}"
+    mean = point["ensemble_fx"].isel(step=-1).mean("member").values
+    np.testing.assert_allclose(_line(last, "ensemble mean").get_ydata(), mean)
+    np.testing.assert_allclose(
+        _line(last, "NTK-GP").get_ydata(), point["ntkgp_mean"].isel(step=-1).values
+    )
+    assert _line(last, "NNGP posterior")  # the t → ∞ limit, on the last panel only
+    assert not [line for line in axes[0].get_lines() if line.get_label() == "NNGP posterior"]
+    assert len(last.collections) == 3  # two bands and the two training points
+
+
+def test_kernel_mc_has_one_line_per_width_with_the_fitted_exponent(summary):
+    fig = plots.plot_kernel_mc(summary)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert [label.split(":")[0] for label in labels] == [f"n = {w}" for w in summary.width.values]
+    curve = analysis.mc_error_curve(summary, "ntk").sel(n_train=128, width=256)
+    np.testing.assert_allclose(_line(ax, "n = 256").get_ydata(), curve.values)
+
+
+def test_linearization_shows_the_network_weights_only_where_recorded(summary):
+    fig = plots.plot_linearization(summary)
+    assert len(fig.axes) == 4 and "seed 0" in fig.get_suptitle()
+    weights = fig.axes[1]
+    dots = [line for line in weights.get_lines() if line.get_marker() == "o"]
+    assert dots and all(len(line.get_xdata()) == 2 for line in dots)  # step 0 and T
+    rmse = fig.axes[3]
+    assert {line.get_linestyle() for line in rmse.get_lines()} == {"-", "--"}  # Θ̂_0 and Θ
+
+
+def test_kernel_mc_figure_needs_two_sample_counts(tmp_path):
+    one_seed = add_mc(make_summary(widths=(64, 128, 256), n_trains=(32,), seeds=1))
+    names = [p.stem for p in plots.make_figures(one_seed, tmp_path)]
+    assert "kernel_mc" not in names and "kernel_error" in names

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib import image as mpimg
-from summary_fixture import make_summary
+from summary_fixture import add_ensemble, add_linearization, add_mc, make_summary
 
-from ntkpipe import plots, report
+from ntkpipe import analysis, plots, report
 
 FLAGGED = [
     ({"width": 128, "n_train": 32}, 1, "missing"),
@@ -81,16 +81,58 @@ def _parse(text):
     return parser
 
 
-def test_report_inlines_every_figure_in_order(built):
+def _sections(text):
+    """{section id: its HTML} of the report."""
+    return dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', text, flags=re.S))
+
+
+def _inlined(section_html):
+    return [
+        base64.b64decode(source)
+        for source in re.findall(
+            r'<img src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', section_html
+        )
+    ]
+
+
+def test_report_inlines_every_figure_once_in_its_experiment_section(built):
     out, paths = built
     text = out.read_text(encoding="utf-8")
-    sources = re.findall(r'<img src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(sources) == len(paths) == 6
-    for source, path in zip(sources, paths, strict=True):
-        assert base64.b64decode(source) == path.read_bytes()
+    sources = _inlined(text)
+    assert len(paths) == 6
+    assert sorted(sources) == sorted(p.read_bytes() for p in paths)
     for path in paths:
         title, caption = plots.figure_caption(path)
         assert f"<strong>{html.escape(title)}.</strong> {html.escape(caption)}" in text
+    sections = _sections(text)
+    by_stem = {p.stem: p.read_bytes() for p in paths}
+    assert _inlined(sections["experiment-fig1"]) == [
+        by_stem["weight_change"],
+        by_stem["kernel_change"],
+    ]
+    assert _inlined(sections["experiment-figS5"]) == [by_stem["rmse_vs_width"]]
+    assert _inlined(sections["experiment-figS9"]) == [by_stem["kernel_error"]]
+    others = [by_stem[s] for s in ("loss_curves", "rmse_curves")]
+    assert _inlined(sections["figures"]) == others  # no Fig. 3 claim: no output change to judge
+
+
+def test_report_has_a_section_per_experiment_with_claims_and_figures(tmp_path):
+    ds = add_ensemble(add_mc(add_linearization(make_summary(widths=(64, 128, 256), seeds=4))))
+    paths = plots.make_figures(ds, tmp_path / "figures")
+    text = report.write_report(ds, paths, tmp_path / "r.html").read_text(encoding="utf-8")
+    sections = _sections(text)
+    assert [k for k in sections if k.startswith("experiment-")] == [
+        f"experiment-{key}" for key in ("fig1", "fig2", "fig3", "figS5", "figS9")
+    ]
+    assert "figures" not in sections  # every figure has its experiment
+    by_stem = {p.stem: p.read_bytes() for p in paths}
+    assert _inlined(sections["experiment-fig2"]) == [by_stem["ensemble"]]
+    fig3 = ["loss_curves", "rmse_curves", "linearization"]
+    assert _inlined(sections["experiment-fig3"]) == [by_stem[s] for s in fig3]
+    assert by_stem["kernel_mc"] in _inlined(sections["experiment-figS9"])
+    assert "NTK-GP band" in sections["experiment-fig2"]
+    assert "closer to the network than with the analytic Θ" in sections["experiment-fig3"]
+    assert "inconsistent</td>" not in text
 
 
 def test_report_is_balanced_html_without_external_resources_or_scripts(built):
@@ -112,6 +154,11 @@ def test_report_sections_show_config_runs_and_claims(built):
     text = built[0].read_text(encoding="utf-8")
     for heading in ("Sweep", "Runs", "The paper&#x27;s claims", "Figures", "Summary dataset"):
         assert f"<h2>{heading}</h2>" in text
+    for key in ("fig1", "figS5", "figS9"):
+        figures, title = analysis.EXPERIMENTS[key]
+        assert f"<h2>{html.escape(f'{figures}: {title}')}</h2>" in text
+        assert f'<a href="#experiment-{key}">' in text
+    assert "experiment-fig2" not in text and "experiment-fig3" not in text
     assert "dataset: digits" in text  # the config as YAML
     attention = text.split("Runs that are missing, diverged or above η_crit")[1].split("<details>")[
         0
@@ -129,7 +176,7 @@ def test_report_shows_verdicts_computed_from_violating_data(tmp_path):
     text = report.write_report(ds, [], tmp_path / "r.html").read_text(encoding="utf-8")
     assert 'class="verdict-inconsistent">inconsistent</td>' in text
     assert "hidden weights change faster with width than input and output weights" in text
-    assert "No figure applies to this sweep." in text
+    assert "<img" not in text and '<section id="figures">' not in text  # no figure given
 
 
 def test_report_escapes_every_user_string(tmp_path):

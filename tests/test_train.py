@@ -161,6 +161,11 @@ def test_gd_reduces_the_training_loss():
     assert np.all(np.isfinite(traj.loss_test)) and np.all(traj.diverged_step == -1)
     assert traj.steps[0] == 0 and traj.steps[-1] == 300 and len(traj.steps) <= 24
     assert np.all(np.diff(traj.steps) > 0)
+    blocked = train.train(
+        NET.apply, PARAMS0, *DATA, learning_rate=1.0, steps=300, eval_block_size=3
+    )
+    np.testing.assert_allclose(blocked.fx_train, traj.fx_train, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(blocked.loss_test, traj.loss_test, rtol=1e-12)
 
 
 def test_weight_change_is_the_relative_frobenius_distance():
@@ -192,7 +197,10 @@ def test_momentum_is_heavy_ball():
 
 
 def test_sgd_with_the_full_batch_is_gd():
-    """A minibatch of all n examples is a permutation of the data: the same mean gradient."""
+    """A minibatch of all n examples is a permutation of the data: the same mean gradient.
+
+    Plain SGD ignores ``momentum`` (a run config always carries β for the momentum optimizer).
+    """
     kwargs = dict(learning_rate=0.5, steps=5, record_steps=[0, 5])
     gd = train.train(NET.apply, PARAMS0, *DATA, **kwargs)
     sgd = train.train(
@@ -202,6 +210,7 @@ def test_sgd_with_the_full_batch_is_gd():
         optimizer="sgd",
         batch_size=N_TRAIN,
         key=jax.random.key(0),
+        momentum=0.9,
         **kwargs,
     )
     np.testing.assert_allclose(sgd.fx_test, gd.fx_test, rtol=1e-12, atol=1e-14)
@@ -213,7 +222,7 @@ def test_sgd_with_the_full_batch_is_gd():
 )
 def test_other_losses_and_optimizers_reduce_the_loss(loss, optimizer, linearized):
     net, params0, data = _setup(k=3)
-    extra = dict(batch_size=4, key=jax.random.key(2), momentum=0.9) if optimizer == "sgd" else {}
+    extra = dict(batch_size=4, key=jax.random.key(2)) if optimizer == "sgd" else {}
     traj = train.train(
         net.apply,
         params0,
@@ -254,7 +263,7 @@ def test_accuracy_sign_for_one_output_argmax_otherwise():
 
 def test_vmapped_seeds_equal_seeds_one_by_one():
     keys = jax.random.split(jax.random.key(5), 2)
-    kwargs = dict(optimizer="sgd", batch_size=3, momentum=0.9, learning_rate=0.5, steps=30)
+    kwargs = dict(optimizer="momentum", batch_size=3, learning_rate=0.2, steps=30)
     both = train.train(NET.apply, PARAMS0, *DATA, key=keys, **kwargs)
     for i in range(2):
         one = train.train(
@@ -296,10 +305,9 @@ def test_divergence_is_recorded_at_the_first_non_finite_step():
 
 def test_resume_is_bit_identical():
     kwargs = dict(
-        optimizer="sgd",
+        optimizer="momentum",  # SGD with momentum: optimizer state and keys both resume
         batch_size=3,
-        momentum=0.9,
-        learning_rate=0.5,
+        learning_rate=0.2,
         steps=40,
         record_steps=[0, 3, 10, 25, 40],
         key=jax.random.key(7),
@@ -307,6 +315,7 @@ def test_resume_is_bit_identical():
     states, seen = [], []
     full = train.train(NET.apply, PARAMS0, *DATA, on_segment=states.append, **kwargs)
     assert [s.step for s in states] == [0, 3, 10, 25, 40]
+    assert np.all(full.diverged_step == -1) and np.all(np.isfinite(full.fx_train))
     checkpoint = {name: np.array(a) for name, a in train.state_to_arrays(states[2]).items()}
     resumed = train.train(
         NET.apply,
@@ -372,14 +381,15 @@ def test_log_record_steps():
         (dict(optimizer="adam"), "optimizer: 'adam' is not one of gd, momentum, sgd"),
         (dict(optimizer="sgd", key=jax.random.key(0)), "batch_size: optimizer 'sgd' needs"),
         (dict(optimizer="sgd", batch_size=N_TRAIN + 1, key=jax.random.key(0)), "batch_size"),
-        (dict(optimizer="sgd", batch_size=2), "key: optimizer 'sgd'"),
+        (dict(optimizer="sgd", batch_size=2), "key: minibatches"),
+        (dict(optimizer="momentum", batch_size=2), "key: minibatches"),
+        (dict(optimizer="momentum", momentum=1.0), "momentum: must be a number in"),
         (dict(learning_rate=0.0), "learning_rate"),
         (dict(learning_rate=-1.0), "learning_rate"),
         (dict(steps=0), "steps"),
         (dict(record_steps=[0, 11]), "record_steps"),
         (dict(record_steps=[-1, 5]), "record_steps"),
-        (dict(momentum=0.9), "momentum: optimizer 'gd'"),
-        (dict(batch_size=4), "batch_size: only optimizer 'sgd'"),
+        (dict(batch_size=4), "batch_size: optimizer 'gd' is full-batch"),
     ],
 )
 def test_bad_options_are_clear_errors(kwargs, field):

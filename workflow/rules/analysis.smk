@@ -44,6 +44,8 @@ rule collect:
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        **sweep_resources_of("collect"),
     params:
         runs_dir=lambda wc, input: str(Path(input.sweep).parent / "runs"),
         ensembles=f"--ensembles {OUT}/ensembles" if ENSEMBLES else "",
@@ -81,6 +83,8 @@ rule figures:
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        **sweep_resources_of("figures"),
     shell:
         "ntkpipe figures --summary {input.summary} --out {output.figures} > {log} 2>&1"
 
@@ -99,6 +103,8 @@ rule report:
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        **sweep_resources_of("report"),
     shell:
         "ntkpipe report --summary {input.summary} --figures {input.figures}"
         " --out {output.html} > {log} 2>&1"

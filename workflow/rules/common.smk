@@ -11,6 +11,7 @@
 # would silently add the default sweep axes to every user sweep.
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,12 +31,18 @@ if "name" not in config:
     config.clear()
     config.update(_defaults)
 
+# The `resources` section (GPUs) is read here and kept out of the run configs: changing it
+# changes how jobs are scheduled, never what they compute, so it must not rerun anything.
 try:
+    RESOURCES = ntk_cost.load_settings(config.pop("resources", None))
     SWEEP = ntk_config.load_config(dict(config))
 except ConfigError as error:
     sys.exit(f"ntkpipe: invalid config\n{error}")
 
 OUT = f"results/{SWEEP['name']}"
+# Every job reads and fills one JAX compilation cache (ntkpipe.cli.configure_compilation_cache):
+# only the first job of a kind compiles. Jobs inherit the variable (SLURM: --export=ALL).
+os.environ.setdefault("NTKPIPE_JAX_CACHE", str(Path("results/.jax_cache").resolve()))
 RUNS = {run.run_id: run for run in ntk_config.expand_runs(SWEEP)}
 ANALYTIC = {ntk_config.analytic_id(run): run for run in RUNS.values()}
 WANT_ANALYTIC = SWEEP["kernels"]["analytic"]
@@ -48,6 +55,21 @@ if SWEEP["ensemble"]["members"] > 0:
     _problems = ntk_ensemble.check_config(next(iter(ENSEMBLES.values())).config)
     if _problems:
         sys.exit("ntkpipe: invalid config\n" + "\n".join(_problems))
+
+
+# GPUs are a per-job ("local") resource: the main Snakemake does not count them across
+# cluster jobs (SLURM does), and a group job (--groups / --group-components) asks for at most
+# `--resources gpu=N` of them, running its GPU jobs one after another instead of summing their
+# requests. Without --resources gpu=N, N is the config's resources.gpu (locally: at most
+# that many GPUs in use at once; pass --resources gpu=<GPUs of the machine> to use more).
+
+
+resource_scopes:
+    gpu="local",
+
+
+if RESOURCES["gpu"] and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", RESOURCES["gpu"])
 
 
 wildcard_constraints:
@@ -122,14 +144,34 @@ def ensemble_json(point):
 # ---------------------------------------------------------------- resources (cost model)
 
 
-def resources_of(stage):
-    """Snakemake resources of `stage` for a run, from ntkpipe.cost (issue: cluster scale)."""
+def resources_of(rule_name):
+    """mem_mb, runtime (and gpu when the config asks) of a per-run rule, from ntkpipe.cost.
+
+    mem_mb doubles and runtime grows with each attempt, so a job killed for running out of
+    memory or time comes back bigger (--retries, or the SLURM profile's retries).
+    """
+    rule_name = "kernel_init" if rule_name == "kernels" else rule_name
 
     def mem_mb(wildcards, attempt):
-        return ntk_cost.mem_mb(_run_config(wildcards), stage, attempt=attempt)
+        return _rule_resources(wildcards, rule_name, attempt)["mem_mb"]
 
     def runtime(wildcards, attempt):
-        return ntk_cost.runtime_min(_run_config(wildcards), stage, attempt=attempt)
+        return _rule_resources(wildcards, rule_name, attempt)["runtime"]
+
+    out = {"mem_mb": mem_mb, "runtime": runtime}
+    if RESOURCES["gpu"] and rule_name in RESOURCES["gpu_rules"]:
+        out["gpu"] = RESOURCES["gpu"]
+    return out
+
+
+def sweep_resources_of(rule_name):
+    """mem_mb and runtime of a sweep-level rule (collect, figures, report)."""
+
+    def mem_mb(wildcards, attempt):
+        return ntk_cost.sweep_resources(SWEEP, len(RUNS), rule_name, attempt)["mem_mb"]
+
+    def runtime(wildcards, attempt):
+        return ntk_cost.sweep_resources(SWEEP, len(RUNS), rule_name, attempt)["runtime"]
 
     return {"mem_mb": mem_mb, "runtime": runtime}
 
@@ -142,16 +184,25 @@ def ensemble_resources():
         return {**config, "seeds": list(range(count))}
 
     def mem_mb(wildcards, attempt):
-        batch = SWEEP["ensemble"]["batch"]
-        return ntk_cost.mem_mb(with_seeds(wildcards, batch), "train", attempt=attempt)
+        config = with_seeds(wildcards, SWEEP["ensemble"]["batch"])
+        return ntk_cost.rule_resources(config, "ensemble", attempt, RESOURCES)["mem_mb"]
 
     def runtime(wildcards, attempt):
-        members = SWEEP["ensemble"]["members"]
-        return ntk_cost.runtime_min(
-            with_seeds(wildcards, members), "train", attempt=attempt
-        )
+        config = with_seeds(wildcards, SWEEP["ensemble"]["members"])
+        return ntk_cost.rule_resources(config, "ensemble", attempt, RESOURCES)[
+            "runtime"
+        ]
 
-    return {"mem_mb": mem_mb, "runtime": runtime}
+    out = {"mem_mb": mem_mb, "runtime": runtime}
+    if RESOURCES["gpu"] and "ensemble" in RESOURCES["gpu_rules"]:
+        out["gpu"] = RESOURCES["gpu"]
+    return out
+
+
+def _rule_resources(wildcards, rule_name, attempt):
+    return ntk_cost.rule_resources(
+        _run_config(wildcards), rule_name, attempt, RESOURCES
+    )
 
 
 def _run_config(wildcards):

@@ -16,7 +16,7 @@ rule kernel_init:
         CONDA_ENV
     threads: 2
     resources:
-        **resources_of("kernels"),
+        **resources_of("kernel_init"),
     shell:
         "ntkpipe kernels --run {input.run} --params {input.init}"
         " --out {output.store} --threads {threads} > {log} 2>&1"
@@ -37,7 +37,7 @@ rule kernel_final:
         CONDA_ENV
     threads: 2
     resources:
-        **resources_of("kernels"),
+        **resources_of("kernel_final"),
     shell:
         "ntkpipe kernels --run {input.run} --params {input.trained}"
         " --out {output.store} --threads {threads} > {log} 2>&1"
