@@ -91,6 +91,10 @@ class Network:
         out_dim: number of outputs k of ``apply``.
         dense_spec: the MLP structure when the network is an :func:`mlp` (enables the fast kernel
             path in :mod:`ntkpipe.kernels`), otherwise None.
+
+    ``net.apply`` is a bound method: :mod:`ntkpipe.kernels` finds ``dense_spec`` through it, so
+    ``kernels.empirical_ntk(net.apply, ...)`` takes the fast path for an MLP; any other
+    ``apply(params, x)`` (a lambda, a jitted function) takes the generic path.
     """
 
     module: nn.Module

@@ -101,3 +101,16 @@ def _write_idx(path, array):
     header = struct.pack(">HBB", 0, codes[array.dtype], array.ndim)
     header += struct.pack(f">{array.ndim}I", *array.shape)
     path.write_bytes(header + array.tobytes())
+
+
+@pytest.mark.slow
+def test_an_ensemble_the_ntk_gp_cannot_describe_stops_before_any_job(tmp_path):
+    raw = yaml.safe_load((REPO / "config" / "small" / "fig2.yaml").read_text())
+    raw["training"].update(optimizer="momentum")
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = snakemake(tmp_path, config, "-n", check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "training.optimizer: 'momentum'" in message and "ensemble.members" in message
+    assert not (tmp_path / "results").exists()

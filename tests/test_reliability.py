@@ -114,8 +114,7 @@ def _kill_when(process: subprocess.Popen, results: Path, done: int, delay: float
     `done` stores are complete (or when it has finished by itself)."""
     deadline = time.monotonic() + 600
     while process.poll() is None and time.monotonic() < deadline:
-        stores = results.glob("**/*.zarr") if results.exists() else []
-        if sum(storage.is_complete(p) for p in stores) >= done:
+        if _count_complete(results) >= done:
             break
         time.sleep(0.2)
     try:
@@ -123,6 +122,15 @@ def _kill_when(process: subprocess.Popen, results: Path, done: int, delay: float
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _count_complete(results: Path) -> int:
+    """Complete stores under `results` (Snakemake may be deleting folders meanwhile)."""
+    try:
+        stores = list(results.glob("*/runs/**/*.zarr")) if results.exists() else []
+    except FileNotFoundError:  # a folder removed while we walked
+        return 0
+    return sum(storage.is_complete(path) for path in stores)
 
 
 def _check_no_store_looks_complete_unless_it_is(results: Path) -> int:

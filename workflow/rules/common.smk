@@ -52,9 +52,11 @@ ENSEMBLES = {}
 if SWEEP["ensemble"]["members"] > 0:
     for _run in RUNS.values():
         ENSEMBLES.setdefault(ntk_ensemble.point_id(_run.run_id), _run)
-    _problems = ntk_ensemble.check_config(next(iter(ENSEMBLES.values())).config)
+    _problems = {
+        p for _run in ENSEMBLES.values() for p in ntk_ensemble.check_config(_run.config)
+    }
     if _problems:
-        sys.exit("ntkpipe: invalid config\n" + "\n".join(_problems))
+        sys.exit("ntkpipe: invalid config\n" + "\n".join(sorted(_problems)))
 
 
 # GPUs are a per-job ("local") resource: the main Snakemake does not count them across

@@ -7,11 +7,13 @@ rule ensemble_config:
     """The config of one sweep point's ensemble (rewritten only when its content changes)."""
     output:
         f"{OUT}/ensembles/{{point}}/ensemble.json",
+    log:
+        f"{OUT}/logs/config/ensembles/{{point}}.log",
+    localrule: True
     params:
         content=lambda wc: ensemble_json(wc.point),
-    localrule: True
     run:
-        ntk_config.write_if_changed(output[0], params.content)
+        note_config_written(output[0], params.content, log[0])
 
 
 rule ensemble:
@@ -24,6 +26,8 @@ rule ensemble:
         f"{OUT}/logs/ensemble/{{point}}.log",
     benchmark:
         f"{OUT}/benchmarks/ensemble/{{point}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         **ensemble_resources(),
