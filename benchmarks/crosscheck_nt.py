@@ -90,6 +90,9 @@ def main() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    unknown = sorted(set(args.only or ()) - {c["name"] for c in CONFIGS})
+    if unknown:
+        raise SystemExit(f"--only: unknown configurations {unknown}; known: {_names()}")
     configs = [c for c in CONFIGS if not args.only or c["name"] in args.only]
     data = {c["name"]: _data(c, seed=i) for i, c in enumerate(configs)}
     spec, arrays = _nt_request(configs, data)
@@ -129,8 +132,10 @@ def check_empirical(cfg, d, nt):
     full_generic = kernels.empirical_ntk_full(lambda p, x: net.apply(p, x), params, x1, x2)
     nngp = kernels.empirical_nngp(net, params, x1, x2)
     nngp_generic = kernels.empirical_nngp(lambda p, x: net.apply(p, x), params, x1, x2)
+    blocked = kernels.empirical_ntk(net.apply, params, x1, x2, block_size=4)  # padded tiles
     key = f"{cfg['name']}:emp"
-    out = []
+    ref = nt[f"{key}/ntk_{NT_IMPLS[0]}"]
+    out = [("kernels.empirical_ntk (dense, block_size=4)", blocked, ref, "nt structured_deriv.")]
     for impl in NT_IMPLS:
         ref, ref_full = nt[f"{key}/ntk_{impl}"], nt[f"{key}/ntk_full_{impl}"]
         ref_readout = nt[f"{key}/ntk_readout_{impl}"]
@@ -385,6 +390,10 @@ def _nt_predictive_kernels(nt, key) -> dict:
     """The analytic kernels neural-tangents used for its predictive distributions."""
     names = [f"{g}_{pair}" for g in ("nngp", "ntk") for pair in ("train_train", "test_train")]
     return {name: nt[f"{key}/{name}"] for name in [*names, "nngp_test_test"]}
+
+
+def _names() -> list[str]:
+    return [c["name"] for c in CONFIGS]
 
 
 def _parse():

@@ -485,19 +485,29 @@ def rmse_dataset_trends(ds: xr.Dataset, split: str = "test") -> list[DatasetTren
 def paper_claims(ds: xr.Dataset, *, confidence: float = 0.95) -> list[Claim]:
     """The paper's claims tested on this sweep, with verdicts computed from the data.
 
-    A claim is listed only when its data are in the sweep (the width is a sweep axis and the
-    variable has finite values); it is "not tested" when there are data but too few widths to
-    fit. Criteria (stated in each `Claim.criterion`):
+    A claim is listed only when its data are in the sweep (for the claims against width: the
+    width is a sweep axis and the variable has finite values); it is "not tested" when there
+    are data but too few widths to fit. Criteria (stated in each `Claim.criterion`):
 
     - Fig. 1, per layer role: the fitted exponent lies within ±0.2 of −½ (input, output) or
       ±0.3 of −1 (hidden); plus "hidden steeper than input and output" (point estimates).
     - Fig. 1 / S6, per kernel: the exponent lies in [−1 − 0.2, −½ + 0.2].
-    - Fig. S9–S10, per kernel: the exponent lies within ±0.2 of −½.
+    - Fig. S9–S10, per kernel: the exponent against width lies within ±0.2 of −½; with ≥ 3
+      Monte Carlo sample counts M (seeds in a job), the exponent against M at the widest width
+      lies within ±0.2 of −½ (`MC_ERROR_CLAIM`).
     - Fig. S5: RMSE(f_T, f^lin_T) falls with width (95% CI of the exponent below 0) at every
       dataset size; it grows with |D| (geometric-mean ratio > 1 between consecutive sizes).
+    - Fig. 3 (full-batch GD, MSE, fc) or Fig. 4 / S2–S4 (any other optimizer, loss or
+      architecture), per group of the axes other than width: RMSE(f_T, f^lin_T)/RMS(f_T − f_0)
+      at the widest width below `TRACKING_TOLERANCE` of the loss.
+    - Fig. 3: f^lin evolved with Θ̂_0 closer to f than with Θ in ≥ `EMPIRICAL_CLOSER_FRACTION`
+      of the runs.
+    - Fig. 2 / S1, at the widest width: the ensemble mean inside μ_t ± 2σ_t for ≥
+      `BAND_FRACTION` of (t > 0, α); median |σ_ens − σ_t|/max_α σ_t ≤ `STD_TOLERANCE`; the
+      ensemble mean closer to the NTK-GP than to the NNGP at the last step.
 
     Returns:
-        The claims, in figure order.
+        The claims, in the order of `EXPERIMENTS`.
     """
     claims = _width_claims(ds, confidence) if is_width_sweep(ds) else []
     if has_mc_samples(ds):
@@ -728,7 +738,8 @@ def status_counts(ds: xr.Dataset) -> dict[str, int]:
     """Number of runs (sweep point × seed) per status, in `STATUSES` order (then any other)."""
     if "status" not in ds:
         return {}
-    values, counts = np.unique(ds["status"].values.astype(str), return_counts=True)
+    text = np.array([str(v) for v in np.ravel(ds["status"].values)], dtype=object)
+    values, counts = np.unique(text, return_counts=True)
     found = dict(zip(values.tolist(), counts.tolist(), strict=True))
     ordered = {s: found.pop(s) for s in STATUSES if s in found}
     return {**ordered, **found}

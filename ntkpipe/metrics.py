@@ -18,7 +18,8 @@ kernel is available), `seed`, `step`, `layer`:
   the scale against which RMSE(f, f_lin) is judged (relative linearization error)
 - ntk_mc_error, nngp_mc_error (seed): ‖mean of Θ̂_0 over the run's seeds up to this one − Θ‖_F /
   ‖Θ‖_F, with mc_samples (seed) the number of seeds averaged (Monte Carlo estimate, Fig. S9–S10)
-- lr_critical, diverged_step, status (seed); learning_rate (scalar)
+- lr_critical, diverged_step (first step where f or f_lin diverged, −1: none), status (seed);
+  learning_rate (scalar)
 
 The summary (`summary.zarr`) stacks runs along the sweep axes (named by their short names) and
 concatenates seed chunks; combinations that are missing are NaN with status "missing".
@@ -27,6 +28,7 @@ concatenates seed chunks; combinations that are missing are NaN with status "mis
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import xarray as xr
@@ -72,7 +74,7 @@ def run_metrics(config, *, trained, linear, kernel_init, kernel_final=None, anal
         ds["mc_samples"] = xr.DataArray(np.arange(1, ds.sizes["seed"] + 1), dims="seed")
     lr = config["training"]["learning_rate"]
     ds["lr_critical"] = kernel_init.lr_critical
-    ds["diverged_step"] = trained.diverged_step.astype(int)
+    ds["diverged_step"] = _first_divergence(trained.diverged_step, linear.diverged_step)
     ds["learning_rate"] = lr
     ds["status"] = xr.DataArray(
         [
@@ -87,13 +89,16 @@ def run_metrics(config, *, trained, linear, kernel_init, kernel_final=None, anal
 def summarize(sweep_config, found):
     """One dataset over the sweep axes from {run_id: (Run, metrics Dataset or None)}."""
     axes = [path.split(".")[-1] for path in sweep_config.get("sweep", {})]
-    present = [(run, ds) for run, ds in found.values() if ds is not None]
+    present = [(run, _with_role_codes(ds)) for run, ds in found.values() if ds is not None]
     pieces = [_with_axes(ds, run.axes, axes) for run, ds in present]
     pieces += [_missing(run, axes, present) for run, ds in found.values() if ds is None and present]
     if not pieces:
         raise ValueError("no run has metrics yet: nothing to summarize")
     # t = η·step is per run (η may be a sweep axis): the summary keeps `step` and `learning_rate`.
     pieces = [piece.drop_vars("t", errors="ignore") for piece in pieces]
+    # Runs of different depths have different layers (and sampled weights): give every run the
+    # union, so that combine_by_coords stacks along the sweep axes only.
+    pieces = _on_shared_labels(pieces, ("layer", "wsample"))
     summary = xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer")
     status = summary.status.astype(object)
     summary["status"] = status.where(status.notnull(), STATUS_MISSING).astype(str)
@@ -102,7 +107,8 @@ def summarize(sweep_config, found):
         "config": json.dumps(sweep_config, sort_keys=True),
         "sweep_axes": json.dumps(axes),
     }
-    return summary.assign_coords(layer_role=("layer", layer_roles(summary.layer.values)))
+    roles = _role_coordinate(summary["layer_role_code"])
+    return summary.drop_vars("layer_role_code").assign_coords(layer_role=roles)
 
 
 def layer_roles(layer_names) -> list[str]:
@@ -115,6 +121,49 @@ def layer_roles(layer_names) -> list[str]:
 
 
 # ---------------------------------------------------------------- helpers
+
+_ROLE_NAMES = ("input", "hidden", "output")
+
+
+def _with_role_codes(ds) -> xr.Dataset:
+    """The run's layer roles (``layer_roles``) as codes 0, 1, 2 on ``layer`` (combinable)."""
+    codes = [_ROLE_NAMES.index(role) for role in layer_roles(ds.layer.values)]
+    return ds.assign(layer_role_code=xr.DataArray(np.asarray(codes, dtype=float), dims="layer"))
+
+
+def _on_shared_labels(pieces, dims) -> list:
+    """Every piece reindexed to the union of the labels of `dims` (NaN where a run lacks one)."""
+    for dim in dims:
+        have = [piece for piece in pieces if dim in piece.dims]
+        if not have:
+            continue
+        labels = sorted({str(v) for piece in have for v in piece[dim].values}, key=_natural_key)
+        pieces = [
+            piece.assign_coords({dim: [str(v) for v in piece[dim].values]}).reindex({dim: labels})
+            if dim in piece.dims
+            else piece
+            for piece in pieces
+        ]
+    return pieces
+
+
+def _role_coordinate(codes) -> xr.DataArray:
+    """Layer roles as text, on ``layer`` alone when every run agrees (one depth), else also on
+    the sweep axes along which they differ (e.g. ``depth``); "" where a run has no such layer."""
+    for axis in [d for d in codes.dims if d != "layer"]:
+        first = codes.max(axis, skipna=True)
+        if bool(((codes == first) | codes.isnull()).all()):
+            codes = first
+    names = np.array(["", *_ROLE_NAMES], dtype=object)
+    values = np.where(np.isfinite(codes.values), codes.values, -1).astype(int) + 1
+    return xr.DataArray(names[values].astype(str), dims=codes.dims, coords=codes.coords)
+
+
+def _natural_key(text: str) -> list:
+    """Sort key with numbers compared as numbers: dense_2 before dense_10."""
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)
+    ]
 
 
 def _curves(store) -> xr.Dataset:
@@ -180,6 +229,13 @@ def _mc_error(kernels, exact) -> xr.DataArray:
     count = xr.DataArray(np.arange(1, kernels.sizes["seed"] + 1), dims="seed")
     running = kernels.cumsum("seed") / count
     return _frobenius(running - exact) / float(np.sqrt((exact**2).sum()))
+
+
+def _first_divergence(net_step, lin_step) -> xr.DataArray:
+    """The first step at which f or f_lin diverged (−1: neither did)."""
+    steps = np.stack([np.asarray(net_step, dtype=int), np.asarray(lin_step, dtype=int)])
+    first = np.where(steps < 0, np.iinfo(int).max, steps).min(axis=0)
+    return xr.DataArray(np.where(first == np.iinfo(int).max, -1, first), dims="seed")
 
 
 def _status(diverged_step: int, lr: float, lr_critical: float) -> str:

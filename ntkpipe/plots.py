@@ -8,6 +8,9 @@ Layout: the width n is the hue (or the x-axis of the "against width" figures), a
 size |D| = n_train gets a panel. Any further sweep axis with several values (depth, activation,
 …) must be fixed before calling a ``plot_*`` function; `make_figures` draws one figure per
 combination of them. Runs that diverged or are missing are left out (`analysis.usable_runs`).
+The figures of one run or one ensemble (``linearization``, Fig. 3; ``ensemble``, Fig. 2) show
+the widest network and the largest |D| of the sweep. `FIGURE_EXPERIMENTS` says which of the
+paper's experiments (`analysis.EXPERIMENTS`) each figure illustrates.
 """
 
 from __future__ import annotations
@@ -337,7 +340,7 @@ def plot_linearization(ds: xr.Dataset) -> Figure:
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         ax.set_xlabel(_STEP_LABEL)
     _finish(fig, ds, "linearization")
-    fig.suptitle(f"{fig.get_suptitle()} · {_plain(label)}")
+    fig.suptitle(" · ".join(part for part in (fig.get_suptitle(), _plain(label)) if part))
     return fig
 
 
@@ -387,7 +390,8 @@ def plot_ensemble(ds: xr.Dataset) -> Figure:
     axes[-1].legend(fontsize="small", loc="best")
     members = int(point.sizes.get("member", 0))
     _finish(fig, ds, "ensemble")
-    fig.suptitle(f"{fig.get_suptitle()} · {_plain(label)} · {members} members")
+    parts = (fig.get_suptitle(), _plain(label), f"{members} members")
+    fig.suptitle(" · ".join(part for part in parts if part))
     return fig
 
 

@@ -1,5 +1,9 @@
 """One self-contained HTML report of a sweep: config, runs, the paper's claims, figures, summary.
 
+After the sweep and its runs, an overview of the claims, then one section per experiment of the
+paper present in the sweep (`analysis.EXPERIMENTS`): its claims, each with the measured number
+and the verdict computed from the data, followed by its figures (`plots.FIGURE_EXPERIMENTS`).
+
 The page has no external resources and needs no JavaScript: figures are inlined as base64 data
 URIs, styles are inline, and the summary dataset is shown with xarray's own HTML view (which
 carries its own CSS). Every string that comes from the user (sweep name, config values, axis

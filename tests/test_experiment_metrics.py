@@ -93,3 +93,58 @@ def test_output_change_and_rmse_against_the_analytic_linearization():
     np.testing.assert_allclose(change.isel(step=2), 2 * n * k)  # every entry moved by 8
     rmse = metrics._rmse(fx_da, xr.DataArray(fx + 0.25, dims=dims))
     np.testing.assert_allclose(rmse, 0.25)
+
+
+def _metrics(depth, seeds=(0, 1)):
+    layers = [f"dense_{i}" for i in range(depth + 1)]
+    labels = sorted(f"{name}[{i},{i}]" for name in layers for i in range(2))
+    n = len(seeds)
+    return xr.Dataset(
+        {
+            "weight_change": (("model", "seed", "step", "layer"), np.ones((2, n, 3, depth + 1))),
+            "weight_sample": (
+                ("model", "seed", "step", "wsample"),
+                np.ones((2, n, 3, len(labels))),
+            ),
+            "status": (("seed",), ["ok"] * n),
+        },
+        coords={
+            "model": ["net", "lin"],
+            "seed": list(seeds),
+            "step": [0, 1, 2],
+            "layer": layers,
+            "wsample": labels,
+        },
+    )
+
+
+def test_summary_of_a_depth_sweep_has_the_union_of_layers_and_roles_per_depth():
+    from ntkpipe.config import Run
+
+    sweep = {"name": "d", "sweep": {"model.depth": [1, 3]}}
+    found = {
+        f"depth~{d}": (Run(f"depth~{d}/seeds~0-1", {"depth": d}, (0, 1), {}), _metrics(d))
+        for d in (1, 3)
+    }
+    summary = metrics.summarize(sweep, found)
+    assert summary["weight_change"].dims == ("depth", "model", "seed", "step", "layer")
+    assert list(summary["layer"].values) == ["dense_0", "dense_1", "dense_2", "dense_3"]
+    assert summary.sizes["wsample"] == 8 and "layer" not in summary["status"].dims
+    roles = summary["layer_role"]
+    assert roles.dims == ("depth", "layer")
+    assert list(roles.sel(depth=1).values) == ["input", "output", "", ""]
+    assert list(roles.sel(depth=3).values) == ["input", "hidden", "hidden", "output"]
+    assert np.isnan(summary["weight_change"].sel(depth=1, layer="dense_3")).all()
+
+
+def test_summary_of_one_depth_keeps_the_roles_on_the_layers_alone():
+    from ntkpipe.config import Run
+
+    sweep = {"name": "w", "sweep": {"model.width": [8, 16]}}
+    found = {
+        f"width~{w}": (Run(f"width~{w}/seeds~0-1", {"width": w}, (0, 1), {}), _metrics(2))
+        for w in (8, 16)
+    }
+    summary = metrics.summarize(sweep, found)
+    assert summary["layer_role"].dims == ("layer",)
+    assert list(summary["layer_role"].values) == ["input", "hidden", "output"]

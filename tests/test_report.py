@@ -264,3 +264,13 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     assert _images_in_browser(tmp_path, text, "check.html") == (len(paths), 0)
     broken = text.replace("</body>", '<img src="data:image/png;base64,AAAA" alt="x"></body>')
     assert _images_in_browser(tmp_path, broken, "control.html") == (len(paths) + 1, 1)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_report_of_every_experiment_loads_every_figure_in_chromium(tmp_path):
+    ds = add_ensemble(add_mc(add_linearization(make_summary(widths=(64, 128, 256), seeds=3))))
+    paths = plots.make_figures(ds, tmp_path / "figures")
+    assert len(paths) == 9
+    text = report.write_report(ds, paths, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert _images_in_browser(tmp_path, text, "check.html") == (9, 0)

@@ -62,7 +62,7 @@ rule sweep_config:
         f"{OUT}/logs/config/sweep.log",
     localrule: True
     params:
-        content=json.dumps(SWEEP, indent=1, sort_keys=True),
+        content=json.dumps(SWEEP, indent=1),  # not sorted: the order of the sweep axes matters
     run:
         note_config_written(output[0], params.content, log[0])
 
