@@ -53,9 +53,13 @@ def pin_threads(threads: int) -> None:
     affinity mask before JAX starts pins it. Jobs started in parallel by
     Snakemake get different cores (chosen from the process id) so they do not
     pile onto the same ones. With one thread, Eigen's own pool is switched off too.
+    BLAS/LAPACK (used by JAX's eigendecompositions on the CPU) start their own threads
+    whatever XLA does, so they get the same count.
     """
     if "jax" in sys.modules:
         raise RuntimeError("pin_threads must run before jax is imported")
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
     available = sorted(os.sched_getaffinity(0))
     if threads >= len(available):
         return
