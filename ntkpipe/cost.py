@@ -14,9 +14,9 @@ read from disk: :data:`DATASET_MB`) + the variable part :func:`memory_bytes`, in
 array the stage holds at its peak is counted once:
 
 - init:    S · (3 P + n A / 2) E                          params, their host copy, the forward
-- train:   S · (7 P + (n_tr + n / 2) A + 2 R (n k + L)) E  params, gradient, optimizer state, θ₀,
-  the next params, host copies; activations of the full-batch step and of the evaluation;
-  records (SGD / minibatch momentum: n_tr → batch size)
+- train:   S · (7 P + (2 n_tr + n / 2) A + 2 R (n k + L)) E  params, gradient, optimizer state,
+  θ₀, the next params, host copies; the activations of the full-batch step and their gradients,
+  those of the evaluation; records (SGD / minibatch momentum: n_tr → batch size)
 - kernels: 2 P E + t · b · W · (k + 2) E + b² k² E + 3 S · (2 n_tr² + 2 n_te n_tr) E + 3 n_tr² · 8
   with W = d_in + L · width: the layer features of the tiles (t = number of tiles + 1: JAX
   dispatches ahead, so the features of every tile wait in its queue), a tile, the kernels (per
@@ -168,9 +168,7 @@ def stage_cost(config: dict, stage: str) -> Cost:
     Raises:
         ValueError: an unknown stage.
     """
-    if stage not in _STAGE_COSTS:
-        raise ValueError(f"stage: {stage!r} is not one of {', '.join(STAGES)}")
-    return _STAGE_COSTS[stage](_Sizes.of(config))
+    return _cost(_Sizes.of(config), stage)
 
 
 def mem_mb(config: dict, stage: str, attempt: int = 1, gpu: int = 0) -> int:
@@ -184,9 +182,7 @@ def mem_mb(config: dict, stage: str, attempt: int = 1, gpu: int = 0) -> int:
         gpu: GPUs of the job (a GPU job has a larger fixed host memory).
     """
     sizes = _Sizes.of(config)
-    fixed = BASE_MB["gpu" if gpu else "cpu"] + DATASET_MB.get(sizes.dataset, DATASET_MB["mnist"])
-    variable = MEM_MARGIN * stage_cost(config, stage).bytes / _MB
-    return int(math.ceil((fixed + variable) * 2 ** (_attempt(attempt) - 1)))
+    return _mem_mb(sizes, _cost(sizes, stage), attempt, gpu)
 
 
 def runtime_min(config: dict, stage: str, attempt: int = 1, gpu: int = 0) -> int:
@@ -199,9 +195,7 @@ def runtime_min(config: dict, stage: str, attempt: int = 1, gpu: int = 0) -> int
         attempt: Snakemake's attempt number (a job killed at its time limit gets more).
         gpu: GPUs of the job (FLOPs at the GPU rate).
     """
-    rate = FLOP_RATE["gpu" if gpu else "cpu"]
-    minutes = START_MIN + RUNTIME_MARGIN * stage_cost(config, stage).flops / rate / 60
-    return int(math.ceil(minutes * _attempt(attempt)))
+    return _runtime_min(stage_cost(config, stage), attempt, gpu)
 
 
 def load_settings(section: dict | None) -> dict:
@@ -254,10 +248,11 @@ def rule_resources(config: dict, rule: str, attempt: int = 1, settings: dict | N
         raise ValueError(f"rule: {rule!r} is not one of {', '.join(RULE_STAGES)}")
     settings = settings or DEFAULT_SETTINGS
     gpu = settings["gpu"] if rule in settings["gpu_rules"] else 0
-    stage = RULE_STAGES[rule]
+    sizes = _Sizes.of(config)
+    cost = _cost(sizes, RULE_STAGES[rule])
     out = {
-        "mem_mb": mem_mb(config, stage, attempt, gpu=gpu),
-        "runtime": runtime_min(config, stage, attempt, gpu=gpu),
+        "mem_mb": _mem_mb(sizes, cost, attempt, gpu),
+        "runtime": _runtime_min(cost, attempt, gpu),
     }
     if gpu:
         out["gpu"] = gpu
@@ -280,6 +275,24 @@ def sweep_resources(sweep: dict, n_runs: int, rule: str, attempt: int = 1) -> di
 
 
 # ----------------------------------------------------------------------------- private
+
+
+def _cost(sizes: _Sizes, stage: str) -> Cost:
+    if stage not in _STAGE_COSTS:
+        raise ValueError(f"stage: {stage!r} is not one of {', '.join(STAGES)}")
+    return _STAGE_COSTS[stage](sizes)
+
+
+def _mem_mb(sizes: _Sizes, cost: Cost, attempt: int, gpu: int) -> int:
+    fixed = BASE_MB["gpu" if gpu else "cpu"] + DATASET_MB.get(sizes.dataset, DATASET_MB["mnist"])
+    variable = MEM_MARGIN * cost.bytes / _MB
+    return int(math.ceil((fixed + variable) * 2 ** (_attempt(attempt) - 1)))
+
+
+def _runtime_min(cost: Cost, attempt: int, gpu: int) -> int:
+    rate = FLOP_RATE["gpu" if gpu else "cpu"]
+    minutes = START_MIN + RUNTIME_MARGIN * cost.flops / rate / 60
+    return int(math.ceil(minutes * _attempt(attempt)))
 
 
 class _Sizes(NamedTuple):
@@ -346,7 +359,7 @@ def _train_cost(z: _Sizes) -> Cost:
     records = 2.0 * z.records * (z.n * z.k + z.depth + 1)
     return Cost(
         flops=z.seeds * (3.0 * f * z.batch * z.steps + f * z.n * z.records),
-        bytes=z.element * z.seeds * (7.0 * p + (z.batch + z.n / 2) * a + records),
+        bytes=z.element * z.seeds * (7.0 * p + (2.0 * z.batch + z.n / 2) * a + records),
     )
 
 

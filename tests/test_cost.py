@@ -312,7 +312,7 @@ def test_grouped_jobs_ask_for_one_gpu_not_the_sum(tmp_path):
     """Two runs' heavy jobs grouped into one SLURM job ask sbatch for 1 GPU, not 2 × 4.
 
     The sbatch on PATH is a stand-in that records its arguments and refuses the job, so
-    Snakemake stops right after the submission.
+    Snakemake stops right after the submission (sacctmgr is one too: the account exists).
     """
     config = {**BASE, "name": "gpu", "resources": {"gpu": 1}, "sweep": {"model.width": [16, 32]}}
     path = tmp_path / "gpu.yaml"
@@ -323,7 +323,9 @@ def test_grouped_jobs_ask_for_one_gpu_not_the_sum(tmp_path):
     (fake / "sbatch").write_text(
         f'#!/bin/sh\necho "$*" >> {calls}\necho "sbatch: refused (test)" >&2\nexit 1\n'
     )
-    (fake / "sbatch").chmod(0o755)
+    (fake / "sacctmgr").write_text("#!/bin/sh\necho test\n")  # the account is valid
+    for tool in ("sbatch", "sacctmgr"):
+        (fake / tool).chmod(0o755)
     heavy = ("init", "kernel_init", "train", "linear", "compare")
     command = [
         sys.executable,
@@ -349,7 +351,9 @@ def test_grouped_jobs_ask_for_one_gpu_not_the_sum(tmp_path):
         "results/gpu/runs/width~32/seeds~0/metrics.zarr",
     ]
     env = {**os.environ, "PATH": f"{fake}:{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert calls.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     submitted = calls.read_text().splitlines()
     assert len(submitted) == 1, submitted  # both runs in one group job

@@ -42,9 +42,13 @@ def test_every_store_and_the_report_exist(finished):
         "width~64/seeds~1",
     ]
     for run in runs:
+        width = int(str(run).split("/")[0].split("~")[1])
         for store in ("init", "kernel_init", "kernel_final", "train", "linear", "metrics"):
             ds = xr.open_zarr(out / "runs" / run / f"{store}.zarr")
-            assert json.loads(ds.attrs["config"])["run_id"] == str(run)
+            config = json.loads(ds.attrs["config"])  # the part of the run config the stage used
+            assert config["model"]["width"] == width, (run, store)
+            if store in ("train", "linear", "metrics"):
+                assert config["run_id"] == str(run)
     assert (out / "report.html").stat().st_size > 10_000
     assert list((out / "figures").glob("*.svg"))
 
@@ -66,7 +70,7 @@ def test_stores_follow_the_schema(finished):
     assert train.weight_change.dims == ("seed", "step", "layer")
     kernel = xr.open_zarr(run / "kernel_init.zarr")
     assert kernel.ntk_train_train.dims == ("seed", "train", "train2")
-    for key in ("ntkpipe_version", "jax_version", "device", "wall_time_s"):
+    for key in ("ntkpipe_version", "git_commit", "jax_version", "jax_device", "wall_time_s"):
         assert key in train.attrs, key
 
 

@@ -10,6 +10,7 @@
 # directive because Snakemake deep-merges a user's --configfile into it, which
 # would silently add the default sweep axes to every user sweep.
 
+import functools
 import json
 import os
 import sys
@@ -123,7 +124,12 @@ def note_config_written(path, content, log):
 def analytic_of_run(wildcards):
     if not WANT_ANALYTIC:
         return []
-    return f"{analytic_dir(ntk_config.analytic_id(RUNS[wildcards.run]))}/analytic.zarr"
+    return f"{analytic_dir(_analytic_id(wildcards.run))}/analytic.zarr"
+
+
+@functools.cache
+def _analytic_id(run_id):
+    return ntk_config.analytic_id(RUNS[run_id])
 
 
 def final_kernel_of_run(wildcards):
@@ -202,12 +208,13 @@ def ensemble_resources():
 
 
 def _rule_resources(wildcards, rule_name, attempt):
-    return ntk_cost.rule_resources(
-        _run_config(wildcards), rule_name, attempt, RESOURCES
-    )
-
-
-def _run_config(wildcards):
     if hasattr(wildcards, "run"):
-        return RUNS[wildcards.run].config
-    return ANALYTIC[wildcards.akey].config
+        return _resources_cached("run", wildcards.run, rule_name, attempt)
+    return _resources_cached("akey", wildcards.akey, rule_name, attempt)
+
+
+@functools.cache
+def _resources_cached(kind, key, rule_name, attempt):
+    """Snakemake asks for each resource of each job separately: compute them once."""
+    config = (RUNS if kind == "run" else ANALYTIC)[key].config
+    return ntk_cost.rule_resources(config, rule_name, attempt, RESOURCES)
