@@ -47,7 +47,7 @@ ONE_RUN = {
     "seeds": {"count": 2, "per_job": 2},
 }
 STORES = ("init", "kernel_init", "train", "linear", "metrics")
-UNSTABLE_ATTRS = {"wall_time_s"}  # differs between runs by nature
+UNSTABLE_ATTRS = {"wall_time_s", "git_commit"}  # the job's time; the checkout may move on
 
 
 # ---------------------------------------------------------------- (a) kill -9 and rerun
