@@ -14,14 +14,15 @@ read from disk: :data:`DATASET_MB`) + the variable part :func:`memory_bytes`, in
 array the stage holds at its peak is counted once:
 
 - init:    S · (3 P + n A / 2) E                          params, their host copy, the forward
-- train:   S · (7 P + (2 n_tr + n / 2) A + 2 R (n k + L)) E  params, gradient, optimizer state,
-  θ₀, the next params, host copies; the activations of the full-batch step and their gradients,
-  those of the evaluation; records (SGD / minibatch momentum: n_tr → batch size)
+- train:   S · (7 P + 2 n_tr A + 2 R (n k + L)) E + evaluation  params, gradient, optimizer
+  state, θ₀, the next params, host copies; the activations of the full-batch step and their
+  gradients; records (SGD / minibatch momentum: n_tr → batch size); the evaluation of the
+  outputs at the record steps, S · max(n_tr, n_te) · A · E, in blocks that keep it under
+  :data:`EVAL_BUDGET_BYTES` (:func:`eval_block_size`)
 - kernels: 2 P E + t · b · W · (k + 2) E + b² k² E + 3 S · (2 n_tr² + 2 n_te n_tr) E + 3 n_tr² · 8
-  with W = d_in + L · width: the layer features of the tiles (t = number of tiles + 1: JAX
-  dispatches ahead, so the features of every tile wait in its queue), a tile, the kernels (per
-  seed, concatenated, written) and the float64 eigendecomposition; conv nets: per-example
-  Jacobians t · b · k · P E
+  with W = d_in + L · width: the layer features of the t tiles alive at once (JAX dispatches
+  ahead of the tile loop, :data:`LIVE_TILES`), a tile, the kernels (per seed, concatenated,
+  written) and the float64 eigendecomposition; conv nets: per-example Jacobians t · b · k · P E
 - linear:  closed form (MSE, full-batch GD): the input stores, Θ̂₀ [n_tr k, n_tr k] and
   [n_te k, n_tr k] (for k > 1 computed here as the full kernel, with the kernels stage's
   features), two eigendecompositions of it (12 (n_tr k)² E) and the weights ω_t; otherwise
@@ -55,12 +56,15 @@ __all__ = [
     "MEM_MARGIN",
     "FLOP_RATE",
     "START_MIN",
+    "LIVE_TILES",
+    "EVAL_BUDGET_BYTES",
     "STAGES",
     "RULE_STAGES",
     "GPU_RULES",
     "DEFAULT_SETTINGS",
     "Cost",
     "n_params",
+    "eval_block_size",
     "flops",
     "memory_bytes",
     "stage_cost",
@@ -82,6 +86,12 @@ FLOP_RATE = {"cpu": 2e9, "gpu": 2e12}
 """Conservative sustained FLOP/s of one job (small matrices, 1–2 CPU threads; one GPU)."""
 START_MIN = 5
 """Minutes allowed for start-up, imports, compilation and writing the store."""
+EVAL_BUDGET_BYTES = 2**30
+"""Activations of one block of examples evaluated at once (see :func:`eval_block_size`)."""
+LIVE_TILES = {"dense": 16, "jacobian": 4}
+"""Tiles of the empirical kernels whose features are in memory at once (measured: JAX's
+asynchronous dispatch runs ahead of the tile loop; up to ~15 small MLP tiles, ~3 large tiles of
+per-example Jacobians). Memory of the kernels stage is O(live · block · features), not O(block²)."""
 RUNTIME_MARGIN = 3.0
 """Factor on the computing time of :func:`flops` at :data:`FLOP_RATE`."""
 
@@ -196,6 +206,20 @@ def runtime_min(config: dict, stage: str, attempt: int = 1, gpu: int = 0) -> int
         gpu: GPUs of the job (FLOPs at the GPU rate).
     """
     return _runtime_min(stage_cost(config, stage), attempt, gpu)
+
+
+def eval_block_size(config: dict) -> int | None:
+    """Examples per block when a job evaluates the network on all its inputs (train stage).
+
+    As many as keep the activations of one block, for all the job's seeds, under
+    :data:`EVAL_BUDGET_BYTES`; None (all at once) when every split fits, which is the case for
+    the MLPs of the paper, so their outputs do not depend on this. Wide conv nets on CIFAR-10
+    need blocks (a WRN with 1024 channels keeps ~30 MB of activations per image).
+    """
+    z = _Sizes.of(config)
+    per_example = z.element * z.seeds * z.net.activations
+    block = max(1, int(EVAL_BUDGET_BYTES // per_example))
+    return None if block >= max(z.n_train, z.n_test) else block
 
 
 def load_settings(section: dict | None) -> dict:
@@ -359,7 +383,7 @@ def _train_cost(z: _Sizes) -> Cost:
     records = 2.0 * z.records * (z.n * z.k + z.depth + 1)
     return Cost(
         flops=z.seeds * (3.0 * f * z.batch * z.steps + f * z.n * z.records),
-        bytes=z.element * z.seeds * (7.0 * p + (2.0 * z.batch + z.n / 2) * a + records),
+        bytes=z.element * z.seeds * (7.0 * p + 2.0 * z.batch * a + records) + _eval_bytes(z),
     )
 
 
@@ -368,17 +392,25 @@ def _kernels_cost(z: _Sizes) -> Cost:
     pairs = z.n_train * (z.n_train + 1) / 2 + z.n_test * z.n_train
     stored = 3.0 * z.seeds * (2.0 * z.n_train**2 + 2.0 * z.n_test * z.n_train)
     eigen = 3.0 * z.n_train**2 * 8
-    live = _tiles(z) + 1  # JAX dispatches ahead: the features of every tile wait in the queue
+    tiles = _tiles(z) + 1  # JAX dispatches ahead: features of several tiles are alive at once
     if z.net.feature_width:  # the dense path of ntkpipe.kernels (MLPs)
+        live = min(tiles, LIVE_TILES["dense"])
         work = 2.0 * p + live * b * z.net.feature_width * (k + 2) + b * b * k * k
         gram, extra = 2.0 * pairs * z.net.feature_width * (k + 1), 3.0 * f * z.n
     else:  # per-example Jacobians
+        live = min(tiles, LIVE_TILES["jacobian"])
         work = 2.0 * p + live * b * k * p + b * k * z.net.activations
         gram, extra = 2.0 * pairs * k * p, 3.0 * f * k * z.n
     return Cost(
         flops=z.seeds * (gram + extra + 4.0 * z.n_train**3),
         bytes=z.element * (work + stored) + eigen,
     )
+
+
+def _eval_bytes(z: _Sizes) -> float:
+    """Activations of the evaluation at the record steps: all examples, or a block of them."""
+    rows = max(z.n_train, z.n_test)
+    return min(float(EVAL_BUDGET_BYTES), z.element * z.seeds * rows * z.net.activations)
 
 
 def _tiles(z: _Sizes) -> int:

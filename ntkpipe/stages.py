@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe import analytic as ntk_analytic
-from ntkpipe import datasets, dynamics, models, storage
+from ntkpipe import cost, datasets, dynamics, models, storage
 from ntkpipe import kernels as ntk_kernels
 from ntkpipe import train as ntk_train
 from ntkpipe.errors import StageError
@@ -244,6 +244,7 @@ def _fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
         state=resume,
         on_segment=on_segment,
         progress=_progress,
+        eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
     )
     return _trajectory_at(trajectory, wanted)
 

@@ -100,6 +100,21 @@ def test_closed_form_memory_grows_with_the_square_of_n_times_k():
     assert 14 < large / small < 16.5  # the (n_tr k)² eigendecompositions dominate
 
 
+def test_evaluation_is_blocked_only_for_big_networks():
+    assert cost.eval_block_size(run_config(model__width=4096, data__n_train=300)) is None
+    wrn = run_config()  # the paper's Fig. 4 WRN on all of CIFAR-10 (the cost needs no files)
+    wrn["data"] = {**wrn["data"], "dataset": "cifar10", "n_train": 50000, "n_test": 10000}
+    wrn["data"]["classes"] = list(range(10))
+    wrn["model"] = {**wrn["model"], "architecture": "wrn", "depth": 1, "width": 1024}
+    wrn["training"] = {**wrn["training"], "optimizer": "sgd", "batch_size": 8}
+    per_image = 2 * 32 * 32 * 1024 * (1 + 2 * (1 + 1 / 4 + 1 / 16)) + 10  # A, floats
+    block = cost.eval_block_size(wrn)
+    assert block == int(cost.EVAL_BUDGET_BYTES // (4 * per_image))
+    assert 16 < block < 64
+    unblocked = 4 * 50000 * per_image
+    assert cost.memory_bytes(wrn, "train") < unblocked / 100  # the blocks bound the evaluation
+
+
 def test_every_stage_has_a_cost():
     config = run_config()
     for stage in cost.STAGES:
