@@ -5,7 +5,8 @@
 #   snakemake --profile slurm --configfile config/paper/fig1.yaml
 #
 # Stages: init-sampling → empirical and analytic kernels → real training →
-# linearized training → per-run comparison → summary, figures, HTML report.
+# linearized training → per-run comparison → summary, figures, HTML report; each stage of a
+# run is one job, or (resources.jobs: runs) all of a run's stages are one job.
 
 
 from snakemake.utils import min_version
@@ -14,10 +15,23 @@ min_version("8.20")
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/init.smk"
-include: "workflow/rules/kernels.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/linear.smk"
+
+
+# resources.jobs: one job per stage of a run (the default), or one job per run (run.smk).
+if JOBS_PER_STAGE:
+
+    include: "workflow/rules/init.smk"
+    include: "workflow/rules/kernels.smk"
+    include: "workflow/rules/train.smk"
+    include: "workflow/rules/linear.smk"
+    include: "workflow/rules/compare.smk"
+
+else:
+
+    include: "workflow/rules/run.smk"
+
+
+include: "workflow/rules/analytic.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/analysis.smk"
 

@@ -4,10 +4,13 @@ Target (issue 5): a 10,000-run sweep builds its DAG in ≤ 30 s. The sweep is th
 (tests/configs/tiny.yaml) swept over model.width × training.learning_rate with 10 seeds per point
 in jobs of ``--seeds-per-job``; a run is one job (one run folder), so ``--runs 10000
 --seeds-per-job 1`` is 10,000 run folders (1,000 points × 10 seeds) and ``--seeds-per-job 10``
-is 10,000 trained networks in 1,000 run folders. With ``--floor`` the same number of jobs is timed
-in a trivial Snakefile (one shell rule per job, no config), Snakemake's own cost per job.
+is 10,000 trained networks in 1,000 run folders. ``--jobs`` is the sweep's ``resources.jobs``:
+``stages`` (default: one job per stage of a run, eight per run) or ``runs`` (one job per run,
+:mod:`ntkpipe.run_job`); ``--jobs both`` times the two side by side. With ``--floor`` the same
+number of jobs is timed in a trivial Snakefile (one shell rule per job, no config), Snakemake's
+own cost per job.
 
-    python benchmarks/bench_dag.py                      # 10,000 run folders
+    python benchmarks/bench_dag.py --jobs both          # 10,000 run folders, both layouts
     python benchmarks/bench_dag.py --seeds-per-job 10   # 10,000 networks, vmapped 10 per job
     python benchmarks/bench_dag.py --runs 1000 --floor --profile
 
@@ -42,25 +45,37 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     with tempfile.TemporaryDirectory(prefix="ntkpipe-dag-") as tmp:
         workdir = Path(tmp)
-        config, runs = sweep_config(workdir, args.runs, args.seeds_per_job)
-        print(
-            f"sweep: {runs} runs ({runs * min(args.seeds_per_job, SEEDS)} networks, "
-            f"{args.seeds_per_job} seed(s) per job)"
-        )
-        result = time_dry_run(workdir, ["--snakefile", str(REPO / "Snakefile")], config)
-        _print("ntkpipe", result, runs)
-        if args.floor:
-            floor = time_dry_run(workdir / "floor", trivial_snakefile(workdir, result["jobs"]))
-            _print("floor", floor, runs)
-            print(f"ntkpipe / Snakemake floor: {result['cpu_s'] / floor['cpu_s']:.2f} (CPU)")
-        if args.profile:
-            profile(workdir, config)
-    verdict = "meets" if result["wall_s"] <= TARGET_S else "misses"
-    print(f"target ≤ {TARGET_S:.0f} s wall: {verdict} ({result['wall_s']:.1f} s)")
+        layouts = ["stages", "runs"] if args.jobs == "both" else [args.jobs]
+        results = {}
+        for layout in layouts:
+            config, runs = sweep_config(workdir / layout, args.runs, args.seeds_per_job, layout)
+            print(
+                f"sweep: {runs} runs ({runs * min(args.seeds_per_job, SEEDS)} networks, "
+                f"{args.seeds_per_job} seed(s) per job), resources.jobs: {layout}"
+            )
+            snakefile = ["--snakefile", str(REPO / "Snakefile")]
+            result = results[layout] = time_dry_run(workdir / layout, snakefile, config)
+            _print(f"ntkpipe/{layout}", result, runs)
+            if args.floor:
+                floor_dir = workdir / layout / "floor"
+                floor_dir.mkdir(parents=True)
+                per_run = max(1, round(result["jobs"] / runs))
+                floor = time_dry_run(floor_dir, trivial_snakefile(floor_dir, runs, per_run))
+                _print("floor", floor, runs)
+                print(f"ntkpipe / Snakemake floor: {result['cpu_s'] / floor['cpu_s']:.2f} (CPU)")
+            if args.profile:
+                profile(workdir / layout, config)
+    if len(results) == 2:
+        ratio = results["stages"]["wall_s"] / results["runs"]["wall_s"]
+        print(f"wall, jobs: stages / jobs: runs = {ratio:.2f}")
+    for layout, result in results.items():
+        verdict = "meets" if result["wall_s"] <= TARGET_S else "misses"
+        wall = result["wall_s"]
+        print(f"target ≤ {TARGET_S:.0f} s wall, jobs: {layout}: {verdict} ({wall:.1f} s)")
     return 0
 
 
-def sweep_config(workdir: Path, runs: int, per_job: int) -> tuple[Path, int]:
+def sweep_config(workdir: Path, runs: int, per_job: int, layout: str) -> tuple[Path, int]:
     """A config with about `runs` run folders; returns its path and the exact number."""
     config = yaml.safe_load(TINY.read_text())
     chunks = math.ceil(SEEDS / per_job)
@@ -68,10 +83,12 @@ def sweep_config(workdir: Path, runs: int, per_job: int) -> tuple[Path, int]:
     rates = math.ceil(points / WIDTHS)
     config["name"] = "dag"
     config["seeds"] = {"count": SEEDS, "per_job": per_job}
+    config["resources"] = {"jobs": layout}
     config["sweep"] = {
         "model.width": list(range(16, 16 + WIDTHS)),
         "training.learning_rate": [round(0.01 * (i + 1), 4) for i in range(rates)],
     }
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "dag.yaml"
     path.write_text(yaml.safe_dump(config))
     return path, WIDTHS * rates * chunks
@@ -96,11 +113,11 @@ def time_dry_run(workdir: Path, snakefile_args: list[str], config: Path | None =
     return {"wall_s": wall, "cpu_s": cpu, "jobs": int(total.group(1)) if total else 0}
 
 
-def trivial_snakefile(workdir: Path, jobs: int) -> list[str]:
-    """A Snakefile of `jobs` jobs: chains of 8 shell rules, like a run's stages."""
-    chains = max(1, jobs // 8)
-    rules = ["rule all:", f"    input: expand('r/{{i}}/s7', i=range({chains}))"]
-    for stage in range(8):
+def trivial_snakefile(workdir: Path, runs: int, per_run: int) -> list[str]:
+    """A Snakefile of `runs` chains of `per_run` shell rules, like the jobs of a run."""
+    last = per_run - 1
+    rules = ["rule all:", f"    input: expand('r/{{i}}/s{last}', i=range({runs}))"]
+    for stage in range(per_run):
         rules += [f"rule s{stage}:", f"    output: 'r/{{i}}/s{stage}'"]
         if stage:
             rules.append(f"    input: 'r/{{i}}/s{stage - 1}'")
@@ -144,6 +161,12 @@ def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10_000, help="run folders (default 10000)")
     parser.add_argument("--seeds-per-job", type=int, default=1, help="seeds.per_job (1 … 10)")
+    parser.add_argument(
+        "--jobs",
+        choices=("stages", "runs", "both"),
+        default="both",
+        help="resources.jobs of the sweep (default: both, side by side)",
+    )
     parser.add_argument("--floor", action="store_true", help="also time a trivial Snakefile")
     parser.add_argument("--profile", action="store_true", help="cProfile the ntkpipe side")
     args = parser.parse_args(argv)

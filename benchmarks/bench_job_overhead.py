@@ -13,6 +13,10 @@ and prints the best wall and CPU (user + sys) seconds of ``--repeat`` tries, the
 the fixed cost: the interpreter, importing ntkpipe.stages (JAX, Flax, xarray, zarr, optax), and
 loading the dataset. Target (issue 5): ≤ 3 s per job with a warm cache.
 
+Then the whole run, warm, in the two layouts of ``resources.jobs``, side by side: ``stages`` (six
+jobs: init, kernels, train, kernels at θ_T, linear, compare, each a new process) against ``runs``
+(one ``ntkpipe run`` job doing the six stages in one process), and their ratio.
+
     python benchmarks/bench_job_overhead.py [--repeat 3] [--stages init train kernels]
 
 On a shared machine wall time includes waiting for a core; CPU time does not.
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             cold, off = (rows[m][1] / rows["warm"][1] for m in ("cold", "off"))
             print(f"{stage:8s} CPU cold/warm {cold:.2f}, off/warm {off:.2f}")
         print_parts(args.repeat, run)
+        print_run_layouts(args.repeat, folder, run, model)
     worst = max(warm.values(), key=lambda wall_cpu: wall_cpu[0])
     verdict = "meets" if worst[0] <= TARGET_S else "misses"
     print(
@@ -115,6 +120,45 @@ def print_parts(repeat: int, run: Path) -> None:
         )
         print(f"  {name:24s} wall {wall:6.2f} s  cpu {cpu:6.2f} s  (+{cpu - previous:.2f} s cpu)")
         previous = cpu
+
+
+def print_run_layouts(repeat: int, folder: Path, run: Path, model: Path) -> None:
+    """Wall and CPU seconds of a whole run, warm cache: six stage jobs against one run job."""
+    cache = {"NTKPIPE_JAX_CACHE": str(folder / "cache-layouts")}
+    chain = folder / "chain"
+    f = {name: str(chain / f"{name}.zarr") for name in ("init", "k0", "train", "kT", "lin", "m")}
+    stage_jobs = [
+        ["init", "--run", str(model), "--out", f["init"]],
+        ["kernels", "--run", str(model), "--params", f["init"], "--out", f["k0"]],
+        ["train", "--run", str(run), "--init", f["init"], "--out", f["train"]],
+        ["kernels", "--run", str(run), "--params", f["train"], "--out", f["kT"]],
+        ["linear", "--run", str(run), "--init", f["init"], "--kernel", f["k0"], "--out", f["lin"]],
+        ["compare", "--run", str(run), "--train", f["train"], "--linear", f["lin"]]
+        + ["--kernel-init", f["k0"], "--kernel-final", f["kT"], "--out", f["m"]],
+    ]
+
+    def six_jobs():
+        shutil.rmtree(chain, ignore_errors=True)
+        times = [_job(args, cache) for args in stage_jobs]
+        return sum(t[0] for t in times), sum(t[1] for t in times)
+
+    def one_job():
+        shutil.rmtree(folder / "whole", ignore_errors=True)
+        return _job(["run", "--run", str(run), "--dir", str(folder / "whole")], cache)
+
+    six_jobs(), one_job()  # fill the cache
+    layouts = {"stages": six_jobs, "runs": one_job}
+    best = {name: (float("inf"), float("inf")) for name in layouts}
+    for _ in range(repeat):  # alternate the two, so that both see the same machine
+        for name, measure in layouts.items():
+            wall, cpu = measure()
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    print("a whole run, warm cache (best of alternating tries):")
+    for name, label in (("stages", "stages (6 jobs)"), ("runs", "runs   (1 job) ")):
+        wall, cpu = best[name]
+        print(f"  resources.jobs: {label}  wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+    ratio_wall, ratio_cpu = (best["stages"][i] / best["runs"][i] for i in (0, 1))
+    print(f"  stages / runs: wall {ratio_wall:.2f}, cpu {ratio_cpu:.2f}")
 
 
 def _job(args: list[str], env: dict) -> tuple[float, float]:

@@ -181,6 +181,15 @@ def _compare_args(parser):
     )
 
 
+def _run_all_args(parser):
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--config", help="the run's resolved config as JSON text (the workflow)")
+    given.add_argument("--run", type=Path, help="the run's resolved config (run.json)")
+    parser.add_argument("--dir", type=Path, required=True, help="the run folder (runs/<run_id>)")
+    parser.add_argument("--analytic", type=Path, default=None, help="analytic.zarr (Θ, K)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU cores for XLA")
+
+
 def _collect_args(parser):
     parser.add_argument("--sweep", type=Path, required=True, help="the sweep's resolved config")
     parser.add_argument("--runs", type=Path, required=True, help="folder holding runs/<run_id>/")
@@ -227,6 +236,23 @@ def _run(stage_name):
     return handler
 
 
+def _run_all(args):
+    import json
+
+    from ntkpipe import run_job, stages
+    from ntkpipe.errors import StageError
+
+    if args.config is not None:
+        try:
+            config = json.loads(args.config)
+        except json.JSONDecodeError as error:
+            raise StageError(f"--config: not valid JSON ({error})") from error
+    else:
+        config = stages.load_run(args.run)
+    computed = run_job.run_all_stages(config, args.dir, analytic=args.analytic)
+    print(f"run: computed {', '.join(computed)}", flush=True)
+
+
 def _stage_kwargs(args) -> dict:
     skip = {"command", "handler", "threads"}
     return {key: value for key, value in vars(args).items() if key not in skip}
@@ -248,6 +274,13 @@ _COMMANDS = [
     ("train", "train the network (all seeds of a run)", _train_args, _run("train")),
     ("linear", "evolve the linearized network f_lin", _linear_args, _run("linear")),
     ("compare", "per-run metrics of f against f_lin", _compare_args, _run("compare")),
+    (
+        "run",
+        "every stage of one run in one job (init → kernels → train → linear → compare), "
+        "keeping the stores that are up to date",
+        _run_all_args,
+        _run_all,
+    ),
     (
         "ensemble",
         "train an ensemble on x(α) between two training points, next to the NTK-GP and NNGP",

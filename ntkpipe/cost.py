@@ -61,6 +61,8 @@ __all__ = [
     "STAGES",
     "RULE_STAGES",
     "GPU_RULES",
+    "JOB_LAYOUTS",
+    "RUN_JOB_STAGES",
     "DEFAULT_SETTINGS",
     "Cost",
     "n_params",
@@ -121,11 +123,17 @@ RULE_STAGES = {
     "report": "report",
 }
 """Snakemake rule → the stage whose cost it has."""
-GPU_RULES = ("kernel_init", "kernel_final", "train", "linear", "analytic", "ensemble")
+GPU_RULES = ("kernel_init", "kernel_final", "train", "linear", "analytic", "ensemble", "run")
 """Rules that may run on a GPU (the heavy ones)."""
+JOB_LAYOUTS = ("stages", "runs")
+"""``resources.jobs``: one job per stage of a run, or one job per run (every stage in it)."""
+RUN_JOB_STAGES = ("init", "kernels", "train", "kernels", "linear", "compare")
+"""The stages one job of the ``run`` rule (``resources.jobs: runs``) goes through, in order
+(the second ``kernels`` is Θ̂_T, left out when ``kernels.final`` is false)."""
 DEFAULT_SETTINGS = {
     "gpu": 0,
-    "gpu_rules": ["kernel_init", "kernel_final", "train", "linear", "ensemble"],
+    "gpu_rules": ["kernel_init", "kernel_final", "train", "linear", "ensemble", "run"],
+    "jobs": "stages",
 }
 """The ``resources`` section of a sweep config when it is absent (CPU only)."""
 
@@ -225,8 +233,9 @@ def eval_block_size(config: dict) -> int | None:
 def load_settings(section: dict | None) -> dict:
     """Validates the ``resources`` section of a sweep config and fills in its defaults.
 
-    Keys: ``gpu`` (integer ≥ 0: GPUs per job of the GPU rules; 0 runs everything on CPUs) and
-    ``gpu_rules`` (the rules that ask for them, a subset of :data:`GPU_RULES`).
+    Keys: ``gpu`` (integer ≥ 0: GPUs per job of the GPU rules; 0 runs everything on CPUs),
+    ``gpu_rules`` (the rules that ask for them, a subset of :data:`GPU_RULES`) and ``jobs``
+    (:data:`JOB_LAYOUTS`: ``stages``, one job per stage of a run, or ``runs``, one job per run).
 
     Raises:
         ConfigError: every problem, naming the field, the value and what is allowed.
@@ -234,7 +243,9 @@ def load_settings(section: dict | None) -> dict:
     if section is None:
         section = {}
     if not isinstance(section, dict):
-        raise ConfigError([f"resources: {section!r} is not a mapping (keys gpu, gpu_rules)"])
+        raise ConfigError(
+            [f"resources: {section!r} is not a mapping (keys {', '.join(DEFAULT_SETTINGS)})"]
+        )
     errors = [
         f"resources.{key}: unknown key; allowed keys: {', '.join(DEFAULT_SETTINGS)}"
         for key in section
@@ -253,9 +264,15 @@ def load_settings(section: dict | None) -> dict:
             for rule in rules
             if rule not in GPU_RULES
         ]
+    if settings["jobs"] not in JOB_LAYOUTS:
+        errors.append(
+            f"resources.jobs: {settings['jobs']!r} is not one of {', '.join(JOB_LAYOUTS)} "
+            "(stages: one job per stage of a run; runs: one job per run, for sweeps of "
+            "thousands of runs)"
+        )
     if errors:
         raise ConfigError(errors)
-    return {"gpu": gpu, "gpu_rules": list(rules)}
+    return {"gpu": gpu, "gpu_rules": list(rules), "jobs": settings["jobs"]}
 
 
 def rule_resources(config: dict, rule: str, attempt: int = 1, settings: dict | None = None):
@@ -264,16 +281,17 @@ def rule_resources(config: dict, rule: str, attempt: int = 1, settings: dict | N
 
     Args:
         config: as for :func:`stage_cost`.
-        rule: a rule of :data:`RULE_STAGES`.
+        rule: a rule of :data:`RULE_STAGES`, or ``run`` (every stage of the run in one job,
+            :data:`RUN_JOB_STAGES`).
         attempt: Snakemake's attempt number.
         settings: :func:`load_settings` of the sweep's ``resources`` section (None: CPU only).
     """
-    if rule not in RULE_STAGES:
-        raise ValueError(f"rule: {rule!r} is not one of {', '.join(RULE_STAGES)}")
+    if rule not in RULE_STAGES and rule != "run":
+        raise ValueError(f"rule: {rule!r} is not one of {', '.join(RULE_STAGES)}, run")
     settings = settings or DEFAULT_SETTINGS
     gpu = settings["gpu"] if rule in settings["gpu_rules"] else 0
     sizes = _Sizes.of(config)
-    cost = _cost(sizes, RULE_STAGES[rule])
+    cost = _run_job_cost(sizes, config) if rule == "run" else _cost(sizes, RULE_STAGES[rule])
     out = {
         "mem_mb": _mem_mb(sizes, cost, attempt, gpu),
         "runtime": _runtime_min(cost, attempt, gpu),
@@ -305,6 +323,16 @@ def _cost(sizes: _Sizes, stage: str) -> Cost:
     if stage not in _STAGE_COSTS:
         raise ValueError(f"stage: {stage!r} is not one of {', '.join(STAGES)}")
     return _STAGE_COSTS[stage](sizes)
+
+
+def _run_job_cost(sizes: _Sizes, config: dict) -> Cost:
+    """One job doing every stage of a run: the FLOPs add up, the peak is the largest stage's
+    (each stage's arrays are freed before the next starts)."""
+    stages = list(RUN_JOB_STAGES)
+    if not config.get("kernels", {}).get("final", True):
+        stages.remove("kernels")
+    costs = [_cost(sizes, stage) for stage in stages]
+    return Cost(flops=sum(c.flops for c in costs), bytes=max(c.bytes for c in costs))
 
 
 def _mem_mb(sizes: _Sizes, cost: Cost, attempt: int, gpu: int) -> int:

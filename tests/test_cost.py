@@ -175,7 +175,8 @@ def test_gpu_is_asked_only_for_the_gpu_rules():
         ({"gpu": True}, "resources.gpu: True"),
         ({"gpu_rules": ["train", "plots"]}, "resources.gpu_rules: 'plots' is not one of"),
         ({"gpu_rules": "train"}, "resources.gpu_rules: 'train' must be a list"),
-        ({"gpus": 1}, "resources.gpus: unknown key; allowed keys: gpu, gpu_rules"),
+        ({"gpus": 1}, "resources.gpus: unknown key; allowed keys: gpu, gpu_rules, jobs"),
+        ({"jobs": "points"}, "resources.jobs: 'points' is not one of stages, runs"),
         ([1], "resources: [1] is not a mapping"),
     ],
 )
@@ -187,6 +188,24 @@ def test_bad_resources_section_is_named(section, message):
 
 def test_defaults_are_cpu_only():
     assert cost.load_settings(None) == cost.load_settings({}) == cost.DEFAULT_SETTINGS
+    assert cost.DEFAULT_SETTINGS["jobs"] == "stages"
+
+
+def test_one_job_per_run_asks_for_its_largest_stage_and_all_their_time():
+    """resources.jobs: runs: the peak memory is the largest stage's (each stage frees its arrays
+    before the next starts), the FLOPs, and so the time, add up; a GPU when run is a GPU rule."""
+    config = run_config()
+    stages = ["init", "kernel_init", "train", "kernel_final", "linear", "compare"]
+    each = {rule: cost.rule_resources(config, rule) for rule in stages}
+    whole = cost.rule_resources(config, "run")
+    assert whole["mem_mb"] == max(r["mem_mb"] for r in each.values())
+    assert max(r["runtime"] for r in each.values()) <= whole["runtime"]
+    assert whole["runtime"] <= sum(r["runtime"] for r in each.values())
+    bigger = run_config(training__steps=10**6, model__width=4096)
+    assert cost.rule_resources(bigger, "run")["runtime"] > whole["runtime"]  # training's FLOPs
+    without_final = {**config, "kernels": {**config["kernels"], "final": False}}
+    assert cost.rule_resources(without_final, "run")["runtime"] <= whole["runtime"]
+    assert cost.rule_resources(config, "run", settings=cost.load_settings({"gpu": 1}))["gpu"] == 1
 
 
 # ---------------------------------------------------------------- measured on CPU (slow)

@@ -5,6 +5,8 @@ import math
 import os
 import pickle
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -42,6 +44,22 @@ def test_digits_examples_are_the_sklearn_samples_of_the_right_class():
     np.testing.assert_allclose(ds.x_test, ref.data[ds.index_test] / 16.0, rtol=1e-6)
     np.testing.assert_array_equal(np.array([3, 8])[ds.labels_train], ref.target[ds.index_train])
     np.testing.assert_array_equal(np.array([3, 8])[ds.labels_test], ref.target[ds.index_test])
+
+
+def test_digits_are_read_as_load_digits_parses_them_without_importing_sklearn():
+    from sklearn.datasets import load_digits
+
+    images, labels = datasets._read_digits()
+    ref = load_digits()
+    assert images.shape == (1797, 8, 8, 1) and labels.dtype == ref.target.dtype
+    np.testing.assert_array_equal(images[..., 0], ref.images)
+    np.testing.assert_array_equal(labels, ref.target)
+    script = (
+        "import sys; from ntkpipe import datasets; datasets._read_digits(); "
+        "print('sklearn' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
 
 
 def test_digits_class_counts_constant_matches_sklearn():

@@ -53,9 +53,11 @@ UNSTABLE_ATTRS = {"wall_time_s", "git_commit"}  # the job's time; the checkout m
 # ---------------------------------------------------------------- (a) kill -9 and rerun
 
 
-def test_killed_sweep_reruns_to_bit_identical_stores(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs", ["stages", "runs"])
+def test_killed_sweep_reruns_to_bit_identical_stores(tmp_path, monkeypatch, jobs):
+    """Both layouts: a job per stage, and one job per run (killed between or inside stages)."""
     config_path = tmp_path / "faults.yaml"
-    config_path.write_text(yaml.safe_dump(ONE_RUN))
+    config_path.write_text(yaml.safe_dump({**ONE_RUN, "resources": {"jobs": jobs}}))
     run_id = ntk_config.expand_runs(ONE_RUN)[0].run_id
     target = f"results/faults/runs/{run_id}/metrics.zarr"
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"

@@ -142,3 +142,49 @@ def test_lint_passes():
         cwd=REPO,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- resources.jobs: runs
+
+
+@pytest.fixture(scope="module")
+def finished_in_run_jobs(tmp_path_factory):
+    """The same tiny sweep with one job per run (resources.jobs: runs)."""
+    workdir = tmp_path_factory.mktemp("sweep-runs")
+    config = write_config(workdir / "tiny.yaml", TINY, resources__jobs="runs")
+    planned = job_counts(snakemake(workdir, config, "-n").stdout)
+    snakemake(workdir, config)
+    return workdir, config, planned
+
+
+def test_one_job_per_run_plans_one_job_per_run(finished_in_run_jobs):
+    _, _, planned = finished_in_run_jobs
+    assert planned["run"] == 4 and planned["analytic"] == 1
+    assert not RUN_STAGES & set(planned) and "model_config" not in planned
+
+
+def test_one_job_per_run_writes_the_same_stores(finished, finished_in_run_jobs):
+    import zarr
+
+    runs = [f"width~{w}/seeds~{s}" for w in (16, 64) for s in (0, 1)]
+    stores = ("init", "kernel_init", "kernel_final", "train", "linear", "metrics")
+    for run in runs:
+        for store in stores:
+            paths = [
+                workdir / "results" / "tiny" / "runs" / run / f"{store}.zarr"
+                for workdir in (finished[0], finished_in_run_jobs[0])
+            ]
+            digests = [zarr.open_group(p, mode="r").attrs["ntkpipe_sha256"] for p in paths]
+            assert digests[0] == digests[1], (run, store)
+    workdir = finished_in_run_jobs[0]
+    assert (workdir / "results" / "tiny" / "report.html").stat().st_size > 10_000
+
+
+def test_one_job_per_run_reruns_runs_on_a_new_learning_rate(finished_in_run_jobs):
+    workdir, _, _ = finished_in_run_jobs
+    slower = write_config(
+        workdir / "slower.yaml", TINY, resources__jobs="runs", training__learning_rate=0.5
+    )
+    counts = job_counts(snakemake(workdir, slower, "-n").stdout)
+    assert counts["run"] == 4 and "analytic" not in counts
+    assert job_counts(snakemake(workdir, workdir / "tiny.yaml", "-n").stdout) == {}

@@ -41,11 +41,21 @@ except ConfigError as error:
     sys.exit(f"ntkpipe: invalid config\n{error}")
 
 OUT = f"results/{SWEEP['name']}"
+JOBS_PER_STAGE = RESOURCES["jobs"] == "stages"  # else one job per run (run.smk)
+LARGE_SWEEP_RUNS = 2000  # from here on, one job per stage costs minutes of DAG building
 # Every job reads and fills one JAX compilation cache (ntkpipe.cli.configure_compilation_cache):
 # only the first job of a kind compiles. Jobs inherit the variable (SLURM: --export=ALL).
 os.environ.setdefault("NTKPIPE_JAX_CACHE", str(Path("results/.jax_cache").resolve()))
 RUNS = {run.run_id: run for run in ntk_config.expand_runs(SWEEP)}
 ANALYTIC = {ntk_config.analytic_id(run): run for run in RUNS.values()}
+if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
+    print(
+        f"ntkpipe: {len(RUNS)} runs, one job per stage: about {8 * len(RUNS)} jobs. For sweeps "
+        "this large, `resources: {jobs: runs}` (one job per run) builds the DAG about 9 times "
+        "faster and starts one process per run instead of six (README, 'Sweeps of thousands "
+        "of runs').",
+        file=sys.stderr,
+    )
 WANT_ANALYTIC = SWEEP["kernels"]["analytic"]
 WANT_FINAL_KERNEL = SWEEP["kernels"]["final"]
 # Fig. 2 / S1: one ensemble per sweep point (the first seed chunk's run config stands for it).
@@ -103,6 +113,16 @@ def per_run(name):
 def stage_json(run_id, stage):
     """The part of a run's resolved config that `stage` depends on, as JSON."""
     return ntk_config.to_json(ntk_config.stage_config(RUNS[run_id].config, stage))
+
+
+def run_config_param(run_id):
+    """A run's full resolved config (its run.json) as compact JSON, the param of the `run` rule.
+
+    Compact (no indentation) because Python's JSON encoder is several times faster without it,
+    and this is computed for every job when the DAG is built; the job writes run.json itself.
+    """
+    config = ntk_config.stage_config(RUNS[run_id].config, "train")
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def analytic_json(akey):

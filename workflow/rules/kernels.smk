@@ -1,4 +1,4 @@
-# Empirical kernels Θ̂, K̂ at θ₀ and at the end of training; analytic Θ, K.
+# Empirical kernels Θ̂, K̂ at θ₀ and at the end of training (analytic Θ, K: analytic.smk).
 
 
 rule kernel_init:
@@ -41,35 +41,3 @@ rule kernel_final:
     shell:
         "ntkpipe kernels --run {input.run} --params {input.trained}"
         " --out {output.store} --threads {threads} > {log} 2>&1"
-
-
-rule analytic_config:
-    """The config of one analytic kernel (shared by every width of the NTK parameterization)."""
-    output:
-        f"{OUT}/analytic/{{akey}}/analytic.json",
-    log:
-        f"{OUT}/logs/config/analytic/{{akey}}.log",
-    localrule: True
-    params:
-        content=lambda wc: analytic_json(wc.akey),
-    run:
-        note_config_written(output[0], params.content, log[0])
-
-
-rule analytic:
-    """Infinite-width NNGP K and NTK Θ on the train and test inputs."""
-    input:
-        run=f"{OUT}/analytic/{{akey}}/analytic.json",
-    output:
-        store=directory(f"{OUT}/analytic/{{akey}}/analytic.zarr"),
-    log:
-        f"{OUT}/logs/analytic/{{akey}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/analytic/{{akey}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        **resources_of("analytic"),
-    shell:
-        "ntkpipe analytic --run {input.run} --out {output.store} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,34 @@
+# Infinite-width NNGP K and NTK Θ: one job per distinct (data, model) point, shared by every
+# width under the NTK parameterization (ntkpipe.config.analytic_id).
+
+
+rule analytic_config:
+    """The config of one analytic kernel (shared by every width of the NTK parameterization)."""
+    output:
+        f"{OUT}/analytic/{{akey}}/analytic.json",
+    log:
+        f"{OUT}/logs/config/analytic/{{akey}}.log",
+    localrule: True
+    params:
+        content=lambda wc: analytic_json(wc.akey),
+    run:
+        note_config_written(output[0], params.content, log[0])
+
+
+rule analytic:
+    """Infinite-width NNGP K and NTK Θ on the train and test inputs."""
+    input:
+        run=f"{OUT}/analytic/{{akey}}/analytic.json",
+    output:
+        store=directory(f"{OUT}/analytic/{{akey}}/analytic.zarr"),
+    log:
+        f"{OUT}/logs/analytic/{{akey}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/analytic/{{akey}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **resources_of("analytic"),
+    shell:
+        "ntkpipe analytic --run {input.run} --out {output.store} --threads {threads} > {log} 2>&1"

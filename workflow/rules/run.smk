@@ -1,0 +1,32 @@
+# resources.jobs: runs — one job per run doing every stage of it in one process
+# (ntkpipe.run_job): init → Θ̂₀ → train → Θ̂_T → f_lin → metrics, into the same stores, at the
+# same paths and with the same numbers as the per-stage rules. For sweeps of thousands of runs:
+# one DAG node and one process start per run instead of eight. The run's config reaches the job
+# as a param, so Snakemake reruns it when the config changes (params trigger); the job then
+# keeps the stores whose stage config is unchanged (e.g. init and Θ̂₀ after a new learning rate).
+
+
+rule run:
+    """Every stage of one run; keeps the stores that are complete and up to date."""
+    input:
+        analytic=analytic_of_run,
+    output:
+        store=directory(f"{OUT}/runs/{{run}}/metrics.zarr"),
+    log:
+        f"{OUT}/logs/run/{{run}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/run/{{run}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        **resources_of("run"),
+    params:
+        config=lambda wc: run_config_param(wc.run),
+        folder=lambda wc: run_dir(wc.run),
+        analytic=lambda wc, input: (
+            f"--analytic {input.analytic}" if input.analytic else ""
+        ),
+    shell:
+        "ntkpipe run --config {params.config:q} --dir {params.folder} {params.analytic}"
+        " --threads {threads} > {log} 2>&1"
