@@ -7,7 +7,10 @@ be rerun by hand from the command in its log, e.g.
         --init .../init.zarr --out .../train.zarr
 
 JAX is imported only after the thread count is pinned (XLA sizes its CPU
-thread pool when it starts), so the parser and `--help` stay fast.
+thread pool when it starts), so the parser and `--help` stay fast. In the same
+spirit, a stage sets JAX's x64 mode from its run config's `precision` when it
+starts, before it creates any array (float64: on; float32, the default: off;
+see `ntkpipe.stages.run_precision`), and restores the previous mode after.
 
 Compiled programs are kept in JAX's persistent compilation cache, shared by every
 job, so that only the first job of a kind compiles (see `configure_compilation_cache`):

@@ -40,6 +40,7 @@ from ntkpipe.errors import ConfigError
 __all__ = [
     "SCHEMA_PATH",
     "STAGES",
+    "STAGE_LEAVES_OUT",
     "run_id_pattern",
     "RUN_ID_PATTERN",
     "ANALYTIC_ID_PATTERN",
@@ -64,6 +65,8 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 # analytic) do not depend on training: changing the learning rate must not rerun them.
 # The analytic kernels are narrower still (see stage_config): no seeds, and no width
 # under the NTK parameterization, so one analytic store serves every width and seed.
+# The ensemble section is read by the ensemble rule only (one job per sweep point, Fig. 2):
+# no per-run stage depends on it, so changing ensemble.members reruns no training job.
 _INIT_SECTIONS = ("data", "model", "kernels", "seeds", "precision")
 STAGES = {
     "init": _INIT_SECTIONS,
@@ -73,8 +76,18 @@ STAGES = {
     "linear": None,
     "kernel_final": None,
     "compare": None,
+    "ensemble": None,
 }
-"""Stage name → sections of the run config it depends on (None: all of it)."""
+"""Stage name → sections of the run config it depends on (None: all of them but
+``STAGE_LEAVES_OUT[stage]``)."""
+STAGE_LEAVES_OUT = {
+    "train": ("ensemble",),
+    "linear": ("ensemble",),
+    "kernel_final": ("ensemble",),
+    "compare": ("ensemble",),
+    "ensemble": ("seeds", "run_id"),  # the members have their own seeds (ensemble.seed)
+}
+"""Stage name → keys of the run config left out of its stage config (where STAGES is None)."""
 
 _AXIS = r"[A-Za-z0-9_]+"
 _VALUE = r"[A-Za-z0-9_.\-]+"
@@ -237,7 +250,10 @@ def stage_config(run_config, stage):
     """The part of a run configuration that a stage's results depend on.
 
     init / kernel_init depend on data, model, kernels, seeds and precision only, not
-    on training; train / linear / kernel_final / compare on everything. The analytic
+    on training; train / linear / kernel_final / compare on everything but the ``ensemble``
+    section (read by the ensemble rule only), so that changing ``ensemble.members`` reruns
+    no training job. The ensemble (one job per sweep point) depends on everything but the
+    run's ``seeds`` and ``run_id`` (its members have their own seeds). The analytic
     (infinite-width) kernels depend on data, model, precision and kernels.block_size,
     not on the seeds, and not on model.width under the NTK parameterization (there it
     is set to None: the infinite-width limit). Writing this subset (not the whole
@@ -255,7 +271,8 @@ def stage_config(run_config, stage):
         raise ValueError(f"stage: {stage!r} is not one of {', '.join(STAGES)}")
     sections = STAGES[stage]
     if sections is None:
-        return copy.deepcopy(dict(run_config))
+        left_out = STAGE_LEAVES_OUT[stage]
+        return {k: copy.deepcopy(v) for k, v in run_config.items() if k not in left_out}
     subset = {k: copy.deepcopy(run_config[k]) for k in sections if k in run_config}
     if "training" in run_config and "training" not in sections and stage != "analytic":
         # The loss sets the number of outputs k (one logit per class for cross-entropy).

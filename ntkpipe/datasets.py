@@ -1,7 +1,8 @@
 """Datasets: scikit-learn's digits, MNIST and CIFAR-10 as small class-balanced tasks.
 
 A task picks a few classes of a dataset and a class-balanced, deterministic subset of
-``n_train`` training and ``n_test`` test examples. Inputs are flat float32 rows
+``n_train`` training and ``n_test`` test examples. Inputs are flat float32 rows (float64 with
+``precision="float64"``, the config's ``precision``)
 ``x [n, d_in]`` in H × W × C order (``x.reshape(n, *input_shape)`` gives images for conv
 nets), preprocessed so that the input kernel x·x'/d_in has a unit diagonal (the paper's
 §3 normalization). Targets follow the paper: a binary task regresses the two classes to
@@ -37,6 +38,7 @@ from ntkpipe.errors import DatasetError
 __all__ = [
     "DATASETS",
     "PREPROCESS",
+    "PRECISIONS",
     "INPUT_SHAPES",
     "N_CLASSES",
     "CIFAR10_CLASSES",
@@ -59,6 +61,8 @@ __all__ = [
 
 DATASETS = ("digits", "mnist", "cifar10")
 PREPROCESS = ("standardize", "l2", "none")
+PRECISIONS = {"float32": np.float32, "float64": np.float64}
+"""The config's ``precision`` → the numpy dtype of inputs and targets."""
 INPUT_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 N_CLASSES = {"digits": 10, "mnist": 10, "cifar10": 10}
 CIFAR10_CLASSES = (
@@ -106,11 +110,12 @@ class Dataset:
 
     Attributes:
         name: the dataset ("digits", "mnist", "cifar10").
-        x_train: float32 [n_train, d_in], flat H × W × C rows, preprocessed.
-        y_train: float32 [n_train, k]: k = 1 with targets −1 / +1 for a binary task
-            (first class −1), else one-hot with k = number of classes.
-        x_test: float32 [n_test, d_in].
-        y_test: float32 [n_test, k].
+        x_train: float32 [n_train, d_in] (float64 with precision="float64"), flat H × W × C
+            rows, preprocessed.
+        y_train: float32 [n_train, k] (float64 likewise): k = 1 with targets −1 / +1 for a
+            binary task (first class −1), else one-hot with k = number of classes.
+        x_test: [n_test, d_in], the dtype of x_train.
+        y_test: [n_test, k], the dtype of y_train.
         labels_train: int32 [n_train], index into ``classes`` of each example.
         labels_test: int32 [n_test].
         index_train: int64 [n_train], row of each example in its source split
@@ -146,7 +151,9 @@ def load_dataset(data=None, /, **kwargs):
             (dataset, root, classes, n_train, n_test, preprocess, seed).
         **kwargs: the same keys as keyword arguments (they override ``data``), plus
             ``one_hot``: None (default) gives ±1 targets for two classes and one-hot
-            targets otherwise; True always gives one-hot targets (cross-entropy).
+            targets otherwise; True always gives one-hot targets (cross-entropy); and
+            ``precision``: "float32" (default) or "float64", the dtype of inputs and
+            targets (preprocessing is done in float64 either way).
             Defaults: root=None, preprocess="standardize", seed=0.
 
     Returns:
@@ -163,16 +170,17 @@ def load_dataset(data=None, /, **kwargs):
     sel_train, sel_test = _select(name, y_pool, classes, args["n_train"], args["n_test"], args)
     x_train = x_pool["train"][sel_train].reshape(len(sel_train), -1) / _PIXEL_MAX[name]
     x_test = x_pool["test"][sel_test].reshape(len(sel_test), -1) / _PIXEL_MAX[name]
-    x_train, x_test = preprocess(x_train, x_test, args["preprocess"])
+    dtype = PRECISIONS[args["precision"]]
+    x_train, x_test = preprocess(x_train, x_test, args["preprocess"], dtype=dtype)
     labels_train = _class_index(y_pool["train"][sel_train], classes)
     labels_test = _class_index(y_pool["test"][sel_test], classes)
     one_hot = bool(args["one_hot"]) or len(classes) > 2
     return Dataset(
         name=name,
         x_train=x_train,
-        y_train=_targets(labels_train, len(classes), one_hot),
+        y_train=_targets(labels_train, len(classes), one_hot).astype(dtype),
         x_test=x_test,
-        y_test=_targets(labels_test, len(classes), one_hot),
+        y_test=_targets(labels_test, len(classes), one_hot).astype(dtype),
         labels_train=labels_train,
         labels_test=labels_test,
         index_train=np.asarray(sel_train, dtype=np.int64),
@@ -183,16 +191,18 @@ def load_dataset(data=None, /, **kwargs):
 
 
 def from_config(config):
-    """The dataset of a validated (run) configuration.
+    """The dataset of a validated (run) configuration, in its ``precision`` (default float32).
 
     Cross-entropy (``training.loss: xent``) gets one-hot targets even for two classes,
     so the network has one logit per class.
     """
     one_hot = config.get("training", {}).get("loss") == "xent"
-    return load_dataset(config["data"], one_hot=one_hot)
+    return load_dataset(
+        config["data"], one_hot=one_hot, precision=config.get("precision", "float32")
+    )
 
 
-def preprocess(x_train, x_test, method):
+def preprocess(x_train, x_test, method, *, dtype=np.float32):
     """Preprocesses inputs with statistics of the training set only.
 
     Args:
@@ -203,9 +213,11 @@ def preprocess(x_train, x_test, method):
             set become 0), then each example rescaled to ‖x‖² = d_in, so that the
             input kernel x·x'/d_in has a unit diagonal; "l2": only the rescaling;
             "none": inputs unchanged.
+        dtype: the dtype of the result (float32 or float64); the statistics are computed in
+            float64 whatever it is.
 
     Returns:
-        (x_train, x_test) as float32 arrays of the same shapes. An all-zero example
+        (x_train, x_test) as arrays of ``dtype`` of the same shapes. An all-zero example
         stays zero.
     """
     if method not in PREPROCESS:
@@ -216,7 +228,7 @@ def preprocess(x_train, x_test, method):
         x_train, x_test = _standardize(x_train, x_test)
     if method in ("standardize", "l2"):
         x_train, x_test = _unit_kernel_diagonal(x_train), _unit_kernel_diagonal(x_test)
-    return x_train.astype(np.float32), x_test.astype(np.float32)
+    return x_train.astype(dtype), x_test.astype(dtype)
 
 
 def split_sizes(n, n_classes):
@@ -357,16 +369,22 @@ _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x
 def _resolve_args(data, kwargs):
     args = dict(data or {})
     args.update(kwargs)
-    unknown = sorted(set(args) - set(_DATA_KEYS) - {"one_hot"})
+    unknown = sorted(set(args) - set(_DATA_KEYS) - {"one_hot", "precision"})
     if unknown:
         raise DatasetError(
             f"load_dataset: unknown argument(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(_DATA_KEYS)}, one_hot"
+            f"{', '.join(_DATA_KEYS)}, one_hot, precision"
         )
     for key in ("dataset", "classes", "n_train", "n_test"):
         if key not in args:
             raise DatasetError(f"load_dataset: data.{key} is required")
-    defaults = {"root": None, "preprocess": "standardize", "seed": 0, "one_hot": None}
+    defaults = {
+        "root": None,
+        "preprocess": "standardize",
+        "seed": 0,
+        "one_hot": None,
+        "precision": "float32",
+    }
     return {**defaults, **args}
 
 
@@ -374,6 +392,10 @@ def _check_args(args):
     name = args["dataset"]
     if name not in DATASETS:
         raise DatasetError(f"data.dataset: {name!r} is not one of {', '.join(DATASETS)}")
+    if args["precision"] not in PRECISIONS:
+        raise DatasetError(
+            f"precision: {args['precision']!r} is not one of {', '.join(PRECISIONS)}"
+        )
     if args["preprocess"] not in PREPROCESS:
         raise DatasetError(
             f"data.preprocess: {args['preprocess']!r} is not one of {', '.join(PREPROCESS)}"

@@ -160,7 +160,10 @@ def weights_mse(
     Returns:
         ``omega(t)``: ω_t, a pytree like params0 (add it to params0 for θ_t); a scalar t gives
         the tree itself, an array t [n_t] a tree whose leaves have a leading n_t axis; t=None
-        is t → ∞.
+        is t → ∞. The coefficients a_t are computed in the dtype of Θ̂ and Y promoted (float64
+        under x64, as in :func:`gradient_descent_mse`), then cast to the dtype of f_0(X) for the
+        vector–Jacobian product, so every leaf of ω_t has the dtype of its leaf in params0:
+        float32 params with float64 kernels or targets give a float32 ω_t, never a float64 one.
     """
     _check_learning_rate(learning_rate)
     eig = _decompose(ntk_train_train, y_train, learning_rate)
@@ -177,7 +180,7 @@ def weights_mse(
         flat = jnp.full((1,), jnp.inf) if times is None else times.reshape(-1)
         coeffs = _coefficients(
             eig, modes0, flat.astype(eig.evals.dtype), discrete and t is not None
-        )
+        ).astype(fx_train_0.dtype)  # the cotangent of f_0(X): vjp needs the primal output's dtype
         if times is None or times.ndim == 0:
             return _apply_vjp(vjp_fn, coeffs[0])
         trees = jax.vmap(lambda c: _apply_vjp(vjp_fn, c))(coeffs)

@@ -8,10 +8,19 @@ rule. Stores follow the schema of DESIGN.md: dimension names `seed`, `step`, `tr
 Seeds: the network seed s gives ``key = PRNGKey(s)``; θ₀ is drawn with ``fold_in(key, 0)`` and
 minibatches with ``fold_in(key, 1)``, so a seed means the same network in every stage and every job
 layout (seeds per job).
+
+Precision: every stage computes in its run's ``precision`` (:func:`run_precision`). With float64,
+JAX's x64 mode is turned on when the stage starts, before it creates any JAX array (as the CLI pins
+threads before JAX starts), the dataset and the parameters read from stores are cast to float64,
+and the stores hold float64 arrays; float32 (the default) computes with x64 off, as the command
+always did. The previous x64 mode comes back when the stage returns, so a stage called from Python
+(a notebook, a test) leaves the process as it found it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import time
 from pathlib import Path
@@ -31,9 +40,67 @@ INIT_STREAM, TRAIN_STREAM = 0, 1
 _RUN_SECTIONS = ("data", "model")  # in every stage's config (run, model, analytic, sweep)
 
 
+# ---------------------------------------------------------------- precision
+
+
+@contextlib.contextmanager
+def run_precision(config: dict):
+    """Computes in the run's ``precision``: JAX's x64 mode on for float64, off for float32.
+
+    The previous mode is restored on exit (``jax.enable_x64`` is a context manager), so nothing
+    leaks into the caller's process.
+
+    Args:
+        config: a run (or stage) config; without ``precision``, float32 (the schema's default).
+
+    Yields:
+        The numpy dtype of the precision (``np.float32`` or ``np.float64``).
+
+    Raises:
+        StageError: ``precision`` is not one of float32, float64.
+    """
+    dtype = precision_dtype(config)
+    with jax.enable_x64(dtype == np.float64):
+        yield dtype
+
+
+def precision_dtype(config: dict) -> type:
+    """The numpy dtype of a run config's ``precision`` (float32 when it has none)."""
+    precision = config.get("precision", "float32")
+    if precision not in datasets.PRECISIONS:
+        raise StageError(
+            f"precision: {precision!r} is not one of {', '.join(datasets.PRECISIONS)} "
+            f"(in the --run config)"
+        )
+    return datasets.PRECISIONS[precision]
+
+
+def _in_run_precision(stage):
+    """Runs a stage ``stage(run, ...)`` inside :func:`run_precision` of its run config, so that
+    x64 is set before the stage creates its first JAX array."""
+
+    @functools.wraps(stage)
+    def in_precision(run, *args, **kwargs):
+        with run_precision(load_run(run)):
+            return stage(run, *args, **kwargs)
+
+    return in_precision
+
+
+def read_params(path: Path, config: dict):
+    """The ``params/`` of a store (leading seed axis), floating leaves cast to the run's
+    precision (a store written in another precision computes in this run's)."""
+    dtype = precision_dtype(config)
+    return jax.tree_util.tree_map(
+        lambda leaf: leaf.astype(dtype) if np.issubdtype(leaf.dtype, np.floating) else leaf,
+        storage.read_params(path),
+    )
+
+
 # ---------------------------------------------------------------- init-sampling
 
 
+@_in_run_precision
 def init(run: Path, out: Path, overwrite: bool = False) -> None:
     """θ₀ for every seed of the run (vmapped) and f₀ on the train and test inputs."""
     started = time.time()
@@ -70,6 +137,7 @@ def init_params(net, seeds, x_example):
 # ---------------------------------------------------------------- kernels
 
 
+@_in_run_precision
 def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None:
     """Empirical Θ̂ and K̂ (traced over outputs) at the params of a store, per seed.
 
@@ -80,7 +148,7 @@ def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None
     config = load_run(run)
     _check_out(out, overwrite)
     data, net = load_data_and_network(config)
-    stacked = storage.read_params(params)
+    stacked = read_params(params, config)
     block = config["kernels"]["block_size"]
     per_seed = []
     for i, seed in enumerate(config["seeds"]):
@@ -122,6 +190,7 @@ def _kernels_of_one(net, theta, data, block, config, seed) -> xr.Dataset:
 # ---------------------------------------------------------------- analytic kernels
 
 
+@_in_run_precision
 def analytic(run: Path, out: Path, overwrite: bool = False) -> None:
     """Infinite-width K and Θ on train and test inputs (MLP family only)."""
     started = time.time()
@@ -172,6 +241,7 @@ def analytic(run: Path, out: Path, overwrite: bool = False) -> None:
 # ---------------------------------------------------------------- real training
 
 
+@_in_run_precision
 def train(
     run: Path, init: Path, out: Path, checkpoint: Path | None = None, overwrite: bool = False
 ) -> None:
@@ -180,7 +250,7 @@ def train(
     config = load_run(run)
     _check_out(out, overwrite)
     data, net = load_data_and_network(config)
-    params0 = storage.read_params(init)
+    params0 = read_params(init, config)
     trajectory = _fit(
         net.apply,
         params0,
@@ -377,6 +447,7 @@ def _count(tree) -> int:
 # ---------------------------------------------------------------- linearized training
 
 
+@_in_run_precision
 def linear(
     run: Path,
     init: Path,
@@ -396,7 +467,7 @@ def linear(
     config = load_run(run)
     _check_out(out, overwrite)
     data, net = load_data_and_network(config)
-    params0 = storage.read_params(init)
+    params0 = read_params(init, config)
     training = config["training"]
     if training["loss"] == "mse" and training["optimizer"] == "gd":
         ds = _linear_closed_form(
@@ -601,6 +672,7 @@ def _first_nonfinite(steps, losses) -> int:
 # ---------------------------------------------------------------- per-run comparison
 
 
+@_in_run_precision
 def compare(
     run: Path,
     train: Path,
@@ -671,6 +743,7 @@ def collect(
 # ---------------------------------------------------------------- ensemble (Fig. 2 / S1)
 
 
+@_in_run_precision
 def ensemble(run: Path, out: Path, overwrite: bool = False) -> None:
     """Train an ensemble of networks (members vmapped, in chunks of ensemble.batch) and record
     their outputs on x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ over training, next to the NTK-GP (Eq. 14–15),

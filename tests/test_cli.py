@@ -192,6 +192,157 @@ def test_console_script_runs_a_stage_with_pinned_threads(sweep_dir, tmp_path):
     assert any(cache.iterdir())
 
 
+# ---------------------------------------------------------------- precision
+
+
+@pytest.fixture(scope="module")
+def float64_dir(tmp_path_factory):
+    """The tiny run with ``precision: float64``, stage by stage through the CLI, with x64 off in
+    this process as in the command: the stages must turn it on themselves, and off again."""
+    import jax
+
+    root = tmp_path_factory.mktemp("cli64")
+    (run,) = ntk_config.expand_runs(ntk_config.load_config({**SWEEP, "precision": "float64"}))
+    files = {
+        "model": root / "model.json",
+        "run": root / "run.json",
+        "analytic_json": root / "analytic.json",
+        **{name: root / f"{name}.zarr" for name in ("init", "kernel_init", "analytic")},
+        **{name: root / f"{name}.zarr" for name in ("train", "linear")},
+    }
+    for name, stage in (("model", "init"), ("run", "train"), ("analytic_json", "analytic")):
+        files[name].write_text(ntk_config.to_json(ntk_config.stage_config(run.config, stage)))
+    f = {k: str(v) for k, v in files.items()}
+    commands = [
+        ["init", "--run", f["model"], "--out", f["init"]],
+        ["kernels", "--run", f["model"], "--params", f["init"], "--out", f["kernel_init"]],
+        ["analytic", "--run", f["analytic_json"], "--out", f["analytic"]],
+        ["train", "--run", f["run"], "--init", f["init"], "--out", f["train"]],
+        ["linear", "--run", f["run"], "--init", f["init"], "--kernel", f["kernel_init"]]
+        + ["--analytic", f["analytic"], "--out", f["linear"]],
+    ]
+    with jax.enable_x64(False):
+        for command in commands:
+            assert cli.main(command) == 0, command
+            assert not jax.config.jax_enable_x64, f"{command[0]} left x64 on"
+    return files, run
+
+
+def _float_dtypes(path) -> set[str]:
+    """The dtypes of a store's floating variables."""
+    ds = storage.read_store(path)
+    return {str(ds[name].dtype) for name in ds.data_vars if ds[name].dtype.kind == "f"}
+
+
+def _params_dtypes(path) -> set[str]:
+    """The dtypes of the leaves of a store's params/."""
+
+    def leaves(tree):
+        return [x for v in tree.values() for x in leaves(v)] if isinstance(tree, dict) else [tree]
+
+    return {str(leaf.dtype) for leaf in leaves(storage.read_params(path))}
+
+
+def test_float64_run_stores_float64_arrays(float64_dir):
+    files, _ = float64_dir
+    for name in ("init", "kernel_init", "analytic", "train", "linear"):
+        assert _float_dtypes(files[name]) == {"float64"}, name
+    for name in ("init", "train"):  # θ₀ and θ_T
+        assert _params_dtypes(files[name]) == {"float64"}, name
+
+
+def test_float64_closed_form_is_gradient_descent_to_float64_accuracy(float64_dir):
+    """f_lin in closed form (Eq. 9–11, discrete) equals the function-space gradient-descent
+    iteration f ← f − η/(n·k) Θ̂₀ (f − Y), in numpy float64, to ~1e-13 (float32 gives ~1e-6)."""
+    from ntkpipe import datasets
+
+    files, run = float64_dir
+    init = storage.read_store(files["init"], stage="init")
+    kernel = storage.read_store(files["kernel_init"], stage="kernels")
+    linear = storage.read_store(files["linear"], stage="linear")
+    assert linear.attrs["method"] == "closed_form"
+    y = datasets.from_config(run.config).y_train
+    assert y.dtype == np.float64
+    eta, steps = run.config["training"]["learning_rate"], list(linear.step.values)
+    for i in range(len(run.seeds)):
+        ntk, ntk_st = kernel.ntk_train_train.values[i], kernel.ntk_test_train.values[i]
+        f, g = init.f0_train.values[i], init.f0_test.values[i]
+        rate = eta / y.size
+        for step in range(steps[-1] + 1):
+            if step in steps:
+                at = steps.index(step)
+                np.testing.assert_allclose(linear.fx_train.values[i, at], f, rtol=0, atol=1e-13)
+                np.testing.assert_allclose(linear.fx_test.values[i, at], g, rtol=0, atol=1e-13)
+            f, g = f - rate * ntk @ (f - y), g - rate * ntk_st @ (f - y)
+
+
+def test_float64_kernel_is_the_float64_jacobian_gram(float64_dir):
+    """Θ̂₀(X, X) of the float64 run equals J Jᵀ of an explicit float64 Jacobian to ~1e-14."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    from ntkpipe import stages
+
+    files, run = float64_dir
+    kernel = storage.read_store(files["kernel_init"], stage="kernels")
+    with stages.run_precision(run.config):
+        data, net = stages.load_data_and_network(run.config)
+        params = stages.read_params(files["init"], run.config)
+        theta = jax.tree.map(lambda leaf: leaf[0], params)
+        flat, unravel = ravel_pytree(theta)
+        jac = np.asarray(jax.jacrev(lambda p: net.apply(unravel(p), data.x_train)[:, 0])(flat))
+    assert jac.dtype == np.float64
+    np.testing.assert_allclose(kernel.ntk_train_train.values[0], jac @ jac.T, rtol=1e-12)
+
+
+def test_float32_run_stores_float32_whatever_the_x64_mode(sweep_dir, tmp_path):
+    """The default precision, float32, stays float32 even when the caller has x64 on."""
+    import jax
+
+    files, _ = sweep_dir
+    assert _float_dtypes(files["init"]) == {"float32"}
+    assert _params_dtypes(files["init"]) == _params_dtypes(files["train"]) == {"float32"}
+    train, linear = storage.read_store(files["train"]), storage.read_store(files["linear"])
+    for var in (train.fx_train, train.fx_test, train.loss_train, linear.fx_train, linear.fx_test):
+        assert var.dtype == np.float32, var.name
+    assert storage.read_store(files["kernel_init"]).ntk_train_train.dtype == np.float32
+    out = tmp_path / "init.zarr"
+    with jax.enable_x64(True):
+        assert cli.main(["init", "--run", str(files["model"]), "--out", str(out)]) == 0
+        assert jax.config.jax_enable_x64  # restored
+    again = storage.read_store(out).f0_train
+    assert again.dtype == np.float32
+    np.testing.assert_array_equal(again.values, storage.read_store(files["init"]).f0_train.values)
+
+
+def test_console_script_honours_float64(float64_dir, tmp_path):
+    """A fresh `ntkpipe init` process (x64 off at start, threads pinned) stores float64."""
+    import ntkpipe
+
+    files, _ = float64_dir
+    out = tmp_path / "init.zarr"
+    env = {
+        "NTKPIPE_JAX_CACHE": "off",
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "PYTHONPATH": str(Path(ntkpipe.__file__).resolve().parents[1]),  # this checkout
+    }
+    command = [sys.executable, "-m", "ntkpipe.cli", "init", "--run", str(files["model"])]
+    result = subprocess.run(
+        [*command, "--out", str(out), "--threads", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _float_dtypes(out) == {"float64"}
+    np.testing.assert_allclose(
+        storage.read_store(out).f0_train.values,
+        storage.read_store(files["init"]).f0_train.values,
+        rtol=1e-13,
+    )
+
+
 # ---------------------------------------------------------------- the compilation cache
 
 

@@ -371,6 +371,31 @@ def test_init_stages_ignore_training_changes():
     assert cfg.stage_config(run_a.config, "train") != cfg.stage_config(run_b.config, "train")
 
 
+@pytest.mark.parametrize("key, value", [("members", 8), ("seed", 3), ("batch", 4), ("alphas", 9)])
+def test_per_run_stages_ignore_the_ensemble_section(key, value):
+    """Changing ensemble.* changes the ensemble's config only: no per-run stage reruns."""
+    base = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    changed = copy.deepcopy(base)
+    changed.setdefault("ensemble", {})[key] = value
+    runs_a, runs_b = cfg.expand_runs(base), cfg.expand_runs(changed)
+    assert [r.run_id for r in runs_a] == [r.run_id for r in runs_b]
+    per_run = ("init", "kernel_init", "analytic", "train", "linear", "kernel_final", "compare")
+    assert set(cfg.STAGES) == {*per_run, "ensemble"}
+    for run_a, run_b in zip(runs_a, runs_b, strict=True):
+        assert run_a.config["ensemble"] != run_b.config["ensemble"]
+        for stage in per_run:
+            subset = cfg.stage_config(run_a.config, stage)
+            assert subset == cfg.stage_config(run_b.config, stage), stage
+            assert "ensemble" not in subset, stage
+        everything_else = {k: v for k, v in run_a.config.items() if k != "ensemble"}
+        assert cfg.stage_config(run_a.config, "train") == everything_else
+        ensemble_a = cfg.stage_config(run_a.config, "ensemble")
+        ensemble_b = cfg.stage_config(run_b.config, "ensemble")
+        assert ensemble_a != ensemble_b and ensemble_b["ensemble"][key] == value
+        # The ensemble's members have their own seeds: the run's seeds are left out.
+        assert ensemble_a == {k: v for k, v in run_a.config.items() if k not in ("seeds", "run_id")}
+
+
 def test_init_stage_changes_with_the_model():
     a = cfg.expand_runs({})[0].config
     b = cfg.expand_runs({"model": {"depth": 3}})[0].config

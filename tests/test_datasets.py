@@ -126,6 +126,21 @@ def test_preprocessed_inputs_have_unit_kernel_diagonal(method):
     np.testing.assert_allclose((ds.x_test**2).sum(axis=1) / d, 1.0, rtol=1e-5)
 
 
+def test_float64_precision_keeps_the_float64_preprocessing():
+    """precision="float64": the same examples and targets, without the float32 rounding: the
+    input kernel's diagonal is 1 to float64 accuracy (from_config reads the config's precision)."""
+    low = _digits()
+    config = {"data": dict(dataset="digits", classes=[3, 8], n_train=40, n_test=30)}
+    high = datasets.from_config({**config, "precision": "float64"})
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        assert getattr(low, name).dtype == np.float32 and getattr(high, name).dtype == np.float64
+        np.testing.assert_allclose(getattr(high, name), getattr(low, name), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(high.index_train, low.index_train)
+    d = high.x_train.shape[1]
+    np.testing.assert_allclose((high.x_train**2).sum(axis=1) / d, 1.0, rtol=1e-13)
+    assert datasets.from_config(config).x_train.dtype == np.float32  # the default
+
+
 def test_standardize_uses_training_statistics_and_zeroes_constant_features():
     x_train = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 4.0]])  # mean [1, 1, 3], std [1, 0, 1]
     x_test = np.array([[1.0, 5.0, 3.0], [3.0, 7.0, 3.0]])
@@ -154,6 +169,7 @@ def test_l2_only_rescales_and_none_leaves_inputs_alone():
         (dict(dataset="svhn"), ["data.dataset", "'svhn'", "digits, mnist, cifar10"]),
         (dict(preprocess="whiten"), ["data.preprocess", "'whiten'", "standardize"]),
         (dict(n_train=0), ["data.n_train", "positive integer"]),
+        (dict(precision="float16"), ["precision", "'float16'", "float32, float64"]),
     ],
 )
 def test_bad_arguments_name_field_value_and_allowed(kwargs, words):

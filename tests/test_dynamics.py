@@ -87,6 +87,13 @@ def _function_space_gd(ntk, ntk_st, y, f0, g0, learning_rate, steps):
     return np.stack(out_f), np.stack(out_g)
 
 
+def _explicit_ntk(net, params, x):
+    """Θ̂(X, X) of a one-output net from its explicit Jacobian [n, n]."""
+    flat, unravel = ravel_pytree(params)
+    jac = jax.jacrev(lambda p: net.apply(unravel(p), x)[:, 0])(flat)
+    return jac @ jac.T
+
+
 @pytest.fixture(scope="module")
 def p1():
     return _problem(out_dim=1)
@@ -251,6 +258,34 @@ def test_weights_reproduce_the_output_dynamics(p1):
         fx_train_t, fx_test_t = predict(t, p1["f0"], p1["g0"], p1["traced_st"])
         np.testing.assert_allclose(f_lin(params_t, p1["x"]), fx_train_t, rtol=1e-9, atol=1e-11)
         np.testing.assert_allclose(f_lin(params_t, p1["xt"]), fx_test_t, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("kernel_dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("params_dtype", [jnp.float32, jnp.float64])
+def test_weights_take_the_dtype_of_the_params_under_x64(p1, params_dtype, kernel_dtype):
+    """Mixed precision (x64 on): ω_t has the dtype of θ_0 and equals the float64 ω_t (Eq. 8)
+    to the precision of θ_0, whatever the dtype of Θ̂ (Y is float64)."""
+    assert jax.config.jax_enable_x64  # conftest: float64 is available, so dtypes can mix
+    cast = lambda tree, dtype: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+    params = cast(p1["params"], params_dtype)
+    x = p1["x"].astype(params_dtype)
+    exact = cast(params, jnp.float64)  # the same θ_0, exactly, in float64
+    ntk = _explicit_ntk(p1["net"], exact, x.astype(jnp.float64))
+    y = p1["y"].astype(jnp.float64)
+    steps = np.arange(5)
+    omega = dynamics.weights_mse(
+        p1["net"].apply, params, x, ntk.astype(kernel_dtype), y, 0.9, discrete=True
+    )
+    reference = dynamics.weights_mse(
+        p1["net"].apply, exact, x.astype(jnp.float64), ntk, y, 0.9, discrete=True
+    )
+    rtol = 1e-5 if jnp.float32 in (params_dtype, kernel_dtype) else 1e-12
+    for t in (steps, 3, None):
+        got, expected = omega(t), reference(t)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+            assert a.dtype == params_dtype
+            scale = float(jnp.max(jnp.abs(b)))
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
 
 
 def test_lr_critical_definition_and_divergence():

@@ -191,6 +191,19 @@ def test_members_trained_in_chunks_equal_one_vmapped_batch(stage_store):
     np.testing.assert_allclose(trajectory.fx_test, line.values, rtol=1e-5, atol=1e-6)
 
 
+def test_stage_computes_in_the_run_precision(tmp_path):
+    """precision: float64 trains the members in float64 even with x64 off in the caller."""
+    import jax
+
+    run, config = _run_config(tmp_path, members=2)
+    run.write_text(json.dumps({**config, "precision": "float64"}))
+    with jax.enable_x64(False):
+        stages.ensemble(run, tmp_path / "ensemble.zarr")
+        assert not jax.config.jax_enable_x64
+    ds = storage.read_store(tmp_path / "ensemble.zarr", stage="ensemble")
+    assert ds["fx_alpha"].dtype == np.float64 and ds["loss_train"].dtype == np.float64
+
+
 def test_stage_refuses_a_config_the_ntk_gp_does_not_describe(tmp_path):
     run, config = _run_config(tmp_path)
     config["training"]["optimizer"] = "momentum"

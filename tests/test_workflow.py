@@ -103,6 +103,19 @@ def test_changing_the_learning_rate_keeps_init_and_initial_kernels(finished):
     assert counts["train"] == 4 and counts["linear"] == 4
 
 
+def test_changing_the_ensemble_section_reruns_no_run(finished):
+    """The ensemble section reaches the ensemble rule only: no run config is rewritten, so no
+    run-level job reruns (the sweep-level ones do: sweep.json holds the whole config)."""
+    workdir, _ = finished
+    sweep_level = {"sweep_config", "collect", "figures", "report", "all"}
+    unused = write_config(workdir / "batch.yaml", TINY, ensemble__batch=3)  # members: 0
+    assert set(job_counts(snakemake(workdir, unused, "-n").stdout)) <= sweep_level
+    with_ensemble = write_config(workdir / "ensemble.yaml", TINY, ensemble__members=2)
+    counts = job_counts(snakemake(workdir, with_ensemble, "-n").stdout)
+    assert counts["ensemble"] == 2  # one per sweep point (two widths)
+    assert set(counts) <= sweep_level | {"ensemble_config", "ensemble"}
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [

@@ -163,10 +163,9 @@ def ensemble_stores(wildcards=None):
 
 def ensemble_json(point):
     """The ensemble's config: the first seed chunk's run config without its seeds."""
-    config = {
-        k: v for k, v in ENSEMBLES[point].config.items() if k not in ("seeds", "run_id")
-    }
-    return ntk_config.to_json(config)
+    return ntk_config.to_json(
+        ntk_config.stage_config(ENSEMBLES[point].config, "ensemble")
+    )
 
 
 # ---------------------------------------------------------------- resources (cost model)
