@@ -31,7 +31,7 @@ import yaml
 from ntkpipe import cli, storage
 from ntkpipe import config as ntk_config
 from ntkpipe.errors import ConfigError
-from tests.workflow_helpers import REPO, snakemake
+from tests.workflow_helpers import snakemake, snakemake_command
 
 pytestmark = pytest.mark.slow
 
@@ -83,22 +83,7 @@ def test_killed_sweep_reruns_to_bit_identical_stores(tmp_path, monkeypatch, jobs
 
 
 def _start(workdir: Path, config: Path, target: str) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config),
-        "--cores",
-        "2",
-        "--rerun-incomplete",
-        target,
-    ]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    command, env = snakemake_command(workdir, config, target)
     log = open(workdir / f"snakemake-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
     return subprocess.Popen(
         command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

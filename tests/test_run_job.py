@@ -29,24 +29,13 @@ EVERY_STAGE = ["init", "kernel_init", "train", "kernel_final", "linear", "compar
 
 
 @pytest.fixture(scope="module")
-def float32():
-    """Compute as the ntkpipe command does: float32 (the test suite enables x64)."""
-    import jax
-
-    enabled = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", False)
-    yield
-    jax.config.update("jax_enable_x64", enabled)
-
-
-@pytest.fixture(scope="module")
 def run_config():
     (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))
     return json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
 
 
 @pytest.fixture(scope="module")
-def analytic(tmp_path_factory, run_config, float32):
+def analytic(tmp_path_factory, run_config):
     folder = tmp_path_factory.mktemp("analytic")
     config = folder / "analytic.json"
     config.write_text(ntk_config.to_json(ntk_config.stage_config(run_config, "analytic")))
@@ -56,7 +45,7 @@ def analytic(tmp_path_factory, run_config, float32):
 
 
 @pytest.fixture(scope="module")
-def per_stage(tmp_path_factory, run_config, analytic, float32):
+def per_stage(tmp_path_factory, run_config, analytic):
     """The run computed as the per-stage workflow does: one `ntkpipe <stage>` per store."""
     folder = tmp_path_factory.mktemp("per-stage")
     run_job.write_config_files(run_config, folder)
@@ -79,7 +68,7 @@ def per_stage(tmp_path_factory, run_config, analytic, float32):
 
 
 @pytest.fixture()
-def one_job(tmp_path, run_config, analytic, float32):
+def one_job(tmp_path, run_config, analytic):
     """The run computed by one `ntkpipe run` job (a fresh folder per test)."""
     folder = tmp_path / "run"
     args = ["run", "--config", json.dumps(run_config), "--dir", str(folder)]
@@ -156,7 +145,7 @@ def test_a_newer_input_makes_its_readers_stale(one_job, run_config, analytic, pe
     assert plan["linear"] == "older than init.zarr"
 
 
-def test_without_final_kernels_none_is_computed(tmp_path, run_config, analytic, float32):
+def test_without_final_kernels_none_is_computed(tmp_path, run_config, analytic):
     config = json.loads(json.dumps(run_config))
     config["kernels"]["final"] = False
     computed = run_job.run_all_stages(config, tmp_path, analytic, log=lambda _: None)

@@ -142,6 +142,25 @@ def test_tiny_sweep_through_the_installed_profile(cluster, tmp_path):
     print(f"tiny sweep through SLURM: {elapsed:.0f} s")
 
 
+def test_one_job_per_run_through_the_installed_profile(cluster, tmp_path):
+    # resources.jobs: runs: every stage of the run in one SLURM job (plus the analytic kernels).
+    profile = install_profile(tmp_path / "profiles" / "slurm", partition=_default_partition())
+    config = write_config(
+        tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="slurm", sweep={"model.width": [16]},
+        seeds__count=1, seeds__per_job=1, resources__gpu=0, resources__jobs="runs",
+    )  # fmt: skip
+    _snakemake_on_slurm(
+        tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+        "--until", "run", "--slurm-keep-successful-logs", profile=profile.path.parent,
+    )  # fmt: skip
+    (run,) = [p.parent for p in (tmp_path / "results" / "slurm").glob("runs/**/run.json")]
+    for store in ("init", "kernel_init", "train", "linear", "kernel_final", "metrics"):
+        assert storage.is_complete(run / f"{store}.zarr"), store
+    logs = tmp_path / ".snakemake" / "slurm_logs"
+    ran = {p.name.removeprefix("rule_"): len(list(p.rglob("*.log"))) for p in logs.iterdir()}
+    assert ran == {"analytic": 1, "run": 1}
+
+
 # ---------------------------------------------------------------- helpers
 
 

@@ -16,6 +16,19 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 
 def snakemake(workdir: Path, config: Path, *args: str, check: bool = True, cores: int = 2):
     """Run snakemake on the repository's Snakefile with `workdir` as working directory."""
+    command, env = snakemake_command(workdir, config, *args, cores=cores)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def snakemake_command(workdir: Path, config: Path, *args: str, cores: int = 2):
+    """The snakemake command line (with --rerun-incomplete) and its environment (this
+    interpreter's scripts, e.g. `ntkpipe`, first on PATH)."""
     command = [
         sys.executable,
         "-m",
@@ -32,13 +45,7 @@ def snakemake(workdir: Path, config: Path, *args: str, check: bool = True, cores
         *args,
     ]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed ({result.returncode}):\n"
-            f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
-        )
-    return result
+    return command, env
 
 
 def job_counts(output: str) -> dict[str, int]:
