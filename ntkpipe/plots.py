@@ -209,37 +209,42 @@ def plot_weight_change(ds: xr.Dataset, *, model: str = "net") -> Figure:
 @_styled
 def plot_kernel_change(ds: xr.Dataset) -> Figure:
     """‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F and ‖K̂_T − K̂_0‖_F/‖K̂_0‖_F against width (Fig. 1 / S6)."""
-    names = ["ntk_change", "nngp_change"]
-    _check_width_figure(ds, names)
-    fig, axes = _panel_figure(ds, rows=1)
-    for ax, (title, sub) in zip(axes[0], _panels(ds), strict=True):
-        fits = {f.quantity: f for f in analysis.kernel_change_exponents(sub)}
-        end = analysis.final(analysis.usable_runs(sub))
-        for name, fit in fits.items():
-            kernel = name.split("_")[0]
-            tex = _KERNEL_TEX[kernel]
-            label = rf"${tex}$"
-            _scatter_fit(ax, end[name], fit, _KERNEL_COLORS[kernel], label)
-        _style_width_axis(ax, title, _KERNEL_CHANGE_LABEL)
-    _finish(fig, ds, "kernel_change")
-    return fig
+    return _kernel_width_figure(
+        ds,
+        ["ntk_change", "nngp_change"],
+        analysis.kernel_change_exponents,
+        lambda kernel: rf"${_KERNEL_TEX[kernel]}$",
+        _KERNEL_CHANGE_LABEL,
+        "kernel_change",
+    )
 
 
 @_styled
 def plot_kernel_error(ds: xr.Dataset) -> Figure:
     """‖Θ̂_0 − Θ‖_F/‖Θ‖_F and ‖K̂_0 − K‖_F/‖K‖_F against width (Fig. S9–S10)."""
-    names = ["ntk_analytic_error", "nngp_analytic_error"]
+    return _kernel_width_figure(
+        ds,
+        ["ntk_analytic_error", "nngp_analytic_error"],
+        analysis.analytic_error_exponents,
+        lambda kernel: rf"${_KERNEL_TEX[kernel]}_0$ vs ${_ANALYTIC_TEX[kernel]}$",
+        _KERNEL_ERROR_LABEL,
+        "kernel_error",
+    )
+
+
+def _kernel_width_figure(ds, names, exponents, label_of, y_label, figure_name) -> Figure:
+    """A kernel quantity (``ntk_*`` and ``nngp_*`` in ``names``) at the end of training against
+    width, one panel per sub-sweep, with the fitted power law of each (``exponents(sub)``)."""
     _check_width_figure(ds, names)
     fig, axes = _panel_figure(ds, rows=1)
     for ax, (title, sub) in zip(axes[0], _panels(ds), strict=True):
-        fits = {f.quantity: f for f in analysis.analytic_error_exponents(sub)}
+        fits = {f.quantity: f for f in exponents(sub)}
         end = analysis.final(analysis.usable_runs(sub))
         for name, fit in fits.items():
             kernel = name.split("_")[0]
-            label = rf"${_KERNEL_TEX[kernel]}_0$ vs ${_ANALYTIC_TEX[kernel]}$"
-            _scatter_fit(ax, end[name], fit, _KERNEL_COLORS[kernel], label)
-        _style_width_axis(ax, title, _KERNEL_ERROR_LABEL)
-    _finish(fig, ds, "kernel_error")
+            _scatter_fit(ax, end[name], fit, _KERNEL_COLORS[kernel], label_of(kernel))
+        _style_width_axis(ax, title, y_label)
+    _finish(fig, ds, figure_name)
     return fig
 
 

@@ -103,9 +103,8 @@ def read_params(path: Path, config: dict):
 @_in_run_precision
 def init(run: Path, out: Path, overwrite: bool = False) -> None:
     """θ₀ for every seed of the run (vmapped) and f₀ on the train and test inputs."""
-    started = time.time()
-    config = load_run(run)
-    _check_out(out, overwrite)
+    job = _Job(run, out, overwrite)
+    config = job.config
     data, net = load_data_and_network(config)
     params0 = init_params(net, config["seeds"], data.x_train)
     apply = jax.jit(jax.vmap(net.apply, in_axes=(0, None)))
@@ -117,15 +116,7 @@ def init(run: Path, out: Path, overwrite: bool = False) -> None:
         coords={"seed": list(config["seeds"])},
     )
     _log(f"init: {len(config['seeds'])} seeds, {_count(params0) // len(config['seeds'])} params")
-    storage.write_store(
-        ds,
-        out,
-        config=config,
-        stage="init",
-        params=params0,
-        wall_time=time.time() - started,
-        overwrite=overwrite,
-    )
+    job.write(ds, stage="init", params=params0)
 
 
 def init_params(net, seeds, x_example):
@@ -144,9 +135,8 @@ def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None
     Also the spectrum of Θ̂(X, X) and the critical learning rate
     η_crit = 2·n·k/(λ_min + λ_max) (Theorem 2.1 in the mean-loss normalization).
     """
-    started = time.time()
-    config = load_run(run)
-    _check_out(out, overwrite)
+    job = _Job(run, out, overwrite)
+    config = job.config
     data, net = load_data_and_network(config)
     stacked = read_params(params, config)
     block = config["kernels"]["block_size"]
@@ -154,17 +144,9 @@ def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None
     for i, seed in enumerate(config["seeds"]):
         theta = jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], stacked)
         per_seed.append(_kernels_of_one(net, theta, data, block, config, seed))
-        _log(f"kernels: seed {seed} done, elapsed {time.time() - started:.1f} s")
+        _log(f"kernels: seed {seed} done, elapsed {job.elapsed():.1f} s")
     ds = xr.concat(per_seed, dim="seed").assign_coords(seed=list(config["seeds"]))
-    storage.write_store(
-        ds,
-        out,
-        config=config,
-        stage="kernels",
-        wall_time=time.time() - started,
-        overwrite=overwrite,
-        chunks={"train": block, "train2": block, "test": block},
-    )
+    job.write(ds, stage="kernels", chunks={"train": block, "train2": block, "test": block})
 
 
 def _kernels_of_one(net, theta, data, block, config, seed) -> xr.Dataset:
@@ -193,9 +175,8 @@ def _kernels_of_one(net, theta, data, block, config, seed) -> xr.Dataset:
 @_in_run_precision
 def analytic(run: Path, out: Path, overwrite: bool = False) -> None:
     """Infinite-width K and Θ on train and test inputs (MLP family only)."""
-    started = time.time()
-    config = load_run(run)
-    _check_out(out, overwrite)
+    job = _Job(run, out, overwrite)
+    config = job.config
     model = config["model"]
     if model["architecture"] != "fc":
         raise StageError(
@@ -227,13 +208,9 @@ def analytic(run: Path, out: Path, overwrite: bool = False) -> None:
         variables[f"nngp_{name}"] = (dims[name], np.asarray(nngp))
         variables[f"ntk_{name}"] = (dims[name], np.asarray(ntk))
     block = config["kernels"]["block_size"]
-    storage.write_store(
+    job.write(
         xr.Dataset(variables),
-        out,
-        config=config,
         stage="analytic",
-        wall_time=time.time() - started,
-        overwrite=overwrite,
         chunks={"train": block, "train2": block, "test": block, "test2": block},
     )
 
@@ -246,9 +223,8 @@ def train(
     run: Path, init: Path, out: Path, checkpoint: Path | None = None, overwrite: bool = False
 ) -> None:
     """Train every seed of the run from θ₀; record outputs, losses and weight changes."""
-    started = time.time()
-    config = load_run(run)
-    _check_out(out, overwrite)
+    job = _Job(run, out, overwrite)
+    config = job.config
     data, net = load_data_and_network(config)
     params0 = read_params(init, config)
     trajectory = _fit(
@@ -261,15 +237,7 @@ def train(
     )
     ds = trajectory_dataset(trajectory, config)
     ds["weight_sample"] = endpoint_weight_samples(params0, trajectory.params, ds.step.values)
-    storage.write_store(
-        ds,
-        out,
-        config=config,
-        stage="train",
-        params=trajectory.params,
-        wall_time=time.time() - started,
-        overwrite=overwrite,
-    )
+    job.write(ds, stage="train", params=trajectory.params)
     _remove_checkpoint(checkpoint or _default_checkpoint(out))
 
 
@@ -369,6 +337,38 @@ def trajectory_dataset(trajectory, config) -> xr.Dataset:
 # ---------------------------------------------------------------- helpers
 
 
+class _Job:
+    """One stage job: the config it reads, the store it writes, the time it started.
+
+    Made first thing in a stage: it reads the run config and refuses an existing store (unless
+    ``overwrite``) before any work; :meth:`write` writes the store with that config, the stage's
+    name and the job's wall time (the provenance of DESIGN.md).
+    """
+
+    def __init__(self, run: Path, out: Path, overwrite: bool):
+        self.started = time.time()
+        self.config = load_run(run)
+        self.out, self.overwrite = Path(out), overwrite
+        _check_out(out, overwrite)
+
+    def elapsed(self) -> float:
+        """Seconds since the job started."""
+        return time.time() - self.started
+
+    def write(self, ds: xr.Dataset, *, stage: str, **options) -> Path:
+        """:func:`ntkpipe.storage.write_store` of ``ds`` as this job's store (``options``:
+        ``params``, ``chunks``)."""
+        return storage.write_store(
+            ds,
+            self.out,
+            config=self.config,
+            stage=stage,
+            wall_time=self.elapsed(),
+            overwrite=self.overwrite,
+            **options,
+        )
+
+
 def load_run(path: Path) -> dict:
     """A run's resolved config (JSON written by the workflow)."""
     path = Path(path)
@@ -463,9 +463,8 @@ def linear(
     the same closed form with the analytic Θ in place of Θ̂₀ (model "lin_analytic"). Any other loss
     or optimizer: f_lin itself is trained with the run's optimizer.
     """
-    started = time.time()
-    config = load_run(run)
-    _check_out(out, overwrite)
+    job = _Job(run, out, overwrite)
+    config = job.config
     data, net = load_data_and_network(config)
     params0 = read_params(init, config)
     training = config["training"]
@@ -487,15 +486,7 @@ def linear(
         ds, final_params = trajectory_dataset(trajectory, config), trajectory.params
         ds["weight_sample"] = endpoint_weight_samples(params0, final_params, ds.step.values)
     ds.attrs["method"] = "closed_form" if final_params is None else "optimized"
-    storage.write_store(
-        ds,
-        out,
-        config=config,
-        stage="linear",
-        params=final_params,
-        wall_time=time.time() - started,
-        overwrite=overwrite,
-    )
+    job.write(ds, stage="linear", params=final_params)
     _remove_checkpoint(_default_checkpoint(out))
 
 
@@ -686,9 +677,8 @@ def compare(
     """Metrics of one run: f against f_lin, weight changes, kernel changes and errors."""
     from ntkpipe import metrics
 
-    started = time.time()
-    config = load_run(run)
-    _check_out(out, overwrite)
+    job = _Job(run, out, overwrite)
+    config = job.config
     ds = metrics.run_metrics(
         config,
         trained=storage.read_store(train, stage="train"),
@@ -697,14 +687,7 @@ def compare(
         kernel_final=storage.read_store(kernel_final, stage="kernels") if kernel_final else None,
         analytic=storage.read_store(analytic, stage="analytic") if analytic else None,
     )
-    storage.write_store(
-        ds,
-        out,
-        config=config,
-        stage="metrics",
-        wall_time=time.time() - started,
-        overwrite=overwrite,
-    )
+    job.write(ds, stage="metrics")
 
 
 def collect(
@@ -718,9 +701,8 @@ def collect(
     from ntkpipe import config as ntk_config
     from ntkpipe import metrics
 
-    started = time.time()
-    sweep_config = load_run(sweep)
-    _check_out(out, overwrite)
+    job = _Job(sweep, out, overwrite)
+    sweep_config = job.config
     found = {}
     for one in ntk_config.expand_runs(sweep_config):
         path = Path(runs) / one.run_id / "metrics.zarr"
@@ -730,14 +712,7 @@ def collect(
     _log(f"collect: {sum(v is not None for _, v in found.values())}/{len(found)} runs")
     if ensembles is not None:
         ds = _with_ensembles(ds, sweep_config, Path(ensembles))
-    storage.write_store(
-        ds,
-        out,
-        config=sweep_config,
-        stage="summary",
-        wall_time=time.time() - started,
-        overwrite=overwrite,
-    )
+    job.write(ds, stage="summary")
 
 
 # ---------------------------------------------------------------- ensemble (Fig. 2 / S1)
@@ -751,9 +726,8 @@ def ensemble(run: Path, out: Path, overwrite: bool = False) -> None:
     """
     from ntkpipe import ensemble as ntk_ensemble
 
-    started = time.time()
-    config = load_run(run)
-    _check_out(out, overwrite)
+    job = _Job(run, out, overwrite)
+    config = job.config
     problems = ntk_ensemble.check_config(config)
     if problems:
         raise StageError("; ".join(problems))
@@ -782,9 +756,7 @@ def ensemble(run: Path, out: Path, overwrite: bool = False) -> None:
         )
         fx.append(np.asarray(trajectory.fx_test))
         losses.append(np.asarray(trajectory.loss_train))
-        _log(
-            f"ensemble: members {chunk[0]}-{chunk[-1]} done, elapsed {time.time() - started:.1f} s"
-        )
+        _log(f"ensemble: members {chunk[0]}-{chunk[-1]} done, elapsed {job.elapsed():.1f} s")
     gp = ntk_ensemble.gp_predictions(
         data.x_train,
         data.y_train,
@@ -804,14 +776,7 @@ def ensemble(run: Path, out: Path, overwrite: bool = False) -> None:
         targets=(data.y_train[i1], data.y_train[i2]),
         indices=(i1, i2),
     )
-    storage.write_store(
-        ds,
-        out,
-        config=config,
-        stage="ensemble",
-        wall_time=time.time() - started,
-        overwrite=overwrite,
-    )
+    job.write(ds, stage="ensemble")
 
 
 # ---------------------------------------------------------------- figures and report
