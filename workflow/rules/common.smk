@@ -51,7 +51,7 @@ ANALYTIC = {ntk_config.analytic_id(run): run for run in RUNS.values()}
 if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
     print(
         f"ntkpipe: {len(RUNS)} runs, one job per stage: about {8 * len(RUNS)} jobs. For sweeps "
-        "this large, `resources: {jobs: runs}` (one job per run) builds the DAG about 9 times "
+        "this large, `resources: {jobs: runs}` (one job per run) builds the DAG about 7 times "
         "faster and starts one process per run instead of six (README, 'Sweeps of thousands "
         "of runs').",
         file=sys.stderr,
