@@ -168,7 +168,7 @@ def _linear_args(parser):
     _stage_args(
         parser,
         ("--init", True, "init.zarr"),
-        ("--kernel", True, "kernel_init.zarr (Θ̂₀)"),
+        ("--kernel", False, "kernel_init.zarr (Θ̂₀): needed by the closed form (MSE with gd)"),
         ("--analytic", False, "analytic.zarr (Θ): also evolve f_lin with the analytic kernel"),
     )
 
@@ -178,7 +178,7 @@ def _compare_args(parser):
         parser,
         ("--train", True, "train.zarr"),
         ("--linear", True, "linear.zarr"),
-        ("--kernel-init", True, "kernel_init.zarr"),
+        ("--kernel-init", False, "kernel_init.zarr (none: kernels.initial false, η_crit NaN)"),
         ("--kernel-final", False, "kernel_final.zarr"),
         ("--analytic", False, "analytic.zarr"),
     )

@@ -676,6 +676,33 @@ def _check_analytic(c):
     return []
 
 
+def _check_initial(c):
+    """kernels.initial: false only where nothing reads Θ̂₀ (kernel_init.zarr)."""
+    k, t = c["kernels"], c["training"]
+    if k["initial"]:
+        return []
+    why = "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀)"
+    errors = []
+    if t["loss"] == "mse" and t["optimizer"] == "gd":
+        errors.append(
+            f"{why}, but training.loss mse with training.optimizer gd evolves f_lin in closed "
+            f"form from Θ̂₀ (Eq. 8–11); set kernels.initial: true, or choose training.optimizer "
+            f"momentum or sgd, or training.loss xent (f_lin is then optimized directly)"
+        )
+    if k["final"]:
+        errors.append(
+            f"{why}, but kernels.final: true is only used for the kernel change "
+            f"‖Θ̂_T − Θ̂₀‖/‖Θ̂₀‖, which needs Θ̂₀; set kernels.final: false, or kernels.initial: true"
+        )
+    if k["analytic"]:
+        errors.append(
+            f"{why}, but kernels.analytic: true is only used to compare Θ̂₀ with Θ (analytic and "
+            f"Monte Carlo errors) and by the closed form; set kernels.analytic: false, or "
+            f"kernels.initial: true"
+        )
+    return errors
+
+
 def _check_outputs(c):
     if c["training"]["loss"] == "xent" and output_dim(c) < 2:
         return ["training.loss: 'xent' needs at least 2 outputs (2 or more data.classes)"]
@@ -689,6 +716,16 @@ _CROSS_CHECKS = (
     (("training.records", "training.steps"), _check_records),
     (("model.architecture", "kernels.analytic"), _check_analytic),
     (("training.loss", "data.classes"), _check_outputs),
+    (
+        (
+            "kernels.initial",
+            "kernels.final",
+            "kernels.analytic",
+            "training.loss",
+            "training.optimizer",
+        ),
+        _check_initial,
+    ),
 )
 
 

@@ -129,7 +129,8 @@ JOB_LAYOUTS = ("stages", "runs")
 """``resources.jobs``: one job per stage of a run, or one job per run (every stage in it)."""
 RUN_JOB_STAGES = ("init", "kernels", "train", "kernels", "linear", "compare")
 """The stages one job of the ``run`` rule (``resources.jobs: runs``) goes through, in order
-(the second ``kernels`` is Θ̂_T, left out when ``kernels.final`` is false)."""
+(the first ``kernels`` is Θ̂₀, left out when ``kernels.initial`` is false; the second is Θ̂_T,
+left out when ``kernels.final`` is false)."""
 DEFAULT_SETTINGS = {
     "gpu": 0,
     "gpu_rules": ["kernel_init", "kernel_final", "train", "linear", "ensemble", "run"],
@@ -329,8 +330,10 @@ def _run_job_cost(sizes: _Sizes, config: dict) -> Cost:
     """One job doing every stage of a run: the FLOPs add up, the peak is the largest stage's
     (each stage's arrays are freed before the next starts)."""
     stages = list(RUN_JOB_STAGES)
-    if not config.get("kernels", {}).get("final", True):
-        stages.remove("kernels")
+    kernels = config.get("kernels", {})
+    for key in ("initial", "final"):  # each removes one of the two ``kernels``
+        if not kernels.get(key, True):
+            stages.remove("kernels")
     costs = [_cost(sizes, stage) for stage in stages]
     return Cost(flops=sum(c.flops for c in costs), bytes=max(c.bytes for c in costs))
 

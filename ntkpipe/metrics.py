@@ -21,6 +21,11 @@ kernel is available), `seed`, `step`, `layer`:
 - lr_critical, diverged_step (first step where f or f_lin diverged, −1: none), status (seed);
   learning_rate (scalar)
 
+Without Θ̂₀ (``kernels.initial: false``, no ``kernel_init.zarr``) every metric of Θ̂₀ is NaN:
+lr_critical, the kernel changes, the analytic and Monte Carlo errors; the learning rate is then
+not checked against η_crit, so the status is "ok" unless the run diverged, never
+"lr_above_critical".
+
 The summary (`summary.zarr`) stacks runs along the sweep axes (named by their short names) and
 concatenates seed chunks; combinations that are missing are NaN with status "missing".
 """
@@ -42,8 +47,18 @@ STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING = (
 )
 
 
-def run_metrics(config, *, trained, linear, kernel_init, kernel_final=None, analytic=None):
-    """All metrics of one run from its stores (see the module docstring for the schema)."""
+def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None, analytic=None):
+    """All metrics of one run from its stores (see the module docstring for the schema).
+
+    Args:
+        config: the run's configuration (``training.learning_rate`` is read).
+        trained, linear: ``train.zarr`` and ``linear.zarr`` of the run.
+        kernel_init: ``kernel_init.zarr`` (Θ̂₀, K̂₀, η_crit), or None without it
+            (``kernels.initial: false``): lr_critical, kernel changes and kernel errors are
+            then NaN and no seed is flagged lr_above_critical.
+        kernel_final: ``kernel_final.zarr`` (Θ̂_T, K̂_T), or None: kernel changes are NaN.
+        analytic: ``analytic.zarr`` (Θ, K), or None: kernel errors are NaN.
+    """
     models = {"net": trained, "lin": linear}
     if "loss_train_analytic" in linear:
         models["lin_analytic"] = _analytic_part(linear)
@@ -70,10 +85,14 @@ def run_metrics(config, *, trained, linear, kernel_init, kernel_final=None, anal
     if analytic is not None:
         for kernel in ("ntk", "nngp"):
             name = f"{kernel}_train_train"
-            ds[f"{kernel}_mc_error"] = _mc_error(kernel_init[name], analytic[name])
+            ds[f"{kernel}_mc_error"] = (
+                _nan_per_seed(ds.seed)
+                if kernel_init is None
+                else _mc_error(kernel_init[name], analytic[name])
+            )
         ds["mc_samples"] = xr.DataArray(np.arange(1, ds.sizes["seed"] + 1), dims="seed")
     lr = config["training"]["learning_rate"]
-    ds["lr_critical"] = kernel_init.lr_critical
+    ds["lr_critical"] = _nan_per_seed(ds.seed) if kernel_init is None else kernel_init.lr_critical
     ds["diverged_step"] = _first_divergence(trained.diverged_step, linear.diverged_step)
     ds["learning_rate"] = lr
     ds["status"] = xr.DataArray(
@@ -211,15 +230,19 @@ def _frobenius(x) -> xr.DataArray:
     return np.sqrt((x**2).sum(dim=other))
 
 
+def _nan_per_seed(seeds) -> xr.DataArray:
+    return xr.full_like(seeds, np.nan, dtype=float)
+
+
 def _relative_change(final, initial, name, seeds) -> xr.DataArray:
-    if final is None:
-        return xr.full_like(seeds, np.nan, dtype=float)
+    if final is None or initial is None:
+        return _nan_per_seed(seeds)
     return _frobenius(final[name] - initial[name]) / _frobenius(initial[name])
 
 
 def _analytic_error(kernel_init, analytic, name, seeds) -> xr.DataArray:
-    if analytic is None:
-        return xr.full_like(seeds, np.nan, dtype=float)
+    if analytic is None or kernel_init is None:
+        return _nan_per_seed(seeds)
     exact = analytic[name]
     return _frobenius(kernel_init[name] - exact) / float(np.sqrt((exact**2).sum()))
 
@@ -239,9 +262,11 @@ def _first_divergence(net_step, lin_step) -> xr.DataArray:
 
 
 def _status(diverged_step: int, lr: float, lr_critical: float) -> str:
+    """diverged, else lr_above_critical when η > η_crit, else ok (also when η_crit is NaN:
+    not computed, kernels.initial false)."""
     if diverged_step >= 0:
         return STATUS_DIVERGED
-    if lr > lr_critical:
+    if not np.isnan(lr_critical) and lr > lr_critical:
         return STATUS_HIGH_LR
     return STATUS_OK
 

@@ -190,9 +190,26 @@ def _runs_section(table: pd.DataFrame) -> str:
         parts.append("<h3>Runs that are missing, diverged or above η_crit</h3>")
         parts.append(_table(attention))
     else:
-        parts.append("<p>Every run finished with a learning rate below η_crit.</p>")
+        parts.append(f"<p>{_all_ok(table)}</p>")
     parts.append(f"<details><summary>All runs</summary>{_table(table)}</details>")
     return "\n".join(parts)
+
+
+def _all_ok(table: pd.DataFrame) -> str:
+    """The sentence for a table whose runs are all ok: below η_crit, or not checked against it
+    where η_crit is NaN (no Θ̂₀: kernels.initial false)."""
+    unchecked = int(table["lr_critical"].isna().sum()) if "lr_critical" in table.columns else 0
+    if not unchecked:
+        return "Every run finished with a learning rate below η_crit."
+    if unchecked == len(table):
+        return (
+            "Every run finished without diverging. η_crit was not computed (kernels.initial: "
+            "false, no Θ̂₀), so no learning rate was checked against it."
+        )
+    return (
+        f"Every run finished without diverging, with a learning rate below η_crit where it was "
+        f"computed; {unchecked} runs have no η_crit (kernels.initial: false, no Θ̂₀)."
+    )
 
 
 def _table(table: pd.DataFrame) -> str:

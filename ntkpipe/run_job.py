@@ -8,6 +8,7 @@ one job goes through the run's stages in order, in one process::
 
     init → kernel_init (Θ̂₀, K̂₀) → train → kernel_final (Θ̂_T, K̂_T) → linear (f_lin) → metrics
 
+(``kernels.initial: false`` leaves out kernel_init, ``kernels.final: false`` kernel_final.)
 Each stage is the same function (:mod:`ntkpipe.stages`) on the same inputs as its own job would
 run, so the stores are the same, array for array, in either layout, and a sweep can switch
 layouts without recomputing anything. The job also writes the run's ``model.json`` and
@@ -56,7 +57,9 @@ RUN_STAGES = (
         ("train.zarr", "linear.zarr", "kernel_init.zarr", "kernel_final.zarr", "analytic"),
     ),
 )
-"""The stages of a run in the order one job computes them, with the stores each one reads."""
+"""The stages of a run in the order one job computes them, with the stores each one reads
+(a store of a stage the run leaves out, e.g. kernel_init.zarr with ``kernels.initial: false``,
+is not read)."""
 
 _CONFIG_STAGES = {"model.json": "init", "run.json": "train"}  # file → ntkpipe.config stage
 
@@ -115,12 +118,13 @@ def stage_plan(run_config: dict, folder: Path, analytic: Path | None = None):
     """
     folder = Path(folder)
     wanted = _wanted_stages(run_config)
+    stores = {stage.store for stage in RUN_STAGES if stage.name in wanted} | {"analytic"}
     redone: set[str] = set()
     plan = []
     for stage in RUN_STAGES:
         if stage.name not in wanted:
             continue
-        inputs = [_input_path(folder, name, analytic) for name in stage.inputs]
+        inputs = [_input_path(folder, name, analytic) for name in stage.inputs if name in stores]
         inputs = [path for path in inputs if path is not None]
         reason = _why_compute(stage, folder / stage.store, run_config, inputs, redone)
         if reason is not None:
@@ -145,8 +149,9 @@ def write_config_files(run_config: dict, folder: Path) -> dict[str, Path]:
 
 def _wanted_stages(run_config: dict) -> set[str]:
     wanted = {stage.name for stage in RUN_STAGES}
-    if not run_config["kernels"].get("final", True):
-        wanted.discard("kernel_final")
+    for key, stage in (("initial", "kernel_init"), ("final", "kernel_final")):
+        if not run_config["kernels"].get(key, True):
+            wanted.discard(stage)
     return wanted
 
 

@@ -451,7 +451,7 @@ def _count(tree) -> int:
 def linear(
     run: Path,
     init: Path,
-    kernel: Path,
+    kernel: Path | None,
     out: Path,
     analytic: Path | None = None,
     overwrite: bool = False,
@@ -461,14 +461,21 @@ def linear(
     MSE with full-batch GD: the discrete closed form (Eq. 8–11 with (1 − ηλ/(n·k))^i), which equals
     gradient descent on f_lin step by step; the weights ω_t come from Eq. 8. Given `analytic`, also
     the same closed form with the analytic Θ in place of Θ̂₀ (model "lin_analytic"). Any other loss
-    or optimizer: f_lin itself is trained with the run's optimizer.
+    or optimizer: f_lin itself is trained with the run's optimizer, and neither `kernel` (Θ̂₀, then
+    None with ``kernels.initial: false``) nor `analytic` is read.
     """
     job = _Job(run, out, overwrite)
     config = job.config
+    training = config["training"]
+    closed_form = training["loss"] == "mse" and training["optimizer"] == "gd"
+    if closed_form and kernel is None:
+        raise StageError(
+            "--kernel: missing; training.loss mse with training.optimizer gd evolves f_lin in "
+            "closed form from Θ̂₀: pass the run's kernel_init.zarr"
+        )
     data, net = load_data_and_network(config)
     params0 = read_params(init, config)
-    training = config["training"]
-    if training["loss"] == "mse" and training["optimizer"] == "gd":
+    if closed_form:
         ds = _linear_closed_form(
             net,
             params0,
@@ -668,13 +675,17 @@ def compare(
     run: Path,
     train: Path,
     linear: Path,
-    kernel_init: Path,
+    kernel_init: Path | None,
     out: Path,
     kernel_final: Path | None = None,
     analytic: Path | None = None,
     overwrite: bool = False,
 ) -> None:
-    """Metrics of one run: f against f_lin, weight changes, kernel changes and errors."""
+    """Metrics of one run: f against f_lin, weight changes, kernel changes and errors.
+
+    `kernel_init` is None without Θ̂₀ (``kernels.initial: false``): its metrics (η_crit, kernel
+    changes and errors) are then NaN (:func:`ntkpipe.metrics.run_metrics`).
+    """
     from ntkpipe import metrics
 
     job = _Job(run, out, overwrite)
@@ -683,7 +694,7 @@ def compare(
         config,
         trained=storage.read_store(train, stage="train"),
         linear=storage.read_store(linear, stage="linear"),
-        kernel_init=storage.read_store(kernel_init, stage="kernels"),
+        kernel_init=storage.read_store(kernel_init, stage="kernels") if kernel_init else None,
         kernel_final=storage.read_store(kernel_final, stage="kernels") if kernel_final else None,
         analytic=storage.read_store(analytic, stage="analytic") if analytic else None,
     )

@@ -189,6 +189,60 @@ def test_analytic_kernels_only_for_fc():
     cfg.load_config({"model": {"architecture": "cnn"}, "kernels": {"analytic": False}})
 
 
+NO_THETA0 = {"initial": False, "final": False, "analytic": False}
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        {"optimizer": "momentum"},
+        {"optimizer": "sgd", "batch_size": 16},
+        {"optimizer": "gd", "loss": "xent"},
+    ],
+)
+def test_initial_kernels_can_be_skipped_where_f_lin_is_optimized_directly(training):
+    config = cfg.load_config({"training": training, "kernels": NO_THETA0})
+    assert config["kernels"]["initial"] is False
+    assert cfg.load_config({})["kernels"]["initial"] is True  # the default
+
+
+@pytest.mark.parametrize(
+    "kernels, training, expected",
+    [
+        (
+            NO_THETA0,
+            {"optimizer": "gd", "loss": "mse"},
+            "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀), but training.loss mse with "
+            "training.optimizer gd evolves f_lin in closed form from Θ̂₀",
+        ),
+        (
+            {**NO_THETA0, "final": True},
+            {"optimizer": "momentum"},
+            "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀), but kernels.final: true is only used for "
+            "the kernel change",
+        ),
+        (
+            {**NO_THETA0, "analytic": True},
+            {"optimizer": "momentum"},
+            "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀), but kernels.analytic: true is only used "
+            "to compare Θ̂₀ with Θ",
+        ),
+    ],
+)
+def test_initial_kernels_cannot_be_skipped_where_they_are_needed(kernels, training, expected):
+    (message,) = _errors({"training": training, "kernels": kernels})
+    assert message.startswith(expected)
+    assert "set kernels." in message  # the fix
+
+
+def test_skipping_initial_kernels_is_checked_at_every_sweep_point():
+    (message,) = _errors(
+        {"kernels": NO_THETA0, "sweep": {"training.optimizer": ["momentum", "gd"]}}
+    )
+    assert message.startswith("kernels.initial: false")
+    assert message.endswith("(at sweep point optimizer~gd)")
+
+
 def test_seeds_list_excludes_start_and_count():
     (message,) = _errors({"seeds": {"list": [1, 5], "count": 2}})
     assert message.startswith("seeds.list: [1, 5] given together with seeds.count")

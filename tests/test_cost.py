@@ -208,6 +208,19 @@ def test_one_job_per_run_asks_for_its_largest_stage_and_all_their_time():
     assert cost.rule_resources(config, "run", settings=cost.load_settings({"gpu": 1}))["gpu"] == 1
 
 
+def test_one_job_per_run_without_initial_kernels_leaves_out_their_cost():
+    """kernels.initial false: the run job's FLOPs are those of every stage but Θ̂₀'s."""
+    with_theta0 = run_config(training__optimizer="momentum", data__n_train=300, data__n_test=40)
+    without = run_config(
+        training__optimizer="momentum", data__n_train=300, data__n_test=40, kernels__initial=False
+    )
+    sizes = cost._Sizes.of(with_theta0)
+    kernels = cost.stage_cost(with_theta0, "kernels").flops
+    assert kernels > 0
+    flops = cost._run_job_cost(sizes, with_theta0).flops - cost._run_job_cost(sizes, without).flops
+    assert flops == pytest.approx(kernels)
+
+
 # ---------------------------------------------------------------- measured on CPU (slow)
 
 MEASURED = {

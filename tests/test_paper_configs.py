@@ -91,6 +91,8 @@ def test_paper_config_passes_a_dry_run(path, fake_data, tmp_path):
     runs = len(ntk_config.expand_runs(ntk_config.load_config(config)))
     assert counts["train"] == counts["linear"] == counts["compare"] == runs
     assert counts["report"] == 1
+    kernels = raw.get("kernels", {})
+    assert counts.get("kernel_init", 0) == (runs if kernels.get("initial", True) else 0)
     if raw.get("ensemble", {}).get("members", 0):
         assert counts["ensemble"] >= 1
     assert not (tmp_path / "results").exists()

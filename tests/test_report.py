@@ -210,6 +210,20 @@ def test_report_uses_a_given_run_table(summary, tmp_path):
     assert "1 runs (sweep point × seed)" in text
 
 
+def test_report_does_not_claim_runs_below_an_eta_crit_that_was_not_computed(summary, tmp_path):
+    """kernels.initial false: η_crit is NaN, so the learning rates were not checked against it."""
+    table = pd.DataFrame({"status": ["ok", "ok"], "lr_critical": [np.nan, np.nan]})
+    text = report.write_report(summary, [], tmp_path / "r.html", run_table=table).read_text()
+    assert "below η_crit" not in text
+    assert "η_crit was not computed (kernels.initial: false, no Θ̂₀)" in text
+    table["lr_critical"] = [np.nan, 2.0]
+    text = report.write_report(summary, [], tmp_path / "r.html", run_table=table).read_text()
+    assert "below η_crit where it was computed; 1 runs have no η_crit" in text
+    table["lr_critical"] = [3.0, 2.0]
+    text = report.write_report(summary, [], tmp_path / "r.html", run_table=table).read_text()
+    assert "Every run finished with a learning rate below η_crit." in text
+
+
 def test_report_checks_figures_before_writing(summary, tmp_path):
     out = tmp_path / "r.html"
     with pytest.raises(FileNotFoundError, match="absent.svg"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import zarr
 
@@ -173,3 +174,61 @@ def test_missing_analytic_store_is_named(tmp_path, run_config):
     with pytest.raises(StageError, match="--analytic: .*nowhere.zarr is not a complete"):
         run_job.run_all_stages(run_config, tmp_path / "run", tmp_path / "nowhere.zarr")
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- without Θ̂₀ (kernels.initial)
+
+NO_THETA0 = {
+    **SWEEP,
+    "training": {**SWEEP["training"], "optimizer": "momentum"},
+    "kernels": {**SWEEP["kernels"], "initial": False, "final": False, "analytic": False},
+}
+
+
+def test_without_initial_kernels_both_layouts_skip_them_and_eta_crit_is_nan(tmp_path):
+    """kernels.initial false (momentum: f_lin optimized directly): the per-stage commands run
+    without --kernel / --kernel-init, one job leaves kernel_init out, and both write the same
+    stores; η_crit is NaN, so the status is ok (not lr_above_critical)."""
+    (run,) = ntk_config.expand_runs(ntk_config.load_config(NO_THETA0))
+    config = json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
+    per_stage = tmp_path / "per-stage"
+    run_job.write_config_files(config, per_stage)
+    f = {name: str(per_stage / f"{name}.zarr") for name in ("init", "train", "linear", "metrics")}
+    model, run_json = str(per_stage / "model.json"), str(per_stage / "run.json")
+    commands = [
+        ["init", "--run", model, "--out", f["init"]],
+        ["train", "--run", run_json, "--init", f["init"], "--out", f["train"]],
+        ["linear", "--run", run_json, "--init", f["init"], "--out", f["linear"]],
+        ["compare", "--run", run_json, "--train", f["train"], "--linear", f["linear"]]
+        + ["--out", f["metrics"]],
+    ]
+    for command in commands:
+        assert cli.main(command) == 0, command
+
+    one_job = tmp_path / "one-job"
+    computed = run_job.run_all_stages(config, one_job, log=lambda _: None)
+    assert computed == ["init", "train", "linear", "compare"]
+    for folder in (per_stage, one_job):
+        assert not (folder / "kernel_init.zarr").exists()
+        assert not (folder / "kernel_final.zarr").exists()
+    for name in ("init", "train", "linear", "metrics"):
+        assert _digests(one_job / f"{name}.zarr") == _digests(per_stage / f"{name}.zarr"), name
+    metrics = storage.read_store(one_job / "metrics.zarr", stage="metrics")
+    assert storage.read_attrs(one_job / "linear.zarr")["method"] == "optimized"
+    assert metrics.lr_critical.isnull().all() and metrics.ntk_change.isnull().all()
+    assert list(metrics.status.values) == ["ok", "ok"]
+    assert np.isfinite(metrics.loss_train.values).all() and np.isfinite(metrics.rmse_test).all()
+    # A rerun keeps every store but the output, without looking for kernel_init.zarr.
+    assert run_job.run_all_stages(config, one_job, log=lambda _: None) == ["compare"]
+
+
+def test_closed_form_without_initial_kernel_is_refused_before_any_work(tmp_path, capsys):
+    (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))  # mse with gd
+    config = tmp_path / "run.json"
+    config.write_text(ntk_config.to_json(run.config))
+    out = tmp_path / "linear.zarr"
+    args = ["linear", "--run", str(config), "--init", str(tmp_path / "absent.zarr")]
+    assert cli.main([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "--kernel: missing; training.loss mse with training.optimizer gd" in err
+    assert "Traceback" not in err and not out.exists()

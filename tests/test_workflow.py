@@ -7,6 +7,7 @@ what it would do after a change, and the bad-input tests check that nothing star
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,39 @@ def test_bad_config_stops_before_any_job(tmp_path, changes, expected):
     for fragment in expected:
         assert fragment in message, (fragment, message[-3000:])
     assert not (tmp_path / "results").exists()
+
+
+NO_THETA0 = {
+    "training__optimizer": "momentum",
+    "kernels__initial": False,
+    "kernels__final": False,
+    "kernels__analytic": False,
+}
+
+
+def test_without_initial_kernels_no_kernel_init_job_is_planned(tmp_path):
+    """kernels.initial is read per run (it may be swept): the runs without it get no kernel_init
+    job, and their linear and compare commands no kernel store."""
+    sweep = {"model.width": [16, 64], "kernels.initial": [True, False]}
+    config = write_config(tmp_path / "c.yaml", TINY, sweep=sweep, **NO_THETA0)
+    result = snakemake(tmp_path, config, "-n", "-p")
+    counts = job_counts(result.stdout)
+    assert counts["linear"] == counts["compare"] == 8  # 2 widths × 2 values × 2 seed chunks
+    assert counts["kernel_init"] == 4  # the runs with initial~true only
+    assert "kernel_final" not in counts and "analytic" not in counts
+    commands = re.findall(r"^Shell command: (ntkpipe (?:linear|compare) .*)$", result.stdout, re.M)
+    assert len(commands) == 16
+    for command in commands:
+        with_kernel = "--kernel " in command or "--kernel-init " in command
+        assert with_kernel == ("initial~true" in command), command
+    assert not (tmp_path / "results").exists()
+
+
+def test_without_initial_kernels_one_job_per_run_plans_only_the_run_jobs(tmp_path):
+    config = write_config(tmp_path / "c.yaml", TINY, resources__jobs="runs", **NO_THETA0)
+    counts = job_counts(snakemake(tmp_path, config, "-n").stdout)
+    assert counts["run"] == 4 and counts["report"] == 1
+    assert not RUN_STAGES & set(counts) and "analytic" not in counts
 
 
 def test_lint_passes():

@@ -156,6 +156,14 @@ def final_kernel_of_run(wildcards):
     return f"{run_dir(wildcards.run)}/kernel_final.zarr" if WANT_FINAL_KERNEL else []
 
 
+def initial_kernel_of_run(wildcards):
+    """The run's Θ̂₀ store, or none with kernels.initial: false (then no kernel_init job)."""
+    # Read per run, not from SWEEP: kernels.initial may be a sweep axis.
+    if not RUNS[wildcards.run].config["kernels"]["initial"]:
+        return []
+    return f"{run_dir(wildcards.run)}/kernel_init.zarr"
+
+
 def ensemble_stores(wildcards=None):
     """Every sweep point's ensemble.zarr (for collect); [] when ensemble.members is 0."""
     return [f"{OUT}/ensembles/{point}/ensemble.zarr" for point in ENSEMBLES]

@@ -7,7 +7,7 @@ rule compare:
         run=f"{OUT}/runs/{{run}}/run.json",
         train=f"{OUT}/runs/{{run}}/train.zarr",
         linear=f"{OUT}/runs/{{run}}/linear.zarr",
-        kernel_init=f"{OUT}/runs/{{run}}/kernel_init.zarr",
+        kernel_init=initial_kernel_of_run,
         kernel_final=final_kernel_of_run,
         analytic=analytic_of_run,
     output:
@@ -22,10 +22,10 @@ rule compare:
     params:
         optional=lambda wc, input: " ".join(
             f"--{name.replace('_', '-')} {input[name]}"
-            for name in ("kernel_final", "analytic")
+            for name in ("kernel_init", "kernel_final", "analytic")
             if input.get(name)
         ),
     shell:
         "ntkpipe compare --run {input.run} --train {input.train} --linear {input.linear}"
-        " --kernel-init {input.kernel_init} {params.optional}"
+        " {params.optional}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

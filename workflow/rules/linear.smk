@@ -7,7 +7,7 @@ rule linear:
     input:
         run=f"{OUT}/runs/{{run}}/run.json",
         init=f"{OUT}/runs/{{run}}/init.zarr",
-        kernel=f"{OUT}/runs/{{run}}/kernel_init.zarr",
+        kernel=initial_kernel_of_run,
         analytic=analytic_of_run,
     output:
         store=directory(f"{OUT}/runs/{{run}}/linear.zarr"),
@@ -21,9 +21,11 @@ rule linear:
     resources:
         **resources_of("linear"),
     params:
-        analytic=lambda wc, input: (
-            f"--analytic {input.analytic}" if input.analytic else ""
+        optional=lambda wc, input: " ".join(
+            f"--{name} {input[name]}"
+            for name in ("kernel", "analytic")
+            if input.get(name)
         ),
     shell:
-        "ntkpipe linear --run {input.run} --init {input.init} --kernel {input.kernel}"
-        " {params.analytic} --out {output.store} --threads {threads} > {log} 2>&1"
+        "ntkpipe linear --run {input.run} --init {input.init} {params.optional}"
+        " --out {output.store} --threads {threads} > {log} 2>&1"
