@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "analysis",
     "analytic",
+    "claims",
     "config",
     "cost",
     "datasets",

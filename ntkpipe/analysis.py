@@ -1,4 +1,4 @@
-"""Aggregate metrics of a sweep, fitted power laws and the paper's claims with computed verdicts.
+"""Aggregate metrics of a sweep and fitted power laws.
 
 Works on the sweep summary (`results/<sweep>/summary.zarr`, written by `ntkpipe collect`), an
 xarray Dataset whose dimensions are the sweep axes (short names in sweep order, listed as JSON in
@@ -7,28 +7,11 @@ f_lin), ``seed``, ``step`` and ``layer`` (with the coordinate ``layer_role`` ∈
 output}). Missing combinations are NaN; every function here copes with NaN and with axes of
 length 1. Pure: nothing here touches a file.
 
-The quantities tested against Lee et al. 2019:
-
-- Fig. 1 / S6: relative weight change ‖W_T − W_0‖_F/‖W_0‖_F ~ n^−½ for the input and output
-  layers and ~ n^−1 for hidden layers; relative kernel change ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F (and the
-  same for K̂) between n^−1 and n^−½.
-- Fig. S5: RMSE(f_T, f^lin_T) falls with the width n and grows with the dataset size |D|.
-- Fig. S9–S10: ‖Θ̂_0 − Θ‖_F/‖Θ‖_F and ‖K̂_0 − K‖_F/‖K‖_F ~ n^−½; the error of the mean of M
-  empirical kernels (M seeds, Monte Carlo) ~ M^−½ while M ≪ n.
-- Fig. 3: the network follows its linearization (RMSE(f_T, f^lin_T) small against the change of
-  the outputs f_T − f_0), and f^lin evolved with the empirical Θ̂_0 is closer to f than with the
-  analytic Θ at finite width.
-- Fig. 4 / S2–S4: the same tracking with momentum, minibatch SGD, cross-entropy and conv nets.
-- Fig. 2 / S1: the mean of an ensemble of trained networks on x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ lies
-  in the NTK-GP band μ_t ± 2σ_t (Eq. 14–15), its spread matches σ_t, and it follows the NTK-GP
-  rather than the NNGP.
-
-Every claim belongs to one of the paper's experiments (`EXPERIMENTS`); the report has one
-section per experiment present in the sweep.
-
 Exponents are fitted by ordinary least squares on log y = log c + p · log x, with every seed
 (and every layer of a role, averaged per seed) as a replicate, and a t-distribution confidence
 interval on p.
+
+The paper's claims, tested on these aggregates with computed verdicts, are in `ntkpipe.claims`.
 """
 
 from __future__ import annotations
@@ -38,7 +21,7 @@ import json
 import math
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -54,42 +37,8 @@ STATUSES = ("ok", "lr_above_critical", "diverged", "missing")
 USABLE_STATUSES = ("ok", "lr_above_critical")
 #: Layer roles in network order.
 LAYER_ROLES = ("input", "hidden", "output")
-#: Verdicts of a `Claim`.
-VERDICTS = ("consistent", "inconsistent", "not tested")
-
-#: The paper's weight-change exponents (Fig. 1) and the tolerance of the verdict per role.
-WEIGHT_CHANGE_CLAIMS = {"input": (-0.5, 0.2), "hidden": (-1.0, 0.3), "output": (-0.5, 0.2)}
-#: The paper's bounds on the kernel-change exponent (Fig. 1: between n^−1 and n^−½), widened by
-#: a tolerance on each side.
-KERNEL_CHANGE_BOUNDS = (-1.0, -0.5)
-KERNEL_CHANGE_TOLERANCE = 0.2
-#: The Monte Carlo rate of the empirical kernels' error (Fig. S9–S10) and its tolerance.
-ANALYTIC_ERROR_CLAIM = (-0.5, 0.2)
-
-#: The Monte Carlo rate of the error of the mean of M empirical kernels (Fig. S9–S10).
-MC_ERROR_CLAIM = (-0.5, 0.2)
-#: f^lin tracks f when RMSE(f_T, f^lin_T) / RMS(f_T − f_0) on the test set is below this, per loss
-#: (cross-entropy logits keep growing late in training, so its bound is looser; Fig. S4).
-TRACKING_TOLERANCE = {"mse": 0.1, "xent": 0.2}
-#: Fig. 3: Θ̂_0 must give the closer f^lin in at least this fraction of the runs.
-EMPIRICAL_CLOSER_FRACTION = 0.9
-#: Fig. 2: the ensemble mean must lie in μ_t ± 2σ_t for at least this fraction of (t > 0, α).
-BAND_FRACTION = 0.9
-#: Fig. 2: median of |σ_ensemble − σ_t| / max_α σ_t over (t > 0, α) at most this.
-STD_TOLERANCE = 0.25
-
-#: The paper's experiments: key → (its figures, title). The report has a section per key present.
-EXPERIMENTS = {
-    "fig1": ("Fig. 1 / S6", "Parameters and kernels move little"),
-    "fig2": ("Fig. 2 / S1", "Output distribution: an ensemble against the NTK-GP and the NNGP"),
-    "fig3": ("Fig. 3", "The network against its linearization"),
-    "fig4": ("Fig. 4 / S2–S4", "Beyond full-batch gradient descent on MSE"),
-    "figS5": ("Fig. S5", "Where linearization breaks"),
-    "figS9": ("Fig. S9–S10", "The empirical kernels converge"),
-}
 
 KERNEL_SYMBOLS = {"ntk": "Θ̂", "nngp": "K̂"}
-ANALYTIC_SYMBOLS = {"ntk": "Θ", "nngp": "K"}
 
 
 class FitError(ValueError):
@@ -132,8 +81,8 @@ class PowerLawFit:
         """E.g. ``−0.52 (95% CI [−0.58, −0.46], 10 points)``."""
         level = f"{100 * self.confidence:g}%"
         return (
-            f"{_num(self.exponent)} ({level} CI [{_num(self.ci_low)}, {_num(self.ci_high)}], "
-            f"{self.n_points} points)"
+            f"{format_number(self.exponent)} ({level} CI [{format_number(self.ci_low)}, "
+            f"{format_number(self.ci_high)}], {self.n_points} points)"
         )
 
 
@@ -154,32 +103,6 @@ class ExponentFit:
     group: dict = field(default_factory=dict)
     fit: PowerLawFit | None = None
     reason: str = ""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim of the paper next to what this sweep measured.
-
-    Attributes:
-        figure: the paper's figure, e.g. ``Fig. 1``.
-        statement: the claim as the paper makes it.
-        measured: the measured number(s), as text.
-        verdict: one of `VERDICTS`, computed from the data.
-        criterion: how the verdict was decided.
-        group: values of the other sweep axes the claim was tested on ({} when there are none).
-    """
-
-    figure: str
-    statement: str
-    measured: str
-    verdict: str
-    criterion: str
-    group: dict = field(default_factory=dict)
-
-    @property
-    def experiment(self) -> str:
-        """The key of `EXPERIMENTS` this claim belongs to (from its figure)."""
-        return experiment_of(self.figure)
 
 
 @dataclass(frozen=True)
@@ -365,7 +288,7 @@ def groups(ds: xr.Dataset, exclude: Sequence[str] = ()) -> Iterator[tuple[dict, 
     axes = [a for a in sweep_axes(ds) if a not in exclude and ds.sizes[a] > 1]
     for values in itertools.product(*(ds[a].values for a in axes)):
         point = dict(zip(axes, values, strict=True))
-        yield {a: _scalar(v) for a, v in point.items()}, ds.sel(point)
+        yield {a: as_scalar(v) for a, v in point.items()}, ds.sel(point)
 
 
 def has_data(ds: xr.Dataset, name: str) -> bool:
@@ -479,65 +402,6 @@ def rmse_dataset_trends(ds: xr.Dataset, split: str = "test") -> list[DatasetTren
     return trends
 
 
-# ---------------------------------------------------------------- claims
-
-
-def paper_claims(ds: xr.Dataset, *, confidence: float = 0.95) -> list[Claim]:
-    """The paper's claims tested on this sweep, with verdicts computed from the data.
-
-    A claim is listed only when its data are in the sweep (for the claims against width: the
-    width is a sweep axis and the variable has finite values); it is "not tested" when there
-    are data but too few widths to fit. Criteria (stated in each `Claim.criterion`):
-
-    - Fig. 1, per layer role: the fitted exponent lies within ±0.2 of −½ (input, output) or
-      ±0.3 of −1 (hidden); plus "hidden steeper than input and output" (point estimates).
-    - Fig. 1 / S6, per kernel: the exponent lies in [−1 − 0.2, −½ + 0.2].
-    - Fig. S9–S10, per kernel: the exponent against width lies within ±0.2 of −½; with ≥ 3
-      Monte Carlo sample counts M (seeds in a job), the exponent against M at the widest width
-      lies within ±0.2 of −½ (`MC_ERROR_CLAIM`).
-    - Fig. S5: RMSE(f_T, f^lin_T) falls with width (95% CI of the exponent below 0) at every
-      dataset size; it grows with |D| (geometric-mean ratio > 1 between consecutive sizes).
-    - Fig. 3 (full-batch GD, MSE, fc) or Fig. 4 / S2–S4 (any other optimizer, loss or
-      architecture), per group of the axes other than width: RMSE(f_T, f^lin_T)/RMS(f_T − f_0)
-      at the widest width below `TRACKING_TOLERANCE` of the loss.
-    - Fig. 3: f^lin evolved with Θ̂_0 closer to f than with Θ in ≥ `EMPIRICAL_CLOSER_FRACTION`
-      of the runs.
-    - Fig. 2 / S1, at the widest width: the ensemble mean inside μ_t ± 2σ_t for ≥
-      `BAND_FRACTION` of (t > 0, α); median |σ_ens − σ_t|/max_α σ_t ≤ `STD_TOLERANCE`; the
-      ensemble mean closer to the NTK-GP than to the NNGP at the last step.
-
-    Returns:
-        The claims, in the order of `EXPERIMENTS`.
-    """
-    claims = _width_claims(ds, confidence) if is_width_sweep(ds) else []
-    if has_mc_samples(ds):
-        claims += _mc_claims(ds, confidence)
-    if has_data(ds, "output_change_test") and has_data(ds, "rmse_test"):
-        claims += _tracking_claims(ds)
-    if has_data(ds, "rmse_test_analytic") and has_data(ds, "rmse_test"):
-        claims += _empirical_closer_claims(ds)
-    if has_data(ds, "ensemble_fx") and has_data(ds, "ntkgp_mean"):
-        claims += _ensemble_claims(ds)
-    order = list(EXPERIMENTS)
-    return sorted(claims, key=lambda c: order.index(c.experiment))
-
-
-def experiment_of(figure: str) -> str:
-    """The key of `EXPERIMENTS` of a figure label such as ``Fig. 1 / S6`` or ``Fig. S9–S10``."""
-    head = figure.split("/")[0].strip()
-    for key, (figures, _) in EXPERIMENTS.items():
-        if head == figures.split("/")[0].strip():
-            return key
-    raise ValueError(f"figure={figure!r}: not one of the experiments {list(EXPERIMENTS)}")
-
-
-def experiments_present(ds: xr.Dataset, claims: Sequence[Claim] | None = None) -> list[str]:
-    """Keys of `EXPERIMENTS` this sweep has data for (those with a claim), in paper order."""
-    claims = paper_claims(ds) if claims is None else claims
-    found = {c.experiment for c in claims}
-    return [key for key in EXPERIMENTS if key in found]
-
-
 # ---------------------------------------------------------------- Fig. S9–S10: Monte Carlo
 
 
@@ -641,7 +505,7 @@ def training_setting(ds: xr.Dataset, group: dict, dotted: str):
     if short in group:
         return group[short]
     if short in sweep_axes(ds) and ds.sizes[short] == 1:
-        return _scalar(ds[short].values[0])
+        return as_scalar(ds[short].values[0])
     config = ds.attrs.get("config")
     parsed = json.loads(config) if isinstance(config, str) else (config or {})
     section, key = dotted.split(".")
@@ -750,6 +614,19 @@ def format_group(group: dict) -> str:
     return ", ".join(f"{k} = {v}" for k, v in group.items())
 
 
+def as_scalar(value):
+    """A NumPy or xarray scalar (e.g. a coordinate value) as a plain Python value; any other value
+    unchanged."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def format_number(value: float, digits: int = 2) -> str:
+    """A number with a true minus sign, e.g. −0.52 (``nan`` for None and NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    return f"{value:.{digits}f}".replace("-", "−")
+
+
 # ---------------------------------------------------------------- private helpers
 
 
@@ -780,10 +657,6 @@ def _last_finite(var: xr.DataArray, dim: str) -> xr.DataArray:
     position = xr.DataArray(np.arange(var.sizes[dim]), dims=dim)
     last = position.where(finite, 0).max(dim)
     return var.isel({dim: last}).drop_vars(dim, errors="ignore")
-
-
-def _scalar(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def _require(ds: xr.Dataset, name: str, *, width: bool = False) -> None:
@@ -826,7 +699,7 @@ def _grid(ds: xr.Dataset, dims: Sequence[str]) -> xr.DataArray:
 
 
 def _dataset_trend(group: dict, mean: xr.DataArray) -> DatasetTrend:
-    sizes = [_scalar(v) for v in mean["n_train"].values]
+    sizes = [as_scalar(v) for v in mean["n_train"].values]
     pairs, increases, comparisons = [], 0, 0
     for i in range(len(sizes) - 1):
         small = mean.isel(n_train=i).values.ravel()
@@ -842,313 +715,3 @@ def _dataset_trend(group: dict, mean: xr.DataArray) -> DatasetTrend:
     fraction = increases / comparisons if comparisons else math.nan
     grows = bool(pairs) and all(r > 1 for _, _, r in pairs if not math.isnan(r)) and comparisons > 0
     return DatasetTrend(group, pairs, fraction, grows)
-
-
-def _width_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
-    """The claims against width (Fig. 1 / S6, S5, S9–S10)."""
-    claims: list[Claim] = []
-    if has_data(ds, "weight_change"):
-        claims += _weight_change_claims(weight_change_exponents(ds, confidence=confidence))
-    if has_data(ds, "ntk_change") or has_data(ds, "nngp_change"):
-        claims += [
-            _kernel_change_claim(f) for f in kernel_change_exponents(ds, confidence=confidence)
-        ]
-    if has_data(ds, "rmse_test"):
-        claims += _rmse_claims(ds, confidence)
-    if has_data(ds, "ntk_analytic_error") or has_data(ds, "nngp_analytic_error"):
-        fits = analytic_error_exponents(ds, confidence=confidence)
-        claims += [_analytic_error_claim(f) for f in fits]
-    return claims
-
-
-def _widest(ds: xr.Dataset, name: str) -> tuple[xr.Dataset, object]:
-    """`ds` at the widest width where `name` has a finite value (and that width); `ds` itself
-    (and None) without a width axis."""
-    if "width" not in ds.dims:
-        return ds, None
-    ordered = ds.sortby("width")
-    other = [d for d in ordered[name].dims if d != "width"]
-    finite = np.isfinite(ordered[name]).any(other) if other else np.isfinite(ordered[name])
-    index = int(np.flatnonzero(finite.values)[-1]) if finite.any() else ordered.sizes["width"] - 1
-    return ordered.isel(width=index), _scalar(ordered["width"].values[index])
-
-
-def _at(group: dict, width) -> dict:
-    return {**group, "width": width} if width is not None else group
-
-
-def _mc_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
-    paper, tol = MC_ERROR_CLAIM
-    by_point = {}
-    for f in mc_exponents(ds, confidence=confidence):
-        rest = {k: v for k, v in f.group.items() if k != "width"}
-        key = (f.quantity, json.dumps(rest, sort_keys=True, default=str))
-        by_point.setdefault(key, []).append(f)
-    claims = []
-    for fits in by_point.values():
-        fits = sorted(fits, key=lambda f: f.group.get("width", 0))
-        widest = fits[-1]
-        s = widest.label
-        a = ANALYTIC_SYMBOLS[widest.quantity.split("_")[0]]
-        claim = _exponent_claim(
-            "Fig. S9–S10",
-            f"the mean of M empirical kernels converges to the analytic one: "
-            f"‖mean_M {s}_0 − {a}‖_F/‖{a}‖_F ~ M^{_power(paper)} (Monte Carlo, M ≪ n)",
-            widest,
-            (paper - tol, paper + tol),
-            f"the exponent against M at the widest width lies within ±{tol:g} of {_power(paper)}",
-        )
-        others = [f"n = {f.group['width']}: {_num(f.fit.exponent)}" for f in fits[:-1] if f.fit]
-        if others:
-            claim = replace(claim, measured=f"{claim.measured}; other widths {', '.join(others)}")
-        claims.append(claim)
-    return claims
-
-
-def _tracking_claims(ds: xr.Dataset) -> list[Claim]:
-    relative = relative_rmse_final(ds, "test").to_dataset(name="relative")
-    relative.attrs = ds.attrs
-    claims = []
-    for group, sub in groups(relative, exclude=("width",)):
-        at_widest, width = _widest(sub, "relative")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            value = float(at_widest["relative"].mean().values)
-        if not math.isfinite(value):
-            continue
-        settings = {k: training_setting(ds, group, k) for k in _TRACKING_FIELDS}
-        loss = settings["training.loss"] or "mse"
-        tol = TRACKING_TOLERANCE.get(loss, TRACKING_TOLERANCE["mse"])
-        figure, how = _tracking_figure(settings)
-        claims.append(
-            Claim(
-                figure,
-                f"the network f follows its linearization f^lin over training ({how})",
-                f"RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set = {_num(value, 3)} "
-                f"(mean over seeds{f' at n = {width}' if width is not None else ''})",
-                _verdict(value < tol),
-                f"the relative RMSE at the widest width is below {tol:g} ({loss} loss)",
-                _at(group, width),
-            )
-        )
-    return claims
-
-
-_TRACKING_FIELDS = (
-    "model.architecture",
-    "training.optimizer",
-    "training.loss",
-    "training.batch_size",
-)
-
-
-def _tracking_figure(settings: dict) -> tuple[str, str]:
-    arch = settings["model.architecture"] or "fc"
-    optimizer = settings["training.optimizer"] or "gd"
-    loss = settings["training.loss"] or "mse"
-    batch = settings["training.batch_size"]
-    how = f"{arch}, {optimizer}{f' (batch {batch})' if batch else ''}, {loss} loss"
-    plain = arch == "fc" and optimizer == "gd" and loss == "mse"
-    return ("Fig. 3" if plain else "Fig. 4 / S2–S4"), how
-
-
-def _empirical_closer_claims(ds: xr.Dataset) -> list[Claim]:
-    both = empirical_vs_analytic(ds, "test")
-    ok = np.isfinite(both["rmse"]) & np.isfinite(both["rmse_analytic"])
-    n_runs = int(ok.sum())
-    if not n_runs:
-        return []
-    closer = int(((both["rmse"] < both["rmse_analytic"]) & ok).sum())
-    ratio = (both["rmse"] / both["rmse_analytic"]).where(ok)
-    median = float(np.nanmedian(ratio.values))
-    fraction = closer / n_runs
-    return [
-        Claim(
-            "Fig. 3",
-            "at finite width f^lin with the empirical Θ̂_0 is closer to the network than with "
-            "the analytic Θ",
-            f"Θ̂_0 closer in {closer} of {n_runs} runs; median RMSE ratio (Θ̂_0 / Θ) on the "
-            f"test set at the end {_num(median, 3)}",
-            _verdict(fraction >= EMPIRICAL_CLOSER_FRACTION),
-            f"RMSE(f_T, f^lin_T) with Θ̂_0 below that with Θ in ≥ "
-            f"{100 * EMPIRICAL_CLOSER_FRACTION:g}% of the runs",
-        )
-    ]
-
-
-def _ensemble_claims(ds: xr.Dataset) -> list[Claim]:
-    agreement = ensemble_agreement(ds)
-    members = int(ds.sizes.get("member", 0))
-    claims = []
-    for group, sub in groups(agreement, exclude=("width",)):
-        sub = sub.squeeze(drop=True)
-        at, width = _widest(sub, "band_fraction")
-        fraction = float(at["band_fraction"].values)
-        if not math.isfinite(fraction):
-            continue
-        where = _at(group, width)
-        others = ""
-        if width is not None:
-            rest = [
-                f"n = {_scalar(w)}: {100 * float(v):.0f}%"
-                for w, v in zip(sub["width"].values, sub["band_fraction"].values, strict=True)
-                if _scalar(w) != width and math.isfinite(float(v))
-            ]
-            others = f" (other widths: {', '.join(rest)})" if rest else ""
-        std_error = float(at["std_error"].values)
-        near = {n: float(at[f"distance_{n}"].values) for n in ("ntkgp", "nngp", "posterior")}
-        claims += [
-            Claim(
-                "Fig. 2 / S1",
-                "the mean of the trained ensemble lies in the NTK-GP band μ_t ± 2σ_t "
-                "(Eq. 14–15) along the interpolation line",
-                f"inside for {100 * fraction:.0f}% of (t > 0, α); {members} members{others}",
-                _verdict(fraction >= BAND_FRACTION),
-                f"inside for ≥ {100 * BAND_FRACTION:g}% of the recorded steps t > 0 and points α "
-                "at the widest width",
-                where,
-            ),
-            Claim(
-                "Fig. 2 / S1",
-                "the spread of the ensemble follows the NTK-GP standard deviation σ_t (Eq. 15)",
-                f"median |σ_ensemble − σ_t| / max_α σ_t = {_num(std_error, 3)}",
-                _verdict(std_error <= STD_TOLERANCE),
-                f"median over (t > 0, α) at most {STD_TOLERANCE:g}",
-                where,
-            ),
-            Claim(
-                "Fig. 2 / S1",
-                "gradient descent follows the NTK-GP, not the NNGP (readout-only training, "
-                "Eq. S22–S23, whose t → ∞ limit is the posterior of Eq. 13)",
-                f"RMS over α at the end of mean_ensemble − NTK-GP {_num(near['ntkgp'], 3)}, "
-                f"− NNGP {_num(near['nngp'], 3)}, − NNGP posterior {_num(near['posterior'], 3)}",
-                _verdict(near["ntkgp"] < near["nngp"]),
-                "the ensemble mean at the last step is closer (RMS over α) to the NTK-GP mean "
-                "than to the NNGP mean at the same step",
-                where,
-            ),
-        ]
-    return claims
-
-
-def _weight_change_claims(fits: list[ExponentFit]) -> list[Claim]:
-    claims = []
-    by_group: dict[str, dict[str, ExponentFit]] = {}
-    for f in fits:
-        by_group.setdefault(json.dumps(f.group, sort_keys=True, default=str), {})[f.label] = f
-        paper, tol = WEIGHT_CHANGE_CLAIMS[f.label]
-        claims.append(
-            _exponent_claim(
-                "Fig. 1",
-                f"relative change of the {f.label} weights ‖W_T − W_0‖_F/‖W_0‖_F "
-                f"~ n^{_power(paper)}",
-                f,
-                (paper - tol, paper + tol),
-                f"the fitted exponent lies within ±{tol:g} of {_power(paper)}",
-            )
-        )
-    for roles in by_group.values():
-        claims += _steeper_claim(roles)
-    return claims
-
-
-def _steeper_claim(roles: dict[str, ExponentFit]) -> list[Claim]:
-    if "hidden" not in roles:
-        return []
-    hidden = roles["hidden"]
-    others = [roles[r] for r in ("input", "output") if r in roles]
-    statement = "hidden weights change faster with width than input and output weights"
-    criterion = "point estimate of the hidden exponent below those of the input and output layers"
-    if hidden.fit is None or any(o.fit is None for o in others) or not others:
-        return [
-            Claim(
-                "Fig. 1", statement, "too few widths to fit", "not tested", criterion, hidden.group
-            )
-        ]
-    measured = "; ".join(f"{f.label}: {f.fit.describe()}" for f in (hidden, *others))
-    steeper = all(hidden.fit.exponent < o.fit.exponent for o in others)
-    return [Claim("Fig. 1", statement, measured, _verdict(steeper), criterion, hidden.group)]
-
-
-def _kernel_change_claim(f: ExponentFit) -> Claim:
-    low, high = KERNEL_CHANGE_BOUNDS
-    tol = KERNEL_CHANGE_TOLERANCE
-    s = f.label
-    return _exponent_claim(
-        "Fig. 1 / S6",
-        f"relative kernel change ‖{s}_T − {s}_0‖_F/‖{s}_0‖_F scales between n^{_power(low)} "
-        f"and n^{_power(high)}",
-        f,
-        (low - tol, high + tol),
-        f"the fitted exponent lies in [{_num(low - tol)}, {_num(high + tol)}] "
-        f"(the paper's range ±{tol:g})",
-    )
-
-
-def _analytic_error_claim(f: ExponentFit) -> Claim:
-    paper, tol = ANALYTIC_ERROR_CLAIM
-    s, a = f.label, ANALYTIC_SYMBOLS[f.quantity.split("_")[0]]
-    return _exponent_claim(
-        "Fig. S9–S10",
-        f"the empirical kernel at initialization converges: ‖{s}_0 − {a}‖_F/‖{a}‖_F "
-        f"~ n^{_power(paper)}",
-        f,
-        (paper - tol, paper + tol),
-        f"the fitted exponent lies within ±{tol:g} of {_power(paper)}",
-    )
-
-
-def _rmse_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
-    statement = "RMSE(f_T, f^lin_T) on the test set falls with the width n"
-    criterion = f"the {100 * confidence:g}% CI of the exponent of RMSE against width is below 0"
-    claims = []
-    for f in rmse_exponents(ds, "test", confidence=confidence):
-        if f.fit is None:
-            claims.append(Claim("Fig. S5", statement, f.reason, "not tested", criterion, f.group))
-            continue
-        measured = f"exponent {f.fit.describe()}"
-        claims.append(
-            Claim("Fig. S5", statement, measured, _verdict(f.fit.ci_high < 0), criterion, f.group)
-        )
-    for trend in rmse_dataset_trends(ds, "test"):
-        claims.append(_trend_claim(trend))
-    return claims
-
-
-def _trend_claim(trend: DatasetTrend) -> Claim:
-    measured = "; ".join(f"|D| {a} → {b}: ×{_num(r, 3)}" for a, b, r in trend.pairs)
-    if not math.isnan(trend.increasing_fraction):
-        measured += f" (grew at {100 * trend.increasing_fraction:.0f}% of widths)"
-    tested = not math.isnan(trend.increasing_fraction)
-    return Claim(
-        "Fig. S5",
-        "RMSE(f_T, f^lin_T) on the test set grows with the dataset size |D|",
-        measured,
-        _verdict(trend.grows) if tested else "not tested",
-        "geometric mean over widths of the seed-mean RMSE ratio > 1 for every consecutive |D|",
-        trend.group,
-    )
-
-
-def _exponent_claim(figure, statement, f: ExponentFit, bounds, criterion) -> Claim:
-    if f.fit is None:
-        return Claim(figure, statement, f.reason, "not tested", criterion, f.group)
-    inside = bounds[0] <= f.fit.exponent <= bounds[1]
-    measured = f"exponent {f.fit.describe()}"
-    return Claim(figure, statement, measured, _verdict(inside), criterion, f.group)
-
-
-def _verdict(holds: bool) -> str:
-    return "consistent" if holds else "inconsistent"
-
-
-def _power(value: float) -> str:
-    """The paper's exponents as written there: −½, −1."""
-    return {-0.5: "−½", -1.0: "−1", 0.5: "½"}.get(value, _num(value))
-
-
-def _num(value: float, digits: int = 2) -> str:
-    """A number with a true minus sign, e.g. −0.52."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "nan"
-    return f"{value:.{digits}f}".replace("-", "−")

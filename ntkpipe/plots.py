@@ -10,7 +10,7 @@ size |D| = n_train gets a panel. Any further sweep axis with several values (dep
 combination of them. Runs that diverged or are missing are left out (`analysis.usable_runs`).
 The figures of one run or one ensemble (``linearization``, Fig. 3; ``ensemble``, Fig. 2) show
 the widest network and the largest |D| of the sweep. `FIGURE_EXPERIMENTS` says which of the
-paper's experiments (`analysis.EXPERIMENTS`) each figure illustrates.
+paper's experiments (`claims.EXPERIMENTS`) each figure illustrates.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ FIGURES = {
     ),
 }
 
-#: Figure stem → the experiments (keys of `analysis.EXPERIMENTS`) it illustrates; the report shows
+#: Figure stem → the experiments (keys of `claims.EXPERIMENTS`) it illustrates; the report shows
 #: it in the section of the first one present in the sweep.
 FIGURE_EXPERIMENTS = {
     "loss_curves": ("fig3", "fig4"),

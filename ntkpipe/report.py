@@ -1,7 +1,7 @@
 """One self-contained HTML report of a sweep: config, runs, the paper's claims, figures, summary.
 
 After the sweep and its runs, an overview of the claims, then one section per experiment of the
-paper present in the sweep (`analysis.EXPERIMENTS`): its claims, each with the measured number
+paper present in the sweep (`claims.EXPERIMENTS`): its claims, each with the measured number
 and the verdict computed from the data, followed by its figures (`plots.FIGURE_EXPERIMENTS`).
 
 The page has no external resources and needs no JavaScript: figures are inlined as base64 data
@@ -25,6 +25,7 @@ import xarray as xr
 import yaml
 
 from ntkpipe import analysis
+from ntkpipe.claims import EXPERIMENTS, VERDICTS, Claim, paper_claims
 from ntkpipe.plots import FIGURE_EXPERIMENTS, figure_caption, figure_order, load_summary
 
 #: How each run status is shown.
@@ -68,7 +69,7 @@ def write_report(
     ]
     ds = load_summary(summary)
     table = analysis.run_table(ds) if run_table is None else run_table
-    page = render_report(ds, figures, table, analysis.paper_claims(ds))
+    page = render_report(ds, figures, table, paper_claims(ds))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(page, encoding="utf-8")
@@ -79,7 +80,7 @@ def render_report(
     ds: xr.Dataset,
     figures: Sequence[tuple[str, str, str, str]],
     run_table: pd.DataFrame,
-    claims: Sequence[analysis.Claim],
+    claims: Sequence[Claim],
 ) -> str:
     """The report's HTML text.
 
@@ -92,10 +93,10 @@ def render_report(
         figures: (figure stem, title, caption, data URI) per figure; the stem places it in an
             experiment's section (`plots.FIGURE_EXPERIMENTS`).
         run_table: one row per run, with a ``status`` column.
-        claims: the paper's claims with verdicts (`analysis.paper_claims`).
+        claims: the paper's claims with verdicts (`claims.paper_claims`).
     """
     name = ds.attrs.get("name", "") or "(unnamed sweep)"
-    present = [key for key in analysis.EXPERIMENTS if any(c.experiment == key for c in claims)]
+    present = [key for key in EXPERIMENTS if any(c.experiment == key for c in claims)]
     placed = {key: [] for key in present}
     others = []
     for stem, *figure in figures:
@@ -107,7 +108,7 @@ def render_report(
         ("claims", "The paper's claims", _claims_section(claims)),
     ]
     for key in present:
-        figure_label, title = analysis.EXPERIMENTS[key]
+        figure_label, title = EXPERIMENTS[key]
         own = [c for c in claims if c.experiment == key]
         content = _claims_table(own) + "\n" + _figures_section(placed[key], empty="")
         sections.append((f"experiment-{key}", f"{figure_label}: {title}", content))
@@ -230,24 +231,24 @@ def _table(table: pd.DataFrame) -> str:
     )
 
 
-def _claims_section(claims: Sequence[analysis.Claim]) -> str:
+def _claims_section(claims: Sequence[Claim]) -> str:
     if not claims:
         return (
             "<p>No claim of the paper can be tested on this sweep (it needs a width axis with "
             "data for the quantity).</p>"
         )
-    counts = {v: sum(c.verdict == v for c in claims) for v in analysis.VERDICTS}
+    counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
     summary = ", ".join(
         f'<span class="verdict-{_css(v)}">{n} {_e(v)}</span>' for v, n in counts.items() if n
     )
     rows = []
-    for key, (figure_label, title) in analysis.EXPERIMENTS.items():
+    for key, (figure_label, title) in EXPERIMENTS.items():
         own = [c for c in claims if c.experiment == key]
         if not own:
             continue
         verdicts = ", ".join(
             f'<span class="verdict-{_css(v)}">{n} {_e(v)}</span>'
-            for v in analysis.VERDICTS
+            for v in VERDICTS
             if (n := sum(c.verdict == v for c in own))
         )
         rows.append(
@@ -264,7 +265,7 @@ def _claims_section(claims: Sequence[analysis.Claim]) -> str:
     )
 
 
-def _claims_table(claims: Sequence[analysis.Claim]) -> str:
+def _claims_table(claims: Sequence[Claim]) -> str:
     rows = "".join(
         "<tr>"
         f"<td>{_e(c.figure)}</td>"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ntkpipe import analysis, ensemble, stages, storage
+from ntkpipe import analysis, claims, ensemble, stages, storage
 from ntkpipe import config as ntk_config
 from tests.workflow_helpers import REPO
 
@@ -169,7 +169,7 @@ def test_ensemble_mean_lies_in_the_ntk_gp_band(fig2):
     agreement = analysis.ensemble_agreement(fig2)
     assert float(agreement["band_fraction"]) >= 0.8
     assert float(agreement["std_error"]) <= 0.35
-    band = [c for c in analysis.paper_claims(fig2) if "NTK-GP band" in c.statement]
+    band = [c for c in claims.paper_claims(fig2) if "NTK-GP band" in c.statement]
     assert [c.experiment for c in band] == ["fig2"]
 
 

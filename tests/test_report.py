@@ -14,7 +14,7 @@ import pytest
 from matplotlib import image as mpimg
 from summary_fixture import add_ensemble, add_linearization, add_mc, make_summary
 
-from ntkpipe import analysis, plots, report
+from ntkpipe import claims, plots, report
 
 FLAGGED = [
     ({"width": 128, "n_train": 32}, 1, "missing"),
@@ -155,7 +155,7 @@ def test_report_sections_show_config_runs_and_claims(built):
     for heading in ("Sweep", "Runs", "The paper&#x27;s claims", "Figures", "Summary dataset"):
         assert f"<h2>{heading}</h2>" in text
     for key in ("fig1", "figS5", "figS9"):
-        figures, title = analysis.EXPERIMENTS[key]
+        figures, title = claims.EXPERIMENTS[key]
         assert f"<h2>{html.escape(f'{figures}: {title}')}</h2>" in text
         assert f'<a href="#experiment-{key}">' in text
     assert "experiment-fig2" not in text and "experiment-fig3" not in text
