@@ -89,6 +89,9 @@ STAGE_LEAVES_OUT = {
 }
 """Stage name → keys of the run config left out of its stage config (where STAGES is None)."""
 
+DEFAULT_MOMENTUM = 0.9
+"""β of a momentum run whose config leaves ``training.momentum`` null (the schema default)."""
+
 _AXIS = r"[A-Za-z0-9_]+"
 _VALUE = r"[A-Za-z0-9_.\-]+"
 _SEEDS = r"seeds~[0-9]+(?:-[0-9]+|(?:_[0-9]+)*)"
@@ -156,6 +159,7 @@ def load_config(source):
     sweep_errors, axes = _sweep_errors(config, invalid)
     errors += sweep_errors
     errors += _grid_errors(config, axes, invalid)
+    errors += _momentum_errors(config, invalid)
     if errors:
         raise ConfigError(errors, source=origin)
     return config
@@ -608,6 +612,24 @@ def _grid_errors(config, axes, invalid):
     return [_with_point(message, points, n_points) for message, points in seen.items()]
 
 
+def _momentum_errors(config, invalid):
+    """training.momentum set (in the base config or as a sweep axis) where no run uses the
+    momentum optimizer: gd and sgd would silently ignore it."""
+    if {"training.momentum", "training.optimizer", "training", "sweep"} & set(invalid):
+        return []
+    sweep, training = config["sweep"], config["training"]
+    given = sweep.get("training.momentum", [training["momentum"]])
+    optimizers = sweep.get("training.optimizer", [training["optimizer"]])
+    if all(value is None for value in given) or "momentum" in optimizers:
+        return []
+    return [
+        f"training.momentum: {given[0] if len(given) == 1 else given} is set, but no run uses "
+        f"training.optimizer momentum ({', '.join(sorted(set(optimizers)))} has no momentum "
+        f"term, so it would be ignored); for SGD with momentum set training.optimizer: "
+        f"momentum with a training.batch_size, else remove training.momentum"
+    ]
+
+
 def _with_point(message, points, n_points):
     if not points[0] or len(points) == n_points:
         return message  # no sweep, or a problem of every point
@@ -743,6 +765,9 @@ def _assign(config, assignment):
 
 def _run_config(point_config, run_id, axes, seeds):
     config = {k: copy.deepcopy(v) for k, v in point_config.items() if k != "sweep"}
+    training = config.get("training", {})
+    if training.get("optimizer") == "momentum" and training.get("momentum") is None:
+        training["momentum"] = DEFAULT_MOMENTUM
     config["seeds"] = list(seeds)
     config["run_id"] = run_id
     config["axes"] = copy.deepcopy(dict(axes))

@@ -45,7 +45,7 @@ def test_empty_config_is_the_schema_defaults():
 def test_default_sweep_config_loads_with_defaults_filled():
     config = cfg.load_config(DEFAULT_CONFIG)
     assert config["name"] == "digits-binary"
-    assert config["training"]["momentum"] == 0.9  # default from the schema
+    assert config["training"]["momentum"] is None  # default from the schema (gd: no β)
     assert config["training"]["batch_size"] is None
     assert config["precision"] == "float32"
     assert config["sweep"] == {"model.width": [64, 128, 256, 512, 1024], "data.n_train": [32, 128]}
@@ -181,6 +181,31 @@ def test_training_cross_checks(training, expected):
 def test_minibatch_options_that_are_fine():
     config = cfg.load_config({"training": {"optimizer": "momentum", "batch_size": 16}})
     assert config["training"]["batch_size"] == 16
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"training": {"optimizer": "sgd", "batch_size": 8, "momentum": 0.9}},
+        {"training": {"momentum": 0.5}},  # gd, the default
+        {"training": {"optimizer": "sgd", "batch_size": 8}, "sweep": {"training.momentum": [0.5]}},
+    ],
+)
+def test_momentum_no_run_uses_is_refused(config):
+    """gd and sgd have no momentum term: a β that no run uses would be silently ignored."""
+    (message,) = _errors(config)
+    assert message.startswith("training.momentum: ") and "is set, but no run uses" in message
+    assert "training.optimizer: momentum with a training.batch_size" in message
+
+
+def test_momentum_runs_get_the_default_beta_and_others_none():
+    sweep = {"training": {"batch_size": 8}, "sweep": {"training.optimizer": ["sgd", "momentum"]}}
+    runs = cfg.expand_runs(sweep)
+    assert [r.config["training"]["momentum"] for r in runs] == [None, cfg.DEFAULT_MOMENTUM]
+    mixed = {"training": {"momentum": 0.5}, "sweep": {"training.optimizer": ["gd", "momentum"]}}
+    assert [r.config["training"]["momentum"] for r in cfg.expand_runs(mixed)] == [0.5, 0.5]
+    loaded = cfg.load_config(sweep)
+    assert cfg.load_config(loaded) == loaded and loaded["training"]["momentum"] is None
 
 
 def test_analytic_kernels_only_for_fc():

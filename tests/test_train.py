@@ -199,7 +199,7 @@ def test_momentum_is_heavy_ball():
 def test_sgd_with_the_full_batch_is_gd():
     """A minibatch of all n examples is a permutation of the data: the same mean gradient.
 
-    Plain SGD ignores ``momentum`` (a run config always carries β for the momentum optimizer).
+    Plain SGD ignores ``momentum`` (ntkpipe.config refuses a β that no run of a sweep uses).
     """
     kwargs = dict(learning_rate=0.5, steps=5, record_steps=[0, 5])
     gd = train.train(NET.apply, PARAMS0, *DATA, **kwargs)
