@@ -24,6 +24,13 @@ PAPER_EXPONENTS = {
     "rmse_n_train": 0.5,
 }
 
+#: Runs flagged in the summaries of the analysis, claims and report tests: (point, seed, status).
+FLAGGED = [
+    ({"width": 128, "n_train": 32}, 1, "missing"),
+    ({"width": 64, "n_train": 128}, 0, "diverged"),
+    ({"width": 256, "n_train": 32}, 0, "lr_above_critical"),
+]
+
 
 def make_summary(
     widths=(64, 128, 256, 512, 1024),

@@ -6,16 +6,11 @@ import numpy as np
 import pytest
 import xarray as xr
 from scipy import stats
-from summary_fixture import PAPER_EXPONENTS, add_mc, make_summary
+from summary_fixture import FLAGGED, PAPER_EXPONENTS, add_mc, make_summary
 
 from ntkpipe import analysis
 
 WIDTHS = np.array([64.0, 128.0, 256.0, 512.0, 1024.0])
-FLAGGED = [
-    ({"width": 128, "n_train": 32}, 1, "missing"),
-    ({"width": 64, "n_train": 128}, 0, "diverged"),
-    ({"width": 256, "n_train": 32}, 0, "lr_above_critical"),
-]
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,10 @@
 import json
 
 import pytest
-from summary_fixture import add_ensemble, add_linearization, add_mc, make_summary
+from summary_fixture import FLAGGED, add_ensemble, add_linearization, add_mc, make_summary
 
 from ntkpipe import analysis
 from ntkpipe.claims import experiment_of, paper_claims
-
-FLAGGED = [
-    ({"width": 128, "n_train": 32}, 1, "missing"),
-    ({"width": 64, "n_train": 128}, 0, "diverged"),
-    ({"width": 256, "n_train": 32}, 0, "lr_above_critical"),
-]
 
 
 @pytest.fixture(scope="module")

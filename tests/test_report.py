@@ -12,15 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib import image as mpimg
-from summary_fixture import add_ensemble, add_linearization, add_mc, make_summary
+from summary_fixture import FLAGGED, add_ensemble, add_linearization, add_mc, make_summary
 
 from ntkpipe import claims, plots, report
 
-FLAGGED = [
-    ({"width": 128, "n_train": 32}, 1, "missing"),
-    ({"width": 64, "n_train": 128}, 0, "diverged"),
-    ({"width": 256, "n_train": 32}, 0, "lr_above_critical"),
-]
 INJECTION = "<script>alert(1)</script>"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
