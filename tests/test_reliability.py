@@ -380,6 +380,21 @@ def test_snakemake_stops_an_injection_before_any_job(tmp_path, changes, field):
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "results").exists()
 
 
+def test_a_run_config_param_reaches_the_job_quoted(tmp_path):
+    """resources.jobs: runs passes the whole run config on the job's command line: a free
+    string in it (data.root, unused by digits) is one quoted argument, never shell code."""
+    hostile = 'it\'s $(touch PWNED); `touch PWNED2` "quoted" & > out'
+    config = {**ONE_RUN, "data": {**ONE_RUN["data"], "root": hostile}}
+    config["resources"] = {"jobs": "runs"}
+    path = tmp_path / "hostile.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_id = ntk_config.expand_runs(ONE_RUN)[0].run_id
+    snakemake(tmp_path, path, f"results/faults/runs/{run_id}/metrics.zarr")
+    assert not list(tmp_path.glob("PWNED*")) and not (tmp_path / "out").exists()
+    written = json.loads((tmp_path / "results/faults/runs" / run_id / "run.json").read_text())
+    assert written["data"]["root"] == hostile
+
+
 def test_run_ids_and_wildcards_are_constrained():
     pattern = re.compile(f"^(?:{ntk_config.RUN_ID_PATTERN})$")
     runs = ntk_config.expand_runs({**ONE_RUN, "sweep": {"model.width": [16, 32]}})
