@@ -36,6 +36,7 @@ __all__ = [
     "report",
     "storage",
     "train",
+    "validation",
 ]
 
 

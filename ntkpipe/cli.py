@@ -230,11 +230,15 @@ def _profile_args(parser):
 # ---------------------------------------------------------------- handlers
 
 
-def _run(stage_name):
-    def handler(args):
-        from ntkpipe import stages
+def _run(module_name, stage_name):
+    """The handler of a stage command: ``ntkpipe.<module_name>.<stage_name>(**arguments)``, the
+    module imported only when the command runs (JAX starts there, after the threads are pinned)."""
 
-        getattr(stages, stage_name)(**_stage_kwargs(args))
+    def handler(args):
+        import importlib
+
+        module = importlib.import_module(f"ntkpipe.{module_name}")
+        getattr(module, stage_name)(**_stage_kwargs(args))
 
     return handler
 
@@ -270,13 +274,20 @@ def _install_profile(args):
     print(installed.summary())
 
 
+# (command, help, arguments, handler); a stage's handler names the module that holds it:
+# ntkpipe.stages (per run) or ntkpipe.sweep_stages (per sweep point, per sweep).
 _COMMANDS = [
-    ("init", "sample θ₀ for every seed of a run and evaluate f₀", _init_args, _run("init")),
-    ("kernels", "empirical Θ̂ and K̂ at the given params", _kernels_args, _run("kernels")),
-    ("analytic", "infinite-width Θ and K", _analytic_args, _run("analytic")),
-    ("train", "train the network (all seeds of a run)", _train_args, _run("train")),
-    ("linear", "evolve the linearized network f_lin", _linear_args, _run("linear")),
-    ("compare", "per-run metrics of f against f_lin", _compare_args, _run("compare")),
+    (
+        "init",
+        "sample θ₀ for every seed of a run and evaluate f₀",
+        _init_args,
+        _run("stages", "init"),
+    ),
+    ("kernels", "empirical Θ̂ and K̂ at the given params", _kernels_args, _run("stages", "kernels")),
+    ("analytic", "infinite-width Θ and K", _analytic_args, _run("stages", "analytic")),
+    ("train", "train the network (all seeds of a run)", _train_args, _run("stages", "train")),
+    ("linear", "evolve the linearized network f_lin", _linear_args, _run("stages", "linear")),
+    ("compare", "per-run metrics of f against f_lin", _compare_args, _run("stages", "compare")),
     (
         "run",
         "every stage of one run in one job (init → kernels → train → linear → compare), "
@@ -288,11 +299,21 @@ _COMMANDS = [
         "ensemble",
         "train an ensemble on x(α) between two training points, next to the NTK-GP and NNGP",
         _ensemble_args,
-        _run("ensemble"),
+        _run("sweep_stages", "ensemble"),
     ),
-    ("collect", "combine all runs into summary.zarr", _collect_args, _run("collect")),
-    ("figures", "draw the sweep's figures", _figures_args, _run("figures")),
-    ("report", "write the self-contained HTML report", _report_args, _run("report")),
+    (
+        "collect",
+        "combine all runs into summary.zarr",
+        _collect_args,
+        _run("sweep_stages", "collect"),
+    ),
+    ("figures", "draw the sweep's figures", _figures_args, _run("sweep_stages", "figures")),
+    (
+        "report",
+        "write the self-contained HTML report",
+        _report_args,
+        _run("sweep_stages", "report"),
+    ),
     (
         "install-profile",
         "install the SLURM profile as ~/.config/snakemake/slurm",

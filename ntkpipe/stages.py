@@ -1,9 +1,11 @@
 """Workflow stages: read a run's config and input stores, call the library, write one store.
 
-Each public function here is one `ntkpipe <command>` (see :mod:`ntkpipe.cli`) and one Snakemake
-rule. Stores follow the schema of DESIGN.md: dimension names `seed`, `step`, `train`, `test`,
-`train2`, `out`, `layer`; every store carries the run config and provenance in its attributes
-(:mod:`ntkpipe.storage`).
+The per-run stages (init, kernels, analytic, train, linear, compare) are each one `ntkpipe
+<command>` (see :mod:`ntkpipe.cli`) and one Snakemake rule; the sweep-level ones (ensemble,
+collect, figures, report) are in :mod:`ntkpipe.sweep_stages`, which uses this module's job helpers
+(:class:`Job`, :func:`in_run_precision`, :func:`log`). Stores follow the schema of DESIGN.md:
+dimension names `seed`, `step`, `train`, `test`, `train2`, `out`, `layer`; every store carries the
+run config and provenance in its attributes (:mod:`ntkpipe.storage`).
 
 Seeds: the network seed s gives ``key = PRNGKey(s)``; θ₀ is drawn with ``fold_in(key, 0)`` and
 minibatches with ``fold_in(key, 1)``, so a seed means the same network in every stage and every job
@@ -75,7 +77,7 @@ def precision_dtype(config: dict) -> type:
     return datasets.PRECISIONS[precision]
 
 
-def _in_run_precision(stage):
+def in_run_precision(stage):
     """Runs a stage ``stage(run, ...)`` inside :func:`run_precision` of its run config, so that
     x64 is set before the stage creates its first JAX array."""
 
@@ -100,10 +102,10 @@ def read_params(path: Path, config: dict):
 # ---------------------------------------------------------------- init-sampling
 
 
-@_in_run_precision
+@in_run_precision
 def init(run: Path, out: Path, overwrite: bool = False) -> None:
     """θ₀ for every seed of the run (vmapped) and f₀ on the train and test inputs."""
-    job = _Job(run, out, overwrite)
+    job = Job(run, out, overwrite)
     config = job.config
     data, net = load_data_and_network(config)
     params0 = init_params(net, config["seeds"], data.x_train)
@@ -115,7 +117,7 @@ def init(run: Path, out: Path, overwrite: bool = False) -> None:
         },
         coords={"seed": list(config["seeds"])},
     )
-    _log(f"init: {len(config['seeds'])} seeds, {_count(params0) // len(config['seeds'])} params")
+    log(f"init: {len(config['seeds'])} seeds, {_count(params0) // len(config['seeds'])} params")
     job.write(ds, stage="init", params=params0)
 
 
@@ -128,14 +130,14 @@ def init_params(net, seeds, x_example):
 # ---------------------------------------------------------------- kernels
 
 
-@_in_run_precision
+@in_run_precision
 def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None:
     """Empirical Θ̂ and K̂ (traced over outputs) at the params of a store, per seed.
 
     Also the spectrum of Θ̂(X, X) and the critical learning rate
     η_crit = 2·n·k/(λ_min + λ_max) (Theorem 2.1 in the mean-loss normalization).
     """
-    job = _Job(run, out, overwrite)
+    job = Job(run, out, overwrite)
     config = job.config
     data, net = load_data_and_network(config)
     stacked = read_params(params, config)
@@ -144,7 +146,7 @@ def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None
     for i, seed in enumerate(config["seeds"]):
         theta = jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], stacked)
         per_seed.append(_kernels_of_one(net, theta, data, block, config, seed))
-        _log(f"kernels: seed {seed} done, elapsed {job.elapsed():.1f} s")
+        log(f"kernels: seed {seed} done, elapsed {job.elapsed():.1f} s")
     ds = xr.concat(per_seed, dim="seed").assign_coords(seed=list(config["seeds"]))
     job.write(ds, stage="kernels", chunks={"train": block, "train2": block, "test": block})
 
@@ -172,10 +174,10 @@ def _kernels_of_one(net, theta, data, block, config, seed) -> xr.Dataset:
 # ---------------------------------------------------------------- analytic kernels
 
 
-@_in_run_precision
+@in_run_precision
 def analytic(run: Path, out: Path, overwrite: bool = False) -> None:
     """Infinite-width K and Θ on train and test inputs (MLP family only)."""
-    job = _Job(run, out, overwrite)
+    job = Job(run, out, overwrite)
     config = job.config
     model = config["model"]
     if model["architecture"] != "fc":
@@ -218,12 +220,12 @@ def analytic(run: Path, out: Path, overwrite: bool = False) -> None:
 # ---------------------------------------------------------------- real training
 
 
-@_in_run_precision
+@in_run_precision
 def train(
     run: Path, init: Path, out: Path, checkpoint: Path | None = None, overwrite: bool = False
 ) -> None:
     """Train every seed of the run from θ₀; record outputs, losses and weight changes."""
-    job = _Job(run, out, overwrite)
+    job = Job(run, out, overwrite)
     config = job.config
     data, net = load_data_and_network(config)
     params0 = read_params(init, config)
@@ -281,7 +283,7 @@ def _fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
         linearized=linearized,
         state=resume,
         on_segment=on_segment,
-        progress=_progress,
+        progress=log_progress,
         eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
     )
     return _trajectory_at(trajectory, wanted)
@@ -337,7 +339,7 @@ def trajectory_dataset(trajectory, config) -> xr.Dataset:
 # ---------------------------------------------------------------- helpers
 
 
-class _Job:
+class Job:
     """One stage job: the config it reads, the store it writes, the time it started.
 
     Made first thing in a stage: it reads the run config and refuses an existing store (unless
@@ -431,12 +433,15 @@ def _check_out(out: Path, overwrite: bool) -> None:
         )
 
 
-def _progress(step, steps, loss, elapsed):
+def log_progress(step, steps, loss, elapsed):
+    """Prints a training progress line (step, loss, elapsed and estimated remaining seconds): the
+    ``progress`` callback of :func:`ntkpipe.train.train`."""
     eta = elapsed / max(step, 1) * (steps - step)
-    _log(f"step {step}/{steps}  loss {loss:.6g}  elapsed {elapsed:.1f} s  eta {eta:.1f} s")
+    log(f"step {step}/{steps}  loss {loss:.6g}  elapsed {elapsed:.1f} s  eta {eta:.1f} s")
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
+    """Prints one line of a stage's log, flushed at once (the job's log file follows it live)."""
     print(message, flush=True)
 
 
@@ -447,7 +452,7 @@ def _count(tree) -> int:
 # ---------------------------------------------------------------- linearized training
 
 
-@_in_run_precision
+@in_run_precision
 def linear(
     run: Path,
     init: Path,
@@ -464,7 +469,7 @@ def linear(
     or optimizer: f_lin itself is trained with the run's optimizer, and neither `kernel` (Θ̂₀, then
     None with ``kernels.initial: false``) nor `analytic` is read.
     """
-    job = _Job(run, out, overwrite)
+    job = Job(run, out, overwrite)
     config = job.config
     training = config["training"]
     closed_form = training["loss"] == "mse" and training["optimizer"] == "gd"
@@ -526,7 +531,7 @@ def _linear_closed_form(net, params0, data, config, init_ds, kernel_ds, analytic
             one.update({f"{name}_analytic": var for name, var in analytic_part.items()})
         one["diverged_step"] = ((), _first_nonfinite(steps, one.loss_train.values))
         per_seed.append(one)
-        _log(f"linear: seed {seed} closed form at {len(steps)} steps")
+        log(f"linear: seed {seed} closed form at {len(steps)} steps")
     first = jax.tree_util.tree_map(lambda x: x[0], params0)
     layers = list(models.kernel_leaves(first))
     ds = xr.concat(per_seed, dim="seed")
@@ -670,7 +675,7 @@ def _first_nonfinite(steps, losses) -> int:
 # ---------------------------------------------------------------- per-run comparison
 
 
-@_in_run_precision
+@in_run_precision
 def compare(
     run: Path,
     train: Path,
@@ -688,7 +693,7 @@ def compare(
     """
     from ntkpipe import metrics
 
-    job = _Job(run, out, overwrite)
+    job = Job(run, out, overwrite)
     config = job.config
     ds = metrics.run_metrics(
         config,
@@ -701,139 +706,6 @@ def compare(
     job.write(ds, stage="metrics")
 
 
-def collect(
-    sweep: Path, runs: Path, out: Path, ensembles: Path | None = None, overwrite: bool = False
-) -> None:
-    """Every run's metrics in one dataset with the sweep axes as dimensions (summary.zarr).
-
-    Given `ensembles` (the folder holding ``<point>/ensemble.zarr``), the ensemble of every sweep
-    point is added (:func:`ntkpipe.ensemble.summarize`).
-    """
-    from ntkpipe import config as ntk_config
-    from ntkpipe import metrics
-
-    job = _Job(sweep, out, overwrite)
-    sweep_config = job.config
-    found = {}
-    for one in ntk_config.expand_runs(sweep_config):
-        path = Path(runs) / one.run_id / "metrics.zarr"
-        ds = storage.read_store(path, stage="metrics") if path.exists() else None
-        found[one.run_id] = (one, ds)
-    ds = metrics.summarize(sweep_config, found)
-    _log(f"collect: {sum(v is not None for _, v in found.values())}/{len(found)} runs")
-    if ensembles is not None:
-        ds = _with_ensembles(ds, sweep_config, Path(ensembles))
-    job.write(ds, stage="summary")
-
-
-# ---------------------------------------------------------------- ensemble (Fig. 2 / S1)
-
-
-@_in_run_precision
-def ensemble(run: Path, out: Path, overwrite: bool = False) -> None:
-    """Train an ensemble of networks (members vmapped, in chunks of ensemble.batch) and record
-    their outputs on x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ over training, next to the NTK-GP (Eq. 14–15),
-    the readout-only NNGP dynamics and the NNGP posterior (Eq. 13) of the analytic kernels.
-    """
-    from ntkpipe import ensemble as ntk_ensemble
-
-    job = _Job(run, out, overwrite)
-    config = job.config
-    problems = ntk_ensemble.check_config(config)
-    if problems:
-        raise StageError("; ".join(problems))
-    data, net = load_data_and_network(config)
-    training, section = config["training"], config["ensemble"]
-    i1, i2 = ntk_ensemble.interpolation_pair(data.labels_train)
-    alphas = np.linspace(0.0, 1.0, section["alphas"])
-    x_line = ntk_ensemble.interpolation_inputs(data.x_train[i1], data.x_train[i2], alphas)
-    y_line = np.zeros((len(alphas), data.y_train.shape[1]), dtype=data.y_train.dtype)
-    steps = record_steps(config)
-    fx, losses = [], []
-    for chunk in ntk_ensemble.member_chunks(config):
-        trajectory = ntk_train.train(
-            net.apply,
-            init_params(net, chunk, data.x_train),
-            data.x_train,
-            data.y_train,
-            x_line,
-            y_line,
-            loss="mse",
-            optimizer="gd",
-            learning_rate=training["learning_rate"],
-            steps=training["steps"],
-            record_steps=steps,
-            progress=_progress,
-        )
-        fx.append(np.asarray(trajectory.fx_test))
-        losses.append(np.asarray(trajectory.loss_train))
-        _log(f"ensemble: members {chunk[0]}-{chunk[-1]} done, elapsed {job.elapsed():.1f} s")
-    gp = ntk_ensemble.gp_predictions(
-        data.x_train,
-        data.y_train,
-        x_line,
-        steps,
-        model=config["model"],
-        learning_rate=training["learning_rate"],
-    )
-    ds = ntk_ensemble.ensemble_dataset(
-        np.concatenate(fx),
-        np.concatenate(losses),
-        gp,
-        members=ntk_ensemble.member_seeds(config),
-        steps=steps,
-        alphas=alphas,
-        learning_rate=training["learning_rate"],
-        targets=(data.y_train[i1], data.y_train[i2]),
-        indices=(i1, i2),
-    )
-    job.write(ds, stage="ensemble")
-
-
-# ---------------------------------------------------------------- figures and report
-
-
-def figures(summary: Path, out: Path) -> None:
-    """Every figure that applies to the sweep, as SVG files in `out`."""
-    from ntkpipe import plots
-
-    Path(out).mkdir(parents=True, exist_ok=True)
-    for path in plots.make_figures(storage.read_store(summary, stage="summary"), Path(out)):
-        _log(f"figure: {path}")
-
-
-def report(summary: Path, figures: Path, out: Path) -> None:
-    """The self-contained HTML report of the sweep."""
-    from ntkpipe import report as ntk_report
-
-    paths = sorted(Path(figures).glob("*.svg")) + sorted(Path(figures).glob("*.png"))
-    ntk_report.write_report(storage.read_store(summary, stage="summary"), paths, Path(out))
-    _log(f"report: {out}")
-
-
-def _with_ensembles(summary, sweep_config, folder: Path):
-    from ntkpipe import config as ntk_config
-    from ntkpipe import ensemble as ntk_ensemble
-
-    axes = list(ntk_config.sweep_axes(sweep_config))
-    found, seen = [], set()
-    for one in ntk_config.expand_runs(sweep_config):
-        point = ntk_ensemble.point_id(one.run_id)
-        if point in seen:
-            continue
-        seen.add(point)
-        found.append(
-            (one.axes, storage.read_store(folder / point / "ensemble.zarr", stage="ensemble"))
-        )
-    _log(f"collect: {len(found)} ensemble(s)")
-    attrs = summary.attrs
-    merged = xr.merge(
-        [summary, ntk_ensemble.summarize(axes, found)], join="outer", compat="override"
-    )
-    merged.attrs = attrs
-    return merged
-
-
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -844,13 +716,13 @@ def _default_checkpoint(out: Path) -> Path:
 
 def _save_checkpoint(path: Path, config: dict, state) -> None:
     storage.save_checkpoint(path, state, fingerprint=_fingerprint(config))
-    _log(f"checkpoint: step {int(state.step)} -> {path}")
+    log(f"checkpoint: step {int(state.step)} -> {path}")
 
 
 def _load_checkpoint(path: Path, config: dict):
     state = storage.load_checkpoint(path, fingerprint=_fingerprint(config))
     if state is not None:
-        _log(f"checkpoint: resuming from step {int(state.step)} ({path})")
+        log(f"checkpoint: resuming from step {int(state.step)} ({path})")
     return state
 
 

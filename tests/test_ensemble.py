@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ntkpipe import analytic, ensemble, stages, storage
+from ntkpipe import analytic, ensemble, stages, storage, sweep_stages
 from ntkpipe import train as ntk_train
 from ntkpipe.errors import StageError
 
@@ -152,7 +152,7 @@ def test_readout_only_training_tends_to_the_nngp_posterior(gp):
 def stage_store(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("ensemble")
     run, config = _run_config(tmp_path)
-    stages.ensemble(run, tmp_path / "ensemble.zarr")
+    sweep_stages.ensemble(run, tmp_path / "ensemble.zarr")
     return storage.read_store(tmp_path / "ensemble.zarr", stage="ensemble"), config
 
 
@@ -198,7 +198,7 @@ def test_stage_computes_in_the_run_precision(tmp_path):
     run, config = _run_config(tmp_path, members=2)
     run.write_text(json.dumps({**config, "precision": "float64"}))
     with jax.enable_x64(False):
-        stages.ensemble(run, tmp_path / "ensemble.zarr")
+        sweep_stages.ensemble(run, tmp_path / "ensemble.zarr")
         assert not jax.config.jax_enable_x64
     ds = storage.read_store(tmp_path / "ensemble.zarr", stage="ensemble")
     assert ds["fx_alpha"].dtype == np.float64 and ds["loss_train"].dtype == np.float64
@@ -209,7 +209,7 @@ def test_stage_refuses_a_config_the_ntk_gp_does_not_describe(tmp_path):
     config["training"]["optimizer"] = "momentum"
     run.write_text(json.dumps(config))
     with pytest.raises(StageError, match="training.optimizer: 'momentum'"):
-        stages.ensemble(run, tmp_path / "out.zarr")
+        sweep_stages.ensemble(run, tmp_path / "out.zarr")
     assert not (tmp_path / "out.zarr").exists()
 
 

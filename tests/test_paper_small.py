@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ntkpipe import analysis, claims, ensemble, stages, storage
+from ntkpipe import analysis, claims, ensemble, stages, storage, sweep_stages
 from ntkpipe import config as ntk_config
 from tests.workflow_helpers import REPO
 
@@ -90,9 +90,9 @@ def _stages(sweep: dict, root):
             config = {k: v for k, v in one.config.items() if k not in ("seeds", "run_id")}
             run = ensembles / point / "ensemble.json"
             run.write_text(json.dumps(config))
-            stages.ensemble(run, ensembles / point / "ensemble.zarr")
+            sweep_stages.ensemble(run, ensembles / point / "ensemble.zarr")
     (root / "sweep.json").write_text(json.dumps(sweep))
-    stages.collect(root / "sweep.json", runs_dir, root / "summary.zarr", ensembles=ensembles)
+    sweep_stages.collect(root / "sweep.json", runs_dir, root / "summary.zarr", ensembles=ensembles)
     return storage.read_store(root / "summary.zarr", stage="summary")
 
 
