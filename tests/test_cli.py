@@ -174,22 +174,29 @@ def test_console_script_runs_a_stage_with_pinned_threads(sweep_dir, tmp_path):
     files, _ = sweep_dir
     out = tmp_path / "init.zarr"
     cache = tmp_path / "jax_cache"
-    env = {"NTKPIPE_JAX_CACHE": str(cache), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
-    command = [sys.executable, "-m", "ntkpipe.cli", "init", "--run", str(files["model"])]
-    result = subprocess.run(
-        [*command, "--out", str(out), "--threads", "1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _console_init(files["model"], out, {"NTKPIPE_JAX_CACHE": str(cache)})
     # The same numbers as the in-process run, and the compilation cache was filled.
     np.testing.assert_array_equal(
         storage.read_store(out).f0_train.values,
         storage.read_store(files["init"]).f0_train.values,
     )
     assert any(cache.iterdir())
+
+
+def _console_init(model: Path, out: Path, env: dict) -> None:
+    """`python -m ntkpipe.cli init` in a fresh process of this checkout, one thread."""
+    import ntkpipe
+
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "PYTHONPATH": str(Path(ntkpipe.__file__).resolve().parents[1]),  # this checkout
+        **env,
+    }
+    command = [sys.executable, "-m", "ntkpipe.cli", "init", "--run", str(model), "--out", str(out)]
+    result = subprocess.run(
+        [*command, "--threads", "1"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------- precision
@@ -317,24 +324,9 @@ def test_float32_run_stores_float32_whatever_the_x64_mode(sweep_dir, tmp_path):
 
 def test_console_script_honours_float64(float64_dir, tmp_path):
     """A fresh `ntkpipe init` process (x64 off at start, threads pinned) stores float64."""
-    import ntkpipe
-
     files, _ = float64_dir
     out = tmp_path / "init.zarr"
-    env = {
-        "NTKPIPE_JAX_CACHE": "off",
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "PYTHONPATH": str(Path(ntkpipe.__file__).resolve().parents[1]),  # this checkout
-    }
-    command = [sys.executable, "-m", "ntkpipe.cli", "init", "--run", str(files["model"])]
-    result = subprocess.run(
-        [*command, "--out", str(out), "--threads", "1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _console_init(files["model"], out, {"NTKPIPE_JAX_CACHE": "off"})
     assert _float_dtypes(out) == {"float64"}
     np.testing.assert_allclose(
         storage.read_store(out).f0_train.values,
