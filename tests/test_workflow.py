@@ -163,6 +163,22 @@ def test_without_initial_kernels_no_kernel_init_job_is_planned(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_final_and_analytic_kernels_are_planned_per_run(tmp_path):
+    """kernels.final and kernels.analytic may be sweep axes too: each run gets its own inputs."""
+    sweep = {"kernels.final": [True, False], "kernels.analytic": [False, True]}
+    config = write_config(tmp_path / "c.yaml", TINY, sweep=sweep)
+    result = snakemake(tmp_path, config, "-n", "-p")
+    counts = job_counts(result.stdout)
+    assert counts["compare"] == 8 and counts["kernel_final"] == 4  # final~true runs only
+    assert counts["analytic"] == 1  # one analytic key, asked for by the analytic~true runs
+    commands = re.findall(r"^Shell command: (ntkpipe (?:linear|compare) .*)$", result.stdout, re.M)
+    assert len(commands) == 16
+    for command in commands:
+        assert ("--analytic " in command) == ("analytic~true" in command), command
+        if command.startswith("ntkpipe compare"):
+            assert ("--kernel-final " in command) == ("final~true" in command), command
+
+
 def test_without_initial_kernels_one_job_per_run_plans_only_the_run_jobs(tmp_path):
     config = write_config(tmp_path / "c.yaml", TINY, resources__jobs="runs", **NO_THETA0)
     counts = job_counts(snakemake(tmp_path, config, "-n").stdout)

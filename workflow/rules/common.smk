@@ -56,8 +56,6 @@ if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
         "of runs').",
         file=sys.stderr,
     )
-WANT_ANALYTIC = SWEEP["kernels"]["analytic"]
-WANT_FINAL_KERNEL = SWEEP["kernels"]["final"]
 # Fig. 2 / S1: one ensemble per sweep point (the first seed chunk's run config stands for it).
 ENSEMBLES = {}
 if SWEEP["ensemble"]["members"] > 0:
@@ -142,9 +140,15 @@ def note_config_written(path, content, log):
 
 
 def analytic_of_run(wildcards):
-    if not WANT_ANALYTIC:
+    """The run's infinite-width kernels, or none with kernels.analytic: false (read per run:
+    the kernels switches may be sweep axes)."""
+    if not _run_kernels(wildcards.run)["analytic"]:
         return []
     return f"{analytic_dir(_analytic_id(wildcards.run))}/analytic.zarr"
+
+
+def _run_kernels(run_id):
+    return RUNS[run_id].config["kernels"]
 
 
 @functools.cache
@@ -153,13 +157,15 @@ def _analytic_id(run_id):
 
 
 def final_kernel_of_run(wildcards):
-    return f"{run_dir(wildcards.run)}/kernel_final.zarr" if WANT_FINAL_KERNEL else []
+    """The run's Θ̂_T store, or none with kernels.final: false (then no kernel_final job)."""
+    if not _run_kernels(wildcards.run)["final"]:
+        return []
+    return f"{run_dir(wildcards.run)}/kernel_final.zarr"
 
 
 def initial_kernel_of_run(wildcards):
     """The run's Θ̂₀ store, or none with kernels.initial: false (then no kernel_init job)."""
-    # Read per run, not from SWEEP: kernels.initial may be a sweep axis.
-    if not RUNS[wildcards.run].config["kernels"]["initial"]:
+    if not _run_kernels(wildcards.run)["initial"]:
         return []
     return f"{run_dir(wildcards.run)}/kernel_init.zarr"
 
