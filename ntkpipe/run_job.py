@@ -209,10 +209,6 @@ def _check_run_config(run_config) -> None:
         )
 
 
-def _kernel_final(stages, paths, out):
-    stages.kernels(run=paths["run"], params=paths["train"], out=out, overwrite=True)
-
-
 def _compare(stages, paths, out):
     stages.compare(
         run=paths["run"],
@@ -234,7 +230,9 @@ _STAGE_CALLS = {
     "train": lambda stages, paths, out: stages.train(
         run=paths["run"], init=paths["init"], out=out, overwrite=True
     ),
-    "kernel_final": _kernel_final,
+    "kernel_final": lambda stages, paths, out: stages.kernels(
+        run=paths["run"], params=paths["train"], out=out, overwrite=True
+    ),
     "linear": lambda stages, paths, out: stages.linear(
         run=paths["run"],
         init=paths["init"],

@@ -19,6 +19,7 @@ import pytest
 
 from ntkpipe import cli, storage
 from ntkpipe import config as ntk_config
+from tests.workflow_helpers import stage_commands
 
 SWEEP = {
     "name": "cli",
@@ -70,16 +71,10 @@ def sweep_dir(tmp_path_factory, float32):
     files["analytic_json"].write_text(ntk_config.to_json(analytic_config))
     f = {k: str(v) for k, v in files.items()}
     commands = [
-        ["init", "--run", f["model"], "--out", f["init"]],
-        ["kernels", "--run", f["model"], "--params", f["init"], "--out", f["kernel_init"]],
         ["analytic", "--run", f["analytic_json"], "--out", f["analytic"]],
-        ["train", "--run", f["run"], "--init", f["init"], "--out", f["train"]],
-        ["kernels", "--run", f["run"], "--params", f["train"], "--out", f["kernel_final"]],
-        ["linear", "--run", f["run"], "--init", f["init"], "--kernel", f["kernel_init"]]
-        + ["--analytic", f["analytic"], "--out", f["linear"]],
-        ["compare", "--run", f["run"], "--train", f["train"], "--linear", f["linear"]]
-        + ["--kernel-init", f["kernel_init"], "--kernel-final", f["kernel_final"]]
-        + ["--analytic", f["analytic"], "--out", f["metrics"]],
+        *stage_commands(
+            files["model"], files["run"], {n: files[n] for n in RUN_STORES}, files["analytic"]
+        ),
         ["collect", "--sweep", f["sweep"], "--runs", str(out / "runs"), "--out", f["summary"]],
         ["figures", "--summary", f["summary"], "--out", f["figures"]],
         ["report", "--summary", f["summary"], "--figures", f["figures"], "--out", f["report"]],
@@ -219,14 +214,10 @@ def float64_dir(tmp_path_factory):
     }
     for name, stage in (("model", "init"), ("run", "train"), ("analytic_json", "analytic")):
         files[name].write_text(ntk_config.to_json(ntk_config.stage_config(run.config, stage)))
-    f = {k: str(v) for k, v in files.items()}
+    stores = {name: files[name] for name in ("init", "kernel_init", "train", "linear")}
     commands = [
-        ["init", "--run", f["model"], "--out", f["init"]],
-        ["kernels", "--run", f["model"], "--params", f["init"], "--out", f["kernel_init"]],
-        ["analytic", "--run", f["analytic_json"], "--out", f["analytic"]],
-        ["train", "--run", f["run"], "--init", f["init"], "--out", f["train"]],
-        ["linear", "--run", f["run"], "--init", f["init"], "--kernel", f["kernel_init"]]
-        + ["--analytic", f["analytic"], "--out", f["linear"]],
+        ["analytic", "--run", str(files["analytic_json"]), "--out", str(files["analytic"])],
+        *stage_commands(files["model"], files["run"], stores, files["analytic"]),
     ]
     with jax.enable_x64(False):
         for command in commands:

@@ -16,6 +16,7 @@ import zarr
 from ntkpipe import cli, run_job, storage
 from ntkpipe import config as ntk_config
 from ntkpipe.errors import StageError
+from tests.workflow_helpers import stage_commands
 
 SWEEP = {
     "name": "runjob",
@@ -50,19 +51,8 @@ def per_stage(tmp_path_factory, run_config, analytic):
     """The run computed as the per-stage workflow does: one `ntkpipe <stage>` per store."""
     folder = tmp_path_factory.mktemp("per-stage")
     run_job.write_config_files(run_config, folder)
-    f = {name: str(folder / f"{name}.zarr") for name in STORES}
-    model, run = str(folder / "model.json"), str(folder / "run.json")
-    commands = [
-        ["init", "--run", model, "--out", f["init"]],
-        ["kernels", "--run", model, "--params", f["init"], "--out", f["kernel_init"]],
-        ["train", "--run", run, "--init", f["init"], "--out", f["train"]],
-        ["kernels", "--run", run, "--params", f["train"], "--out", f["kernel_final"]],
-        ["linear", "--run", run, "--init", f["init"], "--kernel", f["kernel_init"]]
-        + ["--analytic", str(analytic), "--out", f["linear"]],
-        ["compare", "--run", run, "--train", f["train"], "--linear", f["linear"]]
-        + ["--kernel-init", f["kernel_init"], "--kernel-final", f["kernel_final"]]
-        + ["--analytic", str(analytic), "--out", f["metrics"]],
-    ]
+    stores = {name: folder / f"{name}.zarr" for name in STORES}
+    commands = stage_commands(folder / "model.json", folder / "run.json", stores, analytic)
     for command in commands:
         assert cli.main(command) == 0, command
     return folder
@@ -193,15 +183,8 @@ def test_without_initial_kernels_both_layouts_skip_them_and_eta_crit_is_nan(tmp_
     config = json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
     per_stage = tmp_path / "per-stage"
     run_job.write_config_files(config, per_stage)
-    f = {name: str(per_stage / f"{name}.zarr") for name in ("init", "train", "linear", "metrics")}
-    model, run_json = str(per_stage / "model.json"), str(per_stage / "run.json")
-    commands = [
-        ["init", "--run", model, "--out", f["init"]],
-        ["train", "--run", run_json, "--init", f["init"], "--out", f["train"]],
-        ["linear", "--run", run_json, "--init", f["init"], "--out", f["linear"]],
-        ["compare", "--run", run_json, "--train", f["train"], "--linear", f["linear"]]
-        + ["--out", f["metrics"]],
-    ]
+    stores = {name: per_stage / f"{name}.zarr" for name in ("init", "train", "linear", "metrics")}
+    commands = stage_commands(per_stage / "model.json", per_stage / "run.json", stores)
     for command in commands:
         assert cli.main(command) == 0, command
 

@@ -74,3 +74,38 @@ def write_config(path: Path, base: Path, **changes) -> Path:
         node[keys[-1]] = value
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def stage_commands(model, run, stores: dict, analytic=None) -> list[list[str]]:
+    """The per-run `ntkpipe` commands in workflow order, with the arguments the per-stage rules
+    give them: init and kernels at θ₀ read `model` (model.json), the rest `run` (run.json).
+
+    `stores` maps init, train, linear and optionally kernel_init, kernel_final, metrics to their
+    paths; a stage whose store is not named is not run and its store is passed to no command (as
+    the rules do with kernels.initial / kernels.final false). `analytic`: analytic.zarr or None.
+    """
+    f = {name: str(path) for name, path in stores.items()}
+    model, run = str(model), str(run)
+    with_analytic = ["--analytic", str(analytic)] if analytic else []
+    commands = [["init", "--run", model, "--out", f["init"]]]
+    if "kernel_init" in f:
+        commands.append(
+            ["kernels", "--run", model, "--params", f["init"], "--out", f["kernel_init"]]
+        )
+    commands.append(["train", "--run", run, "--init", f["init"], "--out", f["train"]])
+    if "kernel_final" in f:
+        commands.append(
+            ["kernels", "--run", run, "--params", f["train"], "--out", f["kernel_final"]]
+        )
+    kernel = ["--kernel", f["kernel_init"]] if "kernel_init" in f else []
+    commands.append(
+        ["linear", "--run", run, "--init", f["init"], *kernel, *with_analytic, "--out", f["linear"]]
+    )
+    if "metrics" in f:
+        kernels = [
+            *(["--kernel-init", f["kernel_init"]] if "kernel_init" in f else []),
+            *(["--kernel-final", f["kernel_final"]] if "kernel_final" in f else []),
+        ]
+        compare = ["compare", "--run", run, "--train", f["train"], "--linear", f["linear"]]
+        commands.append([*compare, *kernels, *with_analytic, "--out", f["metrics"]])
+    return commands
