@@ -6,7 +6,7 @@ in jobs of ``--seeds-per-job``; a run is one job (one run folder), so ``--runs 1
 --seeds-per-job 1`` is 10,000 run folders (1,000 points × 10 seeds) and ``--seeds-per-job 10``
 is 10,000 trained networks in 1,000 run folders. ``--jobs`` is the sweep's ``resources.jobs``:
 ``stages`` (default: one job per stage of a run, eight per run) or ``runs`` (one job per run,
-:mod:`ntkpipe.run_job`); ``--jobs both`` times the two side by side. With ``--floor`` the same
+:mod:`ntkpipe.jobs.run`); ``--jobs both`` times the two side by side. With ``--floor`` the same
 number of jobs is timed in a trivial Snakefile (one shell rule per job, no config), Snakemake's
 own cost per job.
 

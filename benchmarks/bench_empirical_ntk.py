@@ -80,7 +80,7 @@ def flops_empirical_ntk(n: int, d_in: int, width: int, depth: int, k: int) -> fl
 def _bench_out_dim(args, k: int) -> dict:
     import jax
 
-    from ntkpipe import kernels, models
+    from ntkpipe.core import kernels, models
 
     net = models.mlp(args.depth, args.width, k, "relu", "ntk", w_std=2**0.5, b_std=0.1)
     x = jax.random.normal(jax.random.PRNGKey(0), (args.n, args.d_in), np.float32)

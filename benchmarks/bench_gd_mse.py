@@ -97,7 +97,7 @@ def relu_ntk(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
 def _ours(arrays: dict, learning_rate: float):
     import jax.numpy as jnp
 
-    from ntkpipe import dynamics
+    from ntkpipe.core import dynamics
 
     x = {k: jnp.asarray(v) for k, v in arrays.items()}
 

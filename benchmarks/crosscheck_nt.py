@@ -110,7 +110,7 @@ def main() -> None:
 
 
 def check_analytic(cfg, d, nt):
-    from ntkpipe import analytic
+    from ntkpipe.core import analytic
 
     out = []
     for tag, x2 in (("x1,x2", d["x2"]), ("x1,None", None)):
@@ -122,7 +122,7 @@ def check_analytic(cfg, d, nt):
 
 
 def check_empirical(cfg, d, nt):
-    from ntkpipe import kernels
+    from ntkpipe.core import kernels
 
     net, params = d["net"], d["params"]
     x1, x2 = d["x1"], d["x2"]
@@ -151,7 +151,7 @@ def check_empirical(cfg, d, nt):
 
 
 def check_gd_mse(cfg, d, nt):
-    from ntkpipe import dynamics
+    from ntkpipe.core import dynamics
 
     g = d["gd"]
     predict = dynamics.gradient_descent_mse(g["k_train_train"], g["y_train"], LEARNING_RATE)
@@ -177,7 +177,7 @@ def check_gd_mse(cfg, d, nt):
 
 
 def check_gd_discrete(cfg, d, nt):
-    from ntkpipe import dynamics
+    from ntkpipe.core import dynamics
 
     g = d["gd"]
     lr = 0.9 * _lr_critical_numpy(g["k_train_train"], g["y_train"].shape[1])
@@ -191,7 +191,7 @@ def check_gd_discrete(cfg, d, nt):
 
 
 def check_lr_critical(cfg, d, nt):
-    from ntkpipe import dynamics
+    from ntkpipe.core import dynamics
 
     g = d["gd"]
     k = g["y_train"].shape[1]
@@ -200,7 +200,7 @@ def check_lr_critical(cfg, d, nt):
 
 
 def check_ntk_gp_predictive(cfg, d, nt):
-    from ntkpipe import analytic
+    from ntkpipe.core import analytic
 
     key = f"{cfg['name']}:ens"
     kern = _nt_predictive_kernels(nt, key)
@@ -225,7 +225,7 @@ def check_ntk_gp_predictive(cfg, d, nt):
 
 
 def check_nngp_posterior(cfg, d, nt):
-    from ntkpipe import analytic
+    from ntkpipe.core import analytic
 
     key = f"{cfg['name']}:ens"
     kern = _nt_predictive_kernels(nt, key)
@@ -298,7 +298,7 @@ def _data(cfg, seed: int) -> dict:
     """Inputs, the finite net and its weights, and the dynamics / predictive problems."""
     import jax
 
-    from ntkpipe import models
+    from ntkpipe.core import models
 
     rng = np.random.default_rng(1000 + seed)
     d_in, k = cfg["d_in"], cfg["out_dim"]

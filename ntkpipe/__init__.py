@@ -1,6 +1,6 @@
 """ntkpipe: wide neural networks evolve as linear models (Lee et al., NeurIPS 2019), at scale.
 
-The library's public modules (DESIGN.md, "Public library API")::
+The library's public modules (docs/architecture.md, "Public library API")::
 
     from ntkpipe import models, kernels, analytic, linearize, dynamics, train
 
@@ -10,8 +10,23 @@ The library's public modules (DESIGN.md, "Public library API")::
     nngp, ntk_inf = analytic.kernels(x, depth=3, activation="relu", w_std=1.4, b_std=0.1)
     predict = dynamics.gradient_descent_mse(ntk, y, learning_rate=1.0)
 
-Submodules are imported on first use, so that `import ntkpipe` (and the `ntkpipe` command, which
-must pin XLA's threads before JAX starts) stays cheap.
+These six live in :mod:`ntkpipe.core` (the pure math) and are re-exported here, imported on first
+use, so that `import ntkpipe` (and the `ntkpipe` command, which must pin XLA's threads before JAX
+starts) stays cheap.
+
+Subpackages, and what each may import (enforced by tests/test_architecture.py):
+
+- ``core``: the pure math — arrays and keys in, arrays out. Imports nothing of ntkpipe but
+  ``errors``.
+- ``sweep``: everything before any job (schema, validation, run expansion and ids, the stage
+  table, the cost model). No JAX, no xarray: the Snakefile imports it at every start. Imports
+  ``errors``, ``datasets``' light facts and itself.
+- ``io``: stores, checkpoints, atomic files. Stores a config as provenance, never interprets it.
+  Imports ``errors``.
+- ``analysis``: xarray in; xarray, figures and HTML out. Never imports ``core`` or ``jobs``.
+- ``jobs``: one module per rule file; the only place that reads run configs and stores and calls
+  ``core``. May import everything above.
+- top level: ``errors``, ``datasets`` (numpy readers of the shipped and local data), ``cli``.
 """
 
 from __future__ import annotations
@@ -20,32 +35,21 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "analysis",
-    "analytic",
-    "claims",
-    "config",
-    "cost",
-    "datasets",
-    "dynamics",
-    "kernels",
-    "linearize",
-    "metrics",
-    "models",
-    "plots",
-    "report",
-    "storage",
-    "train",
-    "validation",
-]
+#: The public library modules, re-exported from :mod:`ntkpipe.core`.
+PUBLIC_MODULES = ("models", "kernels", "analytic", "linearize", "dynamics", "train")
+
+__all__ = [*PUBLIC_MODULES, "datasets"]
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        module = importlib.import_module(f"ntkpipe.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'ntkpipe' has no attribute {name!r}")
+    if name in PUBLIC_MODULES:
+        module = importlib.import_module(f"ntkpipe.core.{name}")
+    elif name == "datasets":
+        module = importlib.import_module("ntkpipe.datasets")
+    else:
+        raise AttributeError(f"module 'ntkpipe' has no attribute {name!r}")
+    globals()[name] = module
+    return module
 
 
 def __dir__() -> list[str]:

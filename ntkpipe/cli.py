@@ -10,7 +10,7 @@ JAX is imported only after the thread count is pinned (XLA sizes its CPU
 thread pool when it starts), so the parser and `--help` stay fast. In the same
 spirit, a stage sets JAX's x64 mode from its run config's `precision` when it
 starts, before it creates any array (float64: on; float32, the default: off;
-see `ntkpipe.stages.run_precision`), and restores the previous mode after.
+see `ntkpipe.jobs.stages.run_precision`), and restores the previous mode after.
 
 Compiled programs are kept in JAX's persistent compilation cache, shared by every
 job, so that only the first job of a kind compiles (see `configure_compilation_cache`):
@@ -246,8 +246,9 @@ def _run(module_name, stage_name):
 def _run_all(args):
     import json
 
-    from ntkpipe import run_job, stages
     from ntkpipe.errors import StageError
+    from ntkpipe.jobs import run as run_job
+    from ntkpipe.jobs import stages
 
     if args.config is not None:
         try:
@@ -275,7 +276,7 @@ def _install_profile(args):
 
 
 # (command, help, arguments, handler); a stage's handler names the module that holds it:
-# ntkpipe.stages (per run) or ntkpipe.sweep_stages (per sweep point, per sweep).
+# ntkpipe.jobs.stages (per run) or ntkpipe.jobs.sweep_stages (per sweep point, per sweep).
 _COMMANDS = [
     (
         "init",

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntkpipe import cli, storage
-from ntkpipe import config as ntk_config
+from ntkpipe import cli
+from ntkpipe.io import stores as storage
+from ntkpipe.sweep import runs as ntk_config
 from tests.workflow_helpers import stage_commands
 
 SWEEP = {
@@ -279,7 +280,7 @@ def test_float64_kernel_is_the_float64_jacobian_gram(float64_dir):
     import jax
     from jax.flatten_util import ravel_pytree
 
-    from ntkpipe import stages
+    from ntkpipe.jobs import stages
 
     files, run = float64_dir
     kernel = storage.read_store(files["kernel_init"], stage="kernels")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ntkpipe import config as ntk_config
 from ntkpipe import datasets
+from ntkpipe.sweep import runs as ntk_config
 from tests.workflow_helpers import REPO, job_counts, snakemake
 
 PAPER = sorted((REPO / "config" / "paper").glob("*.yaml"))

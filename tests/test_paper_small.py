@@ -17,8 +17,12 @@ import numpy as np
 import pytest
 import yaml
 
-from ntkpipe import analysis, claims, ensemble, stages, storage, sweep_stages
-from ntkpipe import config as ntk_config
+from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import claims
+from ntkpipe.io import stores as storage
+from ntkpipe.jobs import stages, sweep_stages
+from ntkpipe.sweep import ensemble as ensemble_plan
+from ntkpipe.sweep import runs as ntk_config
 from tests.workflow_helpers import REPO
 
 pytestmark = pytest.mark.slow
@@ -82,7 +86,7 @@ def _stages(sweep: dict, root):
         ensembles = root / "ensembles"
         done = set()
         for one in ntk_config.expand_runs(sweep):
-            point = ensemble.point_id(one.run_id)
+            point = ensemble_plan.point_id(one.run_id)
             if point in done:
                 continue
             done.add(point)

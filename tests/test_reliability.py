@@ -28,9 +28,10 @@ import numpy as np
 import pytest
 import yaml
 
-from ntkpipe import cli, storage
-from ntkpipe import config as ntk_config
+from ntkpipe import cli
 from ntkpipe.errors import ConfigError
+from ntkpipe.io import stores as storage
+from ntkpipe.sweep import runs as ntk_config
 from tests.workflow_helpers import snakemake, snakemake_command
 
 pytestmark = pytest.mark.slow

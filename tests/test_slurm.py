@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ntkpipe import storage
+from ntkpipe.io import stores as storage
 from ntkpipe.slurm_profile import install_profile
 from tests.workflow_helpers import CONFIGS, write_config
 

@@ -1,5 +1,5 @@
 # Infinite-width NNGP K and NTK Θ: one job per distinct (data, model) point, shared by every
-# width under the NTK parameterization (ntkpipe.config.analytic_id).
+# width under the NTK parameterization (ntkpipe.sweep.runs.analytic_id).
 
 
 rule analytic_config:

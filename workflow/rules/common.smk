@@ -1,7 +1,7 @@
 # Sweep expansion, paths and input functions. The rule files hold only rules.
 #
 # The config is validated once here, before any job starts (schema with
-# additionalProperties: false plus cross-field checks in ntkpipe.config): a bad
+# additionalProperties: false plus cross-field checks in ntkpipe.sweep.runs): a bad
 # config stops Snakemake with a message naming the field, the value and what
 # is allowed, and nothing is written.
 #
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from ntkpipe import config as ntk_config
-from ntkpipe import cost as ntk_cost
-from ntkpipe import ensemble as ntk_ensemble
+from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import cost as ntk_cost
+from ntkpipe.sweep import ensemble as ntk_ensemble
 from ntkpipe.errors import ConfigError
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
@@ -186,7 +186,7 @@ def ensemble_json(point):
 
 
 def resources_of(rule_name):
-    """mem_mb, runtime (and gpu when the config asks) of a per-run rule, from ntkpipe.cost.
+    """mem_mb, runtime (and gpu when the config asks) of a per-run rule, from ntkpipe.sweep.cost.
 
     mem_mb doubles and runtime grows with each attempt, so a job killed for running out of
     memory or time comes back bigger (--retries, or the SLURM profile's retries).

@@ -1,5 +1,5 @@
 # resources.jobs: runs — one job per run doing every stage of it in one process
-# (ntkpipe.run_job): init → Θ̂₀ → train → Θ̂_T → f_lin → metrics, into the same stores, at the
+# (ntkpipe.jobs.run): init → Θ̂₀ → train → Θ̂_T → f_lin → metrics, into the same stores, at the
 # same paths and with the same numbers as the per-stage rules. For sweeps of thousands of runs:
 # one DAG node and one process start per run instead of eight. The run's config reaches the job
 # as a param, so Snakemake reruns it when the config changes (params trigger); the job then

@@ -1,0 +1,636 @@
+"""Zarr v3 stores written with xarray: atomic, checksummed, with provenance.
+
+Every stage writes one store (DESIGN.md, "Store schema"): an ``xarray.Dataset`` with the
+fixed dimension names (``seed``, ``step``, ``train``, ``test``, ``train2``, ``out``,
+``layer``), plus, for init and training, a group ``params/`` holding one array per
+parameter leaf (nested groups follow the parameter tree), each with a leading ``seed``
+axis.
+
+A store is written into a hidden sibling ``.<name>.partial-<host>-<pid>`` and renamed
+into place only when complete, so a job killed at any point (kill -9 included) never
+leaves something that looks complete: the store is either absent or whole. The last
+thing written is the completion marker (attribute ``ntkpipe_complete``) next to a
+SHA-256 digest of every array, so a partial or corrupted copy is recognized as such.
+Reading checks all of this and raises ``StoreError`` naming the path, what is wrong and
+how to fix it.
+
+Attributes of every store: ``config`` (the run configuration, JSON), ``stage``,
+``ntkpipe_version``, ``git_commit``, ``jax_version``, ``jax_device``, ``wall_time_s``.
+Kernels are chunked by the config's ``kernels.block_size`` along ``train``, ``train2``
+and ``test`` (and one chunk per seed), the blocks the kernel computation produces.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from ntkpipe.errors import StoreError
+
+__all__ = [
+    "COMPLETE_ATTR",
+    "PARAMS_GROUP",
+    "write_store",
+    "read_store",
+    "read_params",
+    "read_attrs",
+    "is_complete",
+    "default_chunks",
+    "provenance",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "atomic_write_text",
+    "write_if_changed",
+]
+
+COMPLETE_ATTR = "ntkpipe_complete"
+PARAMS_GROUP = "params"
+_DIGEST_ATTR = "ntkpipe_sha256"
+_KERNEL_DIMS = ("train", "train2", "test", "test2")
+_CKPT_PREFIX = "state"
+_IMPORT_TIME = time.monotonic()
+
+
+def write_store(
+    ds,
+    path,
+    *,
+    config,
+    stage,
+    params=None,
+    chunks=None,
+    overwrite=False,
+    wall_time=None,
+):
+    """Writes a dataset (and optionally parameters) as a Zarr v3 store, atomically.
+
+    Args:
+        ds: the stage's ``xarray.Dataset`` (in memory).
+        path: the store's directory, e.g. ``.../init.zarr``.
+        config: the run configuration (JSON-serializable mapping), stored as the
+            ``config`` attribute; its ``kernels.block_size`` sets the default chunks.
+        stage: the stage's name, stored as the ``stage`` attribute.
+        params: optional parameter pytree of nested mappings with string keys (Flax
+            params), every leaf an array with a leading seed axis [n_seed, ...];
+            written to the group ``params/``.
+        chunks: optional {dimension: chunk size}, overriding ``default_chunks``.
+        overwrite: replace an existing store (otherwise that is an error).
+        wall_time: the job's wall time in seconds; None measures the time since the
+            process started.
+
+    Returns:
+        The store's path.
+
+    Raises:
+        StoreError: the store exists and ``overwrite`` is False, or the parameters or
+            the configuration cannot be stored (checked before anything is written).
+    """
+    path = Path(path)
+    _check_target(path, overwrite)
+    leaves = None if params is None else _flatten_params(params, ds)
+    attrs = provenance(config, stage, wall_time)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
+    tmp = path.parent / f".{path.name}.partial-{_host()}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        out = _prepare(ds, attrs)
+        encoding = _encoding(out, {**default_chunks(config), **(chunks or {})})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+            out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
+        digests = {"dataset": {name: _digest(var.values) for name, var in out.variables.items()}}
+        if leaves is not None:
+            digests["params"] = _write_params(tmp, leaves)
+        _mark_complete(tmp, digests)
+        _move_into_place(tmp, path, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_store(path, *, stage=None, load=True, verify=True):
+    """Opens a complete store as an ``xarray.Dataset``.
+
+    Args:
+        path: the store's directory.
+        stage: if given, the stage the store must hold.
+        load: read all arrays into memory (needed for ``verify``); False gives a lazily
+            loaded dataset.
+        verify: compare every array with the SHA-256 digest written with it.
+
+    Returns:
+        The dataset, with the provenance attributes (``config`` is JSON text).
+
+    Raises:
+        StoreError: the store is missing, partial (an interrupted job), corrupted, or
+            of another stage; the message names the path and how to fix it.
+    """
+    path = Path(path)
+    attrs = _complete_attrs(path, stage)
+    try:
+        ds = xr.open_dataset(path, engine="zarr", consolidated=False, zarr_format=3, chunks=None)
+        if load:
+            ds = ds.load()
+    except Exception as err:
+        raise _corrupted(path, attrs, f"{type(err).__name__}: {err}") from err
+    if load and verify:
+        expected = attrs.get(_DIGEST_ATTR, {}).get("dataset", {})
+        _verify(path, attrs, {name: var.values for name, var in ds.variables.items()}, expected)
+    ds.attrs.pop(_DIGEST_ATTR, None)
+    return ds
+
+
+def read_params(path, *, verify=True):
+    """Reads the parameters stored in a store's ``params/`` group.
+
+    Returns:
+        Nested dicts of numpy arrays, each with the leading seed axis, in the order
+        they were written.
+
+    Raises:
+        StoreError: the store is missing, partial or corrupted, or holds no parameters.
+    """
+    path = Path(path)
+    attrs = _complete_attrs(path, None)
+    expected = attrs.get(_DIGEST_ATTR, {}).get("params")
+    if expected is None:
+        raise StoreError(
+            f"{path}: holds no parameters (stage {attrs.get('stage')!r} stores none); "
+            f"parameters are in the stores of the stages that save them (e.g. init.zarr)"
+        )
+    try:
+        group = zarr.open_group(path / PARAMS_GROUP, mode="r", zarr_format=3)
+        arrays = {name: np.asarray(group[name][...]) for name in expected}
+    except Exception as err:
+        raise _corrupted(path, attrs, f"params/: {type(err).__name__}: {err}") from err
+    if verify:
+        _verify(path, attrs, arrays, expected, prefix="params/")
+    return _unflatten(arrays)
+
+
+def read_attrs(path):
+    """The provenance attributes of a complete store, without reading its arrays."""
+    attrs = dict(_complete_attrs(Path(path), None))
+    attrs.pop(_DIGEST_ATTR, None)
+    return attrs
+
+
+def is_complete(path):
+    """Whether ``path`` is a store that was written completely (no arrays are read)."""
+    try:
+        _complete_attrs(Path(path), None)
+    except StoreError:
+        return False
+    return True
+
+
+def default_chunks(config):
+    """{dimension: chunk size}: one seed per chunk, kernel blocks of ``kernels.block_size``
+    along train, train2, test and test2."""
+    block = (config or {}).get("kernels", {}).get("block_size")
+    chunks = {"seed": 1}
+    if block:
+        chunks.update(dict.fromkeys(_KERNEL_DIMS, int(block)))
+    return chunks
+
+
+def provenance(config, stage, wall_time=None):
+    """Attributes every store carries: the run config (JSON), stage, versions, device, time.
+
+    The git commit is that of the checkout ntkpipe runs from ("unknown" when it is not
+    one); the jax device is the first device of the default backend and their count.
+    """
+    try:
+        config_text = json.dumps(config, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"config: cannot be stored as JSON ({err})") from err
+    if wall_time is None:
+        wall_time = _process_wall_time()
+    jax_version, jax_device = _jax_info()
+    return {
+        "config": config_text,
+        "stage": str(stage),
+        "ntkpipe_version": _ntkpipe_version(),
+        "git_commit": _git_commit(),
+        "jax_version": jax_version,
+        "jax_device": jax_device,
+        "wall_time_s": float(wall_time),
+    }
+
+
+class Checkpoint(dict):
+    """A saved pytree state as {pytree path (``jax.tree_util.keystr``): numpy array}.
+
+    Its ``step`` is the value at path ``.step`` (``train.TrainState.step``), else None.
+    ``train.train(..., state=checkpoint)`` matches it leaf by leaf against a fresh state.
+    """
+
+    @property
+    def step(self):
+        value = self.get(".step")
+        return None if value is None else int(value)
+
+
+def save_checkpoint(path, state, *, fingerprint):
+    """Saves a pytree state (e.g. ``train.TrainState``) to one ``.npz`` file, atomically.
+
+    Args:
+        path: the checkpoint file (replaced if it exists; a kill at any point leaves the
+            previous checkpoint or the new one, never a part).
+        state: any pytree of arrays and numbers (no Python objects).
+        fingerprint: text identifying what the state belongs to (e.g. a hash of the
+            run config); ``load_checkpoint`` ignores a checkpoint of another one.
+    """
+    import jax  # pytree paths; jax is loaded anyway where states exist
+
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    arrays = {}
+    for key_path, leaf in leaves:
+        value = np.asarray(leaf)
+        name = jax.tree_util.keystr(key_path)
+        if value.dtype.kind == "O":
+            raise StoreError(f"checkpoint: leaf {name} is a Python object, not an array")
+        arrays[_CKPT_PREFIX + name] = value
+    arrays["fingerprint"] = np.asarray(str(fingerprint))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.partial-{_host()}-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path, *, fingerprint):
+    """The ``Checkpoint`` saved at ``path``, or None if there is none or it belongs to
+    another fingerprint (a stale checkpoint of a changed run is not resumed).
+
+    Raises:
+        StoreError: the file exists but cannot be read (delete it to start over).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if str(npz["fingerprint"]) != str(fingerprint):
+                return None
+            return Checkpoint(
+                {k[len(_CKPT_PREFIX) :]: npz[k] for k in npz.files if k.startswith(_CKPT_PREFIX)}
+            )
+    except Exception as err:
+        raise StoreError(
+            f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it and rerun "
+            f"(training restarts from step 0)"
+        ) from err
+
+
+def atomic_write_text(path, text):
+    """Writes a text file atomically: a temporary sibling, fsync, then ``os.replace``.
+
+    Readers see the old content or the new one, never a part.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_if_changed(path, text):
+    """Writes ``text`` to ``path`` only if the content differs (keeping the file's mtime
+    otherwise, so Snakemake sees no change). Returns whether it wrote."""
+    path = Path(path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
+# ----------------------------------------------------------------------------- private
+
+
+def _check_target(path, overwrite):
+    if not path.exists() or overwrite or (path.is_dir() and not any(path.iterdir())):
+        return
+    raise StoreError(
+        f"{path}: already exists; refusing to overwrite it. Delete it first (or rerun the "
+        f"stage with snakemake --forcerun <rule>), or write with overwrite=True"
+    )
+
+
+def _flatten_params(params, ds):
+    """[(key path, array)] of a nested mapping; checks names and the leading seed axis."""
+    n_seed = ds.sizes.get("seed") if hasattr(ds, "sizes") else None
+    leaves = []
+    _collect_leaves(params, (), leaves)
+    if not leaves:
+        raise StoreError("params: the parameter tree has no leaves")
+    for parts, value in leaves:
+        name = "/".join(parts)
+        if value.ndim == 0 or (n_seed is not None and value.shape[0] != n_seed):
+            raise StoreError(
+                f"params/{name}: shape {value.shape}; every leaf needs a leading seed axis"
+                f"{f' of size {n_seed} (the dataset has seed: {n_seed})' if n_seed else ''}"
+            )
+    return leaves
+
+
+def _collect_leaves(tree, parts, out):
+    if isinstance(tree, Mapping):
+        for key, sub in tree.items():
+            if not isinstance(key, str) or not _valid_node_name(key):
+                raise StoreError(
+                    f"params/{'/'.join(parts)}: key {key!r} cannot name a Zarr node (use a "
+                    f"non-empty string without '/', not starting with '__' or '.')"
+                )
+            _collect_leaves(sub, (*parts, key), out)
+        return
+    if isinstance(tree, list | tuple) or tree is None:
+        raise StoreError(
+            f"params/{'/'.join(parts)}: a {type(tree).__name__}; parameters must be nested "
+            f"mappings with string keys (Flax params) whose leaves are arrays"
+        )
+    out.append((parts, np.asarray(tree)))
+
+
+def _valid_node_name(key):
+    return bool(key) and "/" not in key and not key.startswith(("__", "."))
+
+
+def _prepare(ds, attrs):
+    """A shallow copy with our attributes, no stale encodings, strings as variable-length."""
+    out = ds.copy(deep=False).drop_encoding()
+    for name, var in list(out.variables.items()):
+        if var.dtype.kind == "U":  # fixed-width UTF-32 has no stable Zarr v3 spec
+            out[name] = var.astype(object)
+    out.attrs = {**{k: v for k, v in ds.attrs.items() if k != _DIGEST_ATTR}, **attrs}
+    out.attrs.pop(COMPLETE_ATTR, None)
+    return out
+
+
+def _encoding(ds, chunks):
+    encoding = {}
+    for name, var in ds.variables.items():
+        enc = {}
+        if var.ndim:
+            enc["chunks"] = tuple(
+                max(1, min(size, chunks.get(dim, size)))
+                for dim, size in zip(var.dims, var.shape, strict=True)
+            )
+        encoding[name] = enc
+    return encoding
+
+
+def _write_params(tmp, leaves):
+    root = zarr.open_group(tmp, mode="r+", zarr_format=3)
+    group = root.create_group(PARAMS_GROUP)
+    digests = {}
+    for parts, value in leaves:
+        node = group
+        for part in parts[:-1]:
+            node = node.require_group(part)
+        node.create_array(parts[-1], data=value, chunks=(1, *value.shape[1:]))
+        digests["/".join(parts)] = _digest(value)
+    return digests
+
+
+def _mark_complete(tmp, digests):
+    """Writes the digests and the completion marker: the last write of a store."""
+    root = zarr.open_group(tmp, mode="r+", zarr_format=3)
+    root.attrs.update({_DIGEST_ATTR: digests, COMPLETE_ATTR: True})
+
+
+def _move_into_place(tmp, path, overwrite):
+    old = None
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()  # e.g. created by a workflow engine before the job ran
+    elif path.exists() or path.is_symlink():
+        if not overwrite:
+            raise StoreError(f"{path}: appeared while the store was being written; not replaced")
+        old = path.parent / f".{path.name}.old-{_host()}-{os.getpid()}"
+        os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        raise StoreError(f"{path}: cannot move the finished store into place ({err})") from err
+    _fsync_dir(path.parent)
+    if old is not None:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def _remove_stale(path):
+    """Deletes leftovers of killed jobs on this host (their process no longer exists)."""
+    host = _host()
+    for kind in ("partial", "old"):
+        prefix = f".{path.name}.{kind}-{host}-"
+        for leftover in path.parent.glob(f".{path.name}.{kind}-*"):
+            pid = leftover.name[len(prefix) :]
+            if leftover.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return False  # our own leftover: we are not writing it now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _host():
+    return socket.gethostname().replace("/", "_") or "host"
+
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _complete_attrs(path, stage):
+    """The root attributes of a complete store; StoreError saying what is wrong otherwise."""
+    if ".partial-" in path.name or ".old-" in path.name:
+        raise StoreError(
+            f"{path}: a leftover of an interrupted job, not a store; delete it (ntkpipe "
+            f"removes such leftovers of dead jobs when it writes the store again)"
+        )
+    if not path.exists():
+        raise StoreError(_missing_text(path))
+    meta_path = path / "zarr.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        attrs = meta.get("attributes", {}) if isinstance(meta, dict) else None
+        if meta.get("zarr_format") != 3 or not isinstance(attrs, dict):
+            raise ValueError("not Zarr v3 group metadata")
+    except FileNotFoundError:
+        raise StoreError(
+            f"{path}: not a Zarr v3 store (no zarr.json); delete it and rerun the stage "
+            f"that writes it (snakemake --forcerun <rule>)"
+        ) from None
+    except (OSError, ValueError, AttributeError) as err:
+        raise _corrupted(path, {}, f"zarr.json: {err}") from None
+    if attrs.get(COMPLETE_ATTR) is not True:
+        raise StoreError(
+            f"{path}: incomplete: the job writing it stopped before finishing (no completion "
+            f"marker); delete it and rerun: snakemake --rerun-incomplete, or --forcerun <rule>"
+        )
+    if stage is not None and attrs.get("stage") != stage:
+        raise StoreError(
+            f"{path}: holds stage {attrs.get('stage')!r}, expected {stage!r}; check the path"
+        )
+    return attrs
+
+
+def _missing_text(path):
+    leftovers = sorted(p.name for p in path.parent.glob(f".{path.name}.partial-*"))
+    if leftovers:
+        return (
+            f"{path}: does not exist; an interrupted job left {leftovers[0]} next to it. Rerun "
+            f"the stage: snakemake --rerun-incomplete (or --forcerun <rule>)"
+        )
+    return f"{path}: does not exist; run the stage that writes it first (snakemake {path})"
+
+
+def _corrupted(path, attrs, what):
+    stage = attrs.get("stage")
+    which = f" (stage {stage})" if stage else ""
+    return StoreError(
+        f"{path}: corrupted{which}: {what}. Delete it and rerun the stage that writes it: "
+        f"snakemake --forcerun <rule> (or delete it and run snakemake again)"
+    )
+
+
+def _verify(path, attrs, arrays, expected, prefix=""):
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+        raise _corrupted(path, attrs, f"missing array(s) {', '.join(prefix + m for m in missing)}")
+    bad = [name for name, digest in expected.items() if _digest(arrays[name]) != digest]
+    if bad:
+        raise _corrupted(
+            path, attrs, f"array(s) {', '.join(prefix + b for b in bad)} differ from their digest"
+        )
+
+
+def _digest(values):
+    """SHA-256 of an array's dtype, shape and values (NaNs canonical, strings as text)."""
+    a = np.asarray(values)
+    h = hashlib.sha256(str(a.shape).encode())
+    if a.dtype.kind in "OUST":
+        h.update(json.dumps([str(x) for x in a.ravel().tolist()]).encode())
+        return h.hexdigest()
+    if a.dtype.kind in "fc":
+        a = np.where(np.isnan(a), np.array(np.nan, dtype=a.dtype), a)
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    h.update(a.dtype.str.encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _unflatten(arrays):
+    tree = {}
+    for name, value in arrays.items():
+        node = tree
+        *parents, leaf = name.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def _process_wall_time():
+    """Seconds since this process started (Linux /proc), else since ntkpipe.io.stores loaded."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORT_TIME
+
+
+def _ntkpipe_version():
+    try:
+        return metadata.version("ntkpipe")
+    except metadata.PackageNotFoundError:
+        import ntkpipe
+
+        return str(getattr(ntkpipe, "__version__", "unknown"))
+
+
+_GIT_COMMIT = []
+
+
+def _git_commit():
+    """HEAD of the checkout holding this file, "unknown" when there is none (no network)."""
+    if not _GIT_COMMIT:
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            )
+            commit = result.stdout.strip() if result.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        _GIT_COMMIT.append(commit or "unknown")
+    return _GIT_COMMIT[0]
+
+
+def _jax_info():
+    try:
+        import jax
+
+        devices = jax.devices()
+        first = devices[0]
+        return jax.__version__, f"{first.platform}: {first.device_kind} ×{len(devices)}"
+    except Exception as err:  # no jax, or no backend: the store is still worth writing
+        return "unavailable", f"unavailable ({type(err).__name__})"

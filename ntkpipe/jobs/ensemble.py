@@ -1,0 +1,254 @@
+"""Fig. 2 / S1: the output distribution of trained networks against the NTK-GP and the NNGP.
+
+An ensemble of M networks (seeds s₀ … s₀ + M − 1, trained together with ``jax.vmap``) is trained by
+full-batch gradient descent on MSE, and evaluated over training on inputs interpolated between two
+training points of different classes,
+
+    x(α) = α x⁽¹⁾ + (1 − α) x⁽²⁾,   α ∈ [0, 1]   (x⁽¹⁾: target +1, x⁽²⁾: target −1).
+
+Over random initializations the infinitely wide linearized network is Gaussian at every time t,
+with the mean and covariance of Eq. 14–15 (the NTK-GP,
+:func:`ntkpipe.core.analytic.ntk_gp_predictive`).
+Training only the readout layer instead replaces Θ by K (Eq. S22–S23), which tends to the exact
+NNGP posterior of Eq. 13 as t → ∞
+(:func:`ntkpipe.core.analytic.nngp_posterior`). The ensemble's mean
+and ±2σ band are compared with both.
+
+Pure: arrays and configs in, an ``xarray.Dataset`` out; nothing here touches a file. The
+``ensemble.zarr`` store (one per sweep point, written by ``ntkpipe ensemble``) holds:
+
+- ``fx_alpha (member, step, alpha, out)``: f_t(x(α)) of every member;
+- ``loss_train (member, step)``: the members' training loss;
+- ``ntkgp_mean``, ``ntkgp_std`` (step, alpha, out): Eq. 14 and √diag of Eq. 15;
+- ``nngp_mean``, ``nngp_std`` (step, alpha, out): readout-only gradient descent (Eq. S22–S23);
+- ``nngp_posterior_mean``, ``nngp_posterior_std`` (alpha, out): the NNGP posterior (Eq. 13);
+- ``target_1``, ``target_2`` (out): the targets of x⁽¹⁾ and x⁽²⁾;
+- coordinates ``member`` (the seeds), ``step``, ``t`` = η·step, ``alpha``; attributes
+  ``index_1``, ``index_2`` (rows of x⁽¹⁾, x⁽²⁾ in the training set).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+# JAX, xarray and the analytic kernels are imported inside the functions that use them.
+
+__all__ = [
+    "interpolation_pair",
+    "interpolation_inputs",
+    "gp_predictions",
+    "ensemble_dataset",
+    "SUMMARY_NAMES",
+    "summarize",
+]
+
+
+def interpolation_pair(labels_train: np.ndarray) -> tuple[int, int]:
+    """Rows (i₁, i₂) of x⁽¹⁾ and x⁽²⁾: the first training example of the second class (target
+    +1 in a binary task) and the first of the first class (target −1).
+
+    Args:
+        labels_train: int [n_train], the index into the task's classes of every example.
+
+    Raises:
+        ValueError: fewer than two classes among the training examples.
+    """
+    labels = np.asarray(labels_train)
+    first, second = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    if first.size == 0 or second.size == 0:
+        raise ValueError(
+            f"labels_train: the interpolation needs training examples of classes 0 and 1; "
+            f"found classes {sorted(set(labels.tolist()))}"
+        )
+    return int(second[0]), int(first[0])
+
+
+def interpolation_inputs(x1: np.ndarray, x2: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """x(α) = α x⁽¹⁾ + (1 − α) x⁽²⁾ for every α: [n_alpha, d_in].
+
+    Args:
+        x1: x⁽¹⁾ [d_in].
+        x2: x⁽²⁾ [d_in].
+        alphas: α [n_alpha].
+    """
+    x1, x2 = np.asarray(x1), np.asarray(x2)
+    if x1.shape != x2.shape or x1.ndim != 1:
+        raise ValueError(f"x1 and x2 must be two inputs [d_in]; got {x1.shape} and {x2.shape}")
+    a = np.asarray(alphas, dtype=x1.dtype)[:, None]
+    return a * x1[None, :] + (1 - a) * x2[None, :]
+
+
+def gp_predictions(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_line: np.ndarray,
+    steps: np.ndarray,
+    *,
+    model: dict,
+    learning_rate: float,
+) -> xr.Dataset:
+    """The NTK-GP (Eq. 14–15), readout-only NNGP dynamics (Eq. S22–S23) and NNGP posterior
+    (Eq. 13) on the interpolation inputs, from the analytic kernels (in float64).
+
+    Time: t = optimizer steps, the convention of :func:`ntkpipe.core.analytic.ntk_gp_predictive`
+    (the train residual decays as e^{−η Θ t/(n·k)}).
+
+    Args:
+        x_train: X [n, d_in].
+        y_train: Y [n, k].
+        x_line: x(α) [n_alpha, d_in].
+        steps: record steps [n_steps].
+        model: the run config's ``model`` section (depth, activation, w_std, b_std,
+            parameterization, width).
+        learning_rate: η.
+
+    Returns:
+        Dataset with ``ntkgp_mean``, ``ntkgp_std``, ``nngp_mean``, ``nngp_std`` (step, alpha,
+        out) and ``nngp_posterior_mean``, ``nngp_posterior_std`` (alpha, out).
+    """
+    import jax
+    import jax.numpy as jnp
+    import xarray as xr
+
+    from ntkpipe.core import analytic
+
+    with jax.enable_x64(True):
+        x_train64, x_line64 = (jnp.asarray(a, dtype=jnp.float64) for a in (x_train, x_line))
+        y = jnp.asarray(y_train, dtype=jnp.float64)
+        kwargs = dict(
+            depth=model["depth"],
+            activation=model["activation"],
+            w_std=model["w_std"],
+            b_std=model["b_std"] or 0.0,
+            parameterization=model["parameterization"],
+            width=model["width"],
+        )
+        k_tt, th_tt = analytic.kernels(x_train64, **kwargs)
+        k_st, th_st = analytic.kernels(x_line64, x_train64, **kwargs)
+        k_ss, _ = analytic.kernels(x_line64, **kwargs)
+        t = jnp.asarray(steps, dtype=jnp.float64)
+        ntk_mean, ntk_cov = analytic.ntk_gp_predictive(
+            th_tt, th_st, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
+        )
+        nngp_mean, nngp_cov = analytic.ntk_gp_predictive(
+            k_tt, k_st, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
+        )
+        post_mean, post_cov = analytic.nngp_posterior(k_tt, k_st, k_ss, y)
+        out = {
+            "ntkgp_mean": _per_output(ntk_mean),
+            "ntkgp_std": _std(ntk_cov, y.shape[1]),
+            "nngp_mean": _per_output(nngp_mean),
+            "nngp_std": _std(nngp_cov, y.shape[1]),
+            "nngp_posterior_mean": _per_output(post_mean),
+            "nngp_posterior_std": _std(post_cov, y.shape[1]),
+        }
+    return xr.Dataset(out)
+
+
+def ensemble_dataset(
+    fx_alpha: np.ndarray,
+    loss_train: np.ndarray,
+    gp: xr.Dataset,
+    *,
+    members: list[int],
+    steps: np.ndarray,
+    alphas: np.ndarray,
+    learning_rate: float,
+    targets: tuple[np.ndarray, np.ndarray],
+    indices: tuple[int, int],
+) -> xr.Dataset:
+    """The ``ensemble.zarr`` dataset (module docstring) from the members' records and the GPs.
+
+    Args:
+        fx_alpha: f_t(x(α)) [member, step, alpha, out].
+        loss_train: [member, step].
+        gp: :func:`gp_predictions`.
+        members: the member seeds.
+        steps: record steps.
+        alphas: α.
+        learning_rate: η (for the coordinate t = η·step).
+        targets: (y⁽¹⁾, y⁽²⁾), each [out].
+        indices: (i₁, i₂), the rows of x⁽¹⁾ and x⁽²⁾ in the training set.
+    """
+    steps = np.asarray(steps)
+    ds = gp.copy()
+    ds["fx_alpha"] = (("member", "step", "alpha", "out"), np.asarray(fx_alpha))
+    ds["loss_train"] = (("member", "step"), np.asarray(loss_train))
+    ds["target_1"] = (("out",), np.asarray(targets[0]))
+    ds["target_2"] = (("out",), np.asarray(targets[1]))
+    ds = ds.assign_coords(
+        member=list(members),
+        step=steps,
+        t=("step", learning_rate * steps.astype(float)),
+        alpha=np.asarray(alphas, dtype=float),
+    )
+    ds.attrs.update(index_1=int(indices[0]), index_2=int(indices[1]))
+    return ds
+
+
+#: Variable of ensemble.zarr → its name in the sweep summary (output 0 only).
+SUMMARY_NAMES = {
+    "fx_alpha": "ensemble_fx",
+    "loss_train": "ensemble_loss_train",
+    "ntkgp_mean": "ntkgp_mean",
+    "ntkgp_std": "ntkgp_std",
+    "nngp_mean": "nngp_mean",
+    "nngp_std": "nngp_std",
+    "nngp_posterior_mean": "nngp_posterior_mean",
+    "nngp_posterior_std": "nngp_posterior_std",
+    "target_1": "ensemble_target_1",
+    "target_2": "ensemble_target_2",
+}
+
+
+def summarize(axes: list[str], found: list[tuple[dict, xr.Dataset]]) -> xr.Dataset:
+    """The ensembles of a sweep as summary variables over the sweep axes (output 0).
+
+    Args:
+        axes: the sweep's short axis names, in sweep order.
+        found: (the point's axis values, its ensemble.zarr dataset) per sweep point.
+
+    Returns:
+        Dataset with the `SUMMARY_NAMES` variables, dims (axes…, member, step, alpha); the
+        coordinate ``t`` is dropped (η may differ between points; the summary keeps
+        ``learning_rate``).
+    """
+    import xarray as xr
+
+    if not found:
+        raise ValueError("found: no ensemble store to summarize")
+    pieces = []
+    for values, ds in found:
+        missing = [axis for axis in axes if axis not in values]
+        if missing:
+            raise ValueError(f"the values of sweep axes {missing} are missing for a point")
+        part = ds[list(SUMMARY_NAMES)].isel(out=0, drop=True).rename(SUMMARY_NAMES)
+        part = part.drop_vars("t", errors="ignore")
+        part.attrs = {}
+        pieces.append(part.expand_dims({axis: [values[axis]] for axis in reversed(axes)}))
+    return xr.combine_by_coords(pieces, join="outer", combine_attrs="drop")
+
+
+# ---------------------------------------------------------------- private helpers
+
+
+def _per_output(mean) -> xr.DataArray:
+    import xarray as xr
+
+    dims = ("step", "alpha", "out") if mean.ndim == 3 else ("alpha", "out")
+    return xr.DataArray(np.asarray(mean), dims=dims)
+
+
+def _std(cov, n_out: int) -> xr.DataArray:
+    """√diag Σ, the same for every output (Θ ⊗ I), broadcast to [..., alpha, out]."""
+    import xarray as xr
+
+    variance = np.clip(np.diagonal(np.asarray(cov), axis1=-2, axis2=-1), 0.0, None)
+    std = np.repeat(np.sqrt(variance)[..., None], n_out, axis=-1)
+    dims = ("step", "alpha", "out") if std.ndim == 3 else ("alpha", "out")
+    return xr.DataArray(std, dims=dims)

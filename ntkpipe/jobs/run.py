@@ -1,0 +1,245 @@
+"""Every stage of one run in one job (``resources.jobs: runs``), for sweeps of thousands of runs.
+
+The default layout gives each stage of a run its own Snakemake job (eight per run with the two
+config files), so Snakemake reruns exactly the stages a change touches. A sweep of 10,000 runs is
+then 80,000 jobs: Snakemake needs about a millisecond of CPU per job only to build its DAG, and
+every job pays the start-up of a Python process with JAX (seconds). With ``resources.jobs: runs``
+one job goes through the run's stages in order, in one process::
+
+    init → kernel_init (Θ̂₀, K̂₀) → train → kernel_final (Θ̂_T, K̂_T) → linear (f_lin) → metrics
+
+(``kernels.initial: false`` leaves out kernel_init, ``kernels.final: false`` kernel_final.)
+Each stage is the same function (:mod:`ntkpipe.jobs.stages`) on the same inputs as its own job would
+run, so the stores are the same, array for array, in either layout, and a sweep can switch
+layouts without recomputing anything. The job also writes the run's ``model.json`` and
+``run.json`` (only when their content changes), so that any stage can be rerun by hand.
+
+Stages already done are kept: a store in the run folder that is complete, was computed from the
+stage's current config (its ``config`` attribute) and is newer than the stores it was computed
+from is not computed again. Changing the learning rate thus reruns the job, which keeps
+``init.zarr`` and ``kernel_init.zarr`` and computes the rest; a job killed part-way leaves only
+complete stores (:func:`ntkpipe.io.stores.write_store` is atomic) and its rerun goes on from the
+last one. A store of another config is replaced. ``metrics.zarr`` is the job's output in the
+workflow (Snakemake deletes it before the job runs), so it is always computed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from ntkpipe.errors import StageError
+from ntkpipe.io import stores as storage
+from ntkpipe.sweep import runs as ntk_config
+
+__all__ = ["RUN_STAGES", "run_all_stages", "stage_plan"]
+
+
+class _Stage(NamedTuple):
+    name: str  # the per-stage rule
+    store: str  # the store it writes in the run folder
+    config_file: str  # the run folder's config file it reads
+    inputs: tuple[str, ...]  # stores of the run folder it reads ("analytic": the analytic store)
+
+
+RUN_STAGES = (
+    _Stage("init", "init.zarr", "model.json", ()),
+    _Stage("kernel_init", "kernel_init.zarr", "model.json", ("init.zarr",)),
+    _Stage("train", "train.zarr", "run.json", ("init.zarr",)),
+    _Stage("kernel_final", "kernel_final.zarr", "run.json", ("train.zarr",)),
+    _Stage("linear", "linear.zarr", "run.json", ("init.zarr", "kernel_init.zarr", "analytic")),
+    _Stage(
+        "compare",
+        "metrics.zarr",
+        "run.json",
+        ("train.zarr", "linear.zarr", "kernel_init.zarr", "kernel_final.zarr", "analytic"),
+    ),
+)
+"""The stages of a run in the order one job computes them, with the stores each one reads
+(a store of a stage the run leaves out, e.g. kernel_init.zarr with ``kernels.initial: false``,
+is not read)."""
+
+_CONFIG_STAGES = {"model.json": "init", "run.json": "train"}  # file → ntkpipe.sweep.runs stage
+
+
+def run_all_stages(
+    run_config: dict,
+    folder: Path,
+    analytic: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> list[str]:
+    """Computes every stage of one run that is not already done, in order, in this process.
+
+    Args:
+        run_config: the run's resolved configuration (the content of its ``run.json``: every
+            later stage's config; ``model.json`` is derived from it).
+        folder: the run folder, ``results/<sweep>/runs/<run_id>``; created if missing.
+        analytic: the infinite-width kernels of the run (``analytic.zarr``), or None when the
+            sweep has ``kernels.analytic: false``.
+        log: where to say, per stage, whether it is computed or kept and why.
+
+    Returns:
+        The names of the stages computed (the others were kept).
+
+    Raises:
+        StageError: the config is not a run config, or ``analytic`` is missing.
+        StoreError: a stage's input store is corrupted (from the stage that reads it).
+    """
+    from ntkpipe.jobs import stages  # JAX starts here, after the CLI pinned its threads
+
+    folder = Path(folder)
+    _check_run_config(run_config)
+    if analytic is not None and not storage.is_complete(analytic):
+        raise StageError(f"--analytic: {analytic} is not a complete analytic store")
+    configs = write_config_files(run_config, folder)
+    plan = stage_plan(run_config, folder, analytic)
+    paths = _input_paths(folder, analytic, {stage.name for stage, _ in plan})
+    computed = []
+    for stage, reason in plan:
+        out = folder / stage.store
+        if reason is None:
+            log(f"run: {stage.name}: kept {out} (complete, same config, newer than its inputs)")
+            continue
+        log(f"run: {stage.name}: computing {out} ({reason})")
+        _STAGE_CALLS[stage.name](stages, {**paths, "run": configs[stage.config_file]}, out)
+        computed.append(stage.name)
+    return computed
+
+
+def stage_plan(run_config: dict, folder: Path, analytic: Path | None = None):
+    """What :func:`run_all_stages` would do: ``[(stage, reason)]`` in order, where ``reason``
+    says why the stage must be computed, or is None when its store is kept.
+
+    A stage is computed when its store is missing or incomplete, holds another config, is
+    older than a store it reads, or a store it reads is computed in this job. ``metrics.zarr``
+    (``compare``) is always computed: it is what the workflow asked for.
+    """
+    folder = Path(folder)
+    wanted = _wanted_stages(run_config)
+    stores = {stage.store for stage in RUN_STAGES if stage.name in wanted} | {"analytic"}
+    redone: set[str] = set()
+    plan = []
+    for stage in RUN_STAGES:
+        if stage.name not in wanted:
+            continue
+        inputs = [_input_path(folder, name, analytic) for name in stage.inputs if name in stores]
+        inputs = [path for path in inputs if path is not None]
+        reason = _why_compute(stage, folder / stage.store, run_config, inputs, redone)
+        if reason is not None:
+            redone.add(stage.store)
+        plan.append((stage, reason))
+    return plan
+
+
+def write_config_files(run_config: dict, folder: Path) -> dict[str, Path]:
+    """The run folder's ``model.json`` and ``run.json``, as the per-stage workflow writes them
+    (same text; rewritten only when it changes). Returns {file name: path}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, stage in _CONFIG_STAGES.items():
+        paths[name] = folder / name
+        storage.write_if_changed(paths[name], _config_text(run_config, stage))
+    return paths
+
+
+# ----------------------------------------------------------------------------- private
+
+
+def _wanted_stages(run_config: dict) -> set[str]:
+    wanted = {stage.name for stage in RUN_STAGES}
+    for key, stage in (("initial", "kernel_init"), ("final", "kernel_final")):
+        if not run_config["kernels"].get(key, True):
+            wanted.discard(stage)
+    return wanted
+
+
+def _why_compute(stage, out: Path, run_config, inputs, redone) -> str | None:
+    if stage.name == "compare":
+        return "the job's output"
+    if not out.exists():
+        return "missing"
+    if not storage.is_complete(out):
+        return "incomplete or unreadable"
+    stored = json.loads(storage.read_attrs(out).get("config", "null"))
+    if stored != json.loads(_config_text(run_config, _CONFIG_STAGES[stage.config_file])):
+        return "computed from another config"
+    for path in inputs:
+        if path.name in redone:
+            return f"{path.name} is computed again"
+        if _completed_at(path) > _completed_at(out):
+            return f"older than {path.name}"
+    return None
+
+
+def _completed_at(store: Path) -> float:
+    """When a store was completed: the time of its root metadata, written last (with the
+    completion marker) by :func:`ntkpipe.io.stores.write_store`."""
+    return (store / "zarr.json").stat().st_mtime
+
+
+def _input_path(folder: Path, name: str, analytic: Path | None) -> Path | None:
+    if name == "analytic":
+        return analytic
+    return folder / name
+
+
+def _input_paths(folder: Path, analytic: Path | None, wanted) -> dict[str, Path | None]:
+    """{stage: its store} for the stages of this run (None for those it has not), and the
+    analytic store."""
+    paths = {stage.name: folder / stage.store for stage in RUN_STAGES if stage.name in wanted}
+    return {stage.name: paths.get(stage.name) for stage in RUN_STAGES} | {"analytic": analytic}
+
+
+def _config_text(run_config: dict, stage: str) -> str:
+    return ntk_config.to_json(ntk_config.stage_config(run_config, stage))
+
+
+def _check_run_config(run_config) -> None:
+    missing = [
+        section
+        for section in ("data", "model", "training", "kernels", "seeds", "run_id")
+        if not isinstance(run_config, dict) or section not in run_config
+    ]
+    if missing:
+        raise StageError(
+            f"--config: not a run config written by the workflow (no {', '.join(missing)}); "
+            f"pass the content of a run's run.json"
+        )
+
+
+def _compare(stages, paths, out):
+    stages.compare(
+        run=paths["run"],
+        train=paths["train"],
+        linear=paths["linear"],
+        kernel_init=paths["kernel_init"],
+        kernel_final=paths["kernel_final"],
+        analytic=paths["analytic"],
+        out=out,
+        overwrite=True,
+    )
+
+
+_STAGE_CALLS = {
+    "init": lambda stages, paths, out: stages.init(run=paths["run"], out=out, overwrite=True),
+    "kernel_init": lambda stages, paths, out: stages.kernels(
+        run=paths["run"], params=paths["init"], out=out, overwrite=True
+    ),
+    "train": lambda stages, paths, out: stages.train(
+        run=paths["run"], init=paths["init"], out=out, overwrite=True
+    ),
+    "kernel_final": lambda stages, paths, out: stages.kernels(
+        run=paths["run"], params=paths["train"], out=out, overwrite=True
+    ),
+    "linear": lambda stages, paths, out: stages.linear(
+        run=paths["run"],
+        init=paths["init"],
+        kernel=paths["kernel_init"],
+        analytic=paths["analytic"],
+        out=out,
+        overwrite=True,
+    ),
+    "compare": _compare,
+}

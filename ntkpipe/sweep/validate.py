@@ -1,0 +1,610 @@
+"""Reading and validating a sweep configuration: the JSON schema, its defaults, cross-field checks.
+
+``load_config`` checks a configuration against the JSON schema
+``ntkpipe/sweep/schemas/config.schema.yaml`` (Draft 2020-12, no unknown keys anywhere; the
+only place defaults live), fills in the defaults, then checks what a schema cannot
+(dataset sizes, files on disk, optimizer options, every sweep value). All problems are
+reported together in one ``ConfigError``, each naming the dotted field, the value and
+what is allowed, e.g. ``model.activation: 'softplus' is not one of relu, erf, tanh,
+identity``.
+
+Expanding a sweep into runs, run ids and per-stage subsets are in :mod:`ntkpipe.sweep.runs`,
+which re-exports ``load_config``, ``load_schema``, ``SCHEMA_PATH`` and ``output_dim``; this
+module imports nothing from it.
+"""
+
+import copy
+import difflib
+import functools
+import itertools
+import json
+import math
+import re
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from ntkpipe import datasets
+from ntkpipe.errors import ConfigError
+
+__all__ = [
+    "SCHEMA_PATH",
+    "VALUE_PATTERN",
+    "load_schema",
+    "load_config",
+    "output_dim",
+    "read_source",
+    "sweepable_fields",
+    "assign",
+    "axis_name",
+    "format_value",
+]
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+
+VALUE_PATTERN = r"[A-Za-z0-9_.\-]+"
+"""Regex (no anchors, no groups) of a swept string value: it becomes part of run ids,
+directory names and Snakemake wildcards (``ntkpipe.sweep.runs.run_id_pattern``)."""
+
+_VALUE_RE = re.compile(rf"^{VALUE_PATTERN}$")
+_SWEEPABLE_SECTIONS = ("data", "model", "training", "kernels")
+_SWEEPABLE_TOP = ("precision",)
+
+
+def load_schema():
+    """The configuration's JSON schema (Draft 2020-12) as a dict (a fresh copy)."""
+    return copy.deepcopy(_schema())
+
+
+def load_config(source):
+    """Reads, validates and completes a sweep configuration.
+
+    Args:
+        source: path of a YAML file, or a mapping (e.g. Snakemake's ``config``); a
+            mapping is not modified.
+
+    Returns:
+        The configuration with every default filled in, numbers normalized (integer
+        fields as int, other numbers as float) and ``sweep`` mapping each dotted path
+        to its list of values. Loading a loaded configuration returns an equal one.
+
+    Raises:
+        ConfigError: every problem found, each naming the dotted field, the value
+            and what is allowed.
+    """
+    raw, origin = read_source(source)
+    schema = _schema()
+    config = _fill_defaults(copy.deepcopy(raw), schema)
+    errors, invalid = _schema_errors(config, schema)
+    errors += _seed_errors(raw, invalid)
+    _normalize(config, schema)
+    sweep_errors, axes = _sweep_errors(config, invalid)
+    errors += sweep_errors
+    errors += _grid_errors(config, axes, invalid)
+    errors += _momentum_errors(config, invalid)
+    if errors:
+        raise ConfigError(errors, source=origin)
+    return config
+
+
+def output_dim(config):
+    """k, the number of network outputs: 1 for a binary MSE task (±1 targets), else one
+    per class (one-hot targets; cross-entropy always has one logit per class)."""
+    n_classes = len(config["data"]["classes"])
+    return 1 if n_classes == 2 and config["training"]["loss"] == "mse" else n_classes
+
+
+def read_source(source):
+    """A configuration's raw mapping and where it came from, before any check.
+
+    Args:
+        source: path of a YAML or JSON file (YAML read with 1e-3 as a float and duplicate
+            keys refused), or a mapping (copied, so the caller's is not modified).
+
+    Returns:
+        ``(raw, origin)``: a new dict (``{}`` for an empty file) and the path (None for a
+        mapping).
+
+    Raises:
+        ConfigError: the file cannot be read, is not valid YAML / JSON, or does not hold a
+            mapping.
+    """
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source)), None
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"config file {str(path)!r} cannot be read: {err}"]) from None
+    try:
+        if path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise ConfigError([f"not valid YAML / JSON: {err}"], source=path) from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            [f"the file holds a {type(raw).__name__}, expected a mapping of sections"],
+            source=path,
+        )
+    return raw, path
+
+
+def sweepable_fields():
+    """Dotted path → schema node of every field a sweep may vary."""
+    props = _schema()["properties"]
+    fields = {k: props[k] for k in _SWEEPABLE_TOP}
+    for section in _SWEEPABLE_SECTIONS:
+        for key, node in props[section]["properties"].items():
+            fields[f"{section}.{key}"] = node
+    return fields
+
+
+def assign(config, assignment):
+    """A copy of the config (sections copied, not deep) with dotted paths set.
+
+    Args:
+        config: a configuration (sections as dicts).
+        assignment: dotted path (``model.width`` or a top-level key) → value.
+    """
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for key, value in assignment.items():
+        parts = key.split(".")
+        if len(parts) == 1:
+            out[key] = value
+        else:
+            out[parts[0]][parts[1]] = value
+    return out
+
+
+def axis_name(key):
+    """The short axis name of a dotted sweep path, its last component (``model.width`` →
+    ``width``): it names the axis in run ids and in error messages."""
+    return key.split(".")[-1]
+
+
+def format_value(value):
+    """Stable text of a swept value: ints as ints, floats in shortest repr, lists with _.
+
+    The text of a value in a run id (``width~1024``) and in the sweep point an error
+    message names."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return repr(value).replace("e+", "e")
+    if isinstance(value, list | tuple):
+        return "_".join(format_value(v) for v in value)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- private
+
+
+@functools.cache
+def _schema():
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        schema = yaml.safe_load(f)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@functools.cache
+def _validator(path=()):
+    """A validator of the schema node at ``path`` (keys into "properties")."""
+    node = _schema()
+    for key in path:
+        node = node["properties"][key]
+    return jsonschema.Draft202012Validator(node)
+
+
+def _fill_defaults(instance, schema):
+    """Fills missing keys (and null sections) with the schema's defaults, recursively."""
+    props = schema.get("properties")
+    if not props or not isinstance(instance, dict):
+        return instance
+    for key, sub in props.items():
+        if instance.get(key) is None and sub.get("type") == "object":
+            instance[key] = copy.deepcopy(sub.get("default", {}))
+        elif key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        _fill_defaults(instance.get(key), sub)
+    return instance
+
+
+def _schema_errors(config, schema):
+    """(messages, dotted paths holding invalid values) of the schema validation."""
+    errors, invalid = [], set()
+    validator = _validator()
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        if "propertyNames" in err.schema_path:
+            continue  # sweep keys: _sweep_errors explains them with suggestions
+        errors += _format_error(err, _dotted(err.absolute_path))
+        if err.validator != "additionalProperties":
+            invalid.add(_dotted(list(err.absolute_path)[:2]))
+    errors += _nonfinite_errors(config, invalid)
+    return errors, invalid
+
+
+def _nonfinite_errors(config, invalid):
+    errors = []
+    for path, value in _leaves(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(f"{path}: {value!r} is not a finite number")
+            invalid.add(path)
+    return errors
+
+
+def _leaves(config):
+    for key, value in config.items():
+        if key == "sweep":
+            continue
+        if isinstance(value, dict):
+            for sub, leaf in value.items():
+                yield f"{key}.{sub}", leaf
+        else:
+            yield key, value
+
+
+def _format_error(err, path):
+    """Messages (field, value, what is allowed) for one jsonschema error."""
+    value, kind, arg = err.instance, err.validator, err.validator_value
+    where = path or "the top level"
+    if kind == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        return [
+            f"{_join(path, k)}: unknown key{_suggest(k, allowed)}; allowed keys at "
+            f"{where}: {', '.join(allowed)}"
+            for k in value
+            if k not in allowed
+        ]
+    if kind == "enum":
+        return [f"{where}: {value!r} is not one of {', '.join(map(str, arg))}"]
+    if kind == "type":
+        types = [arg] if isinstance(arg, str) else arg
+        return [f"{where}: {value!r} is not {' or '.join(_TYPE_WORDS[t] for t in types)}"]
+    if kind in _BOUND_WORDS:
+        return [f"{where}: {value!r} must be {_BOUND_WORDS[kind]} {arg}"]
+    if kind == "minItems":
+        return [f"{where}: {value!r} has {len(value)} item(s); at least {arg} are needed"]
+    if kind == "uniqueItems":
+        return [f"{where}: {value!r} repeats an item; each may appear once"]
+    if kind == "pattern":
+        return [f"{where}: {value!r} {_PATTERN_WORDS.get(arg, f'does not match {arg}')}"]
+    return [f"{where}: {err.message}"]
+
+
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+_PATTERN_WORDS = {
+    "^[A-Za-z0-9_][A-Za-z0-9_.-]*$": (
+        "may only contain letters, digits, _ . - and must not start with . or - (it "
+        "becomes a directory name)"
+    ),
+    "^[^\\x00-\\x1f]*$": "must not contain control characters (newlines, tabs, …)",
+}
+
+
+_BOUND_WORDS = {
+    "minimum": "≥",
+    "maximum": "≤",
+    "exclusiveMinimum": ">",
+    "exclusiveMaximum": "<",
+    "maxLength": "at most this many characters:",
+}
+
+
+def _seed_errors(raw, invalid):
+    seeds = raw.get("seeds")
+    if not isinstance(seeds, dict) or seeds.get("list") is None or "seeds.list" in invalid:
+        return []
+    both = [k for k in ("start", "count") if k in seeds]
+    if not both:
+        return []
+    return [
+        f"seeds.list: {seeds['list']!r} given together with seeds.{' and seeds.'.join(both)}; "
+        f"give either seeds.list or seeds.start / seeds.count"
+    ]
+
+
+def _normalize(config, schema):
+    """Integer fields as int, number fields as float (so 1 and 1.0 give one run id)."""
+    for section, sub in schema["properties"].items():
+        if section == "sweep" or section not in config:
+            continue
+        if sub.get("type") == "object" and isinstance(config[section], dict):
+            for key, leaf in sub["properties"].items():
+                if key in config[section]:
+                    config[section][key] = _normal_value(config[section][key], leaf)
+        else:
+            config[section] = _normal_value(config[section], sub)
+
+
+def _normal_value(value, leaf):
+    types = leaf.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float) and "integer" in types and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and "number" in types:
+        return float(value)
+    if isinstance(value, list) and "items" in leaf:
+        return [_normal_value(v, leaf["items"]) for v in value]
+    return value
+
+
+def _sweep_errors(config, invalid):
+    """Checks sweep keys and values; returns (messages, {key: valid values})."""
+    sweep = config.get("sweep")
+    if not isinstance(sweep, dict):
+        return [], {}
+    fields, errors, axes, shorts = sweepable_fields(), [], {}, {}
+    for key, values in sweep.items():
+        if f"sweep.{key}" in invalid or not isinstance(values, list):
+            continue
+        if key not in fields:
+            errors.append(_unknown_sweep_key(key, fields))
+            continue
+        if axis_name(key) in shorts:
+            errors.append(
+                f"sweep.{key}: axis name {axis_name(key)!r} is also the name of "
+                f"sweep.{shorts[axis_name(key)]}; axis names (the last component) must be unique"
+            )
+        shorts[axis_name(key)] = key
+        value_errors, good = _sweep_value_errors(key, values, fields[key])
+        errors += value_errors
+        axes[key] = good
+    return errors, axes
+
+
+def _unknown_sweep_key(key, fields):
+    if key.split(".")[0] in ("seeds", "name", "sweep"):
+        return (
+            f"sweep.{key}: {key.split('.')[0]} is not a sweep axis; set seeds.start / "
+            f"seeds.count / seeds.list for seeds and run another sweep for another name"
+        )
+    return (
+        f"sweep.{key}: unknown config field{_suggest(key, list(fields))}; sweepable fields: "
+        f"{', '.join(fields)}"
+    )
+
+
+def _sweep_value_errors(key, values, node):
+    # Each value is validated against its field's schema node. The schema has no
+    # constraint that spans fields (no combinators across properties), so this equals
+    # validating every expanded run config, at the cost of the lists, not of the grid;
+    # what spans fields is in _CROSS_CHECKS, run at every grid point.
+    validator = jsonschema.Draft202012Validator(node)
+    errors, good = [], []
+    for i, value in enumerate(values):
+        where = f"sweep.{key}[{i}]"
+        found = [m for e in validator.iter_errors(value) for m in _format_error(e, where)]
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append(f"{where}: {value!r} is not a finite number")
+        text = [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+        found += [
+            f"{where}: {v!r} may only contain letters, digits, _ . - (swept values become "
+            f"directory names and wildcards)"
+            for v in text
+            if not _VALUE_RE.match(v)
+        ]
+        errors += found
+        if not found:
+            good.append(_normal_value(value, node))
+    values[:] = [_normal_value(v, node) for v in values]
+    return errors, good
+
+
+def _grid_errors(config, axes, invalid):
+    """Cross-field checks of every grid point; each problem once, with a point it occurs at."""
+    seen, n_points = {}, math.prod(len(v) for v in axes.values())
+    for point in itertools.product(*axes.values()):
+        assignment = dict(zip(axes, point, strict=True))
+        point_config = assign(config, assignment)
+        for message in _cross_errors(point_config, invalid - set(assignment)):
+            seen.setdefault(message, []).append(assignment)
+    return [_with_point(message, points, n_points) for message, points in seen.items()]
+
+
+def _momentum_errors(config, invalid):
+    """training.momentum set (in the base config or as a sweep axis) where no run uses the
+    momentum optimizer: gd and sgd would silently ignore it."""
+    if {"training.momentum", "training.optimizer", "training", "sweep"} & set(invalid):
+        return []
+    sweep, training = config["sweep"], config["training"]
+    given = sweep.get("training.momentum", [training["momentum"]])
+    optimizers = sweep.get("training.optimizer", [training["optimizer"]])
+    if all(value is None for value in given) or "momentum" in optimizers:
+        return []
+    return [
+        f"training.momentum: {given[0] if len(given) == 1 else given} is set, but no run uses "
+        f"training.optimizer momentum ({', '.join(sorted(set(optimizers)))} has no momentum "
+        f"term, so it would be ignored); for SGD with momentum set training.optimizer: "
+        f"momentum with a training.batch_size, else remove training.momentum"
+    ]
+
+
+def _with_point(message, points, n_points):
+    if not points[0] or len(points) == n_points:
+        return message  # no sweep, or a problem of every point
+    label = "/".join(f"{axis_name(k)}~{format_value(v)}" for k, v in points[0].items())
+    more = f" and {len(points) - 1} more" if len(points) > 1 else ""
+    return f"{message} (at sweep point {label}{more})"
+
+
+def _cross_errors(c, invalid):
+    errors = []
+    for fields, check in _CROSS_CHECKS:
+        if not any(f in invalid or f.split(".")[0] in invalid for f in fields):
+            errors += check(c)
+    return errors
+
+
+def _check_sizes(c):
+    d = c["data"]
+    return datasets.size_problems(d["dataset"], d["classes"], d["n_train"], d["n_test"])
+
+
+@functools.cache
+def _missing_files_cached(dataset, root):
+    return datasets.missing_files(dataset, root)
+
+
+def _check_files(c):
+    problem = _missing_files_cached(c["data"]["dataset"], c["data"]["root"])
+    return [problem] if problem else []
+
+
+def _check_batch(c):
+    t, n_train = c["training"], c["data"]["n_train"]
+    if t["optimizer"] == "sgd" and t["batch_size"] is None:
+        return ["training.batch_size: null, but optimizer sgd needs a minibatch size ≤ n_train"]
+    if t["optimizer"] == "gd" and t["batch_size"] is not None:
+        return [
+            f"training.batch_size: {t['batch_size']} is not used by optimizer gd (full "
+            f"batch); set it to null, or choose optimizer sgd or momentum"
+        ]
+    if t["batch_size"] is not None and t["batch_size"] > n_train:
+        return [
+            f"training.batch_size: {t['batch_size']} is larger than data.n_train {n_train}; "
+            f"allowed: 1 … {n_train}"
+        ]
+    return []
+
+
+def _check_records(c):
+    t = c["training"]
+    if t["records"] > t["steps"] + 1:
+        return [
+            f"training.records: {t['records']} is more than the {t['steps'] + 1} steps "
+            f"0 … training.steps; allowed: 2 … {t['steps'] + 1}"
+        ]
+    return []
+
+
+def _check_analytic(c):
+    arch = c["model"]["architecture"]
+    if c["kernels"]["analytic"] and arch != "fc":
+        return [
+            f"kernels.analytic: true, but the analytic kernels exist only for "
+            f"model.architecture fc (here {arch}); set kernels.analytic: false"
+        ]
+    return []
+
+
+def _check_initial(c):
+    """kernels.initial: false only where nothing reads Θ̂₀ (kernel_init.zarr)."""
+    k, t = c["kernels"], c["training"]
+    if k["initial"]:
+        return []
+    why = "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀)"
+    errors = []
+    if t["loss"] == "mse" and t["optimizer"] == "gd":
+        errors.append(
+            f"{why}, but training.loss mse with training.optimizer gd evolves f_lin in closed "
+            f"form from Θ̂₀ (Eq. 8–11); set kernels.initial: true, or choose training.optimizer "
+            f"momentum or sgd, or training.loss xent (f_lin is then optimized directly)"
+        )
+    if k["final"]:
+        errors.append(
+            f"{why}, but kernels.final: true is only used for the kernel change "
+            f"‖Θ̂_T − Θ̂₀‖/‖Θ̂₀‖, which needs Θ̂₀; set kernels.final: false, or kernels.initial: true"
+        )
+    if k["analytic"]:
+        errors.append(
+            f"{why}, but kernels.analytic: true is only used to compare Θ̂₀ with Θ (analytic and "
+            f"Monte Carlo errors) and by the closed form; set kernels.analytic: false, or "
+            f"kernels.initial: true"
+        )
+    return errors
+
+
+def _check_outputs(c):
+    if c["training"]["loss"] == "xent" and output_dim(c) < 2:
+        return ["training.loss: 'xent' needs at least 2 outputs (2 or more data.classes)"]
+    return []
+
+
+_CROSS_CHECKS = (
+    (("data.dataset", "data.classes", "data.n_train", "data.n_test"), _check_sizes),
+    (("data.dataset", "data.root"), _check_files),
+    (("training.optimizer", "training.batch_size", "data.n_train"), _check_batch),
+    (("training.records", "training.steps"), _check_records),
+    (("model.architecture", "kernels.analytic"), _check_analytic),
+    (("training.loss", "data.classes"), _check_outputs),
+    (
+        (
+            "kernels.initial",
+            "kernels.final",
+            "kernels.analytic",
+            "training.loss",
+            "training.optimizer",
+        ),
+        _check_initial,
+    ),
+)
+
+
+def _dotted(path):
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = _join(out, part)
+    return out
+
+
+def _join(path, key):
+    return f"{path}.{key}" if path else str(key)
+
+
+def _suggest(key, allowed):
+    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads 1e-3 as a float (YAML 1.1 reads it as text) and refuses
+    duplicate keys (which YAML would silently merge, keeping the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            if isinstance(key, Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)

@@ -1,0 +1,160 @@
+"""Tests of analysis.claims: the paper's claims and their verdicts on synthetic summaries."""
+
+import json
+
+import pytest
+
+from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis.claims import experiment_of, paper_claims
+from tests.summary_fixture import FLAGGED, add_ensemble, add_linearization, add_mc, make_summary
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return make_summary(statuses=FLAGGED)
+
+
+# ---------------------------------------------------------------- claims against width
+
+
+def _verdicts(claims, text):
+    return [c.verdict for c in claims if text in c.statement]
+
+
+def test_claims_hold_on_data_that_follow_the_paper(summary):
+    claims = paper_claims(summary)
+    assert {c.figure for c in claims} == {"Fig. 1", "Fig. 1 / S6", "Fig. S5", "Fig. S9–S10"}
+    assert all(c.verdict == "consistent" for c in claims), [
+        c for c in claims if c.verdict != "consistent"
+    ]
+    assert len(_verdicts(claims, "hidden weights change faster")) == 2
+    assert all("±0.3 of −1" in c.criterion for c in claims if "hidden weights ‖" in c.statement)
+
+
+@pytest.mark.parametrize(
+    ("exponents", "text"),
+    [
+        ({"input": -0.9}, "input weights"),
+        ({"hidden": -0.6}, "hidden weights ‖"),
+        ({"ntk_change": -0.1}, "‖Θ̂_T − Θ̂_0‖"),
+        ({"nngp_change": -1.5}, "‖K̂_T − K̂_0‖"),
+        ({"ntk_analytic_error": -1.0}, "‖Θ̂_0 − Θ‖"),
+        ({"rmse_width": 0.3}, "falls with the width"),
+        ({"rmse_n_train": -0.5}, "grows with the dataset size"),
+    ],
+)
+def test_claim_verdicts_flip_on_data_that_violate_them(exponents, text):
+    claims = paper_claims(make_summary(exponents=exponents))
+    verdicts = _verdicts(claims, text)
+    assert verdicts and set(verdicts) == {"inconsistent"}
+    others = [c.verdict for c in claims if text not in c.statement and "faster" not in c.statement]
+    assert set(others) == {"consistent"}
+
+
+def test_hidden_not_steeper_flips_the_ordering_claim():
+    claims = paper_claims(make_summary(exponents={"hidden": -0.45}))
+    assert set(_verdicts(claims, "hidden weights change faster")) == {"inconsistent"}
+    assert set(_verdicts(claims, "input weights")) == {"consistent"}
+
+
+def test_claims_not_tested_or_absent_without_enough_widths(summary):
+    few = paper_claims(make_summary(widths=(64, 128)))
+    exponent_claims = [c for c in few if "grows with the dataset size" not in c.statement]
+    assert exponent_claims and {c.verdict for c in exponent_claims} == {"not tested"}
+    assert paper_claims(summary.isel(width=[0])) == []  # width not swept
+    no_kernels = summary.drop_vars(["ntk_change", "nngp_change"])
+    assert not [c for c in paper_claims(no_kernels) if c.figure == "Fig. 1 / S6"]
+
+
+# ---------------------------------------------------------------- further experiments
+
+
+def _claims(ds, figure):
+    return [c for c in paper_claims(ds) if c.figure == figure]
+
+
+def test_experiment_of_maps_figures_to_experiments():
+    assert experiment_of("Fig. 1") == experiment_of("Fig. 1 / S6") == "fig1"
+    assert experiment_of("Fig. S9–S10") == "figS9"
+    assert experiment_of("Fig. 4 / S2–S4") == "fig4"
+    with pytest.raises(ValueError, match="Fig. 7"):
+        experiment_of("Fig. 7")
+
+
+@pytest.mark.parametrize(("exponent", "verdict"), [(-0.5, "consistent"), (-0.1, "inconsistent")])
+def test_mc_claim_fits_the_error_against_the_number_of_samples(exponent, verdict):
+    ds = add_mc(make_summary(seeds=6, n_trains=(32,)), exponent=exponent)
+    (fit,) = [
+        f
+        for f in analysis.mc_exponents(ds)
+        if f.quantity == "ntk_mc_error" and f.group == {"width": 1024}
+    ]
+    assert fit.fit.exponent == pytest.approx(exponent, abs=0.05)
+    claims = [c for c in _claims(ds, "Fig. S9–S10") if "mean of M" in c.statement]
+    assert len(claims) == 2 and {c.verdict for c in claims} == {verdict}
+    assert all(c.group == {"width": 1024} for c in claims)
+    assert "other widths n = 64" in claims[0].measured
+
+
+def test_no_mc_claim_with_fewer_than_three_sample_counts():
+    ds = add_mc(make_summary(seeds=2))
+    assert not analysis.has_mc_samples(ds)
+    assert not [c for c in paper_claims(ds) if "mean of M" in c.statement]
+
+
+@pytest.mark.parametrize(("relative", "verdict"), [(0.03, "consistent"), (0.4, "inconsistent")])
+def test_tracking_claim_compares_the_relative_rmse_at_the_widest_width(relative, verdict):
+    ds = add_linearization(make_summary(statuses=FLAGGED), relative=relative)
+    claims = [c for c in _claims(ds, "Fig. 3") if "follows its linearization" in c.statement]
+    assert [c.group for c in claims] == [
+        {"n_train": 32, "width": 1024},
+        {"n_train": 128, "width": 1024},
+    ]
+    assert {c.verdict for c in claims} == {verdict}
+    assert f"{relative:.3f}" in claims[0].measured
+
+
+def test_tracking_claim_of_other_optimizers_belongs_to_fig4():
+    ds = add_linearization(make_summary(n_trains=(32,)))
+    config = json.loads(ds.attrs["config"])
+    config["training"].update(optimizer="sgd", batch_size=8, loss="xent")
+    ds.attrs["config"] = json.dumps(config)
+    (claim,) = [c for c in paper_claims(ds) if "follows its linearization" in c.statement]
+    assert claim.figure == "Fig. 4 / S2–S4" and claim.experiment == "fig4"
+    assert "sgd (batch 8), xent loss" in claim.statement
+    assert "below 0.2 (xent loss)" in claim.criterion
+    assert analysis.training_setting(ds, {"loss": "mse"}, "training.loss") == "mse"
+
+
+@pytest.mark.parametrize(("ratio", "verdict"), [(5.0, "consistent"), (0.5, "inconsistent")])
+def test_empirical_kernel_claim_counts_runs_where_it_is_closer(ratio, verdict):
+    ds = add_linearization(make_summary(statuses=FLAGGED), ratio_analytic=ratio)
+    (claim,) = [c for c in _claims(ds, "Fig. 3") if "empirical Θ̂_0 is closer" in c.statement]
+    assert claim.verdict == verdict
+    closer = 18 if ratio > 1 else 0  # 20 runs, one missing and one diverged
+    assert f"closer in {closer} of 18 runs" in claim.measured
+
+
+@pytest.mark.parametrize(
+    ("changes", "text", "verdict"),
+    [
+        ({}, "NTK-GP band", "consistent"),
+        ({"offset": 1.0}, "NTK-GP band", "inconsistent"),
+        ({"std_scale": 2.0}, "spread of the ensemble", "inconsistent"),
+        ({"std_scale": 1.1}, "spread of the ensemble", "consistent"),
+    ],
+)
+def test_ensemble_claims_compare_the_ensemble_with_the_ntk_gp(changes, text, verdict):
+    ds = add_ensemble(make_summary(widths=(64, 256), n_trains=(32,)), **changes)
+    claims = [c for c in _claims(ds, "Fig. 2 / S1") if text in c.statement]
+    assert len(claims) == 1 and claims[0].verdict == verdict
+    assert claims[0].group == {"width": 256}
+
+
+def test_ensemble_following_the_nngp_is_inconsistent():
+    ds = add_ensemble(make_summary(widths=(64, 256), n_trains=(32,)))
+    nngp_like = ds.assign(ntkgp_mean=ds["nngp_mean"] * 2 - ds["ntkgp_mean"])
+    agreement = analysis.ensemble_agreement(ds)
+    assert float(agreement["distance_ntkgp"].sel(width=256, n_train=32)) < 1e-12
+    (claim,) = [c for c in _claims(nngp_like, "Fig. 2 / S1") if "not the NNGP" in c.statement]
+    assert claim.verdict == "inconsistent"

@@ -1,0 +1,200 @@
+"""Tests of analysis.plots: figures show the summary's data and fits; make_figures writes SVGs."""
+
+import xml.etree.ElementTree as ET
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import plots
+from tests.summary_fixture import add_ensemble, add_linearization, add_mc, make_summary
+
+FLAGGED = [
+    ({"width": 128, "n_train": 32}, 1, "missing"),
+    ({"width": 64, "n_train": 128}, 0, "diverged"),
+]
+
+
+@pytest.fixture(scope="module")
+def summary():
+    """A summary with the data of every figure (Fig. 1, 2, 3, S5, S9–S10)."""
+    return add_ensemble(add_mc(add_linearization(make_summary(statuses=FLAGGED))))
+
+
+@pytest.fixture(scope="module")
+def written(summary, tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("figures")
+    return outdir, plots.make_figures(summary, outdir)
+
+
+def _line(ax, prefix):
+    (line,) = [line for line in ax.get_lines() if line.get_label().startswith(prefix)]
+    return line
+
+
+@pytest.mark.parametrize("stem", list(plots.PLOTS))
+def test_every_plot_function_returns_a_figure_with_data(summary, stem):
+    plot = plots.PLOTS[stem][0]
+    fig = plot(summary)
+    assert isinstance(fig, Figure)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert axes and all(ax.get_lines() or ax.collections for ax in axes)
+    assert "digits-binary" in fig.get_suptitle()
+    assert all(ax.get_ylabel() for ax in axes)
+
+
+def test_loss_curves_show_seed_means_of_f_and_f_lin_without_diverged_runs(summary):
+    fig = plots.plot_loss_curves(summary)
+    grid = np.array(fig.axes).reshape(2, 2)  # rows: train, test; columns: n_train 32, 128
+    assert len(grid[0, 0].get_lines()) == 5 * 2  # widths × (net, lin)
+    net_64 = grid[0, 0].get_lines()[0]
+    expected = summary["loss_train"].sel(width=64, n_train=32, model="net").mean("seed")
+    np.testing.assert_allclose(net_64.get_ydata(), expected.values)
+    assert net_64.get_linestyle() == "-" and grid[0, 0].get_lines()[1].get_linestyle() == "--"
+    diverged_width = grid[0, 1].get_lines()[0]  # width 64, n_train 128: one seed diverged
+    assert np.isfinite(diverged_width.get_ydata()).all()
+    kept = summary["loss_train"].sel(width=64, n_train=128, model="net", seed=1)
+    np.testing.assert_allclose(diverged_width.get_ydata(), kept.values)
+    assert grid[0, 0].get_xscale() == "symlog" and grid[0, 0].get_yscale() == "log"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "width = 1024" in legend and any("linearized" in t for t in legend)
+
+
+def test_weight_change_lines_are_the_fitted_power_laws(summary):
+    fig = plots.plot_weight_change(summary)
+    assert len(fig.axes) == 2
+    for ax, n_train in zip(fig.axes, (32, 128), strict=True):
+        fits = analysis.weight_change_exponents(summary.sel(n_train=n_train))
+        for fit in fits:
+            line = _line(ax, fit.label)
+            x, y = line.get_xdata(), line.get_ydata()
+            slope = np.polyfit(np.log(x), np.log(y), 1)[0]
+            assert slope == pytest.approx(fit.fit.exponent, rel=1e-9)
+            assert f"{fit.fit.exponent:.2f}" in line.get_label()
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    hidden = _line(fig.axes[0], "hidden")
+    assert "-1.0" in hidden.get_label() or "-0.9" in hidden.get_label()
+
+
+def test_rmse_vs_width_has_one_line_per_dataset_size(summary):
+    fig = plots.plot_rmse_vs_width(summary)
+    test_ax = fig.axes[1]
+    labels = [line.get_label() for line in test_ax.get_lines()]
+    assert len(labels) == 2 and "32" in labels[0] and "128" in labels[1]
+    (fit,) = [f for f in analysis.rmse_exponents(summary, "test") if f.group == {"n_train": 128}]
+    assert f"{fit.fit.exponent:.2f}" in labels[1]
+
+
+def test_plot_functions_reject_data_they_cannot_draw(summary):
+    with pytest.raises(ValueError, match="'width' must be a sweep axis"):
+        plots.plot_weight_change(summary.isel(width=[0]))
+    wide = make_summary(widths=(64, 128, 256), extra_axes={"depth": [1, 3]}, depth=1)
+    with pytest.raises(ValueError, match=r"\['depth'\] have several values"):
+        plots.plot_kernel_change(wide)
+    with pytest.raises(ValueError, match="no finite values"):
+        plots.plot_kernel_error(
+            summary.assign(ntk_analytic_error=summary.ntk_analytic_error * np.nan).drop_vars(
+                "nngp_analytic_error"
+            )
+        )
+
+
+def test_make_figures_writes_every_applicable_figure_as_svg(written):
+    outdir, paths = written
+    assert [p.name for p in paths] == [f"{stem}.svg" for stem in plots.FIGURES]
+    for path in paths:
+        root = ET.parse(path).getroot()
+        assert root.tag.endswith("svg") and path.stat().st_size > 10_000
+        assert b"<dc:date>" not in path.read_bytes()
+
+
+def test_svg_files_are_byte_identical_for_the_same_summary(summary, written, tmp_path):
+    outdir, _ = written
+    fig = plots.plot_kernel_error(summary)
+    with matplotlib.rc_context({"svg.hashsalt": "ntkpipe"}):
+        fig.savefig(tmp_path / "again.svg", format="svg", metadata={"Date": None})
+    assert (tmp_path / "again.svg").read_bytes() == (outdir / "kernel_error.svg").read_bytes()
+
+
+@pytest.mark.filterwarnings("ignore:The data type")  # zarr v3 has no fixed-length strings yet
+def test_make_figures_reads_a_zarr_store_and_skips_figures_without_data(tmp_path):
+    ds = make_summary(widths=(64, 256), n_trains=(32,), seeds=1, depth=1)
+    ds = ds.drop_vars(["ntk_change", "nngp_change"])
+    ds["ntk_analytic_error"][:] = np.nan
+    ds["nngp_analytic_error"][:] = np.nan
+    store = tmp_path / "summary.zarr"
+    ds.to_zarr(store, mode="w", consolidated=False)
+    names = [p.name for p in plots.make_figures(store, tmp_path / "a")]
+    assert names == ["loss_curves.svg", "rmse_curves.svg", "weight_change.svg", "rmse_vs_width.svg"]
+    only_curves = [p.name for p in plots.make_figures(ds.isel(width=[0]), tmp_path / "b")]
+    assert only_curves == ["loss_curves.svg", "rmse_curves.svg"]
+    with pytest.raises(FileNotFoundError, match="no such Zarr store"):
+        plots.make_figures(tmp_path / "absent.zarr", tmp_path / "c")
+
+
+def test_make_figures_draws_one_file_per_combination_of_further_axes(tmp_path):
+    ds = make_summary(
+        widths=(64, 256),
+        n_trains=(32,),
+        seeds=1,
+        depth=1,
+        name="cost $5",
+        extra_axes={"activation": ["relu", "<b>tanh</b>"]},
+    )
+    keep = ["loss_train", "loss_test", "weight_change", "status"]
+    names = sorted(p.name for p in plots.make_figures(ds[keep], tmp_path))
+    assert names == [
+        "loss_curves__activation~_b_tanh__b_.svg",
+        "loss_curves__activation~relu.svg",
+        "weight_change__activation~_b_tanh__b_.svg",
+        "weight_change__activation~relu.svg",
+    ]
+    title, caption = plots.figure_caption(tmp_path / "weight_change__activation~relu.svg")
+    assert title.endswith("(activation = relu)") and "Fig. 1" in caption
+
+
+# ---------------------------------------------------------------- Fig. 2, 3, S9–S10
+
+
+def test_ensemble_panels_show_the_ensemble_mean_and_both_gp_bands(summary):
+    fig = plots.plot_ensemble(summary)
+    axes = fig.axes
+    assert len(axes) == 4 and "1024" in fig.get_suptitle() and "64 members" in fig.get_suptitle()
+    point = summary.sel(width=1024, n_train=128)
+    last = axes[-1]
+    assert last.get_title() == f"step {int(summary.step[-1])}"
+    mean = point["ensemble_fx"].isel(step=-1).mean("member").values
+    np.testing.assert_allclose(_line(last, "ensemble mean").get_ydata(), mean)
+    np.testing.assert_allclose(
+        _line(last, "NTK-GP").get_ydata(), point["ntkgp_mean"].isel(step=-1).values
+    )
+    assert _line(last, "NNGP posterior")  # the t → ∞ limit, on the last panel only
+    assert not [line for line in axes[0].get_lines() if line.get_label() == "NNGP posterior"]
+    assert len(last.collections) == 3  # two bands and the two training points
+
+
+def test_kernel_mc_has_one_line_per_width_with_the_fitted_exponent(summary):
+    fig = plots.plot_kernel_mc(summary)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert [label.split(":")[0] for label in labels] == [f"n = {w}" for w in summary.width.values]
+    curve = analysis.mc_error_curve(summary, "ntk").sel(n_train=128, width=256)
+    np.testing.assert_allclose(_line(ax, "n = 256").get_ydata(), curve.values)
+
+
+def test_linearization_shows_the_network_weights_only_where_recorded(summary):
+    fig = plots.plot_linearization(summary)
+    assert len(fig.axes) == 4 and "seed 0" in fig.get_suptitle()
+    weights = fig.axes[1]
+    dots = [line for line in weights.get_lines() if line.get_marker() == "o"]
+    assert dots and all(len(line.get_xdata()) == 2 for line in dots)  # step 0 and T
+    rmse = fig.axes[3]
+    assert {line.get_linestyle() for line in rmse.get_lines()} == {"-", "--"}  # Θ̂_0 and Θ
+
+
+def test_kernel_mc_figure_needs_two_sample_counts(tmp_path):
+    one_seed = add_mc(make_summary(widths=(64, 128, 256), n_trains=(32,), seeds=1))
+    names = [p.stem for p in plots.make_figures(one_seed, tmp_path)]
+    assert "kernel_mc" not in names and "kernel_error" in names

@@ -1,0 +1,219 @@
+"""One job for every stage of a run (``ntkpipe run``, ``resources.jobs: runs``).
+
+Its stores must be those of the per-stage jobs, array for array; a rerun keeps exactly the stores
+that are complete, of the current stage config and newer than their inputs, and computes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+
+from ntkpipe import cli
+from ntkpipe.errors import StageError
+from ntkpipe.io import stores as storage
+from ntkpipe.jobs import run as run_job
+from ntkpipe.sweep import runs as ntk_config
+from tests.workflow_helpers import stage_commands
+
+SWEEP = {
+    "name": "runjob",
+    "data": {"dataset": "digits", "classes": [3, 8], "n_train": 12, "n_test": 8},
+    "model": {"depth": 1, "width": 16},
+    "training": {"steps": 8, "records": 3},
+    "kernels": {"block_size": 8},
+    "seeds": {"count": 2, "per_job": 2},
+}
+STORES = ("init", "kernel_init", "train", "kernel_final", "linear", "metrics")
+EVERY_STAGE = ["init", "kernel_init", "train", "kernel_final", "linear", "compare"]
+
+
+@pytest.fixture(scope="module")
+def run_config():
+    (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))
+    return json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
+
+
+@pytest.fixture(scope="module")
+def analytic(tmp_path_factory, run_config):
+    folder = tmp_path_factory.mktemp("analytic")
+    config = folder / "analytic.json"
+    config.write_text(ntk_config.to_json(ntk_config.stage_config(run_config, "analytic")))
+    out = folder / "analytic.zarr"
+    assert cli.main(["analytic", "--run", str(config), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def per_stage(tmp_path_factory, run_config, analytic):
+    """The run computed as the per-stage workflow does: one `ntkpipe <stage>` per store."""
+    folder = tmp_path_factory.mktemp("per-stage")
+    run_job.write_config_files(run_config, folder)
+    stores = {name: folder / f"{name}.zarr" for name in STORES}
+    commands = stage_commands(folder / "model.json", folder / "run.json", stores, analytic)
+    for command in commands:
+        assert cli.main(command) == 0, command
+    return folder
+
+
+@pytest.fixture()
+def one_job(tmp_path, run_config, analytic):
+    """The run computed by one `ntkpipe run` job (a fresh folder per test)."""
+    folder = tmp_path / "run"
+    args = ["run", "--config", json.dumps(run_config), "--dir", str(folder)]
+    assert cli.main([*args, "--analytic", str(analytic)]) == 0
+    return folder
+
+
+def _digests(store):
+    return zarr.open_group(store, mode="r").attrs["ntkpipe_sha256"]
+
+
+def _completed_at(store):
+    return (store / "zarr.json").stat().st_mtime_ns
+
+
+def test_one_job_writes_the_stores_of_the_per_stage_jobs(one_job, per_stage):
+    for name in STORES:
+        ours, theirs = (
+            storage.read_attrs(one_job / f"{name}.zarr"),
+            storage.read_attrs(per_stage / f"{name}.zarr"),
+        )
+        assert ours["stage"] == theirs["stage"] and ours["config"] == theirs["config"], name
+        assert _digests(one_job / f"{name}.zarr") == _digests(per_stage / f"{name}.zarr"), name
+    for name in ("model.json", "run.json"):
+        assert (one_job / name).read_text() == (per_stage / name).read_text()
+
+
+def test_a_rerun_keeps_every_store_but_the_output(one_job, run_config, analytic):
+    before = {name: _completed_at(one_job / f"{name}.zarr") for name in STORES}
+    computed = run_job.run_all_stages(run_config, one_job, analytic, log=lambda _: None)
+    assert computed == ["compare"]
+    for name in STORES[:-1]:
+        assert _completed_at(one_job / f"{name}.zarr") == before[name], name
+
+
+def test_a_new_learning_rate_keeps_init_and_the_initial_kernels(
+    one_job, run_config, analytic, per_stage
+):
+    changed = json.loads(json.dumps(run_config))
+    changed["training"]["learning_rate"] = 0.5
+    kept = {name: _completed_at(one_job / f"{name}.zarr") for name in ("init", "kernel_init")}
+    computed = run_job.run_all_stages(changed, one_job, analytic, log=lambda _: None)
+    assert computed == ["train", "kernel_final", "linear", "compare"]
+    assert {name: _completed_at(one_job / f"{name}.zarr") for name in kept} == kept
+    assert json.loads((one_job / "run.json").read_text())["training"]["learning_rate"] == 0.5
+    attrs = storage.read_attrs(one_job / "train.zarr")
+    assert json.loads(attrs["config"])["training"]["learning_rate"] == 0.5
+    assert _digests(one_job / "train.zarr") != _digests(per_stage / "train.zarr")
+
+
+def test_an_incomplete_store_is_computed_again_with_what_reads_it(one_job, run_config, analytic):
+    root = zarr.open_group(one_job / "train.zarr", mode="r+")
+    root.attrs["ntkpipe_complete"] = False  # as a job killed before its completion marker
+    plan = dict(
+        (stage.name, reason) for stage, reason in run_job.stage_plan(run_config, one_job, analytic)
+    )
+    assert plan["init"] is None and plan["kernel_init"] is None and plan["linear"] is None
+    assert plan["train"] == "incomplete or unreadable"
+    assert plan["kernel_final"] == "train.zarr is computed again"
+    computed = run_job.run_all_stages(run_config, one_job, analytic, log=lambda _: None)
+    assert computed == ["train", "kernel_final", "compare"]
+    assert storage.is_complete(one_job / "train.zarr")
+
+
+def test_a_newer_input_makes_its_readers_stale(one_job, run_config, analytic, per_stage):
+    shutil.rmtree(one_job / "init.zarr")
+    # the same config, written now (copy, not copy2: new times)
+    shutil.copytree(per_stage / "init.zarr", one_job / "init.zarr", copy_function=shutil.copy)
+    plan = dict(
+        (stage.name, reason) for stage, reason in run_job.stage_plan(run_config, one_job, analytic)
+    )
+    assert plan["init"] is None  # a copy is still complete and of the same config
+    assert plan["kernel_init"] == plan["train"] == "older than init.zarr"
+    assert plan["linear"] == "older than init.zarr"
+
+
+def test_without_final_kernels_none_is_computed(tmp_path, run_config, analytic):
+    config = json.loads(json.dumps(run_config))
+    config["kernels"]["final"] = False
+    computed = run_job.run_all_stages(config, tmp_path, analytic, log=lambda _: None)
+    assert computed == [s for s in EVERY_STAGE if s != "kernel_final"]
+    assert not (tmp_path / "kernel_final.zarr").exists()
+    assert storage.is_complete(tmp_path / "metrics.zarr")
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ('{"data": ', "--config: not valid JSON"),
+        ('{"data": {}}', "--config: not a run config written by the workflow (no model, "),
+    ],
+)
+def test_bad_config_is_refused_before_anything_is_written(tmp_path, capsys, config, message):
+    folder = tmp_path / "run"
+    assert cli.main(["run", "--config", config, "--dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not folder.exists()
+
+
+def test_missing_analytic_store_is_named(tmp_path, run_config):
+    with pytest.raises(StageError, match="--analytic: .*nowhere.zarr is not a complete"):
+        run_job.run_all_stages(run_config, tmp_path / "run", tmp_path / "nowhere.zarr")
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- without Θ̂₀ (kernels.initial)
+
+NO_THETA0 = {
+    **SWEEP,
+    "training": {**SWEEP["training"], "optimizer": "momentum"},
+    "kernels": {**SWEEP["kernels"], "initial": False, "final": False, "analytic": False},
+}
+
+
+def test_without_initial_kernels_both_layouts_skip_them_and_eta_crit_is_nan(tmp_path):
+    """kernels.initial false (momentum: f_lin optimized directly): the per-stage commands run
+    without --kernel / --kernel-init, one job leaves kernel_init out, and both write the same
+    stores; η_crit is NaN, so the status is ok (not lr_above_critical)."""
+    (run,) = ntk_config.expand_runs(ntk_config.load_config(NO_THETA0))
+    config = json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
+    per_stage = tmp_path / "per-stage"
+    run_job.write_config_files(config, per_stage)
+    stores = {name: per_stage / f"{name}.zarr" for name in ("init", "train", "linear", "metrics")}
+    commands = stage_commands(per_stage / "model.json", per_stage / "run.json", stores)
+    for command in commands:
+        assert cli.main(command) == 0, command
+
+    one_job = tmp_path / "one-job"
+    computed = run_job.run_all_stages(config, one_job, log=lambda _: None)
+    assert computed == ["init", "train", "linear", "compare"]
+    for folder in (per_stage, one_job):
+        assert not (folder / "kernel_init.zarr").exists()
+        assert not (folder / "kernel_final.zarr").exists()
+    for name in ("init", "train", "linear", "metrics"):
+        assert _digests(one_job / f"{name}.zarr") == _digests(per_stage / f"{name}.zarr"), name
+    metrics = storage.read_store(one_job / "metrics.zarr", stage="metrics")
+    assert storage.read_attrs(one_job / "linear.zarr")["method"] == "optimized"
+    assert metrics.lr_critical.isnull().all() and metrics.ntk_change.isnull().all()
+    assert list(metrics.status.values) == ["ok", "ok"]
+    assert np.isfinite(metrics.loss_train.values).all() and np.isfinite(metrics.rmse_test).all()
+    # A rerun keeps every store but the output, without looking for kernel_init.zarr.
+    assert run_job.run_all_stages(config, one_job, log=lambda _: None) == ["compare"]
+
+
+def test_closed_form_without_initial_kernel_is_refused_before_any_work(tmp_path, capsys):
+    (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))  # mse with gd
+    config = tmp_path / "run.json"
+    config.write_text(ntk_config.to_json(run.config))
+    out = tmp_path / "linear.zarr"
+    args = ["linear", "--run", str(config), "--init", str(tmp_path / "absent.zarr")]
+    assert cli.main([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "--kernel: missing; training.loss mse with training.optimizer gd" in err
+    assert "Traceback" not in err and not out.exists()

@@ -1,0 +1,434 @@
+"""The cost model: parameter counts, scaling laws, Snakemake resources, and the measured peak
+memory of real jobs (CPU), plus the GPU request of a grouped SLURM submission."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import yaml
+
+from ntkpipe import cli, datasets
+from ntkpipe.errors import ConfigError
+from ntkpipe.jobs import stages
+from ntkpipe.sweep import cost
+from ntkpipe.sweep import runs as ntk_config
+from tests.workflow_helpers import REPO
+
+BASE = {
+    "name": "cost",
+    "data": {"dataset": "digits", "classes": [3, 8], "n_train": 16, "n_test": 12},
+    "model": {"depth": 1, "width": 16},
+    "training": {"steps": 4, "records": 3},
+    "kernels": {"block_size": 8, "final": False, "analytic": False},
+    "seeds": {"count": 1, "per_job": 1},
+}
+
+
+def run_config(**changes) -> dict:
+    """The resolved config of the first run of BASE with dotted `changes` (section__key=value)."""
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in BASE.items()}
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        config[section][key] = value
+    return ntk_config.expand_runs(config)[0].config
+
+
+# ---------------------------------------------------------------- the model
+
+
+@pytest.mark.parametrize(
+    ("architecture", "depth", "width", "b_std", "dataset"),
+    [
+        ("fc", 1, 16, 0.1, "digits"),
+        ("fc", 3, 32, 0.0, "digits"),
+        ("cnn", 2, 8, 0.1, "digits"),
+        ("cnn", 1, 4, 0.0, "digits"),
+        ("wrn", 1, 8, 0.1, "digits"),
+        ("wrn", 2, 4, 0.0, "digits"),
+    ],
+)
+def test_parameter_count_is_exact(architecture, depth, width, b_std, dataset):
+    config = run_config(
+        model__architecture=architecture,
+        model__depth=depth,
+        model__width=width,
+        model__b_std=b_std,
+        data__dataset=dataset,
+        kernels__analytic=False,
+    )
+    data = datasets.from_config(config)
+    net = stages.build_network(config["model"], data)
+    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), data.x_train[:1])
+    expected = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
+    assert cost.n_params(config) == expected
+
+
+def test_mlp_parameter_count_formula():
+    # d_in = 64 (8 × 8 digits), k = 1: P = 64 w + (L − 1) w² + w + L w + 1 with biases.
+    config = run_config(model__depth=3, model__width=100)
+    assert cost.n_params(config) == 64 * 100 + 2 * 100 * 100 + 100 + 3 * 100 + 1
+
+
+def test_train_cost_is_linear_in_seeds_and_steps():
+    one = run_config(seeds__count=1, seeds__per_job=1, training__steps=100)
+    four = run_config(seeds__count=4, seeds__per_job=4, training__steps=100)
+    longer = run_config(seeds__count=1, seeds__per_job=1, training__steps=1000)
+    assert cost.memory_bytes(four, "train") == pytest.approx(4 * cost.memory_bytes(one, "train"))
+    assert cost.flops(four, "train") == pytest.approx(4 * cost.flops(one, "train"))
+    assert cost.memory_bytes(longer, "train") == cost.memory_bytes(one, "train")
+    # FLOPs: 3 F B T for the steps plus F n R for the records.
+    step_flops = cost.flops(longer, "train") - cost.flops(one, "train")
+    forward = 2.0 * (64 * 16 + 16 * 1)  # F of the 1-hidden-layer MLP, weights only
+    assert step_flops == pytest.approx(3 * forward * 16 * 900)
+
+
+def test_memory_grows_with_width_squared_for_deep_nets():
+    narrow = cost.memory_bytes(run_config(model__depth=3, model__width=1000), "train")
+    wide = cost.memory_bytes(run_config(model__depth=3, model__width=4000), "train")
+    assert 14 < wide / narrow < 16.1  # P ≈ 2 w² dominates
+
+
+def test_closed_form_memory_grows_with_the_square_of_n_times_k():
+    ten = dict(data__classes=list(range(10)), kernels__block_size=64)
+    small = cost.memory_bytes(run_config(data__n_train=100, **ten), "linear")
+    large = cost.memory_bytes(run_config(data__n_train=400, **ten), "linear")
+    assert 14 < large / small < 16.5  # the (n_tr k)² eigendecompositions dominate
+
+
+def test_evaluation_is_blocked_only_for_big_networks():
+    assert cost.eval_block_size(run_config(model__width=4096, data__n_train=300)) is None
+    wrn = run_config()  # the paper's Fig. 4 WRN on all of CIFAR-10 (the cost needs no files)
+    wrn["data"] = {**wrn["data"], "dataset": "cifar10", "n_train": 50000, "n_test": 10000}
+    wrn["data"]["classes"] = list(range(10))
+    wrn["model"] = {**wrn["model"], "architecture": "wrn", "depth": 1, "width": 1024}
+    wrn["training"] = {**wrn["training"], "optimizer": "sgd", "batch_size": 8}
+    per_image = 2 * 32 * 32 * 1024 * (1 + 2 * (1 + 1 / 4 + 1 / 16)) + 10  # A, floats
+    block = cost.eval_block_size(wrn)
+    assert block == int(cost.EVAL_BUDGET_BYTES // (4 * per_image))
+    assert 16 < block < 64
+    unblocked = 4 * 50000 * per_image
+    assert cost.memory_bytes(wrn, "train") < unblocked / 100  # the blocks bound the evaluation
+
+
+def test_every_stage_has_a_cost():
+    config = run_config()
+    for stage in cost.STAGES:
+        if stage in ("collect", "figures", "report"):
+            one = cost.sweep_resources(ntk_config.load_config(BASE), 1, stage)
+        else:
+            one = {"mem_mb": cost.mem_mb(config, stage), "runtime": cost.runtime_min(config, stage)}
+        assert one["mem_mb"] >= cost.BASE_MB["cpu"] and one["runtime"] >= cost.START_MIN, stage
+    with pytest.raises(ValueError, match="stage: 'fit' is not one of"):
+        cost.flops(config, "fit")
+
+
+def test_a_retry_asks_for_more():
+    config = run_config(model__width=2048)
+    first = cost.rule_resources(config, "train", attempt=1)
+    second = cost.rule_resources(config, "train", attempt=2)
+    third = cost.rule_resources(config, "train", attempt=3)
+    assert second["mem_mb"] in (
+        2 * first["mem_mb"] - 1,
+        2 * first["mem_mb"],
+        2 * first["mem_mb"] + 1,
+    )
+    assert third["mem_mb"] >= 2 * second["mem_mb"] - 1
+    assert first["runtime"] < second["runtime"] < third["runtime"]
+    with pytest.raises(ValueError, match="attempt"):
+        cost.mem_mb(config, "train", attempt=0)
+
+
+def test_sweep_rules_grow_with_the_number_of_runs():
+    sweep = ntk_config.load_config(BASE)
+    small = cost.sweep_resources(sweep, 10, "collect")
+    large = cost.sweep_resources(sweep, 100_000, "collect")
+    assert large["mem_mb"] > small["mem_mb"] and large["runtime"] >= small["runtime"]
+
+
+# ---------------------------------------------------------------- GPU settings
+
+
+def test_gpu_is_asked_only_for_the_gpu_rules():
+    config = run_config()
+    settings = cost.load_settings({"gpu": 1})
+    assert cost.rule_resources(config, "train", settings=settings)["gpu"] == 1
+    assert cost.rule_resources(config, "kernel_final", settings=settings)["gpu"] == 1
+    assert "gpu" not in cost.rule_resources(config, "init", settings=settings)
+    assert "gpu" not in cost.rule_resources(config, "compare", settings=settings)
+    assert "gpu" not in cost.rule_resources(config, "train")  # default: CPU only
+    only_train = cost.load_settings({"gpu": 2, "gpu_rules": ["train"]})
+    assert "gpu" not in cost.rule_resources(config, "linear", settings=only_train)
+    on_gpu = cost.rule_resources(config, "train", settings=only_train)
+    assert on_gpu["mem_mb"] > cost.rule_resources(config, "train")["mem_mb"]  # CUDA's host memory
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"gpu": -1}, "resources.gpu: -1 must be an integer in 0 … 16"),
+        ({"gpu": 1.5}, "resources.gpu: 1.5"),
+        ({"gpu": True}, "resources.gpu: True"),
+        ({"gpu_rules": ["train", "plots"]}, "resources.gpu_rules: 'plots' is not one of"),
+        ({"gpu_rules": "train"}, "resources.gpu_rules: 'train' must be a list"),
+        ({"gpus": 1}, "resources.gpus: unknown key; allowed keys: gpu, gpu_rules, jobs"),
+        ({"jobs": "points"}, "resources.jobs: 'points' is not one of stages, runs"),
+        ([1], "resources: [1] is not a mapping"),
+    ],
+)
+def test_bad_resources_section_is_named(section, message):
+    with pytest.raises(ConfigError) as info:
+        cost.load_settings(section)
+    assert message in str(info.value)
+
+
+def test_defaults_are_cpu_only():
+    assert cost.load_settings(None) == cost.load_settings({}) == cost.DEFAULT_SETTINGS
+    assert cost.DEFAULT_SETTINGS["jobs"] == "stages"
+
+
+def test_one_job_per_run_asks_for_its_largest_stage_and_all_their_time():
+    """resources.jobs: runs: the peak memory is the largest stage's (each stage frees its arrays
+    before the next starts), the FLOPs, and so the time, add up; a GPU when run is a GPU rule."""
+    config = run_config()
+    stages = ["init", "kernel_init", "train", "kernel_final", "linear", "compare"]
+    each = {rule: cost.rule_resources(config, rule) for rule in stages}
+    whole = cost.rule_resources(config, "run")
+    assert whole["mem_mb"] == max(r["mem_mb"] for r in each.values())
+    assert max(r["runtime"] for r in each.values()) <= whole["runtime"]
+    assert whole["runtime"] <= sum(r["runtime"] for r in each.values())
+    bigger = run_config(training__steps=10**6, model__width=4096)
+    assert cost.rule_resources(bigger, "run")["runtime"] > whole["runtime"]  # training's FLOPs
+    without_final = {**config, "kernels": {**config["kernels"], "final": False}}
+    assert cost.rule_resources(without_final, "run")["runtime"] <= whole["runtime"]
+    assert cost.rule_resources(config, "run", settings=cost.load_settings({"gpu": 1}))["gpu"] == 1
+
+
+def test_one_job_per_run_without_initial_kernels_leaves_out_their_cost():
+    """kernels.initial false: the run job's FLOPs are those of every stage but Θ̂₀'s."""
+    with_theta0 = run_config(training__optimizer="momentum", data__n_train=300, data__n_test=40)
+    without = run_config(
+        training__optimizer="momentum", data__n_train=300, data__n_test=40, kernels__initial=False
+    )
+    sizes = cost._Sizes.of(with_theta0)
+    kernels = cost.stage_cost(with_theta0, "kernels").flops
+    assert kernels > 0
+    flops = cost._run_job_cost(sizes, with_theta0).flops - cost._run_job_cost(sizes, without).flops
+    assert flops == pytest.approx(kernels)
+
+
+# ---------------------------------------------------------------- measured on CPU (slow)
+
+MEASURED = {
+    # name: (stage, changes); prepared inputs are written in this process first.
+    "train_tiny": ("train", {}),
+    "train_wide": (
+        "train",
+        dict(
+            model__depth=2,
+            model__width=2048,
+            data__n_train=64,
+            data__n_test=64,
+            training__steps=2,
+            training__records=2,
+            seeds__count=2,
+            seeds__per_job=2,
+        ),
+    ),
+    "train_deep": (
+        "train",
+        dict(
+            model__depth=4,
+            model__width=512,
+            data__classes=list(range(10)),
+            data__n_train=1000,
+            data__n_test=500,
+            training__steps=2,
+            training__records=2,
+            seeds__count=2,
+            seeds__per_job=2,
+        ),
+    ),
+    "linear_ten_classes": (
+        "linear",
+        dict(
+            model__width=64,
+            data__classes=list(range(10)),
+            data__n_train=120,
+            data__n_test=60,
+            kernels__block_size=60,
+        ),
+    ),
+}
+
+
+@pytest.mark.slow
+def test_model_bounds_measured_peak_memory(tmp_path):
+    """mem_mb ≥ the measured peak RSS of the real job, and the model is not wildly above it.
+
+    Each job runs as the workflow runs it (`python -m ntkpipe.cli <stage>` in a subprocess, four
+    at once); the peak resident memory comes from getrusage(RUSAGE_CHILDREN) of a wrapper process
+    per job. The variable part of the measurement (peak − the tiny job's peak) must lie within
+    [model / 4 − 64 MB, MEM_MARGIN × model + 64 MB].
+    """
+    commands = {}
+    for name, (stage, changes) in MEASURED.items():
+        commands[name] = _prepare(tmp_path / name, stage, run_config(**changes))
+    processes = {name: _measure(command) for name, command in commands.items()}
+    peak_mb = {}
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=900)
+        assert process.returncode == 0, err[-3000:]
+        peak_mb[name] = json.loads(out.strip().splitlines()[-1])["maxrss_mb"]
+    base = peak_mb["train_tiny"]
+    rows = []
+    for name, (stage, changes) in MEASURED.items():
+        config = run_config(**changes)
+        model_mb = cost.memory_bytes(config, stage) / 2**20
+        requested = cost.mem_mb(config, stage)
+        measured = peak_mb[name]
+        rows.append(
+            f"{name}: measured {measured:.0f} MB, model +{model_mb:.0f}, mem_mb {requested}"
+        )
+        assert requested >= measured, rows[-1]
+        assert requested <= 4 * measured + cost.BASE_MB["cpu"], rows[-1]
+        variable = measured - base
+        assert model_mb / 4 - 64 <= variable <= cost.MEM_MARGIN * model_mb + 64, rows[-1]
+    print("\n".join(rows))
+
+
+def _prepare(folder: Path, stage: str, config: dict) -> list[str]:
+    """Writes the job's run config and input stores; returns its ntkpipe command."""
+    folder.mkdir()
+    run = folder / "run.json"
+    run.write_text(ntk_config.to_json(config))
+    init, kernel = folder / "init.zarr", folder / "kernel_init.zarr"
+    with _float32():
+        assert cli.main(["init", "--run", str(run), "--out", str(init)]) == 0
+        if stage == "linear":
+            assert (
+                cli.main(
+                    ["kernels", "--run", str(run), "--params", str(init), "--out", str(kernel)]
+                )
+                == 0
+            )
+    command = [stage, "--run", str(run), "--init", str(init), "--out", str(folder / "out.zarr")]
+    if stage == "linear":
+        command += ["--kernel", str(kernel)]
+    return command
+
+
+def _measure(command: list[str]) -> subprocess.Popen:
+    wrapper = (
+        "import json, resource, subprocess, sys\n"
+        "code = subprocess.run(sys.argv[1:]).returncode\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(json.dumps({'maxrss_mb': peak}))\n"
+        "sys.exit(code)\n"
+    )
+    env = {**os.environ, "NTKPIPE_JAX_CACHE": "off"}
+    return subprocess.Popen(
+        [sys.executable, "-c", wrapper, sys.executable, "-m", "ntkpipe.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+class _float32:
+    """Inputs are prepared as the ntkpipe command computes: float32 (the tests enable x64)."""
+
+    def __enter__(self):
+        self.enabled = jax.config.jax_enable_x64
+        jax.config.update("jax_enable_x64", False)
+
+    def __exit__(self, *exc):
+        jax.config.update("jax_enable_x64", self.enabled)
+
+
+# ---------------------------------------------------------------- grouped GPU jobs (slow)
+
+
+@pytest.mark.slow
+def test_grouped_jobs_ask_for_one_gpu_not_the_sum(tmp_path):
+    """Two runs' heavy jobs grouped into one SLURM job ask sbatch for 1 GPU, not 2 × 4.
+
+    The sbatch on PATH is a stand-in that records its arguments and refuses the job, so
+    Snakemake stops right after the submission (sacctmgr is one too: the account exists).
+    """
+    config = {**BASE, "name": "gpu", "resources": {"gpu": 1}, "sweep": {"model.width": [16, 32]}}
+    path = tmp_path / "gpu.yaml"
+    path.write_text(yaml.safe_dump(config))
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "sbatch.calls"
+    (fake / "sbatch").write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\necho "sbatch: refused (test)" >&2\nexit 1\n'
+    )
+    (fake / "sacctmgr").write_text("#!/bin/sh\necho test\n")  # the account is valid
+    for tool in ("sbatch", "sacctmgr"):
+        (fake / tool).chmod(0o755)
+    heavy = ("init", "kernel_init", "train", "linear", "compare")
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(path),
+        "--executor",
+        "slurm",
+        "--jobs",
+        "4",
+        "--default-resources",
+        "slurm_account=test",
+        "slurm_partition=test",
+        "--groups",
+        *(f"{rule}=run" for rule in heavy),
+        "--group-components",
+        "run=2",
+        "--",
+        "results/gpu/runs/width~16/seeds~0/metrics.zarr",
+        "results/gpu/runs/width~32/seeds~0/metrics.zarr",
+    ]
+    env = {**os.environ, "PATH": f"{fake}:{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert calls.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    submitted = calls.read_text().splitlines()
+    assert len(submitted) == 1, submitted  # both runs in one group job
+    assert "--gpus=1" in submitted[0].split(), submitted[0]
+    assert "--target-jobs" in submitted[0] and "train:run=width~32/seeds~0" in submitted[0]
+
+
+def test_resources_reach_the_rules(tmp_path):
+    """The dry run shows the cost model's resources, and gpu only on the GPU rules."""
+    config = {**BASE, "name": "res", "resources": {"gpu": 1, "gpu_rules": ["train"]}}
+    path = tmp_path / "res.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+        + ["--configfile", str(path), "-n", "--directory", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = result.stdout.split("\nrule ")
+    resources = {job.split(":", 1)[0]: job for job in jobs[1:]}
+    run = run_config()
+    assert "gpu=1" in resources["train"]
+    on_gpu = cost.rule_resources(run, "train", settings=cost.load_settings({"gpu": 1}))
+    assert f"mem_mb={on_gpu['mem_mb']}" in resources["train"]
+    assert "gpu=" not in resources["linear"] and "gpu=" not in resources["init"]
+    assert f"mem_mb={cost.mem_mb(run, 'linear')}" in resources["linear"]
+    assert "runtime=" in resources["collect"] and "mem_mb=" in resources["report"]
