@@ -218,6 +218,25 @@ def _report_args(parser):
     parser.add_argument("--out", type=Path, required=True, help="report.html")
 
 
+def _validate_args(parser):
+    parser.add_argument(
+        "configs",
+        nargs="*",
+        type=Path,
+        metavar="CONFIG",
+        help="config files, later ones overlaying earlier ones, as snakemake --configfile "
+        "A B (none: the default sweep config/config.yaml)",
+    )
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides as snakemake --config takes them, coerced through the schema; dotted "
+        "keys allowed (training.learning_rate=0.1)",
+    )
+
+
 def _profile_args(parser):
     parser.add_argument(
         "--dest", type=Path, default=None, help="profile folder (default ~/.config/snakemake/slurm)"
@@ -264,6 +283,22 @@ def _run_all(args):
 def _stage_kwargs(args) -> dict:
     skip = {"command", "handler", "threads"}
     return {key: value for key, value in vars(args).items() if key not in skip}
+
+
+def _validate(args):
+    import json
+
+    from ntkpipe.sweep import loading, validate_checks
+
+    default = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+    sweep, settings, runs = loading.resolve_sweep(
+        args.configs,
+        loading.parse_assignments(args.config),
+        default=default,
+        memory_mb=validate_checks.machine_memory_mb(),
+    )
+    print(json.dumps({**sweep, "resources": settings}, indent=2))
+    print(f"{len(runs)} runs; results in results/{sweep['name']}/")
 
 
 def _install_profile(args):
@@ -314,6 +349,12 @@ _COMMANDS = [
         "write the self-contained HTML report",
         _report_args,
         _run("sweep_stages", "report"),
+    ),
+    (
+        "validate",
+        "read a sweep's config as the workflow does: print it resolved and its run count",
+        _validate_args,
+        _validate,
     ),
     (
         "install-profile",

@@ -1,14 +1,16 @@
 # Sweep expansion, paths and input functions. The rule files hold only rules.
 #
-# The config is validated once here, before any job starts (schema with
-# additionalProperties: false plus cross-field checks in ntkpipe.sweep.runs): a bad
-# config stops Snakemake with a message naming the field, the value and what
-# is allowed, and nothing is written.
+# ntkpipe reads the config itself, once (ntkpipe.sweep.loading; Snakemake's own reading, with
+# YAML 1.1 numbers and duplicate keys accepted, is discarded): the --configfile files in the
+# order given (later files overlay earlier ones, mappings merged key by key), then the
+# --config overrides, coerced through the schema (--config 'training={learning_rate: 0.1}'
+# sets the number 0.1). Without any --configfile the default sweep config/config.yaml is used,
+# and only then; a config without `name:` is refused, never merged with the default sweep.
 #
-# Without --configfile, the default sweep config/config.yaml is used (with any
-# --config key=value overrides on top). We do not use the `configfile:`
-# directive because Snakemake deep-merges a user's --configfile into it, which
-# would silently add the default sweep axes to every user sweep.
+# The config is validated before any job starts (schema with additionalProperties: false plus
+# cross-field checks in ntkpipe.sweep.validate and the cost model's memory estimate against
+# this machine or --resources mem_mb): a bad config stops Snakemake with a message naming the
+# field, the value and what is allowed, and nothing is written.
 
 import functools
 import json
@@ -16,29 +18,31 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import cost as ntk_cost
 from ntkpipe.sweep import ensemble as ntk_ensemble
+from ntkpipe.sweep import loading as ntk_loading
+from ntkpipe.sweep import validate_checks as ntk_checks
 from ntkpipe.errors import ConfigError
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 CONDA_ENV = "../envs/ntkpipe.yaml"  # relative to workflow/rules/
 
-if "name" not in config:
-    _defaults = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    ntk_config.deep_update(_defaults, config)
-    config.clear()
-    config.update(_defaults)
-
 # The `resources` section (GPUs) is read here and kept out of the run configs: changing it
 # changes how jobs are scheduled, never what they compute, so it must not rerun anything.
 try:
-    RESOURCES = ntk_cost.load_settings(config.pop("resources", None))
-    SWEEP = ntk_config.load_config(dict(config))
+    _RAW, CONFIG_FILES = ntk_loading.resolve(
+        workflow.config_settings.configfiles,
+        workflow.config_settings.config,
+        default=DEFAULT_CONFIG,
+        schema=ntk_config.load_schema(),
+    )
+    RESOURCES = ntk_cost.load_settings(_RAW.pop("resources", None))
+    SWEEP = ntk_config.load_config(_RAW)
 except ConfigError as error:
     sys.exit(f"ntkpipe: invalid config\n{error}")
+config.clear()
+config.update(SWEEP)
 
 OUT = f"results/{SWEEP['name']}"
 JOBS_PER_STAGE = RESOURCES["jobs"] == "stages"  # else one job per run (run.smk)
@@ -56,6 +60,17 @@ if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
         "of runs').",
         file=sys.stderr,
     )
+# Memory: every run's jobs, as the cost model estimates them, must fit the --resources mem_mb
+# cap, or (jobs on this machine) this machine's memory.
+_MEM_CAP = getattr(
+    workflow.global_resources.get("mem_mb"), "value", workflow.global_resources.get("mem_mb")
+)
+_MEM_WHERE = "--resources mem_mb"
+if _MEM_CAP is None and workflow.local_exec:
+    _MEM_CAP, _MEM_WHERE = ntk_checks.machine_memory_mb(), "this machine's memory"
+_problems = ntk_checks.memory_problems(RUNS.values(), RESOURCES, _MEM_CAP, _MEM_WHERE)
+if _problems:
+    sys.exit("ntkpipe: invalid config\n" + "\n".join(_problems))
 # Fig. 2 / S1: one ensemble per sweep point (the first seed chunk's run config stands for it).
 ENSEMBLES = {}
 if SWEEP["ensemble"]["members"] > 0:
