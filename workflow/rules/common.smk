@@ -62,9 +62,8 @@ if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
     )
 # Memory: every run's jobs, as the cost model estimates them, must fit the --resources mem_mb
 # cap, or (jobs on this machine) this machine's memory.
-_MEM_CAP = getattr(
-    workflow.global_resources.get("mem_mb"), "value", workflow.global_resources.get("mem_mb")
-)
+_MEM_CAP = workflow.global_resources.get("mem_mb")
+_MEM_CAP = getattr(_MEM_CAP, "value", _MEM_CAP)
 _MEM_WHERE = "--resources mem_mb"
 if _MEM_CAP is None and workflow.local_exec:
     _MEM_CAP, _MEM_WHERE = ntk_checks.machine_memory_mb(), "this machine's memory"
