@@ -14,7 +14,8 @@ SHA-256 digest of every array, so a partial or corrupted copy is recognized as s
 Reading checks all of this and raises ``StoreError`` naming the path, what is wrong and
 how to fix it.
 
-Attributes of every store: ``config`` (the run configuration, JSON), ``stage``,
+Attributes of every store: ``config`` (the run configuration, JSON), ``inputs`` (the content
+digests of the stores it was computed from, JSON; :mod:`ntkpipe.io.provenance`), ``stage``,
 ``ntkpipe_version``, ``git_commit``, ``jax_version``, ``jax_device``, ``wall_time_s``.
 Kernels are chunked by the config's ``kernels.block_size`` along ``train``, ``train2``
 and ``test`` (and one chunk per seed), the blocks the kernel computation produces.
@@ -74,6 +75,7 @@ def write_store(
     chunks=None,
     overwrite=False,
     wall_time=None,
+    inputs=None,
 ):
     """Writes a dataset (and optionally parameters) as a Zarr v3 store, atomically.
 
@@ -90,6 +92,9 @@ def write_store(
         overwrite: replace an existing store (otherwise that is an error).
         wall_time: the job's wall time in seconds; None measures the time since the
             process started.
+        inputs: {name: content digest} of the stores it was computed from
+            (:func:`ntkpipe.io.provenance.input_digests`), stored as the ``inputs``
+            attribute (JSON) and checked by :func:`ntkpipe.io.provenance.stale_reason`.
 
     Returns:
         The store's path.
@@ -102,6 +107,8 @@ def write_store(
     _check_target(path, overwrite)
     leaves = None if params is None else _flatten_params(params, ds)
     attrs = provenance(config, stage, wall_time)
+    if inputs is not None:
+        attrs["inputs"] = json.dumps(inputs, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
     tmp = path.parent / f".{path.name}.partial-{_host()}-{os.getpid()}"

@@ -141,7 +141,7 @@ def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None
     Also the spectrum of Θ̂(X, X) and the critical learning rate
     η_crit = 2·n·k/(λ_min + λ_max) (Theorem 2.1 in the mean-loss normalization).
     """
-    job = Job(run, out, overwrite)
+    job = Job(run, out, overwrite, inputs={"params": params})
     config = job.config
     data, net = load_data_and_network(config)
     stacked = read_params(params, config)
@@ -162,7 +162,7 @@ def _kernels_of_one(net, theta, data, block, config, seed) -> xr.Dataset:
     )
     nngp_tt = ntk_kernels.empirical_nngp(net, theta, data.x_train)
     nngp_st = ntk_kernels.empirical_nngp(net, theta, data.x_test, data.x_train)
-    eigvals = np.linalg.eigvalsh(np.asarray(ntk_tt, dtype=np.float64))
+    eigvals, lr_crit = _spectrum(ntk_tt, net.out_dim, seed)
     return xr.Dataset(
         {
             "ntk_train_train": (("train", "train2"), np.asarray(ntk_tt)),
@@ -170,9 +170,25 @@ def _kernels_of_one(net, theta, data, block, config, seed) -> xr.Dataset:
             "nngp_train_train": (("train", "train2"), np.asarray(nngp_tt)),
             "nngp_test_train": (("test", "train"), np.asarray(nngp_st)),
             "ntk_eigvals": (("train",), eigvals),
-            "lr_critical": ((), float(dynamics.lr_critical(ntk_tt, net.out_dim))),
+            "lr_critical": ((), lr_crit),
         }
     )
+
+
+def _spectrum(ntk_tt, out_dim, seed):
+    """Eigenvalues of Θ̂(X, X) [n] and η_crit; NaN where Θ̂ is not finite (the parameters of a
+    diverged run) or the eigensolver does not converge, so that the run is recorded (its
+    metrics say diverged) and the sweep goes on to its report."""
+    matrix = np.asarray(ntk_tt, dtype=np.float64)
+    nan = np.full(matrix.shape[0], np.nan)
+    if not np.isfinite(matrix).all():
+        log(f"kernels: seed {seed}: Θ̂ is not finite (a diverged run?); spectrum NaN")
+        return nan, float("nan")
+    try:
+        return np.linalg.eigvalsh(matrix), float(dynamics.lr_critical(ntk_tt, out_dim))
+    except np.linalg.LinAlgError as error:
+        log(f"kernels: seed {seed}: eigensolver failed ({error}); spectrum NaN")
+        return nan, float("nan")
 
 
 # ---------------------------------------------------------------- analytic kernels
@@ -229,7 +245,7 @@ def train(
     run: Path, init: Path, out: Path, checkpoint: Path | None = None, overwrite: bool = False
 ) -> None:
     """Train every seed of the run from θ₀; record outputs, losses and weight changes."""
-    job = Job(run, out, overwrite)
+    job = Job(run, out, overwrite, inputs={"init": init})
     config = job.config
     data, net = load_data_and_network(config)
     params0 = read_params(init, config)
@@ -351,11 +367,12 @@ class Job:
     name and the job's wall time (the provenance of DESIGN.md).
     """
 
-    def __init__(self, run: Path, out: Path, overwrite: bool):
+    def __init__(self, run: Path, out: Path, overwrite: bool, inputs: dict | None = None):
         self.started = time.time()
         self.config = load_run(run)
         self.out, self.overwrite = Path(out), overwrite
         _check_out(out, overwrite)
+        self.inputs = _checked_inputs(self.config, inputs)
 
     def elapsed(self) -> float:
         """Seconds since the job started."""
@@ -371,8 +388,27 @@ class Job:
             stage=stage,
             wall_time=self.elapsed(),
             overwrite=self.overwrite,
+            inputs=self.inputs,
             **options,
         )
+
+
+def _checked_inputs(config: dict, inputs: dict | None) -> dict:
+    """{name: content digest} of a job's input stores, each checked to be computed from this
+    job's config (its init, train or analytic part: :func:`ntkpipe.io.provenance.check_input`)."""
+    from ntkpipe.io import provenance
+    from ntkpipe.sweep import runs as ntk_runs
+
+    inputs = {name: path for name, path in (inputs or {}).items() if path is not None}
+    if not inputs:
+        return {}
+    expected = [config]
+    for stage in ("init", "train", "analytic"):
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            expected.append(ntk_runs.stage_config(config, stage))
+    for path in inputs.values():
+        provenance.check_input(path, expected)
+    return provenance.input_digests(inputs)
 
 
 def load_run(path: Path) -> dict:
@@ -473,7 +509,7 @@ def linear(
     or optimizer: f_lin itself is trained with the run's optimizer, and neither `kernel` (Θ̂₀, then
     None with ``kernels.initial: false``) nor `analytic` is read.
     """
-    job = Job(run, out, overwrite)
+    job = Job(run, out, overwrite, inputs={"init": init, "kernel": kernel, "analytic": analytic})
     config = job.config
     training = config["training"]
     closed_form = training["loss"] == "mse" and training["optimizer"] == "gd"
@@ -697,7 +733,8 @@ def compare(
     """
     from ntkpipe.analysis import metrics
 
-    job = Job(run, out, overwrite)
+    stores = dict(train=train, linear=linear, kernel_init=kernel_init, kernel_final=kernel_final)
+    job = Job(run, out, overwrite, inputs={**stores, "analytic": analytic})
     config = job.config
     ds = metrics.run_metrics(
         config,

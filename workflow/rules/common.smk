@@ -15,8 +15,10 @@
 import functools
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import cost as ntk_cost
@@ -70,6 +72,65 @@ if _MEM_CAP is None and workflow.local_exec:
 _problems = ntk_checks.memory_problems(RUNS.values(), RESOURCES, _MEM_CAP, _MEM_WHERE)
 if _problems:
     sys.exit("ntkpipe: invalid config\n" + "\n".join(_problems))
+# One writer per results folder (ntkpipe.io.lock), whatever the working directory: taken by the
+# main Snakemake process (not by cluster jobs, not by a dry run) and held until it exits.
+if workflow.is_main_process and not workflow.dryrun:
+    from ntkpipe.io import lock as ntk_lock
+
+    try:
+        _LOCK = ntk_lock.acquire(OUT)
+    except ntk_lock.LockedError as error:
+        sys.exit(f"ntkpipe: {error}")
+    if _LOCK.note:
+        print(_LOCK.note, file=sys.stderr)
+
+
+def stale_stores():
+    """{store: why} of the stores that must be computed again, read from the stores' own records
+    (ntkpipe.io.provenance), not from .snakemake/: a store whose config is not its job's config
+    now (a changed sweep, a hand-edited run.json, a store of another run put at its path) or
+    whose inputs changed since; and a run's metrics.zarr when a store of the run is missing (a
+    deleted store is recreated: Snakemake then recomputes the run's missing stores and what
+    follows them)."""
+    from ntkpipe.io import provenance
+    from ntkpipe.jobs.run import RUN_STAGES
+
+    found = {}
+    for run_id, run in RUNS.items():
+        folder = Path(run_dir(run_id))
+        if not folder.is_dir():
+            continue
+        metrics = folder / "metrics.zarr"
+        configs = {s: ntk_config.stage_config(run.config, s) for s in ("init", "train")}
+        wanted = [s for s in RUN_STAGES if _run_wants(run_id, s.name)]
+        analytic = analytic_of_run(SimpleNamespace(run=run_id)) or None
+        for stage in wanted:
+            store = folder / stage.store
+            inputs = {
+                name: folder / name for name in stage.inputs if name != "analytic"
+            }
+            if analytic:
+                inputs["analytic.zarr"] = Path(analytic)
+            if not store.exists():
+                if metrics.exists():
+                    found[metrics] = f"{stage.store} is missing"
+                continue
+            config = configs["init" if stage.config_file == "model.json" else "train"]
+            why = provenance.stale_reason(store, config, inputs)
+            if why:
+                found[store] = why
+                if metrics.exists() and store != metrics:
+                    found.setdefault(metrics, f"{stage.store} is recomputed")
+    return found
+
+
+def _run_wants(run_id, stage):
+    kernels = _run_kernels(run_id)
+    return {"kernel_init": kernels["initial"], "kernel_final": kernels["final"]}.get(
+        stage, True
+    )
+
+
 # Fig. 2 / S1: one ensemble per sweep point (the first seed chunk's run config stands for it).
 ENSEMBLES = {}
 if SWEEP["ensemble"]["members"] > 0:
@@ -265,3 +326,39 @@ def _resources_cached(kind, key, rule_name, attempt):
     """Snakemake asks for each resource of each job separately: compute them once."""
     config = (RUNS if kind == "run" else ANALYTIC)[key].config
     return ntk_cost.rule_resources(config, rule_name, attempt, RESOURCES)
+
+
+# ---------------------------------------------------------------- stale stores (run last: uses the
+# input functions above)
+
+
+def stale_config_files():
+    """{config file: its content now} of the run folders' config files that differ from the
+    sweep (hand-edited, or from an older config); rewriting them makes Snakemake rerun what
+    reads them (their time is newer), without .snakemake/ metadata."""
+    found = {}
+    for run_id in RUNS:
+        for name, stage in (("model.json", "init"), ("run.json", "train")):
+            path = Path(run_dir(run_id), name)
+            if path.is_file():
+                content = stage_json(run_id, stage)
+                if path.read_text() != content:
+                    found[path] = content
+    return found
+
+
+if workflow.is_main_process and Path(OUT, "runs").is_dir():
+    for _path, _content in stale_config_files().items():
+        if not workflow.dryrun:
+            ntk_config.write_if_changed(_path, _content)
+        print(f"ntkpipe: {_path}: differs from the config; rewritten", file=sys.stderr)
+    for _store, _why in stale_stores().items():
+        if workflow.dryrun:
+            print(
+                f"ntkpipe: {_store}: {_why}; it will be computed again", file=sys.stderr
+            )
+            continue
+        print(
+            f"ntkpipe: {_store}: {_why}; removed, it is computed again", file=sys.stderr
+        )
+        shutil.rmtree(_store, ignore_errors=True)
