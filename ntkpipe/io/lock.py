@@ -67,7 +67,7 @@ def acquire(folder, command=None) -> ResultsLock:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_NAME
+    path = folder.resolve() / LOCK_NAME  # absolute: Snakemake changes directory before exit
     fd = _locked_fd(path, folder)
     previous = _owner(path)
     note = None
