@@ -21,6 +21,7 @@ $JAX_COMPILATION_CACHE_DIR, else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off tur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -43,10 +44,30 @@ def main(argv: list[str] | None = None) -> int:
     except (NtkpipeError, ValueError, OSError) as error:
         if os.environ.get("NTKPIPE_DEBUG"):
             raise
-        print(f"ntkpipe {args.command}: error: {error}", file=sys.stderr)
-        print("(set NTKPIPE_DEBUG=1 for the traceback)", file=sys.stderr)
+        report_error(f"ntkpipe {args.command}: error: {error}")
         return 1
     return 0
+
+
+def report_error(message: str) -> None:
+    """Prints an error to stderr and, in a workflow job, to the job's own stderr too.
+
+    The rules send a job's output to its log (``> {log} 2>&1``); the workflow keeps the job's
+    stderr open as descriptor ``$NTKPIPE_ERROR_FD`` (workflow/rules/common.smk), so the error
+    reaches Snakemake's output even when the log cannot be written (a full disk).
+    """
+    text = f"{message}\n(set NTKPIPE_DEBUG=1 for the traceback)\n"
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except OSError:
+        pass
+    fd = os.environ.get("NTKPIPE_ERROR_FD", "")
+    if fd.isdigit():
+        try:
+            os.write(int(fd), message.encode() + b"\n")
+        except OSError:
+            pass
 
 
 def pin_threads(threads: int) -> None:
@@ -103,7 +124,33 @@ def configure_compilation_cache(environ=None) -> str | None:
     folder = choice or env.get("JAX_COMPILATION_CACHE_DIR") or _default_cache_dir(env)
     env["JAX_COMPILATION_CACHE_DIR"] = str(folder)
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    drop_empty_cache_entries(folder)
     return str(folder)
+
+
+def drop_empty_cache_entries(folder) -> list[str]:
+    """Removes the empty entries of JAX's compilation cache (and their access times).
+
+    JAX writes an entry in place (``<key>-cache``, not through a rename): a job stopped by a
+    full disk or a kill leaves it empty, and every later job would read it and fail instead of
+    compiling again. Returns the names removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            empty = entry.name.endswith("-cache") and entry.stat().st_size == 0
+            if empty:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path[: -len("-cache")] + "-atime")
+        except OSError:
+            continue
+    return removed
 
 
 def _default_cache_dir(env) -> str:

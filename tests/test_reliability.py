@@ -452,3 +452,33 @@ def _cli(*args) -> str:
 def _env() -> dict:
     """The environment of ntkpipe subprocesses: no compilation cache unless a test sets one."""
     return {"NTKPIPE_JAX_CACHE": "off", **os.environ}
+
+
+# ---------------------------------------------------------------- (f) full disks
+
+
+def test_an_error_reaches_the_jobs_stderr_when_its_log_cannot_be_written(tmp_path):
+    """issue 10, failure 13: on a full disk the job's log is lost, and with it the reason. The
+    workflow's shell prefix keeps the job's stderr as descriptor 3; /dev/full stands for the log
+    on a full disk."""
+    missing = tmp_path / "nowhere" / "run.json"
+    command = (
+        "set -euo pipefail; export NTKPIPE_ERROR_FD=3; exec 3>&2; "
+        f"{sys.executable} -m ntkpipe.cli init --run {missing} --out {tmp_path}/x.zarr "
+        "> /dev/full 2>&1"
+    )
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=_env())
+    assert result.returncode == 1
+    assert result.stderr == f"ntkpipe init: error: --run: no run config at {missing}\n"
+    rules = (Path(__file__).parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    assert 'shell.prefix("set -euo pipefail; export NTKPIPE_ERROR_FD=3; exec 3>&2; ")' in rules
+
+
+def test_empty_jax_cache_entries_are_dropped_before_jax_starts(tmp_path):
+    """A job stopped by a full disk leaves a 0-byte entry (JAX writes entries in place)."""
+    (tmp_path / "abc-cache").write_bytes(b"")
+    (tmp_path / "abc-atime").write_bytes(b"12345678")
+    (tmp_path / "def-cache").write_bytes(b"x" * 10)
+    env = {"NTKPIPE_JAX_CACHE": str(tmp_path)}
+    assert cli.configure_compilation_cache(env) == str(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["def-cache"]

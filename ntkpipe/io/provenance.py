@@ -1,8 +1,8 @@
 """What a store was computed from, recorded in it and checked before it is used or kept.
 
-Every store keeps, next to its arrays (:func:`ntkpipe.io.stores.write_store`), the config of
-the job that wrote it (attribute ``config``, JSON) and ``inputs``: for each store it was
-computed from, that store's content digest (:func:`content_digest`, the SHA-256 of its arrays'
+Every store keeps, next to its arrays (:func:`ntkpipe.io.stores.write_store`; the software
+versions: :func:`provenance`), the config of the job that wrote it (attribute ``config``, JSON)
+and ``inputs``: for each store it was computed from, that store's content digest (:func:`content_digest`, the SHA-256 of its arrays'
 digests). Stores keep the config as provenance and never interpret it: the caller says which
 configs are acceptable.
 
@@ -24,16 +24,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import time
+from importlib import metadata
 from pathlib import Path
 
 from ntkpipe.errors import StoreError
 
 __all__ = ["INPUTS_ATTR", "read_record", "content_digest", "input_digests", "check_input"]
-__all__ += ["stale_reason"]
+__all__ += ["stale_reason", "provenance"]
 
 INPUTS_ATTR = "inputs"
 _COMPLETE_ATTR = "ntkpipe_complete"
 _DIGEST_ATTR = "ntkpipe_sha256"
+_IMPORT_TIME = time.monotonic()
 
 
 def read_record(path):
@@ -134,3 +139,86 @@ def _describe(config):
         return f"run {run_id}"
     model = config.get("model") or {}
     return f"model.width {model.get('width')}, seeds {config.get('seeds')}"
+
+
+# ----------------------------------------------------------------------------- software
+
+
+def provenance(config, stage, wall_time=None):
+    """Attributes every store carries: the run config (JSON), stage, versions, device, time.
+
+    The git commit is that of the checkout ntkpipe runs from ("unknown" when it is not
+    one); the jax device is the first device of the default backend and their count.
+    """
+    try:
+        config_text = json.dumps(config, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"config: cannot be stored as JSON ({err})") from err
+    if wall_time is None:
+        wall_time = _process_wall_time()
+    jax_version, jax_device = _jax_info()
+    return {
+        "config": config_text,
+        "stage": str(stage),
+        "ntkpipe_version": _ntkpipe_version(),
+        "git_commit": _git_commit(),
+        "jax_version": jax_version,
+        "jax_device": jax_device,
+        "wall_time_s": float(wall_time),
+    }
+
+
+# ----------------------------------------------------------------------------- private
+
+
+def _process_wall_time():
+    """Seconds since this process started (Linux /proc), else since ntkpipe.io.stores loaded."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORT_TIME
+
+
+def _ntkpipe_version():
+    try:
+        return metadata.version("ntkpipe")
+    except metadata.PackageNotFoundError:
+        import ntkpipe
+
+        return str(getattr(ntkpipe, "__version__", "unknown"))
+
+
+_GIT_COMMIT = []
+
+
+def _git_commit():
+    """HEAD of the checkout holding this file, "unknown" when there is none (no network)."""
+    if not _GIT_COMMIT:
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            )
+            commit = result.stdout.strip() if result.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        _GIT_COMMIT.append(commit or "unknown")
+    return _GIT_COMMIT[0]
+
+
+def _jax_info():
+    try:
+        import jax
+
+        devices = jax.devices()
+        first = devices[0]
+        return jax.__version__, f"{first.platform}: {first.device_kind} ×{len(devices)}"
+    except Exception as err:  # no jax, or no backend: the store is still worth writing
+        return "unavailable", f"unavailable ({type(err).__name__})"

@@ -27,6 +27,11 @@ from ntkpipe.sweep import loading as ntk_loading
 from ntkpipe.sweep import validate_checks as ntk_checks
 from ntkpipe.errors import ConfigError
 
+# A job's own stderr stays open as descriptor 3 after the rules send its output to its log
+# (`> {log} 2>&1`): ntkpipe writes its error there too (ntkpipe.cli.report_error), so Snakemake
+# shows it even when the log cannot be written (a full disk). Bash's strict mode as Snakemake's.
+shell.prefix("set -euo pipefail; export NTKPIPE_ERROR_FD=3; exec 3>&2; ")
+
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 CONDA_ENV = "../envs/ntkpipe.yaml"  # relative to workflow/rules/
 
