@@ -2,9 +2,9 @@
 
 Every store keeps, next to its arrays (:func:`ntkpipe.io.stores.write_store`; the software
 versions: :func:`provenance`), the config of the job that wrote it (attribute ``config``, JSON)
-and ``inputs``: for each store it was computed from, that store's content digest (:func:`content_digest`, the SHA-256 of its arrays'
-digests). Stores keep the config as provenance and never interpret it: the caller says which
-configs are acceptable.
+and ``inputs``: for each store it was computed from, that store's content digest
+(:func:`content_digest`, the SHA-256 of its arrays' digests). Stores keep the config as
+provenance and never interpret it: the caller says which configs are acceptable.
 
 Two checks, so that Snakemake's metadata (``.snakemake/``) is not needed to notice a change:
 
