@@ -117,11 +117,12 @@ def stale_reason(path, config, inputs=None):
     recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
     if not isinstance(recorded, dict):
         return None  # written before inputs were recorded: the config check alone
-    for name, input_path in (inputs or {}).items():
+    for name, digest in recorded.items():
+        input_path = (inputs or {}).get(name)
         current = read_record(input_path) if input_path is not None else None
         if current is None:
-            continue  # a missing input is computed first; Snakemake reruns what follows
-        if recorded.get(name) != content_digest(current):
+            continue  # not checked here, or missing: computed first, then what follows reruns
+        if digest != content_digest(current):
             return f"its input {name} has changed since"
     return None
 

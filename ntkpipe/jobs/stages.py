@@ -394,12 +394,12 @@ class Job:
 
 
 def _checked_inputs(config: dict, inputs: dict | None) -> dict:
-    """{name: content digest} of a job's input stores, each checked to be computed from this
+    """{file name: content digest} of a job's input stores, each checked to be computed from this
     job's config (its init, train or analytic part: :func:`ntkpipe.io.provenance.check_input`)."""
     from ntkpipe.io import provenance
     from ntkpipe.sweep import runs as ntk_runs
 
-    inputs = {name: path for name, path in (inputs or {}).items() if path is not None}
+    inputs = {Path(path).name: path for path in (inputs or {}).values() if path is not None}
     if not inputs:
         return {}
     expected = [config]

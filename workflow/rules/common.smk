@@ -72,14 +72,69 @@ if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
 _MEM_CAP = workflow.global_resources.get("mem_mb")
 _MEM_CAP = getattr(_MEM_CAP, "value", _MEM_CAP)
 _MEM_WHERE = "--resources mem_mb"
-if _MEM_CAP is None and workflow.local_exec:
+# (At parse time Snakemake has not chosen its executor yet: the command line tells whether jobs
+# may run elsewhere, e.g. --profile slurm.)
+_ELSEWHERE = {
+    "--profile",
+    "--executor",
+    "-e",
+    "--workflow-profile",
+    "--slurm",
+    "--cluster",
+}
+_ELSEWHERE = os.environ.get("SNAKEMAKE_PROFILE") or any(
+    a.split("=")[0] in _ELSEWHERE for a in sys.argv[1:]
+)
+if _MEM_CAP is None and not _ELSEWHERE:
     _MEM_CAP, _MEM_WHERE = ntk_checks.machine_memory_mb(), "this machine's memory"
 _problems = ntk_checks.memory_problems(RUNS.values(), RESOURCES, _MEM_CAP, _MEM_WHERE)
 if _problems:
     sys.exit("ntkpipe: invalid config\n" + "\n".join(_problems))
 # One writer per results folder (ntkpipe.io.lock), whatever the working directory: taken by the
-# main Snakemake process (not by cluster jobs, not by a dry run) and held until it exits.
-if workflow.is_main_process and not workflow.dryrun:
+# main Snakemake process of a run (not by cluster jobs, not by a dry run) and held until it exits.
+_NOT_A_RUN = {
+    "--dry-run",
+    "--dryrun",
+    "--dry_run",
+    "--touch",
+    "--lint",
+    "--unlock",
+    "--dag",
+}
+_NOT_A_RUN |= {
+    "--rulegraph",
+    "--filegraph",
+    "--summary",
+    "--detailed-summary",
+    "--list",
+}
+_NOT_A_RUN |= {"--list-rules", "--delete-all-output", "--delete-temp-output"}
+_NOT_A_RUN |= {
+    "--cleanup-metadata",
+    "--list-changes",
+    "--lc",
+    "--li",
+    "--lp",
+    "--report",
+}
+
+
+def _writes(argv):
+    """Whether this Snakemake command runs jobs, so it may take the results folder's lock and
+    remove stale stores. At parse time `workflow.dryrun` is not known yet (Snakemake sets its
+    executor after reading the Snakefile): the command line tells (-n, --dry-run, --touch, …).
+    """
+    for arg in argv[1:]:
+        if arg.split("=")[0] in _NOT_A_RUN:
+            return False
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha():
+            if set(arg[1:]) & set("ntSDl"):
+                return False
+    return True
+
+
+WRITES = workflow.is_main_process and _writes(sys.argv)
+if WRITES:
     from ntkpipe.io import lock as ntk_lock
 
     try:
@@ -337,11 +392,24 @@ def _resources_cached(kind, key, rule_name, attempt):
 # input functions above)
 
 
+def sweep_json():
+    """The content of sweep.json: the validated sweep (not sorted: the order of the axes
+    matters)."""
+    return json.dumps(SWEEP, indent=1)
+
+
 def stale_config_files():
-    """{config file: its content now} of the run folders' config files that differ from the
-    sweep (hand-edited, or from an older config); rewriting them makes Snakemake rerun what
-    reads them (their time is newer), without .snakemake/ metadata."""
+    """{config file: its content now} of the config files (sweep.json, each run's model.json
+    and run.json, each analytic.json) that differ from the sweep (hand-edited, or from an older
+    config); rewriting them makes Snakemake rerun what reads them (their time is newer), without
+    .snakemake/ metadata."""
     found = {}
+    for path, content in [(Path(OUT, "sweep.json"), sweep_json())] + [
+        (Path(analytic_dir(akey), "analytic.json"), analytic_json(akey))
+        for akey in ANALYTIC
+    ]:
+        if path.is_file() and path.read_text() != content:
+            found[path] = content
     for run_id in RUNS:
         for name, stage in (("model.json", "init"), ("run.json", "train")):
             path = Path(run_dir(run_id), name)
@@ -353,12 +421,17 @@ def stale_config_files():
 
 
 if workflow.is_main_process and Path(OUT, "runs").is_dir():
+    _dry = not WRITES
+    _when = " (when the sweep runs; this command changes nothing)" if _dry else ""
     for _path, _content in stale_config_files().items():
-        if not workflow.dryrun:
+        if not _dry:
             ntk_config.write_if_changed(_path, _content)
-        print(f"ntkpipe: {_path}: differs from the config; rewritten", file=sys.stderr)
+        print(
+            f"ntkpipe: {_path}: differs from the config; rewritten{_when}",
+            file=sys.stderr,
+        )
     for _store, _why in stale_stores().items():
-        if workflow.dryrun:
+        if _dry:
             print(
                 f"ntkpipe: {_store}: {_why}; it will be computed again", file=sys.stderr
             )
@@ -367,3 +440,20 @@ if workflow.is_main_process and Path(OUT, "runs").is_dir():
             f"ntkpipe: {_store}: {_why}; removed, it is computed again", file=sys.stderr
         )
         shutil.rmtree(_store, ignore_errors=True)
+    # Snakemake does not rerun a job whose output exists because an input is missing (a new
+    # run, a removed store): the summary goes, so that collect runs and asks for them.
+    _missing = [
+        p for p in per_run("metrics.zarr") + ensemble_stores() if not Path(p).exists()
+    ]
+    if _missing and Path(OUT, "summary.zarr").exists():
+        _note = (
+            f"{_missing[0]} and {len(_missing) - 1} more"
+            if len(_missing) > 1
+            else _missing[0]
+        )
+        if not _dry:
+            shutil.rmtree(Path(OUT, "summary.zarr"), ignore_errors=True)
+        print(
+            f"ntkpipe: {OUT}/summary.zarr: {_note} missing; computed again{_when}",
+            file=sys.stderr,
+        )
