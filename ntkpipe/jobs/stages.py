@@ -402,6 +402,8 @@ def _checked_inputs(config: dict, inputs: dict | None) -> dict:
     inputs = {Path(path).name: path for path in (inputs or {}).values() if path is not None}
     if not inputs:
         return {}
+    for path in inputs.values():
+        storage.read_attrs(path)  # a missing, partial or foreign store: its own message
     expected = [config]
     for stage in ("init", "train", "analytic"):
         with contextlib.suppress(KeyError, TypeError, ValueError):
