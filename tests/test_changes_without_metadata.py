@@ -99,6 +99,8 @@ def test_a_deleted_store_is_recreated(finished, clone, metadata):
         shutil.copytree(finished / ".snakemake", clone / ".snakemake")
     shutil.rmtree(clone / "results" / "tiny" / "runs" / "width~64" / "seeds~1" / "init.zarr")
     started = _run(clone, TINY, CHEAP)
-    assert "width~64/seeds~1/metrics.zarr: init.zarr is missing; removed" in started.stderr
+    assert "width~64/seeds~1/train.zarr: init.zarr is missing or computed again; removed" in (
+        started.stderr
+    )
     counts = job_counts(_run(clone, TINY, "-n").stdout)
     assert counts["init"] == 1 and counts["compare"] == 1 and counts["collect"] == 1

@@ -77,12 +77,15 @@ def input_digests(inputs):
     return out
 
 
-def check_input(path, expected_configs):
+def check_input(path, expected_configs, view=None):
     """Refuses an input store that was computed from a config the job does not expect.
 
     Args:
         path: the input store.
         expected_configs: the configs (mappings) the store may have been computed from.
+        view: optional ``view(stored_config, stage) -> mapping``, the part of the stored
+            config to compare (the caller knows which part a stage depends on; the store
+            does not interpret it).
 
     Raises:
         StoreError: naming the store, the run it was computed for and what to do.
@@ -91,7 +94,8 @@ def check_input(path, expected_configs):
     if attrs is None:
         return  # the store's own reader names what is wrong with it
     stored = json.loads(attrs.get("config") or "null")
-    if any(stored == _plain(c) for c in expected_configs):
+    seen = _plain(view(stored, attrs.get("stage")) if view else stored)
+    if any(seen == _plain(c) for c in expected_configs):
         return
     raise StoreError(
         f"{path}: computed from another config ({_describe(stored)}) than this job's "

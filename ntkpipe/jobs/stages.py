@@ -395,22 +395,39 @@ class Job:
 
 def _checked_inputs(config: dict, inputs: dict | None) -> dict:
     """{file name: content digest} of a job's input stores, each checked to be computed from this
-    job's config (its init, train or analytic part: :func:`ntkpipe.io.provenance.check_input`)."""
+    job's config: the part of it the input's stage depends on (init-sampling and Θ̂₀: the init
+    part; training and what follows: the train part; the analytic kernels: the analytic part;
+    :func:`ntkpipe.io.provenance.check_input`)."""
     from ntkpipe.io import provenance
-    from ntkpipe.sweep import runs as ntk_runs
 
     inputs = {Path(path).name: path for path in (inputs or {}).values() if path is not None}
     if not inputs:
         return {}
     for path in inputs.values():
-        storage.read_attrs(path)  # a missing, partial or foreign store: its own message
-    expected = [config]
-    for stage in ("init", "train", "analytic"):
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            expected.append(ntk_runs.stage_config(config, stage))
-    for path in inputs.values():
-        provenance.check_input(path, expected)
+        attrs = storage.read_attrs(path)  # a missing, partial or foreign store: its own message
+        part = _input_part(json.loads(attrs.get("config") or "null"), attrs.get("stage"))
+        expected = _config_part(config, part)
+        provenance.check_input(path, [expected], view=lambda c, _s, p=part: _config_part(c, p))
     return provenance.input_digests(inputs)
+
+
+def _input_part(stored: dict, stage: str | None) -> str:
+    """Which part of a run config (``ntkpipe.sweep.runs.stage_config``) a store depends on."""
+    if stage == "analytic":
+        return "analytic"
+    training = stored.get("training") if isinstance(stored, dict) else None
+    if stage == "init" or (stage == "kernels" and set(training or {}) <= {"loss"}):
+        return "init"
+    return "train"
+
+
+def _config_part(config, part):
+    from ntkpipe.sweep import runs as ntk_runs
+
+    try:
+        return ntk_runs.stage_config(config, part)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return config
 
 
 def load_run(path: Path) -> dict:

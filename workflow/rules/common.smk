@@ -149,9 +149,8 @@ def stale_stores():
     """{store: why} of the stores that must be computed again, read from the stores' own records
     (ntkpipe.io.provenance), not from .snakemake/: a store whose config is not its job's config
     now (a changed sweep, a hand-edited run.json, a store of another run put at its path) or
-    whose inputs changed since; and a run's metrics.zarr when a store of the run is missing (a
-    deleted store is recreated: Snakemake then recomputes the run's missing stores and what
-    follows them)."""
+    whose inputs changed since; and the stores that follow a missing or removed one (Snakemake
+    would keep them, as their outputs exist: so a deleted store is recreated)."""
     from ntkpipe.io import provenance
     from ntkpipe.jobs.run import RUN_STAGES
 
@@ -160,27 +159,30 @@ def stale_stores():
         folder = Path(run_dir(run_id))
         if not folder.is_dir():
             continue
-        metrics = folder / "metrics.zarr"
         configs = {s: ntk_config.stage_config(run.config, s) for s in ("init", "train")}
         wanted = [s for s in RUN_STAGES if _run_wants(run_id, s.name)]
         analytic = analytic_of_run(SimpleNamespace(run=run_id)) or None
+        gone = set() if analytic is None or Path(analytic).exists() else {"analytic"}
         for stage in wanted:
             store = folder / stage.store
+            if not store.exists():
+                gone.add(stage.store)
+                continue
+            upstream = [name for name in stage.inputs if name in gone]
             inputs = {
                 name: folder / name for name in stage.inputs if name != "analytic"
             }
             if analytic:
                 inputs["analytic.zarr"] = Path(analytic)
-            if not store.exists():
-                if metrics.exists():
-                    found[metrics] = f"{stage.store} is missing"
-                continue
             config = configs["init" if stage.config_file == "model.json" else "train"]
-            why = provenance.stale_reason(store, config, inputs)
+            why = (
+                f"{upstream[0]} is missing or computed again"
+                if upstream
+                else provenance.stale_reason(store, config, inputs)
+            )
             if why:
                 found[store] = why
-                if metrics.exists() and store != metrics:
-                    found.setdefault(metrics, f"{stage.store} is recomputed")
+                gone.add(stage.store)
     return found
 
 
