@@ -9,6 +9,7 @@ from pathlib import Path
 import xarray as xr
 
 from ntkpipe.io import stores as storage
+from ntkpipe.jobs import ensemble as ntk_ensemble
 from ntkpipe.jobs._job import Job, log
 from ntkpipe.sweep import ensemble as ensemble_plan
 from ntkpipe.sweep import runs as ntk_config
@@ -59,8 +60,6 @@ def report(summary: Path, figures: Path, out: Path) -> None:
 
 
 def _with_ensembles(summary, sweep_config, folder: Path):
-    from ntkpipe.jobs import ensemble as ntk_ensemble
-
     axes = list(ntk_config.sweep_axes(sweep_config))
     found, seen = [], set()
     for one in ntk_config.expand_runs(sweep_config):
