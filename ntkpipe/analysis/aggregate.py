@@ -29,13 +29,15 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from ntkpipe.sweep import facts
+
 #: Dimensions of the summary that are not sweep axes.
 FIXED_DIMS = ("model", "seed", "step", "layer")
 #: Run statuses recorded by `ntkpipe collect`.
-STATUSES = ("ok", "lr_above_critical", "diverged", "missing")
+STATUSES = facts.STATUSES
 #: Runs whose values enter fits and figures: finished and not diverged. A learning rate above
 #: η_crit is flagged in the run table but its (finite) values are kept.
-USABLE_STATUSES = ("ok", "lr_above_critical")
+USABLE_STATUSES = facts.USABLE_STATUSES
 #: Layer roles in network order.
 LAYER_ROLES = ("input", "hidden", "output")
 

@@ -38,13 +38,10 @@ import re
 import numpy as np
 import xarray as xr
 
+from ntkpipe.sweep import facts
+
 N_SAMPLES = 4
-STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING = (
-    "ok",
-    "lr_above_critical",
-    "diverged",
-    "missing",
-)
+STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING = facts.STATUSES
 
 
 def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None, analytic=None):

@@ -11,7 +11,7 @@ from ntkpipe.core import analytic
 from ntkpipe.core import train as ntk_train
 from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
-from ntkpipe.jobs import ensemble, stages, sweep_stages
+from ntkpipe.jobs import _job, ensemble
 from ntkpipe.sweep import ensemble as ensemble_plan
 
 MODEL = {
@@ -155,7 +155,7 @@ def test_readout_only_training_tends_to_the_nngp_posterior(gp):
 def stage_store(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("ensemble")
     run, config = _run_config(tmp_path)
-    sweep_stages.ensemble(run, tmp_path / "ensemble.zarr")
+    ensemble.ensemble(run, tmp_path / "ensemble.zarr")
     return storage.read_store(tmp_path / "ensemble.zarr", stage="ensemble"), config
 
 
@@ -164,7 +164,7 @@ def test_stage_writes_the_schema(stage_store):
     assert ds["fx_alpha"].dims == ("member", "step", "alpha", "out")
     assert list(ds["member"].values) == [0, 1, 2, 3, 4]
     assert ds.sizes["alpha"] == 5 and ds["alpha"].values[[0, -1]].tolist() == [0.0, 1.0]
-    steps = stages.record_steps(config)
+    steps = _job.record_steps(config)
     np.testing.assert_array_equal(ds["step"].values, steps)
     np.testing.assert_allclose(ds["t"].values, 0.5 * steps)
     for name in ("ntkgp_mean", "ntkgp_std", "nngp_mean", "nngp_std"):
@@ -176,13 +176,13 @@ def test_stage_writes_the_schema(stage_store):
 def test_members_trained_in_chunks_equal_one_vmapped_batch(stage_store):
     """Chunking (batch 2: chunks of 2, 2, 1) changes nothing: same networks, same outputs."""
     ds, config = stage_store
-    data, net = stages.load_data_and_network(config)
+    data, net = _job.load_data_and_network(config)
     line = ds["fx_alpha"]  # members 0 … 4
     i1, i2 = ds.attrs["index_1"], ds.attrs["index_2"]
     x_line = ensemble.interpolation_inputs(data.x_train[i1], data.x_train[i2], ds["alpha"].values)
     trajectory = ntk_train.train(
         net.apply,
-        stages.init_params(net, [0, 1, 2, 3, 4], data.x_train),
+        _job.init_params(net, [0, 1, 2, 3, 4], data.x_train),
         data.x_train,
         data.y_train,
         x_line,
@@ -201,7 +201,7 @@ def test_stage_computes_in_the_run_precision(tmp_path):
     run, config = _run_config(tmp_path, members=2)
     run.write_text(json.dumps({**config, "precision": "float64"}))
     with jax.enable_x64(False):
-        sweep_stages.ensemble(run, tmp_path / "ensemble.zarr")
+        ensemble.ensemble(run, tmp_path / "ensemble.zarr")
         assert not jax.config.jax_enable_x64
     ds = storage.read_store(tmp_path / "ensemble.zarr", stage="ensemble")
     assert ds["fx_alpha"].dtype == np.float64 and ds["loss_train"].dtype == np.float64
@@ -212,7 +212,7 @@ def test_stage_refuses_a_config_the_ntk_gp_does_not_describe(tmp_path):
     config["training"]["optimizer"] = "momentum"
     run.write_text(json.dumps(config))
     with pytest.raises(StageError, match="training.optimizer: 'momentum'"):
-        sweep_stages.ensemble(run, tmp_path / "out.zarr")
+        ensemble.ensemble(run, tmp_path / "out.zarr")
     assert not (tmp_path / "out.zarr").exists()
 
 
