@@ -95,20 +95,56 @@ def weight_change_exponents(
     Returns:
         One `ExponentFit` per (group, role present in the network), label = role.
     """
+    fits = []
+    for group, roles in _role_means(ds, model):
+        for role, per_seed in roles.items():
+            fits.append(_fit_or_reason("weight_change", role, group, per_seed, confidence))
+    return fits
+
+
+def weight_change_ratio_exponents(
+    ds: xr.Dataset, *, model: str = "net", confidence: float = 0.95
+) -> list[ExponentFit]:
+    """Exponents of the ratio hidden / input and hidden / output of the relative weight changes
+    against width: the difference p_hidden − p_other of the Fig. 1 exponents, paired per run.
+
+    The exponents of two roles come from the same runs, so their errors are correlated (a seed
+    whose weights moved more moves every layer more); the exponent of the per-run ratio has the
+    interval of the difference with that correlation taken into account, which adding the two
+    fits' standard errors would not, and a bootstrap over 2–8 seeds would resolve too coarsely.
+
+    Returns:
+        One `ExponentFit` per (group, other role present), label ``hidden/input`` or
+        ``hidden/output``; [] without hidden layers.
+    """
+    fits = []
+    for group, roles in _role_means(ds, model):
+        if "hidden" not in roles:
+            continue
+        for other in ("input", "output"):
+            if other in roles:
+                ratio = roles["hidden"] / roles[other]
+                label = f"hidden/{other}"
+                fits.append(_fit_or_reason("weight_change", label, group, ratio, confidence))
+    return fits
+
+
+def _role_means(ds: xr.Dataset, model: str):
+    """(group, {role: ‖W_T − W_0‖_F/‖W_0‖_F averaged over the role's layers (width, seed)})
+    per group of the sweep axes other than width, over the usable runs."""
     _require(ds, "weight_change", width=True)
     if model not in ds["model"].values:
         raise ValueError(f"model={model!r}: expected one of {list(ds['model'].values)}")
     keep = ["weight_change", "status"] if "status" in ds else ["weight_change"]
     end = final(usable_runs(ds[keep]))
     change = end["weight_change"].sel(model=model, drop=True)
-    fits = []
     for group, sub in groups(xr.Dataset({"weight_change": change}, attrs=ds.attrs), ("width",)):
-        for role in LAYER_ROLES:
-            if not (sub["layer_role"] == role).any():
-                continue
-            per_seed = layer_role_mean(sub["weight_change"], role)
-            fits.append(_fit_or_reason("weight_change", role, group, per_seed, confidence))
-    return fits
+        roles = {
+            role: layer_role_mean(sub["weight_change"], role)
+            for role in LAYER_ROLES
+            if (sub["layer_role"] == role).any()
+        }
+        yield group, roles
 
 
 def kernel_change_exponents(ds: xr.Dataset, *, confidence: float = 0.95) -> list[ExponentFit]:

@@ -228,6 +228,17 @@ def ols_slopes(log_x, log_y, *, labels=None):
     return slope, stderr, dof, intercept
 
 
+def slope_intervals(log_x, log_y, *, labels=None, confidence: float = 0.95):
+    """Slopes of log y on log x and their t-intervals, batched over leading axes.
+
+    Returns:
+        (slope, low, high), each [...] (infinite interval without a degree of freedom).
+    """
+    slope, stderr, dof, _ = ols_slopes(log_x, log_y, labels=labels)
+    half = t_quantile(confidence, dof) * stderr
+    return slope, slope - half, slope + half
+
+
 def mean_intervals(values, *, confidence: float = 0.95):
     """Mean and its t-interval half-width along the last axis, batched (NaN ignored).
 

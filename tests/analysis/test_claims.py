@@ -57,10 +57,13 @@ def test_hidden_not_steeper_flips_the_ordering_claim():
     assert set(_verdicts(claims, "input weights")) == {"consistent"}
 
 
-def test_claims_not_tested_or_absent_without_enough_widths(summary):
+def test_claims_inconclusive_or_absent_without_enough_widths(summary):
     few = paper_claims(make_summary(widths=(64, 128)))
     exponent_claims = [c for c in few if "grows with the dataset size" not in c.statement]
-    assert exponent_claims and {c.verdict for c in exponent_claims} == {"not tested"}
+    assert exponent_claims and {c.verdict for c in exponent_claims} == {"inconclusive"}
+    assert all(c.needs.startswith("needs ≥ 3 widths") for c in exponent_claims)
+    (trend,) = [c for c in few if "grows with the dataset size" in c.statement]
+    assert trend.verdict == "consistent"  # two widths are enough against |D|
     assert paper_claims(summary.isel(width=[0])) == []  # width not swept
     no_kernels = summary.drop_vars(["ntk_change", "nngp_change"])
     assert not [c for c in paper_claims(no_kernels) if c.figure == "Fig. 1 / S6"]
