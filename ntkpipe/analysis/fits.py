@@ -254,5 +254,5 @@ def mean_intervals(values, *, confidence: float = 0.95):
     squares = np.where(ok, (values - mean[..., None]) ** 2, 0.0).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.sqrt(squares / np.maximum(n - 1, 1) / safe)
-    half = np.where(n >= 2, t_quantile(confidence, n - 1) * se, np.inf)
+        half = np.where(n >= 2, t_quantile(confidence, n - 1) * se, np.inf)
     return mean, half, n
