@@ -19,7 +19,8 @@ kernel is available), `seed`, `step`, `layer`:
 - output_change_train, output_change_test (seed, step): √mean of (f_t − f_0)² of the network,
   the scale against which RMSE(f, f_lin) is judged (relative linearization error)
 - ntk_mc_error, nngp_mc_error (seed): ‖mean of Θ̂_0 over the run's seeds up to this one − Θ‖_F /
-  ‖Θ‖_F (K̂ on the scale of K, as above), with mc_samples (seed) the number of seeds averaged (Monte Carlo estimate, Fig. S9–S10)
+  ‖Θ‖_F (K̂ on the scale of K, as above), with mc_samples (seed) the number of seeds averaged
+  (Monte Carlo estimate, Fig. S9–S10)
 - lr_critical, diverged_step (first step where f or f_lin diverged, −1: none), status (seed);
   learning_rate (scalar)
 
