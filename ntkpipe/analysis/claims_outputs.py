@@ -3,9 +3,10 @@ linearization) and Fig. 2 / S1 (an ensemble against the NTK-GP and the NNGP).
 
 Every verdict is an interval or fraction test (`ntkpipe.analysis.verdicts`):
 
-- tracking: the t-interval over seeds of the mean relative RMSE at the widest width against
-  `TRACKING_TOLERANCE` (consistent below, inconsistent above, inconclusive across; one seed
-  gives no interval);
+- tracking: the interval of the relative RMSE at the widest width, from the power law fitted
+  against width (≥ 3 widths: every run informs it) or else the t-interval of the mean over the
+  seeds there, against `TRACKING_TOLERANCE` (consistent below, inconsistent above,
+  inconclusive across; one seed at one width gives no interval);
 - Θ̂ closer than Θ: the t-interval over runs of the mean of log(RMSE_Θ̂ / RMSE_Θ) (runs are
   independent; the log ratio of two RMSEs of the same run is paired, and its scale does not
   depend on the width) below 0; inconsistent when it excludes `CLOSER_MARGIN`;
@@ -25,7 +26,7 @@ from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis.aggregate import format_number
 from ntkpipe.analysis.claims_base import Claim, at_width, widest
 from ntkpipe.analysis.ensembles import FINITE_WIDTH_MARGIN, SEPARATION_ERRORS
-from ntkpipe.analysis.fits import mean_intervals
+from ntkpipe.analysis.fits import mean_intervals, value_intervals
 from ntkpipe.analysis.verdicts import (
     FRACTION_THRESHOLDS,
     INCONCLUSIVE,
@@ -58,33 +59,51 @@ def tracking_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
     claims = []
     for group, sub in analysis.groups(relative, exclude=("width",)):
         at_widest, width = widest(sub, "relative")
-        values = np.ravel(at_widest["relative"].values)
-        mean, half, n = (float(v) for v in mean_intervals(values, confidence=confidence))
-        if not math.isfinite(mean):
+        value, low, high, how_measured = _relative_at_widest(sub, at_widest, width, confidence)
+        if not math.isfinite(value):
             continue
         settings = {k: analysis.training_setting(ds, group, k) for k in _TRACKING_FIELDS}
         loss = settings["training.loss"] or "mse"
         tol = TRACKING_TOLERANCE.get(loss, TRACKING_TOLERANCE["mse"])
         figure, how = _tracking_figure(settings)
-        allowed = (-math.inf, tol)
-        verdict = str(range_verdict(mean - half, mean + half, allowed))
-        needs = interval_needs(mean - half, mean + half, (0.0, tol), "seeds")
-        where = f" at n = {width}" if width is not None else ""
+        verdict = str(range_verdict(low, high, (-math.inf, tol)))
+        needs = interval_needs(low, high, (0.0, tol), "seeds")
         claims.append(
             Claim(
                 figure,
                 f"the network f follows its linearization f^lin over training ({how})",
-                f"RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set = {format_number(mean, 3)} "
-                f"± {format_number(half, 3)} (mean over {int(n)} seeds{where}, "
-                f"{100 * confidence:g}% CI)",
+                f"RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set = {format_number(value, 3)} "
+                f"({100 * confidence:g}% CI [{format_number(low, 3)}, {format_number(high, 3)}]"
+                f"; {how_measured})",
                 verdict,
-                f"the {100 * confidence:g}% CI of the mean relative RMSE at the widest width is "
-                f"below {tol:g} ({loss} loss); inconsistent when it lies above",
+                f"the {100 * confidence:g}% CI of the relative RMSE at the widest width (of the "
+                f"power law fitted against width with ≥ 3 widths, else of the mean over seeds) "
+                f"is below {tol:g} ({loss} loss); inconsistent when it lies above",
                 at_width(group, width),
                 needs if verdict == INCONCLUSIVE else "",
             )
         )
     return claims
+
+
+def _relative_at_widest(sub, at_widest, width, confidence):
+    """The relative RMSE at the widest width and its interval: from the power law fitted
+    against width when ≥ 3 widths have data (every width's seeds inform the value at the
+    widest), else the t-interval of the mean over the seeds at the widest width."""
+    rel = sub["relative"].where(sub["relative"] > 0)
+    if width is not None and int(np.isfinite(rel).any("seed").sum()) >= 3:
+        x, y = xr.broadcast(rel["width"].astype(float), rel)
+        log_x, log_y = np.log(x.values).ravel(), np.log(y.values).ravel()
+        value, low, high = (
+            float(np.exp(v))
+            for v in value_intervals(log_x, log_y, math.log(width), confidence=confidence)
+        )
+        n = int(np.isfinite(log_y).sum())
+        return value, low, high, f"power law against width fitted on {n} runs, at n = {width}"
+    values = np.ravel(at_widest["relative"].values)
+    mean, half, n = (float(v) for v in mean_intervals(values, confidence=confidence))
+    where = f" at n = {width}" if width is not None else ""
+    return mean, mean - half, mean + half, f"mean over {int(n)} seeds{where}"
 
 
 def _tracking_figure(settings: dict) -> tuple[str, str]:

@@ -239,6 +239,29 @@ def slope_intervals(log_x, log_y, *, labels=None, confidence: float = 0.95):
     return slope, slope - half, slope + half
 
 
+def value_intervals(log_x, log_y, log_x0, *, confidence: float = 0.95):
+    """The fitted line's value at log x0 and the t-interval of that mean value, batched.
+
+    log ŷ(x0) = log ĉ + p·log x0, se = s·√(1/N + (log x0 − mean log x)²/Sxx) with s² the
+    residual variance (N − 2 degrees of freedom): the interval of the fitted power law at x0,
+    which uses every width's replicates rather than those at x0 alone.
+
+    Returns:
+        (log value, low, high), each [...] (on the log scale; infinite without a dof).
+    """
+    log_x, log_y = np.broadcast_arrays(np.asarray(log_x, float), np.asarray(log_y, float))
+    slope, stderr, dof, intercept = ols_slopes(log_x, log_y)
+    ok = np.isfinite(log_x) & np.isfinite(log_y)
+    n = ok.sum(-1)
+    x_mean = np.where(ok, log_x, 0.0).sum(-1) / np.maximum(n, 1)
+    sxx = np.where(ok, (log_x - x_mean[..., None]) ** 2, 0.0).sum(-1)
+    value = intercept + slope * np.asarray(log_x0, float)
+    with np.errstate(invalid="ignore"):
+        se = stderr * np.sqrt(sxx / np.maximum(n, 1) + (log_x0 - x_mean) ** 2)
+        half = t_quantile(confidence, dof) * se
+    return value, value - half, value + half
+
+
 def mean_intervals(values, *, confidence: float = 0.95):
     """Mean and its t-interval half-width along the last axis, batched (NaN ignored).
 

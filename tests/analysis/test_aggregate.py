@@ -262,6 +262,20 @@ def test_batched_slopes_and_means_equal_scipy():
     assert np.isinf(fits.mean_intervals([0.1])[1])  # one value: no interval
 
 
+def test_value_interval_of_the_fitted_line_equals_the_least_squares_covariance():
+    rng = np.random.default_rng(7)
+    x = np.log(np.repeat(WIDTHS, 2))
+    y = 1.0 - 0.5 * x + 0.1 * rng.standard_normal(x.size)
+    value, low, high = fits.value_intervals(x, y, np.log(2048.0))
+    design = np.column_stack([np.ones_like(x), x])
+    coef, rss, *_ = np.linalg.lstsq(design, y, rcond=None)
+    cov = rss[0] / (x.size - 2) * np.linalg.inv(design.T @ design)
+    row = np.array([1.0, np.log(2048.0)])
+    assert value == pytest.approx(row @ coef)
+    half = stats.t.ppf(0.975, x.size - 2) * math.sqrt(row @ cov @ row)
+    assert (low, high) == pytest.approx((value - half, value + half))
+
+
 # ---------------------------------------------------------------- run table
 
 

@@ -138,6 +138,21 @@ def test_tracking_rates():
     assert _rate(_tracking(0.3, rng), "inconsistent") >= 0.8
 
 
+def _tracking_fit(at_widest, rng, tol=claims.TRACKING_TOLERANCE["mse"]):
+    """Relative RMSE ∝ n^−½ over the widths, `at_widest` at n = 1024: the power law's interval."""
+    log_x, log_y = _power_law_sweeps(-0.5, rng)
+    log_y = log_y - np.log(0.3) + np.log(at_widest) + 0.5 * np.log(1024 / 64)
+    value, low, high = fits.value_intervals(log_x, log_y, np.log(1024.0))
+    return verdicts.range_verdict(np.exp(low), np.exp(high), (-np.inf, tol))
+
+
+def test_tracking_rates_of_the_fitted_power_law():
+    rng = np.random.default_rng(10)
+    assert _rate(_tracking_fit(0.1, rng), "consistent") <= 0.05
+    assert _rate(_tracking_fit(0.03, rng), "consistent") >= 0.8
+    assert _rate(_tracking_fit(0.3, rng), "inconsistent") >= 0.8
+
+
 def _closer(ratio, rng, noise=0.5):
     log_ratio = np.log(ratio) + noise * rng.standard_normal((SWEEPS, SEEDS))
     mean, half, _ = fits.mean_intervals(log_ratio)
