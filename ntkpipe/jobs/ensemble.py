@@ -168,6 +168,12 @@ def gp_predictions(
     """The NTK-GP (Eq. 14–15), readout-only NNGP dynamics (Eq. S22–S23) and NNGP posterior
     (Eq. 13) on the interpolation inputs, from the analytic kernels (in float64).
 
+    Readout-only training is Eq. 14–15 with Θ replaced by the readout layer's tangent kernel
+    G (:func:`ntkpipe.analysis.metrics.readout_gram_affine`): G = K in the NTK
+    parameterization, G = n_L(K − σ_b²)/σ_w² (+ 1 with a bias) in the standard one, where it
+    sets the time scale (its t → ∞ limit is then the posterior of the kernel G, not of K,
+    when the network has a bias); the prior covariance is K in both.
+
     Time: t = optimizer steps, the convention of :func:`ntkpipe.core.analytic.ntk_gp_predictive`
     (the train residual decays as e^{−η Θ t/(n·k)}).
 
@@ -188,6 +194,7 @@ def gp_predictions(
     import jax.numpy as jnp
     import xarray as xr
 
+    from ntkpipe.analysis.metrics import readout_gram_affine
     from ntkpipe.core import analytic
 
     with jax.enable_x64(True):
@@ -201,8 +208,11 @@ def gp_predictions(
         ntk_mean, ntk_cov = analytic.ntk_gp_predictive(
             th_tt, th_st, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
         )
+        # readout-only training evolves with the readout layer's tangent kernel G = a·K + b
+        # (G = K in the NTK parameterization; n_L(K − σ_b²)/σ_w² [+ 1] in the standard one)
+        a, b = readout_gram_affine(model, fan_in=None if model["depth"] else x_train.shape[1])
         nngp_mean, nngp_cov = analytic.ntk_gp_predictive(
-            k_tt, k_st, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
+            a * k_tt + b, a * k_st + b, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
         )
         post_mean, post_cov = analytic.nngp_posterior(k_tt, k_st, k_ss, y)
         out = {

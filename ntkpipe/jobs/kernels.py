@@ -49,6 +49,12 @@ def _kernels_of_one(net, theta, data, block) -> xr.Dataset:
     nngp_tt = ntk_kernels.empirical_nngp(net, theta, data.x_train)
     nngp_st = ntk_kernels.empirical_nngp(net, theta, data.x_test, data.x_train)
     eigvals = np.linalg.eigvalsh(np.asarray(ntk_tt, dtype=np.float64))
+    # η_crit of the kernel the closed form evolves (see dynamics.lr_critical): full when k > 1
+    dynamics_kernel = ntk_tt
+    if net.out_dim > 1:
+        dynamics_kernel = ntk_kernels.empirical_ntk_full(
+            net.apply, theta, data.x_train, block_size=block
+        )
     return xr.Dataset(
         {
             "ntk_train_train": (("train", "train2"), np.asarray(ntk_tt)),
@@ -56,6 +62,6 @@ def _kernels_of_one(net, theta, data, block) -> xr.Dataset:
             "nngp_train_train": (("train", "train2"), np.asarray(nngp_tt)),
             "nngp_test_train": (("test", "train"), np.asarray(nngp_st)),
             "ntk_eigvals": (("train",), eigvals),
-            "lr_critical": ((), float(dynamics.lr_critical(ntk_tt, net.out_dim))),
+            "lr_critical": ((), float(dynamics.lr_critical(dynamics_kernel, net.out_dim))),
         }
     )
