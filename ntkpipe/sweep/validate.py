@@ -27,6 +27,7 @@ import jsonschema
 import yaml
 
 from ntkpipe.errors import ConfigError
+from ntkpipe.sweep import facts
 from ntkpipe.sweep import validate_checks as _checks
 from ntkpipe.sweep.loading import read_source
 
@@ -94,8 +95,7 @@ def load_config(source):
 def output_dim(config):
     """k, the number of network outputs: 1 for a binary MSE task (±1 targets), else one
     per class (one-hot targets; cross-entropy always has one logit per class)."""
-    n_classes = len(config["data"]["classes"])
-    return 1 if n_classes == 2 and config["training"]["loss"] == "mse" else n_classes
+    return facts.n_outputs(len(config["data"]["classes"]), config["training"]["loss"])
 
 
 def sweepable_fields():

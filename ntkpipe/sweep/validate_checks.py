@@ -13,6 +13,7 @@ import math
 import os
 
 from ntkpipe import datasets
+from ntkpipe.sweep import facts
 from ntkpipe.sweep import validate as _v
 
 __all__ = [
@@ -147,7 +148,7 @@ def _check_initial(c):
         return []
     why = "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀)"
     errors = []
-    if t["loss"] == "mse" and t["optimizer"] == "gd":
+    if facts.closed_form(t):
         errors.append(
             f"{why}, but training.loss mse with training.optimizer gd evolves f_lin in closed "
             f"form from Θ̂₀ (Eq. 8–11); set kernels.initial: true, or choose training.optimizer "
