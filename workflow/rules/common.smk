@@ -469,18 +469,19 @@ if workflow.is_main_process and Path(OUT, "runs").is_dir():
         )
         shutil.rmtree(_store, ignore_errors=True)
     # Snakemake does not rerun a job whose output exists because an input is missing (a new
-    # run, a removed store): the summary goes, so that collect runs and asks for them.
+    # run, a removed store), nor what follows it: sweep.json's time moves on, so that collect,
+    # the figures and the report rerun and ask for them.
     _missing = [
         p for p in per_run("metrics.zarr") + ensemble_stores() if not Path(p).exists()
     ]
-    if _missing and Path(OUT, "summary.zarr").exists():
+    if _missing and Path(OUT, "sweep.json").exists():
         _note = (
             f"{_missing[0]} and {len(_missing) - 1} more"
             if len(_missing) > 1
             else _missing[0]
         )
         if not _dry:
-            shutil.rmtree(Path(OUT, "summary.zarr"), ignore_errors=True)
+            os.utime(Path(OUT, "sweep.json"))
         print(
             f"ntkpipe: {OUT}/summary.zarr: {_note} missing; computed again{_when}",
             file=sys.stderr,
