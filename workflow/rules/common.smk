@@ -469,19 +469,26 @@ if workflow.is_main_process and Path(OUT, "runs").is_dir():
         )
         shutil.rmtree(_store, ignore_errors=True)
     # Snakemake does not rerun a job whose output exists because an input is missing (a new
-    # run, a removed store), nor what follows it: sweep.json's time moves on, so that collect,
-    # the figures and the report rerun and ask for them.
+    # run, a removed store), nor what follows it (and, with .snakemake/ metadata, not for an
+    # input touched with unchanged content): the summary, figures and report go, and are made
+    # again from every run.
     _missing = [
         p for p in per_run("metrics.zarr") + ensemble_stores() if not Path(p).exists()
     ]
-    if _missing and Path(OUT, "sweep.json").exists():
+    _derived = [
+        Path(OUT, ntk_stages.stage(r).store) for r in ("collect", "figures", "report")
+    ]
+    if _missing and any(p.exists() for p in _derived):
         _note = (
             f"{_missing[0]} and {len(_missing) - 1} more"
             if len(_missing) > 1
             else _missing[0]
         )
-        if not _dry:
-            os.utime(Path(OUT, "sweep.json"))
+        for _path in _derived if not _dry else []:
+            if _path.is_dir():
+                shutil.rmtree(_path, ignore_errors=True)
+            else:
+                _path.unlink(missing_ok=True)
         print(
             f"ntkpipe: {OUT}/summary.zarr: {_note} missing; computed again{_when}",
             file=sys.stderr,
