@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkpipe.core._inverse_trig import arccos, arcsin
 from ntkpipe.core._layers import ACTIVATIONS, PARAMETERIZATIONS
 from ntkpipe.core._quadrature import activation_functions, gaussian_pair, nodes
 
@@ -99,23 +100,29 @@ def recursion(config: RecursionConfig, x1, x2, sq1, sq2, offset):
     """The layer recursion of the module docstring on the block of rows offset… of x1.
 
     When x2 is x1, the pre-activation entries (i, offset + i) are set to the variances before
-    every nonlinearity, so that cos θ = 1 there to the last bit (arccos near 1 would otherwise
-    turn a rounding error of 1e-16 into an angle of 1e-8, a 1e-9 relative error of Θ(x, x)).
+    every nonlinearity, and their correlation to 1, so that cos θ = 1 there to the last bit
+    (arccos near 1 would otherwise turn a rounding error of 1e-16 into an angle of 1e-8, a 1e-9
+    relative error of Θ(x, x)). Only those n1 entries are written (no [n1, n2] mask).
     """
     d_in = x1.shape[1]
     k_in = x1 @ x2.T / d_in
     k, q1, q2, theta = _dense(config, d_in, k_in, sq1, sq2, jnp.zeros_like(k_in))
+    diagonal = None
     if config.symmetric:
-        rows, cols = jnp.arange(x1.shape[0])[:, None] + offset, jnp.arange(x2.shape[0])[None, :]
-        on_diagonal = rows == cols
-    for _ in range(config.depth):
+        rows = jnp.arange(x1.shape[0])
+        diagonal = (rows, rows + offset)
+
+    def layer(carry, _):
+        k, q1, q2, theta = carry
         if config.symmetric:
             q1 = jax.lax.dynamic_slice_in_dim(q2, offset, x1.shape[0])
-            k = jnp.where(on_diagonal, q1[:, None], k)
-        k_in, dot, q1_in, q2_in = _activation_kernels(
-            config, k, q1, q2, on_diagonal if config.symmetric else None
-        )
-        k, q1, q2, theta = _dense(config, config.width, k_in, q1_in, q2_in, theta * dot)
+            k = k.at[diagonal].set(q1)
+        k_in, dot, q1_in, q2_in = _activation_kernels(config, k, q1, q2, diagonal)
+        return _dense(config, config.width, k_in, q1_in, q2_in, theta * dot), None
+
+    # a loop over the layers, not an unrolled chain: XLA's CPU code for the unrolled chain of
+    # three or more layers ran 4–5× slower per layer (measured, 1000 × 1000, relu)
+    (k, q1, q2, theta), _ = jax.lax.scan(layer, (k, q1, q2, theta), None, length=config.depth)
     return k, theta
 
 
@@ -131,27 +138,24 @@ def _dense(config: RecursionConfig, fan_in, k_in, q1_in, q2_in, theta_in):
     return k, q1, q2, theta
 
 
-def _activation_kernels(config: RecursionConfig, k, q1, q2, on_diagonal):
+def _activation_kernels(config: RecursionConfig, k, q1, q2, diagonal):
     """E[φ(u)φ(v)], E[φ'(u)φ'(v)] [n1, n2] and the variances E[φ(u)²] [n1], E[φ(v)²] [n2].
 
-    on_diagonal: mask [n1, n2] of the pairs (x, x) whose correlation is exactly 1, or None.
+    k: the covariances [n1, n2]; q1 [n1], q2 [n2] the variances. diagonal: (rows, cols) of the
+    pairs (x, x) whose correlation is exactly 1, or None.
     """
-    rho = _correlation(q1[:, None], q2[None, :], k)
-    if on_diagonal is not None:
-        rho = jnp.where(on_diagonal, 1.0, rho)
     if not config.quadrature:
-        pair = _CLOSED_FORMS[config.activation]
-        value, dot = pair(q1[:, None], q2[None, :], k, rho)
-        var1, _ = pair(q1, q1, q1, jnp.ones_like(q1))
-        var2, _ = pair(q2, q2, q2, jnp.ones_like(q2))
-        return value, dot, var1, var2
+        pair, variance = _CLOSED_FORMS[config.activation]
+        value, dot = pair(q1, q2, k, diagonal)
+        return value, dot, variance(q1), variance(q2)
+    rho = _correlation(q1, q2, k, diagonal)
     # one quadrature over the n1·n2 pairs and the n1 + n2 variances (one scan to compile)
     n1, n2 = k.shape
     flat_q1 = jnp.concatenate([jnp.repeat(q1, n2), q1, q2])
     flat_q2 = jnp.concatenate([jnp.tile(q2, n1), q1, q2])
     flat_rho = jnp.concatenate([rho.reshape(-1), jnp.ones(n1 + n2, rho.dtype)])
-    phi, dphi = activation_functions(config.activation)
-    values, dots = gaussian_pair(phi, dphi, nodes(config.quad_order), flat_q1, flat_q2, flat_rho)
+    phi = activation_functions(config.activation)
+    values, dots = gaussian_pair(phi, nodes(config.quad_order), flat_q1, flat_q2, flat_rho)
     pairs = n1 * n2
     return (
         values[:pairs].reshape(n1, n2),
@@ -161,45 +165,58 @@ def _activation_kernels(config: RecursionConfig, k, q1, q2, on_diagonal):
     )
 
 
-def _correlation(q1, q2, c):
-    """ρ = c/√(q1 q2) clipped to [−1, 1]; 0 where a variance is 0 (zero-norm input, no bias)."""
-    s = jnp.sqrt(q1 * q2)
-    positive = s > 0
-    return jnp.where(positive, jnp.clip(c / jnp.where(positive, s, 1.0), -1.0, 1.0), 0.0)
+def _correlation(q1, q2, c, diagonal):
+    """ρ = c/√(q1 q2) [n1, n2] clipped to [−1, 1]; 0 where a variance is 0 (zero-norm input, no
+    bias); exactly 1 on ``diagonal``. The 1/√q are taken per row and column, not per entry."""
+    inv1 = jnp.where(q1 > 0, jax.lax.rsqrt(jnp.where(q1 > 0, q1, 1.0)), 0.0)
+    inv2 = jnp.where(q2 > 0, jax.lax.rsqrt(jnp.where(q2 > 0, q2, 1.0)), 0.0)
+    rho = jnp.clip(c * inv1[:, None] * inv2[None, :], -1.0, 1.0)
+    return rho if diagonal is None else rho.at[diagonal].set(1.0)
 
 
-def _relu_pair(q1, q2, c, rho):
+def _relu_pair(q1, q2, c, diagonal):
     """Arc-cosine kernel: E[relu(u)relu(v)] = √(q1 q2)(sin θ + (π − θ) cos θ)/(2π) and
     E[relu'(u)relu'(v)] = (π − θ)/(2π), cos θ = ρ.
 
-    A zero-variance side gives 0 and θ = π/2 (the value neural-tangents uses; it multiplies a
-    zero NTK row in that case).
+    θ = arccos ρ by :func:`ntkpipe.core._inverse_trig.arccos` (XLA's is 25× slower on CPU),
+    sin θ = √((1 − ρ)(1 + ρ)). A zero-variance side gives 0 and θ = π/2 (the value
+    neural-tangents uses; it multiplies a zero NTK row in that case).
     """
-    theta = jnp.arccos(rho)
-    value = jnp.sqrt(q1 * q2) * (jnp.sin(theta) + (jnp.pi - theta) * rho) / (2 * jnp.pi)
-    return value, (jnp.pi - theta) / (2 * jnp.pi)
+    rho = _correlation(q1, q2, c, diagonal)
+    sin = jnp.sqrt((1 - rho) * (1 + rho))
+    theta = arccos(rho)
+    scale = (jnp.sqrt(q1) / (2 * jnp.pi))[:, None] * jnp.sqrt(q2)[None, :]
+    return scale * (sin + (jnp.pi - theta) * rho), (jnp.pi - theta) / (2 * jnp.pi)
 
 
-def _erf_pair(q1, q2, c, rho):
+def _erf_pair(q1, q2, c, diagonal):
     """E[erf(u)erf(v)] = (2/π) arcsin(2c/√((1 + 2q1)(1 + 2q2))) and
     E[erf'(u)erf'(v)] = (4/π)/√D,  D = (1 + 2q1)(1 + 2q2) − 4c².
 
     D is computed as 1 + 2q1 + 2q2 + 4(q1 q2 − c²) with c² clipped to q1 q2 (Cauchy–Schwarz),
-    so D ≥ 1: both are finite for any input, zero-norm ones included.
+    so D ≥ 1: both are finite for any input, zero-norm ones included. The square roots of the
+    per-input factors are taken per row and column, not per entry; arcsin is
+    :func:`ntkpipe.core._inverse_trig.arcsin` (XLA's is 20× slower on CPU).
     """
-    bound = jnp.sqrt(q1 * q2)
+    root1, root2 = jnp.sqrt(q1)[:, None], jnp.sqrt(q2)[None, :]
+    bound = root1 * root2
     c = jnp.clip(c, -bound, bound)
-    det = 1 + 2 * q1 + 2 * q2 + 4 * (q1 * q2 - c * c)
-    arg = jnp.clip(2 * c / jnp.sqrt((1 + 2 * q1) * (1 + 2 * q2)), -1.0, 1.0)
-    return 2 / jnp.pi * jnp.arcsin(arg), 4 / jnp.pi / jnp.sqrt(det)
+    det = (1 + 2 * q1)[:, None] + (2 * q2)[None, :] + 4 * (bound * bound - c * c)
+    inv = (2 * jax.lax.rsqrt(1 + 2 * q1))[:, None] * jax.lax.rsqrt(1 + 2 * q2)[None, :]
+    arg = jnp.clip(c * inv, -1.0, 1.0)
+    return 2 / jnp.pi * arcsin(arg), 4 / jnp.pi * jax.lax.rsqrt(det)
 
 
-def _identity_pair(q1, q2, c, rho):
-    shape = jnp.broadcast_shapes(q1.shape, q2.shape, c.shape)
-    return jnp.broadcast_to(c, shape), jnp.ones(shape, c.dtype)
+def _identity_pair(q1, q2, c, diagonal):
+    return c, jnp.ones_like(c)
 
 
-_CLOSED_FORMS = {"relu": _relu_pair, "erf": _erf_pair, "identity": _identity_pair}
+_CLOSED_FORMS = {
+    # activation: (pair [n1, n2], variance E[φ(u)²] [n] for u ~ N(0, q))
+    "relu": (_relu_pair, lambda q: q / 2),
+    "erf": (_erf_pair, lambda q: 2 / jnp.pi * arcsin(2 * q / (1 + 2 * q))),
+    "identity": (_identity_pair, lambda q: q),
+}
 
 
 def block_rows(config: RecursionConfig, n1: int, n2: int) -> int:

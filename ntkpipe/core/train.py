@@ -25,12 +25,14 @@ Conventions (DESIGN.md):
 - Accuracy: sign agreement f·y > 0 for k = 1 (±1 targets), argmax agreement otherwise.
 
 Seeds: every leaf of ``params0`` has a leading seed axis; the seeds are trained together with
-``jax.vmap``. Training runs as jitted loops over the steps between consecutive record steps
-(``lax.fori_loop`` with the number of steps as a traced argument, so one compilation serves every
-segment length; no Python loop per step). After each segment the outputs, losses, accuracies and
-per-layer weight changes are recorded, divergence is checked, and ``on_segment(state)`` lets the
-caller checkpoint an explicit :class:`TrainState`; passing it back as ``state=`` resumes and gives
-bit-identical results to an uninterrupted run (same device, same program).
+``jax.vmap`` (a single seed without it: a vmap over an axis of size 1 cost 1.4–1.5× per step on
+CPU, see :mod:`ntkpipe.core._train_programs`). Training runs as jitted loops over the steps
+between consecutive record steps (``lax.fori_loop`` with the number of steps as a traced argument,
+so one compilation serves every segment length; no Python loop per step). After each segment
+the outputs, losses, accuracies and per-layer weight changes are recorded, divergence is
+checked, and ``on_segment(state)`` lets the caller checkpoint an explicit :class:`TrainState`;
+passing it back as ``state=`` resumes and gives bit-identical results to an uninterrupted run
+(same device, same program).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from ntkpipe.core._train_programs import (
 from ntkpipe.core._train_state import (
     RECORD_FIELDS,
     TrainState,
+    count_seeds,
     initial_state,
     resume_state,
     state_to_arrays,
@@ -186,11 +189,12 @@ def train(
         eval_block_size=eval_block_size,
     )
     momentum = effective_momentum(optimizer, momentum)
+    single, lin = count_seeds(params0) == 1, bool(linearized)
     programs = Programs(
         segment=cached(
-            segment_program, apply_fn, loss, optimizer, momentum, batch_size, bool(linearized)
+            segment_program, apply_fn, loss, optimizer, momentum, batch_size, lin, single
         ),
-        evaluate=cached(evaluate_program, apply_fn, loss, bool(linearized), eval_block_size),
+        evaluate=cached(evaluate_program, apply_fn, loss, lin, eval_block_size, single),
         init_opt=cached(init_opt_program, momentum),
         learning_rate=float(learning_rate),
     )
