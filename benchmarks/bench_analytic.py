@@ -10,7 +10,8 @@ inputs (default 1000, d_in = 32, float32):
   ``stax.serial(Dense, φ, …, Dense)``, in its own environment (benchmarks/nt_side.py).
 
 relu and erf are closed forms on both sides (exact to rounding). tanh is integrated
-numerically on both sides: ours by the polar Gauss rule of order ``--quad-order``, theirs by
+numerically on both sides: ours by the polar Gauss rule of order ``--quad-order`` (default 12;
+the library's default is 40), theirs by
 ``stax.ElementwiseNumerical`` with Gauss–Hermite degree ``--nt-deg``. "Equal accuracy" is
 checked, not assumed: both sides' float32 kernels are compared with a float64 reference (ours at
 order 128, itself checked against scipy in tests/core/test_analytic.py) on the first
@@ -124,14 +125,13 @@ def _parse():
     parser.add_argument("--d-in", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quad-order", type=int, default=None)
+    parser.add_argument(
+        "--quad-order", type=int, default=12, help="ours, tanh (library default: 40)"
+    )
     parser.add_argument("--nt-deg", type=int, default=25, help="Gauss–Hermite degree (tanh)")
     parser.add_argument("--ref-n", type=int, default=64)
     parser.add_argument("--cpus", default="0", help="CPU list to pin to ('' for none)")
-    args = parser.parse_args()
-    if args.quad_order is None:
-        args.quad_order = 40
-    return args
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
