@@ -54,7 +54,7 @@ def main() -> None:
     cpus = pin_cpus(args.cpus)
     import jax
 
-    recipes = ["gd-mse"] if args.quick else list(RECIPES)
+    recipes = ["gd-mse"] if args.quick else args.recipes
     print(
         f"train.train vs bare loop: MLP {args.depth}×{args.width} relu, d_in {args.d_in}, "
         f"n {args.n}, {args.steps} steps, {args.records} records, float32, "
@@ -199,6 +199,7 @@ def _bare_loop(apply_fn, params0, x, y, x_test, y_test, keys, **kw):
 def _parse():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="(gd, mse) only")
+    parser.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--records", type=int, default=12)
