@@ -132,7 +132,8 @@ def make_figures(
             for fmt in ("svg", *(f for f in formats if f != "svg")):
                 path = outdir / f"{stem}{suffix}.{fmt}"
                 with matplotlib.rc_context({"svg.hashsalt": "ntkpipe"}):
-                    fig.savefig(path, format=fmt, **_SAVE[fmt])
+                    # tight: the legends below the panels are part of the figure
+                    fig.savefig(path, format=fmt, bbox_inches="tight", **_SAVE[fmt])
             paths.append(outdir / f"{stem}{suffix}.svg")
     return paths
 

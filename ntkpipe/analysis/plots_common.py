@@ -219,7 +219,8 @@ def _plain_log_ticks(axis) -> None:
 
 class _LogTicks(ticker.Formatter):
     """Labels on a log axis: every decade; within it 2·10^k and 5·10^k when the axis spans less
-    than two decades, and every tick when it spans less than one."""
+    than two decades, and also 3·10^k when it spans less than one (never every minor tick:
+    they would overlap)."""
 
     def __call__(self, x, pos=None):
         if not x > 0:
@@ -227,7 +228,7 @@ class _LogTicks(ticker.Formatter):
         low, high = self.axis.get_view_interval()
         span = math.log10(high / low) if low > 0 else math.inf
         mantissa = round(x / 10 ** math.floor(math.log10(x) + 1e-9), 6)
-        if mantissa == 1 or span < 1 or (span < 2 and mantissa in (2, 5)):
+        if mantissa == 1 or (span < 2 and mantissa in (2, 5)) or (span < 1 and mantissa == 3):
             return f"{x:g}"
         return ""
 
@@ -249,7 +250,7 @@ def _legend_below(ax, **kwargs) -> None:
     """The axes' legend under it (outside the data, clear of the title)."""
     ax.legend(
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.22),
+        bbox_to_anchor=(0.5, -0.3),
         fontsize="small",
         title_fontsize="small",
         frameon=False,

@@ -56,7 +56,7 @@ def plot_linearization(ds: xr.Dataset) -> Figure:
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         ax.set_xlabel(_STEP_LABEL)
     _finish(fig, ds, "linearization")
-    fig.suptitle(" · ".join(part for part in (fig.get_suptitle(), _plain(label)) if part))
+    fig.suptitle("\n".join(part for part in (fig.get_suptitle(), _plain(label)) if part))
     return fig
 
 
@@ -81,7 +81,7 @@ def plot_ensemble(ds: xr.Dataset) -> Figure:
     steps = point["step"].values
     chosen = sorted({int(i) for i in np.linspace(1 if len(steps) > 1 else 0, len(steps) - 1, 4)})
     rows, cols = (2, 2) if len(chosen) == 4 else (1, len(chosen))
-    fig = _new_figure(rows, cols, legend=True)
+    fig = _new_figure(rows, cols)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
     alpha = point["alpha"].values
     for ax, index in zip(axes, chosen, strict=True):
@@ -105,11 +105,11 @@ def plot_ensemble(ds: xr.Dataset) -> Figure:
         ax.set_xlabel(r"$\alpha$")
         ax.set_ylabel(r"$f_t(x(\alpha))$")
     handles, labels = axes[-1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize="small")
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False)
     members = int(point.sizes.get("member", 0))
     _finish(fig, ds, "ensemble")
-    parts = (fig.get_suptitle(), _plain(label), f"{members} members")
-    fig.suptitle(" · ".join(part for part in parts if part))
+    point_text = " · ".join(part for part in (_plain(label), f"{members} members") if part)
+    fig.suptitle(f"{fig.get_suptitle()}\n{point_text}")
     return fig
 
 
