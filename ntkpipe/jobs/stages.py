@@ -40,6 +40,7 @@ from ntkpipe.core import kernels as ntk_kernels
 from ntkpipe.core import train as ntk_train
 from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
+from ntkpipe.jobs import progress
 from ntkpipe.sweep import cost
 
 INIT_STREAM, TRAIN_STREAM = 0, 1
@@ -269,6 +270,7 @@ def _fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
             _save_checkpoint(checkpoint, config, state)
             last_saved[0] = int(state.step)
 
+    on_progress = progress.Progress(log)  # by time, ETA after compilation
     trajectory = ntk_train.train(
         apply_fn,
         params0,
@@ -287,9 +289,10 @@ def _fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
         linearized=linearized,
         state=resume,
         on_segment=on_segment,
-        progress=log_progress,
+        progress=on_progress,
         eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
     )
+    on_progress.close()
     return _trajectory_at(trajectory, wanted)
 
 
