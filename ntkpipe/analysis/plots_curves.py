@@ -66,7 +66,7 @@ def _curves(ds: xr.Dataset, rows, stem: str, *, models: bool) -> Figure:
     usable = analysis.usable_runs(ds)
     hues = _axis_values(ds, hue)
     palette = sns.color_palette("viridis", max(len(hues), 1))
-    fig, axes = _panel_figure(ds, rows=len(present), legend=True)
+    fig, axes = _panel_figure(ds, rows=len(present))
     for row, (name, label) in enumerate(present):
         for ax, (title, sub) in zip(axes[row], _panels(usable), strict=True):
             for color, (_, line) in zip(palette, _by_value(sub, hue), strict=True):
@@ -87,7 +87,8 @@ def _curves(ds: xr.Dataset, rows, stem: str, *, models: bool) -> Figure:
             Line2D([], [], color="0.3", ls="--", label=r"linearized $f^{\mathrm{lin}}$"),
         ]
     if handles:
-        fig.legend(handles=handles, loc="outside right upper", frameon=False)
+        # below the panels: never across the title, whatever the number of columns
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4))
     _finish(fig, ds, stem)
     return fig
 

@@ -155,7 +155,7 @@ def _panel_weights(ax, run: xr.Dataset) -> None:
             ok = np.isfinite(net)
             ax.plot(steps[ok], net[ok], color=color, ls="", marker="o", ms=4, label=str(label))
     ax.set_ylabel(r"$\theta_t - \theta_0$ (trainable entry)")
-    _legend_below(ax, ncol=4, title=r"$f$ (dots), $f^{\mathrm{lin}}$ (dashed)")
+    _legend_below(ax, ncol=3, title=r"$f$ (dots), $f^{\mathrm{lin}}$ (dashed)")
 
 
 def _panel_losses(ax, run: xr.Dataset) -> None:

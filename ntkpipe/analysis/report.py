@@ -311,7 +311,7 @@ def _runs(table: pd.DataFrame, ds, results_dir, runs_tsv) -> dict:
     flagged = table[status != "ok"] if status is not None else table.iloc[:0]
     ordered = pd.concat([flagged, table.drop(flagged.index)]) if status is not None else table
     shown = ordered.iloc[:MAX_RUN_ROWS]
-    columns = list(table.columns) + (["files"] if links else [])
+    columns = (["files"] if links else []) + list(table.columns)
     counts = status.value_counts() if status is not None else pd.Series(dtype=int)
     return {
         "count": len(table),
@@ -339,10 +339,10 @@ def _row(record, columns, links) -> list[dict]:
                 "links": None,
             }
         )
-    if links:
+    if links:  # first: the run's stores and logs
         key = tuple(str(_plain(values[c])) for c in links["index"] if c in values)
         found = links["runs"].get(key, [])
-        cells.append({"text": "", "css": "", "sort": None, "links": found or [("—", "#runs")]})
+        cells.insert(0, {"text": "", "css": "", "sort": None, "links": found or [("—", "#runs")]})
     return cells
 
 
