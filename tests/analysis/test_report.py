@@ -338,3 +338,30 @@ def test_report_table_sorts_and_filters_in_chromium_without_console_errors(built
     assert body.group(1) == body.group(2) == "true"  # ascending, then descending
     assert int(body.group(3)) == 1  # one diverged run in the fixture
     assert body.group(4) == "0" and "Uncaught" not in done.stderr
+
+
+def test_report_of_10000_runs_stays_small_with_every_run_in_runs_tsv(summary, tmp_path):
+    """Issue 14: ≤ 5 MB at 10,000 runs; the page holds MAX_RUN_ROWS, runs.tsv every run."""
+    n = 10_000
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            "width": np.repeat([64, 128, 256, 512, 1024], n // 5),
+            "seed": np.tile(np.arange(n // 5), 5),
+            "status": np.where(np.arange(n) % 1000 == 7, "diverged", "ok"),
+            "learning_rate": 1.0,
+            "lr_critical": rng.uniform(1.5, 2.0, n),
+            **{f"metric_{i}": rng.normal(size=n) for i in range(12)},
+        }
+    )
+    out = report.write_report(summary, [], tmp_path / "r.html", run_table=table)
+    text = out.read_text(encoding="utf-8")
+    assert out.stat().st_size < 5_000_000
+    assert text.count("<tr>") < report.MAX_RUN_ROWS + 200
+    assert "the first 500 of 10000, flagged runs first" in text
+    full = pd.read_csv(tmp_path / "runs.tsv", sep="\t")
+    assert len(full) == n and list(full.columns) == list(table.columns)
+    attention = text.split("Runs that are missing, diverged or above η_crit")[1].split("<details")[
+        0
+    ]
+    assert attention.count(">diverged</td>") == 10  # every flagged run is in the page
