@@ -74,6 +74,9 @@ _SAVE = {
 }
 
 
+_NO_DATA = "no data"
+
+
 class Plot(NamedTuple):
     """A figure: its function, the summary variables it needs (any one), whether it is drawn
     against width, and the sweep axes it can show (the rest get one figure per value)."""
@@ -147,9 +150,9 @@ def figure_notes(summary: xr.Dataset | str | Path) -> dict[str, str]:
         reasons = {
             reason
             for _, sub in _combinations(ds, _free_axes(ds, plot))
-            if (reason := _skip_reason(stem, plot, sub))
+            if (reason := _skip_reason(stem, plot, sub)) not in (None, _NO_DATA)
         }
-        if reasons and stem not in notes and "no data" not in " ".join(reasons):
+        if reasons:
             notes[stem] = sorted(reasons)[0]
     return notes
 
@@ -184,7 +187,7 @@ def _skip_reason(stem: str, plot: Plot, sub: xr.Dataset) -> str | None:
     """Why `stem` is not drawn for `sub` ("no data …" when it has nothing to show), or None."""
     usable = analysis.usable_runs(sub)
     if not any(analysis.has_data(usable, name) for name in plot.names):
-        return "no data"
+        return _NO_DATA
     title = FIGURES[stem][0]
     if plot.needs_width:
         widths = int(sub.sizes["width"]) if "width" in analysis.sweep_axes(sub) else 0

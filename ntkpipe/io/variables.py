@@ -121,7 +121,7 @@ VARIABLES: dict[str, Variable] = {
     "diverged_step": Variable(
         "first diverged step",
         "1",
-        "First record step at which f or f^lin became non-finite; −1: it never diverged.",
+        "First record step with a non-finite loss (of f or f^lin in the summary); −1: never.",
         _RUN,
     ),
     # ---- f against f_lin
@@ -170,7 +170,8 @@ VARIABLES: dict[str, Variable] = {
     "lr_critical": Variable(
         "critical learning rate η_crit",
         "1",
-        "2/(λ_max + λ_min) of Θ̂_0 (MSE); above it gradient descent diverges. NaN: not computed.",
+        "2·n·k/(λ_min + λ_max) of Θ̂_0 (Theorem 2.1, ½·mean loss); the runs with η above it "
+        "are flagged lr_above_critical. NaN: not computed.",
         "kernels, metrics, summary",
     ),
     "learning_rate": Variable(
