@@ -120,7 +120,9 @@ def test_svg_files_are_byte_identical_for_the_same_summary(summary, written, tmp
     outdir, _ = written
     fig = plots.plot_kernel_error(summary)
     with matplotlib.rc_context({"svg.hashsalt": "ntkpipe"}):
-        fig.savefig(tmp_path / "again.svg", format="svg", metadata={"Date": None})
+        fig.savefig(
+            tmp_path / "again.svg", format="svg", bbox_inches="tight", metadata={"Date": None}
+        )
     assert (tmp_path / "again.svg").read_bytes() == (outdir / "kernel_error.svg").read_bytes()
 
 
