@@ -331,6 +331,7 @@ def _claim(c: Claim) -> dict:
         "verdict": c.verdict,
         "css": _css(c.verdict),
         "criterion": c.criterion,
+        "needs": getattr(c, "needs", "") or "",  # what would decide an inconclusive claim
     }
 
 

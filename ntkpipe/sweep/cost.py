@@ -49,6 +49,7 @@ import math
 from typing import NamedTuple
 
 from ntkpipe.errors import ConfigError
+from ntkpipe.sweep import facts, stage_table
 
 __all__ = [
     "BASE_MB",
@@ -97,37 +98,15 @@ per-example Jacobians). Memory of the kernels stage is O(live · block · featur
 RUNTIME_MARGIN = 3.0
 """Factor on the computing time of :func:`flops` at :data:`FLOP_RATE`."""
 
-STAGES = (
-    "init",
-    "kernels",
-    "analytic",
-    "train",
-    "linear",
-    "compare",
-    "collect",
-    "figures",
-    "report",
-)
+STAGES = stage_table.COST_STAGES
 """Stages the model knows (one ``ntkpipe`` subcommand each)."""
-RULE_STAGES = {
-    "init": "init",
-    "kernel_init": "kernels",
-    "kernel_final": "kernels",
-    "analytic": "analytic",
-    "train": "train",
-    "linear": "linear",
-    "compare": "compare",
-    "ensemble": "train",
-    "collect": "collect",
-    "figures": "figures",
-    "report": "report",
-}
+RULE_STAGES = stage_table.RULE_COST_STAGES
 """Snakemake rule → the stage whose cost it has."""
-GPU_RULES = ("kernel_init", "kernel_final", "train", "linear", "analytic", "ensemble", "run")
+GPU_RULES = stage_table.GPU_RULES
 """Rules that may run on a GPU (the heavy ones)."""
 JOB_LAYOUTS = ("stages", "runs")
 """``resources.jobs``: one job per stage of a run, or one job per run (every stage in it)."""
-RUN_JOB_STAGES = ("init", "kernels", "train", "kernels", "linear", "compare")
+RUN_JOB_STAGES = tuple(row.cost_stage for row in stage_table.RUN_STAGES)
 """The stages one job of the ``run`` rule (``resources.jobs: runs``) goes through, in order
 (the first ``kernels`` is Θ̂₀, left out when ``kernels.initial`` is false; the second is Θ̂_T,
 left out when ``kernels.final`` is false)."""
@@ -329,12 +308,7 @@ def _cost(sizes: _Sizes, stage: str) -> Cost:
 def _run_job_cost(sizes: _Sizes, config: dict) -> Cost:
     """One job doing every stage of a run: the FLOPs add up, the peak is the largest stage's
     (each stage's arrays are freed before the next starts)."""
-    stages = list(RUN_JOB_STAGES)
-    kernels = config.get("kernels", {})
-    for key in ("initial", "final"):  # each removes one of the two ``kernels``
-        if not kernels.get(key, True):
-            stages.remove("kernels")
-    costs = [_cost(sizes, stage) for stage in stages]
+    costs = [_cost(sizes, row.cost_stage) for row in stage_table.wanted(config)]
     return Cost(flops=sum(c.flops for c in costs), bytes=max(c.bytes for c in costs))
 
 
@@ -566,7 +540,7 @@ def _wrn(pixels: int, channels: int, width: int, blocks: int, k: int, bias: bool
 def _outputs(config: dict) -> int:
     classes = config["data"].get("classes") or list(range(10))
     loss = (config.get("training") or {}).get("loss", "mse")
-    return 1 if len(classes) == 2 and loss == "mse" else len(classes)
+    return facts.n_outputs(len(classes), loss)
 
 
 def _seed_count(seeds) -> int:
