@@ -1,14 +1,16 @@
 """Where a sweep stands: runs done / running / failed / missing per stage, compute and an ETA.
 
 ``ntkpipe status results/<name>`` (while a sweep runs or after it) reads only files: the
-expanded runs (``sweep.json``), each run's stores (complete: done; a ``.<store>.partial-<host>-
-<pid>`` of a live process: running), the job logs (an error in the log of a store that is not
-there: failed) and Snakemake's benchmark TSVs (compute so far; the ETA is the mean wall time
-of each stage's finished jobs times the jobs left, divided by the parallelism seen so far).
+expanded runs (``sweep.json``); each run's stores (complete: done; started by Snakemake and not
+finished, or a ``.<store>.partial-<host>-<pid>`` of a live process: running); the job logs (an
+error in the log of a store that is not there: failed); Snakemake's benchmark TSVs (compute so
+far; the ETA is the mean wall time of each stage's finished jobs times the jobs left, divided
+by the parallelism seen so far).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -80,10 +82,11 @@ def sweep_status(results_dir: str | Path) -> SweepStatus:
     expanded = sweep_runs.expand_runs(config)
     present = _stores_in_use(root, expanded)
     stages = {name: StageCount() for name in present}
+    started = _incomplete_outputs(root)
     for run in expanded:
         folder = root / "runs" / run.run_id
         for name in present:
-            state = _store_state(root, folder, name, run.run_id)
+            state = _store_state(root, folder, name, run.run_id, started)
             count = stages[name]
             setattr(count, state, getattr(count, state) + 1)
             if state == "failed":
@@ -154,17 +157,34 @@ def _stores_in_use(root: Path, expanded) -> list[str]:
     return [name for name in STORES if name in seen]
 
 
-def _store_state(root: Path, folder: Path, name: str, run_id: str) -> str:
+def _store_state(root: Path, folder: Path, name: str, run_id: str, started=frozenset()) -> str:
     path = folder / f"{name}.zarr"
     if stores.is_complete(path):
         return "done"
-    if any(_live(p) for p in folder.glob(f".{name}.zarr.partial-*")):
+    if path.resolve() in started or any(_live(p) for p in folder.glob(f".{name}.zarr.partial-*")):
         return "running"
     for rule in STORES[name]:
         log = root / "logs" / rule / f"{run_id}.log"
         if log.is_file() and _ERROR.search(_tail(log)):
             return "failed"
     return "missing"
+
+
+def _incomplete_outputs(root: Path) -> frozenset:
+    """Outputs of the jobs Snakemake has started and not finished: its markers in
+    ``<workdir>/.snakemake/incomplete/`` (base64 of the path relative to the workdir, the
+    folder holding ``results/``); a killed sweep leaves them too (--rerun-incomplete)."""
+    workdir = root.resolve().parent.parent
+    markers = workdir / ".snakemake" / "incomplete"
+    found = set()
+    for marker in markers.iterdir() if markers.is_dir() else []:
+        for decode in (base64.urlsafe_b64decode, base64.b64decode):
+            try:
+                found.add((workdir / decode(marker.name).decode("utf-8")).resolve())
+                break
+            except (ValueError, UnicodeDecodeError):
+                continue
+    return frozenset(found)
 
 
 def _live(partial: Path) -> bool:

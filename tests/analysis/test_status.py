@@ -107,3 +107,15 @@ def test_help_starts_with_how_to_run_a_sweep(capsys):
     out = capsys.readouterr().out
     assert out.index("snakemake --cores all") < out.index("init ")
     assert "ntkpipe status results/<name>" in out
+
+
+def test_outputs_snakemake_has_started_count_as_running(tmp_path):
+    import base64
+
+    root, (a, *_rest) = _sweep(tmp_path)
+    markers = tmp_path / ".snakemake" / "incomplete"  # the workdir holds results/
+    markers.mkdir(parents=True)
+    relative = f"results/st/runs/{a}/train.zarr"
+    (markers / base64.urlsafe_b64encode(relative.encode()).decode()).write_text("")
+    got = status.sweep_status(root).stages["train"]
+    assert (got.running, got.missing) == (1, 2)

@@ -56,3 +56,10 @@ def test_order_puts_sweep_axes_first_then_the_fixed_dimensions():
         "step",
         "layer",
     )
+
+
+def test_status_flags_are_the_statuses_of_the_sweep_facts():
+    """io may not import sweep, so the list lives twice; this keeps the two equal."""
+    from ntkpipe.sweep import facts
+
+    assert variables.STATUS_FLAGS == tuple(facts.STATUSES)
