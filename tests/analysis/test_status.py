@@ -117,5 +117,7 @@ def test_outputs_snakemake_has_started_count_as_running(tmp_path):
     markers.mkdir(parents=True)
     relative = f"results/st/runs/{a}/train.zarr"
     (markers / base64.urlsafe_b64encode(relative.encode()).decode()).write_text("")
+    (root / "logs" / "train").mkdir(parents=True)  # Snakemake opens the job's log as it starts
+    (root / "logs" / "train" / "a.log").write_text("step 1/16  loss 0.5\n")
     got = status.sweep_status(root).stages["train"]
     assert (got.running, got.missing) == (1, 2)
