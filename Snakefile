@@ -39,3 +39,10 @@ include: "workflow/rules/analysis.smk"
 rule all:
     input:
         report=stage_output("report"),
+
+
+# At the end of a successful run: where the report is (and how to see where the sweep stands).
+onsuccess:
+    if Path(OUT, "report.html").exists():
+        print(f"ntkpipe: the report: {Path(OUT, 'report.html').resolve()}")
+    print(f"ntkpipe: where the sweep stands: ntkpipe status {OUT}")

@@ -114,7 +114,9 @@ def _default_cache_dir(env) -> str:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntkpipe",
-        description="Stages of the ntkpipe workflow (Lee et al. 2019: wide networks are linear).",
+        description=_USAGE,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ntkpipe {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -123,6 +125,26 @@ def _build_parser() -> argparse.ArgumentParser:
         add_arguments(command)
         command.set_defaults(handler=handler)
     return parser
+
+
+_USAGE = """\
+Wide networks evolve as linear models (Lee et al. 2019), as a Snakemake sweep.
+
+Run a sweep (from the repository root):
+  snakemake --cores all                                  the default sweep (config/config.yaml)
+  snakemake --cores all --configfile config/small/fig1.yaml
+  snakemake --cores all --configfile base.yaml overlay.yaml   a variant: the overlay wins
+  snakemake --cores all --config name=mine               override one key
+  snakemake --profile slurm --configfile config/paper/fig1.yaml   on a SLURM cluster
+
+Watch it and read it:
+  ntkpipe status results/<name>       runs done / running / failed / missing, compute, ETA
+  results/<name>/report.html          the report (its path is printed when the sweep ends)
+  results/<name>/summary.zarr         every run's metrics: xr.open_zarr(...)
+
+The commands below are the workflow's stages (each Snakemake job runs one; a failed job can
+be rerun by hand from the command in its log), plus status and install-profile."""
+_EPILOG = "Store schema: docs/store-schema.md. Help on a command: ntkpipe COMMAND --help."
 
 
 def _version() -> str:
@@ -244,6 +266,16 @@ def _stage_kwargs(args) -> dict:
     return {key: value for key, value in vars(args).items() if key not in skip}
 
 
+def _status_args(parser):
+    parser.add_argument("results", type=Path, help="the sweep's results folder, results/<name>")
+
+
+def _status(args):
+    from ntkpipe.analysis import status
+
+    print(status.format_status(status.sweep_status(args.results)))
+
+
 def _install_profile(args):
     from ntkpipe.slurm_profile import install_profile
 
@@ -293,6 +325,12 @@ _COMMANDS = [
     ("collect", "combine all runs into summary.zarr", _collect_args, _run("collect")),
     ("figures", "draw the sweep's figures", _figures_args, _run("figures")),
     ("report", "write the self-contained HTML report", _report_args, _run("report")),
+    (
+        "status",
+        "where a sweep stands: runs done / running / failed / missing per stage, compute, ETA",
+        _status_args,
+        _status,
+    ),
     (
         "install-profile",
         "install the SLURM profile as ~/.config/snakemake/slurm",
