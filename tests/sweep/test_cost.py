@@ -189,7 +189,10 @@ def test_bad_resources_section_is_named(section, message):
 
 
 def test_defaults_are_cpu_only():
-    assert cost.load_settings(None) == cost.load_settings({}) == cost.DEFAULT_SETTINGS
+    loaded = cost.load_settings(None, root="/nonexistent")  # no calibration file there
+    assert loaded == cost.load_settings({}, root="/nonexistent")
+    assert loaded.pop("constants") == {}
+    assert loaded == cost.DEFAULT_SETTINGS and loaded["gpu"] == 0
     assert cost.DEFAULT_SETTINGS["jobs"] == "stages"
 
 
@@ -255,6 +258,27 @@ MEASURED = {
             seeds__per_job=2,
         ),
     ),
+    "train_depth_100": (
+        "train",
+        dict(
+            model__depth=100,
+            model__width=64,
+            data__n_train=64,
+            data__n_test=64,
+            training__steps=2,
+            training__records=2,
+        ),
+    ),  # fmt: skip
+    "train_width_16k": (
+        "train",
+        dict(
+            model__width=16384,
+            data__n_train=128,
+            data__n_test=64,
+            training__steps=2,
+            training__records=2,
+        ),
+    ),  # fmt: skip
     "linear_ten_classes": (
         "linear",
         dict(
@@ -270,7 +294,8 @@ MEASURED = {
 
 @pytest.mark.slow
 def test_model_bounds_measured_peak_memory(tmp_path):
-    """mem_mb ≥ the measured peak RSS of the real job, and the model is not wildly above it.
+    """mem_mb ≥ the measured peak RSS of the real job and at most twice it, for depths up to 100
+    and widths up to 16384 (issue 10), and the model's variable part is not wildly off.
 
     Each job runs as the workflow runs it (`python -m ntkpipe.cli <stage>` in a subprocess, four
     at once); the peak resident memory comes from getrusage(RUSAGE_CHILDREN) of a wrapper process
@@ -296,8 +321,7 @@ def test_model_bounds_measured_peak_memory(tmp_path):
         rows.append(
             f"{name}: measured {measured:.0f} MB, model +{model_mb:.0f}, mem_mb {requested}"
         )
-        assert requested >= measured, rows[-1]
-        assert requested <= 4 * measured + cost.BASE_MB["cpu"], rows[-1]
+        assert measured <= requested <= 2 * measured, rows[-1]
         variable = measured - base
         assert model_mb / 4 - 64 <= variable <= cost.MEM_MARGIN * model_mb + 64, rows[-1]
     print("\n".join(rows))
