@@ -7,7 +7,8 @@ FLOPs and peak bytes of each stage are closed forms in the sizes of the config
 (:mod:`ntkpipe.sweep.cost_model`, with the notation and the memory terms of each stage).
 
 Peak memory of a job = fixed part (Python, JAX/XLA, xarray, zarr: :data:`BASE_MB`; the dataset
-read from disk: :data:`DATASET_MB`) + :data:`MEM_MARGIN` × the variable part
+read from disk: :data:`DATASET_MB`; the compiled programs, :data:`PROGRAM_MB_PER_LAYER` per
+layer) + :data:`MEM_MARGIN` × the variable part
 (:func:`memory_bytes`), doubled on every retry (``attempt``), so a job killed for running out of
 memory comes back bigger. :func:`runtime_min` turns :func:`flops` into minutes at a
 conservative rate (:data:`FLOP_RATE`) plus a fixed start-up allowance, times ``attempt``. The
@@ -58,6 +59,8 @@ __all__ = [
     "Cost",
     "n_params",
     "eval_block_size",
+    "program_mb",
+    "PROGRAM_MB_PER_LAYER",
     "flops",
     "memory_bytes",
     "stage_cost",
@@ -76,6 +79,9 @@ BASE_MB = {"cpu": 700, "gpu": 3000}
 libraries into host memory. Measured on CPU: about 350 MB (benchmarks/README.md)."""
 DATASET_MB = {"digits": 20, "mnist": 150, "cifar10": 500}
 """Memory (MB) of the dataset as read from disk, before the subset is selected."""
+PROGRAM_MB_PER_LAYER = 1.5
+"""Memory (MB) per layer of the compiled programs (XLA's compilation and executables grow with
+the depth: measured ~1.3 MB per layer for a 100-layer MLP's train job, tests/sweep/test_cost.py)."""
 MEM_MARGIN = 1.5
 """Factor on the variable part of the memory (allocator slack, temporaries of XLA)."""
 FLOP_RATE = {"cpu": 2e9, "gpu": 1e13}
@@ -192,6 +198,11 @@ def runtime_min(config: dict, stage: str, attempt: int = 1, gpu: int = 0) -> int
         gpu: GPUs of the job (FLOPs at the GPU rate).
     """
     return _runtime_min(stage_cost(config, stage), attempt, gpu)
+
+
+def program_mb(config: dict) -> float:
+    """Memory (MB) of a job's compiled programs: :data:`PROGRAM_MB_PER_LAYER` per layer."""
+    return PROGRAM_MB_PER_LAYER * Sizes.of(config).depth
 
 
 def eval_block_size(config: dict) -> int | None:
@@ -348,6 +359,7 @@ def _asks(sizes: Sizes, cost: Cost, constants: dict | None, attempt: int, gpu: i
 
 def _mem_mb(sizes: Sizes, cost: Cost, attempt: int, gpu: int) -> int:
     fixed = BASE_MB["gpu" if gpu else "cpu"] + DATASET_MB.get(sizes.dataset, DATASET_MB["mnist"])
+    fixed += PROGRAM_MB_PER_LAYER * sizes.depth
     variable = MEM_MARGIN * cost.bytes / _MB
     return int(math.ceil((fixed + variable) * 2 ** (_attempt(attempt) - 1)))
 
