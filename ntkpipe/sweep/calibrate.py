@@ -20,7 +20,8 @@ and device kinds are kept). The next sweep reads it (``resources.calibration``, 
 :mod:`ntkpipe.sweep.cost_settings`) and asks :data:`ntkpipe.sweep.cost.CALIBRATED_SAFETY` × the
 prediction, at least :data:`ntkpipe.sweep.cost.CALIBRATED_MIN_RUNTIME` minutes, doubled memory
 and more time on each retry. On the jobs it was fitted to, each ask is then within
-:data:`STATED_FACTOR` of what the job used (tests/sweep/test_calibrate.py).
+:data:`STATED_FACTOR` of what the job used (runtime: of its time or one minute;
+tests/sweep/test_calibrate.py, on recorded and on generated benchmark files).
 
 The device kind of a sweep's jobs is read from ``results/<name>/resources.json`` (written by the
 workflow at start: which rules asked for GPUs), or given.
@@ -52,8 +53,9 @@ __all__ = [
 CALIBRATION_FILE = "results/calibration.json"
 """Where ``ntkpipe calibrate`` writes, and the default ``resources.calibration``."""
 STATED_FACTOR = 4.0
-"""After calibration, a job's runtime and memory asks are at most this factor above what it
-used (and never below it), except that a runtime ask is at least ``CALIBRATED_MIN_RUNTIME``."""
+"""After calibration, a job's memory ask is at most this factor above its peak RSS, and its
+runtime ask at most this factor above its time or one minute, whichever is longer (SLURM counts
+whole minutes; a calibrated ask is at least ``CALIBRATED_MIN_RUNTIME``); never below either."""
 
 _PER_RUN_RULES = ("init", "kernel_init", "kernel_final", "train", "linear", "compare", "run")
 
@@ -89,7 +91,10 @@ class Calibration:
 
     def summary(self) -> str:
         """A few lines for the terminal: per stage, asked vs used before and after."""
-        lines = [f"wrote {self.path} ({self.device} constants)"]
+        lines = [
+            f"wrote {self.path} ({self.device} constants); a calibrated runtime asks at least "
+            f"{cost.CALIBRATED_MIN_RUNTIME} min"
+        ]
         for stage, row in self.stages.items():
             lines.append(
                 f"  {stage:<13} {row['jobs']:>4} jobs: runtime asked / used at most "
@@ -213,22 +218,24 @@ def _worst(group: list[Measured], settings: dict, resource: str) -> float:
 
 
 def _line(x: list[float], y: list[float], prior_slope: float) -> tuple[float, float]:
-    """Intercept and slope ≥ 0 of y ≈ a + b x by least squares; the prior slope and a fitted
-    intercept when the x do not vary."""
+    """Intercept and slope ≥ 0 of y ≈ a + b x covering every point (least squares, lifted to
+    the largest residual).
+
+    The slope is fitted only where the jobs differ enough in x for it to show: where the
+    a-priori slope predicts a spread of at least half the mean y. Otherwise (one job, or jobs
+    whose time is their start-up, as for small runs) the slope stays the prior one and only
+    the intercept is fitted, so that a larger job still gets more, not the noise's slope.
+    """
     n = len(x)
     mean_x, mean_y = sum(x) / n, sum(y) / n
-    spread = sum((v - mean_x) ** 2 for v in x)
-    if n < 2 or spread <= (1e-6 * mean_x) ** 2 * n:
+    if n < 2 or prior_slope * (max(x) - min(x)) < 0.5 * mean_y:
         return max(0.0, max(yi - prior_slope * xi for xi, yi in zip(x, y, strict=True))), (
             prior_slope
         )
+    spread = sum((v - mean_x) ** 2 for v in x)
     slope = sum((xi - mean_x) * (yi - mean_y) for xi, yi in zip(x, y, strict=True)) / spread
-    intercept = mean_y - slope * mean_x
-    if slope < 0:  # no growth seen: a constant, the largest measured
-        return max(y), 0.0
-    if intercept < 0:  # through the origin
-        return 0.0, sum(xi * yi for xi, yi in zip(x, y, strict=True)) / sum(v * v for v in x)
-    # Cover every job: lift the line to the largest residual (a job of a stage may be slower).
+    slope = max(0.0, slope)  # no growth seen: a constant
+    intercept = max(0.0, mean_y - slope * mean_x)
     lift = max(yi - (intercept + slope * xi) for xi, yi in zip(x, y, strict=True))
     return intercept + max(0.0, lift), slope
 

@@ -72,11 +72,18 @@ if PLAN:
     )
 
 OUT = f"results/{SWEEP['name']}"
-# Which rules run on GPUs: the device kind of each benchmark file, for `ntkpipe calibrate`.
-if MAIN and not DRY_RUN:
+
+
+# Which rules run on GPUs: the device kind of each benchmark file, for `ntkpipe calibrate`
+# (written when the workflow runs, not by a dry run or --lint).
+onstart:
     _scheduling = {key: RESOURCES[key] for key in ("gpu", "gpu_rules", "jobs")}
     Path(OUT).mkdir(parents=True, exist_ok=True)
-    ntk_config.write_if_changed(f"{OUT}/resources.json", json.dumps(_scheduling) + "\n")
+    ntk_config.write_if_changed(
+        f"{OUT}/resources.json", json.dumps(_scheduling) + "\n"
+    )
+
+
 JOBS_PER_STAGE = RESOURCES["jobs"] == "stages"  # else one job per run (run.smk)
 LARGE_SWEEP_RUNS = 2000  # from here on, one job per stage costs minutes of DAG building
 # Every job reads and fills one JAX compilation cache (ntkpipe.cli.configure_compilation_cache):
