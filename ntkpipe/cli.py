@@ -252,13 +252,14 @@ def _profile_args(parser):
 
 
 def _run(module_name, stage_name):
-    """The handler of a stage command: ``ntkpipe.<module_name>.<stage_name>(**arguments)``, the
-    module imported only when the command runs (JAX starts there, after the threads are pinned)."""
+    """The handler of a stage command: ``ntkpipe.jobs.<module_name>.<stage_name>(**arguments)``,
+    the module imported only when the command runs (JAX starts there, after the threads are
+    pinned)."""
 
     def handler(args):
         import importlib
 
-        module = importlib.import_module(f"ntkpipe.{module_name}")
+        module = importlib.import_module(f"ntkpipe.jobs.{module_name}")
         getattr(module, stage_name)(**_stage_kwargs(args))
 
     return handler
