@@ -157,7 +157,9 @@ def test_tiny_sweep_routes_gpu_jobs_to_the_gpu_partition(cluster, tmp_path):
 def test_many_small_runs_share_allocations(cluster, tmp_path):
     # Four runs, one job per run (resources.jobs: runs), bundled four to an allocation with
     # Snakemake's groups: two submissions in all (the bundle and the shared analytic kernels)
-    # instead of 4 x 6 + 1 = 25 with one job per stage.
+    # instead of 4 x 6 + 1 = 25 with one job per stage. --cores caps a group job's request (its
+    # four 2-thread runs would otherwise ask for 8 CPUs, more than the node has: SLURM holds it
+    # as PartitionConfig forever); within the allocation the runs then go one after another.
     site = _site_profile(tmp_path)
     config = write_config(
         tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="slurm",
@@ -167,6 +169,7 @@ def test_many_small_runs_share_allocations(cluster, tmp_path):
     result = _snakemake_on_slurm(
         tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
         "--until", "run", "--groups", "run=runs", "--group-components", "runs=4",
+        "--cores", "2",  # what one group job may ask for: the CPUs of a node (its runs queue)
         profile=site,
     )  # fmt: skip
     runs = [p.parent for p in (tmp_path / "results" / "slurm").glob("runs/**/run.json")]

@@ -156,3 +156,15 @@ def _jobs(path: Path, root: Path) -> list[plan.Job]:
     settings = cost.load_settings(raw.pop("resources", None), root)
     with validate.data_files_optional(), pytest.warns(validate.MissingDataWarning):
         return plan.sweep_jobs(runs.load_config(raw), settings)
+
+
+def test_the_sweep_modules_import_neither_jax_nor_xarray():
+    """The Snakefile imports them at every start (and on every SLURM node): they stay light."""
+    modules = ("cost", "cost_model", "cost_settings", "plan", "calibrate", "validate", "runs")
+    code = (
+        "import sys\n"
+        + "".join(f"import ntkpipe.sweep.{name}\n" for name in modules)
+        + "print(sorted(m for m in ('jax', 'xarray', 'zarr') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
