@@ -86,7 +86,10 @@ the depth: measured ~1.3 MB per layer for a 100-layer MLP's train job, tests/swe
 MEM_MARGIN = 1.5
 """Factor on the variable part of the memory (allocator slack, temporaries of XLA)."""
 FLOP_RATE = {"cpu": 2e9, "gpu": 1e13}
-"""Conservative sustained FLOP/s of one job (small matrices, 1–2 CPU threads; one GPU)."""
+"""Conservative sustained FLOP/s of one job (small matrices, 1–2 CPU threads; one GPU). The GPU
+rate is an a-priori estimate, not a measurement: half of an A100's 19.5 TFLOP/s float32 peak on
+the matrix products of networks ≥ 512 wide (it was 2e12 before, which asked 2–3 days for the
+Fig. 2 ensemble). ``ntkpipe calibrate`` on a GPU sweep replaces it (benchmarks/gpu/)."""
 START_MIN = 5
 """Minutes allowed for start-up, imports, compilation and writing the store."""
 RUNTIME_MARGIN = 3.0
