@@ -13,7 +13,7 @@ layer) + :data:`MEM_MARGIN` × the variable part
 memory comes back bigger. :func:`runtime_min` turns :func:`flops` into minutes at a
 conservative rate (:data:`FLOP_RATE`) plus a fixed start-up allowance, times ``attempt``. The
 memory model is checked against the peak resident memory measured on CPU
-(tests/sweep/test_cost.py).
+(tests/sweep/test_cost_measured.py).
 
 Calibrated constants (:mod:`ntkpipe.sweep.calibrate`, ``ntkpipe calibrate``) replace the
 a-priori rates where a stage has been measured on the job's device kind: then
@@ -77,12 +77,12 @@ __all__ = [
 BASE_MB = {"cpu": 650, "gpu": 3000}
 """Fixed memory of a job (MB): interpreter, JAX/XLA, xarray, zarr; a GPU job also maps the CUDA
 libraries into host memory. Measured on CPU: about 350 MB (benchmarks/README.md; 358 MB for the
-tiny train job of tests/sweep/test_cost.py, which the ask must cover within 2×)."""
+tiny train job of tests/sweep/test_cost_measured.py, which the ask must cover within 2×)."""
 DATASET_MB = {"digits": 20, "mnist": 150, "cifar10": 500}
 """Memory (MB) of the dataset as read from disk, before the subset is selected."""
 PROGRAM_MB_PER_LAYER = 1.5
 """Memory (MB) per layer of the compiled programs (XLA's compilation and executables grow with
-the depth: measured ~1.3 MB per layer for a 100-layer MLP's train job, tests/sweep/test_cost.py)."""
+the depth: measured ~1.3 MB per layer for a 100-layer MLP's train job, test_cost_measured.py)."""
 MEM_MARGIN = 1.5
 """Factor on the variable part of the memory (allocator slack, temporaries of XLA)."""
 FLOP_RATE = {"cpu": 2e9, "gpu": 1e13}
