@@ -38,4 +38,4 @@ include: "workflow/rules/analysis.smk"
 
 rule all:
     input:
-        report=f"{OUT}/report.html",
+        report=stage_output("report"),

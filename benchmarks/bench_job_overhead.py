@@ -10,7 +10,7 @@ the init, train and kernels jobs as the rules do (`python -m ntkpipe.cli`), each
 - off:  with NTKPIPE_JAX_CACHE=off (compiled every time, nothing stored),
 
 and prints the best wall and CPU (user + sys) seconds of ``--repeat`` tries, then the parts of
-the fixed cost: the interpreter, importing ntkpipe.jobs.stages (JAX, Flax, xarray, zarr, optax), and
+the fixed cost: the interpreter, importing ntkpipe.jobs._job (JAX, Flax, xarray, zarr, optax), and
 loading the dataset. Target (issue 5): ≤ 3 s per job with a warm cache.
 
 Then the whole run, warm, in the two layouts of ``resources.jobs``, side by side: ``stages`` (six
@@ -106,9 +106,9 @@ def print_parts(repeat: int, run: Path) -> None:
     """The parts of the fixed cost, each in a new interpreter (best of `repeat`)."""
     parts = {
         "interpreter": "pass",
-        "import ntkpipe.jobs.stages": "import ntkpipe.jobs.stages",
+        "import ntkpipe.jobs._job": "import ntkpipe.jobs._job",
         "import + load dataset": (
-            f"import json, ntkpipe.jobs.stages as s; s.load_data(json.load(open({str(run)!r})))"
+            f"import json, ntkpipe.jobs._job as s; s.load_data(json.load(open({str(run)!r})))"
         ),
     }
     print("parts of the fixed cost (new interpreter each):")

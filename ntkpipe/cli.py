@@ -10,7 +10,7 @@ JAX is imported only after the thread count is pinned (XLA sizes its CPU
 thread pool when it starts), so the parser and `--help` stay fast. In the same
 spirit, a stage sets JAX's x64 mode from its run config's `precision` when it
 starts, before it creates any array (float64: on; float32, the default: off;
-see `ntkpipe.jobs.stages.run_precision`), and restores the previous mode after.
+see `ntkpipe.jobs._job.run_precision`), and restores the previous mode after.
 
 Compiled programs are kept in JAX's persistent compilation cache, shared by every
 job, so that only the first job of a kind compiles (see `configure_compilation_cache`):
@@ -134,53 +134,31 @@ def _version() -> str:
 # ---------------------------------------------------------------- arguments
 
 
-def _stage_args(parser, *inputs: tuple[str, bool, str]) -> None:
-    parser.add_argument("--run", type=Path, required=True, help="the run's resolved config (JSON)")
-    for flag, required, help_text in inputs:
-        parser.add_argument(flag, type=Path, required=required, help=help_text)
-    parser.add_argument("--out", type=Path, required=True, help="the Zarr store to write")
-    parser.add_argument("--threads", type=int, default=None, help="CPU cores for XLA")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing store (default: refuse)"
-    )
+def _stage_args(rule: str):
+    """The arguments of the command of a stage of the stage table: ``--run``, a flag per input
+    store it reads (required unless the store is read only under a config switch), ``--out``,
+    ``--threads``, ``--overwrite``."""
+    from ntkpipe.sweep import stage_table
 
+    def add_arguments(parser):
+        parser.add_argument(
+            "--run", type=Path, required=True, help="the run's resolved config (JSON)"
+        )
+        for one in stage_table.stage(rule).inputs:
+            parser.add_argument(one.flag, type=Path, required=one.when is None, help=one.help)
+        parser.add_argument("--out", type=Path, required=True, help="the Zarr store to write")
+        parser.add_argument("--threads", type=int, default=None, help="CPU cores for XLA")
+        parser.add_argument(
+            "--overwrite", action="store_true", help="replace an existing store (default: refuse)"
+        )
 
-def _init_args(parser):
-    _stage_args(parser)
-
-
-def _kernels_args(parser):
-    _stage_args(parser, ("--params", True, "store holding params/ (init.zarr or train.zarr)"))
-
-
-def _analytic_args(parser):
-    _stage_args(parser)
+    return add_arguments
 
 
 def _train_args(parser):
-    _stage_args(parser, ("--init", True, "init.zarr"))
+    _stage_args("train")(parser)
     parser.add_argument(
         "--checkpoint", type=Path, default=None, help="checkpoint file (default: <out>.ckpt)"
-    )
-
-
-def _linear_args(parser):
-    _stage_args(
-        parser,
-        ("--init", True, "init.zarr"),
-        ("--kernel", False, "kernel_init.zarr (Θ̂₀): needed by the closed form (MSE with gd)"),
-        ("--analytic", False, "analytic.zarr (Θ): also evolve f_lin with the analytic kernel"),
-    )
-
-
-def _compare_args(parser):
-    _stage_args(
-        parser,
-        ("--train", True, "train.zarr"),
-        ("--linear", True, "linear.zarr"),
-        ("--kernel-init", False, "kernel_init.zarr (none: kernels.initial false, η_crit NaN)"),
-        ("--kernel-final", False, "kernel_final.zarr"),
-        ("--analytic", False, "analytic.zarr"),
     )
 
 
@@ -201,10 +179,6 @@ def _collect_args(parser):
         "--ensembles", type=Path, default=None, help="folder holding <point>/ensemble.zarr (Fig. 2)"
     )
     parser.add_argument("--overwrite", action="store_true")
-
-
-def _ensemble_args(parser):
-    _stage_args(parser)
 
 
 def _figures_args(parser):
@@ -251,16 +225,19 @@ def _profile_args(parser):
 # ---------------------------------------------------------------- handlers
 
 
-def _run(module_name, stage_name):
-    """The handler of a stage command: ``ntkpipe.jobs.<module_name>.<stage_name>(**arguments)``,
-    the module imported only when the command runs (JAX starts there, after the threads are
-    pinned)."""
+def _run(rule):
+    """The handler of a stage command: the function of the stage table's row for ``rule``
+    (``ntkpipe.jobs.<module>.<function>(**arguments)``), the module imported only when the
+    command runs (JAX starts there, after the threads are pinned)."""
 
     def handler(args):
         import importlib
 
-        module = importlib.import_module(f"ntkpipe.jobs.{module_name}")
-        getattr(module, stage_name)(**_stage_kwargs(args))
+        from ntkpipe.sweep import stage_table
+
+        row = stage_table.stage(rule)
+        module = importlib.import_module(f"ntkpipe.jobs.{row.module}")
+        getattr(module, row.function)(**_stage_kwargs(args))
 
     return handler
 
@@ -269,8 +246,8 @@ def _run_all(args):
     import json
 
     from ntkpipe.errors import StageError
+    from ntkpipe.jobs import _job
     from ntkpipe.jobs import run as run_job
-    from ntkpipe.jobs import stages
 
     if args.config is not None:
         try:
@@ -278,7 +255,7 @@ def _run_all(args):
         except json.JSONDecodeError as error:
             raise StageError(f"--config: not valid JSON ({error})") from error
     else:
-        config = stages.load_run(args.run)
+        config = _job.load_run(args.run)
     computed = run_job.run_all_stages(config, args.dir, analytic=args.analytic)
     print(f"run: computed {', '.join(computed)}", flush=True)
 
@@ -318,20 +295,30 @@ def _install_profile(args):
     print(installed.summary())
 
 
-# (command, help, arguments, handler); a stage's handler names the module that holds it:
-# ntkpipe.jobs.stages (per run) or ntkpipe.jobs.sweep_stages (per sweep point, per sweep).
+# (command, help, arguments, handler); a stage's command runs the rule named in the handler
+# (ntkpipe.sweep.stage_table: its module of ntkpipe.jobs and its arguments).
 _COMMANDS = [
     (
         "init",
         "sample θ₀ for every seed of a run and evaluate f₀",
-        _init_args,
-        _run("stages", "init"),
+        _stage_args("init"),
+        _run("init"),
     ),
-    ("kernels", "empirical Θ̂ and K̂ at the given params", _kernels_args, _run("stages", "kernels")),
-    ("analytic", "infinite-width Θ and K", _analytic_args, _run("stages", "analytic")),
-    ("train", "train the network (all seeds of a run)", _train_args, _run("stages", "train")),
-    ("linear", "evolve the linearized network f_lin", _linear_args, _run("stages", "linear")),
-    ("compare", "per-run metrics of f against f_lin", _compare_args, _run("stages", "compare")),
+    (
+        "kernels",
+        "empirical Θ̂ and K̂ at the given params",
+        _stage_args("kernel_init"),
+        _run("kernel_init"),
+    ),
+    ("analytic", "infinite-width Θ and K", _stage_args("analytic"), _run("analytic")),
+    ("train", "train the network (all seeds of a run)", _train_args, _run("train")),
+    ("linear", "evolve the linearized network f_lin", _stage_args("linear"), _run("linear")),
+    (
+        "compare",
+        "per-run metrics of f against f_lin",
+        _stage_args("compare"),
+        _run("compare"),
+    ),
     (
         "run",
         "every stage of one run in one job (init → kernels → train → linear → compare), "
@@ -342,22 +329,12 @@ _COMMANDS = [
     (
         "ensemble",
         "train an ensemble on x(α) between two training points, next to the NTK-GP and NNGP",
-        _ensemble_args,
-        _run("sweep_stages", "ensemble"),
+        _stage_args("ensemble"),
+        _run("ensemble"),
     ),
-    (
-        "collect",
-        "combine all runs into summary.zarr",
-        _collect_args,
-        _run("sweep_stages", "collect"),
-    ),
-    ("figures", "draw the sweep's figures", _figures_args, _run("sweep_stages", "figures")),
-    (
-        "report",
-        "write the self-contained HTML report",
-        _report_args,
-        _run("sweep_stages", "report"),
-    ),
+    ("collect", "combine all runs into summary.zarr", _collect_args, _run("collect")),
+    ("figures", "draw the sweep's figures", _figures_args, _run("figures")),
+    ("report", "write the self-contained HTML report", _report_args, _run("report")),
     (
         "plan",
         "print per rule the jobs, time, memory and bytes a sweep asks for (no data needed)",

@@ -280,13 +280,13 @@ def test_float64_kernel_is_the_float64_jacobian_gram(float64_dir):
     import jax
     from jax.flatten_util import ravel_pytree
 
-    from ntkpipe.jobs import stages
+    from ntkpipe.jobs import _job
 
     files, run = float64_dir
     kernel = storage.read_store(files["kernel_init"], stage="kernels")
-    with stages.run_precision(run.config):
-        data, net = stages.load_data_and_network(run.config)
-        params = stages.read_params(files["init"], run.config)
+    with _job.run_precision(run.config):
+        data, net = _job.load_data_and_network(run.config)
+        params = _job.read_params(files["init"], run.config)
         theta = jax.tree.map(lambda leaf: leaf[0], params)
         flat, unravel = ravel_pytree(theta)
         jac = np.asarray(jax.jacrev(lambda p: net.apply(unravel(p), data.x_train)[:, 0])(flat))

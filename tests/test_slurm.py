@@ -30,7 +30,7 @@ import pytest
 
 from ntkpipe.io import stores as storage
 from ntkpipe.slurm_profile import install_profile
-from ntkpipe.sweep import cost
+from ntkpipe.sweep import cost, stage_table
 from tests.workflow_helpers import CONFIGS, write_config
 
 pytestmark = pytest.mark.slurm
@@ -40,7 +40,11 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 # One snakemake run: about 1-2 min on 2 idle cores, several times that on a loaded machine.
 TIMEOUT_S = 480
 _RUNS = itertools.count()
-SWEEP_STAGES = ("init", "analytic", "kernel_init", "train", "kernel_final", "linear", "compare")
+SWEEP_STAGES = tuple(
+    row.rule
+    for row in stage_table.STAGES
+    if row.scope in ("run", "analytic") and row.layout != "runs"
+)
 
 # Two rules, each a separate SLURM job that records what SLURM allocated to it. `first` asks for
 # GPUS GPUs (1 where the default partition has a GPU, e.g. the pretend one of .ci/slurm-up).
@@ -136,8 +140,7 @@ def test_tiny_sweep_routes_gpu_jobs_to_the_gpu_partition(cluster, tmp_path):
     out = tmp_path / "results" / "slurm"
     (run,) = [p.parent for p in out.glob("runs/**/run.json")]
     run_id = str(run.relative_to(out / "runs"))
-    stores = {"init": "init", "kernel_init": "kernels", "train": "train", "linear": "linear",
-              "kernel_final": "kernels", "metrics": "metrics"}  # fmt: skip
+    stores = {row.store.removesuffix(".zarr"): row.attribute for row in stage_table.RUN_STAGES}
     for store, stage in stores.items():
         # Complete (the completion marker), every array matching its digest, the right stage.
         dataset = storage.read_store(run / f"{store}.zarr", stage=stage)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from ntkpipe.sweep import stage_table
 from tests.workflow_helpers import CONFIGS, REPO, job_counts, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 TINY = CONFIGS / "tiny.yaml"
-RUN_STAGES = {"init", "kernel_init", "train", "kernel_final", "linear", "compare"}
+RUN_STAGES = {row.rule for row in stage_table.RUN_STAGES}
 
 
 @pytest.fixture(scope="module")

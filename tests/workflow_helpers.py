@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from ntkpipe.sweep import stage_table
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -78,34 +80,30 @@ def write_config(path: Path, base: Path, **changes) -> Path:
 
 def stage_commands(model, run, stores: dict, analytic=None) -> list[list[str]]:
     """The per-run `ntkpipe` commands in workflow order, with the arguments the per-stage rules
-    give them: init and kernels at θ₀ read `model` (model.json), the rest `run` (run.json).
+    give them (:data:`ntkpipe.sweep.stage_table.RUN_STAGES`): init and kernel_init read `model`
+    (model.json), the rest `run` (run.json).
 
-    `stores` maps init, train, linear and optionally kernel_init, kernel_final, metrics to their
-    paths; a stage whose store is not named is not run and its store is passed to no command (as
-    the rules do with kernels.initial / kernels.final false). `analytic`: analytic.zarr or None.
+    `stores` maps init, train, linear and optionally kernel_init, kernel_final, metrics (the store
+    names without .zarr) to their paths; a stage whose store is not named is not run and its store
+    is passed to no command (as the rules do with kernels.initial / kernels.final false).
+    `analytic`: analytic.zarr or None.
     """
     f = {name: str(path) for name, path in stores.items()}
-    model, run = str(model), str(run)
-    with_analytic = ["--analytic", str(analytic)] if analytic else []
-    commands = [["init", "--run", model, "--out", f["init"]]]
-    if "kernel_init" in f:
+    if analytic:
+        f["analytic"] = str(analytic)
+    configs = {"model.json": str(model), "run.json": str(run)}
+    commands = []
+    for row in stage_table.RUN_STAGES:
+        if _key(row.rule) not in f:
+            continue
+        inputs = [[one.flag, f[_key(one.stage)]] for one in row.inputs if _key(one.stage) in f]
         commands.append(
-            ["kernels", "--run", model, "--params", f["init"], "--out", f["kernel_init"]]
+            [row.command, "--run", configs[row.config_file], *sum(inputs, []), "--out"]
+            + [f[_key(row.rule)]]
         )
-    commands.append(["train", "--run", run, "--init", f["init"], "--out", f["train"]])
-    if "kernel_final" in f:
-        commands.append(
-            ["kernels", "--run", run, "--params", f["train"], "--out", f["kernel_final"]]
-        )
-    kernel = ["--kernel", f["kernel_init"]] if "kernel_init" in f else []
-    commands.append(
-        ["linear", "--run", run, "--init", f["init"], *kernel, *with_analytic, "--out", f["linear"]]
-    )
-    if "metrics" in f:
-        kernels = [
-            *(["--kernel-init", f["kernel_init"]] if "kernel_init" in f else []),
-            *(["--kernel-final", f["kernel_final"]] if "kernel_final" in f else []),
-        ]
-        compare = ["compare", "--run", run, "--train", f["train"], "--linear", f["linear"]]
-        commands.append([*compare, *kernels, *with_analytic, "--out", f["metrics"]])
     return commands
+
+
+def _key(rule: str) -> str:
+    """The key of a stage's store in `stage_commands`' `stores` (its file name without .zarr)."""
+    return stage_table.BY_RULE[rule].store.removesuffix(".zarr")

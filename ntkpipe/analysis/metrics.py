@@ -7,7 +7,9 @@ kernel is available), `seed`, `step`, `layer`:
 - rmse_train, rmse_test (seed, step): √mean over examples and outputs of (f_t − f_lin_t)²
 - weight_change (model, seed, step, layer): ‖W_t − W_0‖_F/‖W_0‖_F (for f_lin: ‖ω_t‖_F/‖W_0‖_F)
 - ntk_change, nngp_change (seed): ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F on the training set (NaN if not computed)
-- ntk_analytic_error, nngp_analytic_error (seed): ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (NaN if not computed)
+- ntk_analytic_error, nngp_analytic_error (seed): ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (NaN if not computed);
+  K̂ is the readout Gram mapped to the scale of K first, (K̂ − b)/a with `readout_gram_affine`
+  (the identity in the NTK parameterization; in the standard one the Gram grows with n_L)
 - fx_sample_train, fx_sample_test (model, seed, step, sample): output 0 of a few fixed examples
 - weight_sample (model, seed, step, wsample): θ_t − θ_0 of a few fixed weight entries per layer
   (Fig. 3), when the stores have it; f records it at step 0 and T only (NaN between), the closed
@@ -17,7 +19,8 @@ kernel is available), `seed`, `step`, `layer`:
 - output_change_train, output_change_test (seed, step): √mean of (f_t − f_0)² of the network,
   the scale against which RMSE(f, f_lin) is judged (relative linearization error)
 - ntk_mc_error, nngp_mc_error (seed): ‖mean of Θ̂_0 over the run's seeds up to this one − Θ‖_F /
-  ‖Θ‖_F, with mc_samples (seed) the number of seeds averaged (Monte Carlo estimate, Fig. S9–S10)
+  ‖Θ‖_F (K̂ on the scale of K, as above), with mc_samples (seed) the number of seeds averaged
+  (Monte Carlo estimate, Fig. S9–S10)
 - lr_critical, diverged_step (first step where f or f_lin diverged, −1: none), status (seed);
   learning_rate (scalar)
 
@@ -38,13 +41,10 @@ import re
 import numpy as np
 import xarray as xr
 
+from ntkpipe.sweep import facts
+
 N_SAMPLES = 4
-STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING = (
-    "ok",
-    "lr_above_critical",
-    "diverged",
-    "missing",
-)
+STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING = facts.STATUSES
 
 
 def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None, analytic=None):
@@ -81,14 +81,13 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
     ds["ntk_change"] = _relative_change(kernel_final, kernel_init, "ntk_train_train", ds.seed)
     ds["nngp_change"] = _relative_change(kernel_final, kernel_init, "nngp_train_train", ds.seed)
     ds["ntk_analytic_error"] = _analytic_error(kernel_init, analytic, "ntk_train_train", ds.seed)
-    ds["nngp_analytic_error"] = _analytic_error(kernel_init, analytic, "nngp_train_train", ds.seed)
+    nngp_init = None if analytic is None else _nngp_on_k_scale(kernel_init, config["model"])
+    ds["nngp_analytic_error"] = _analytic_error(nngp_init, analytic, "nngp_train_train", ds.seed)
     if analytic is not None:
-        for kernel in ("ntk", "nngp"):
+        for kernel, store in (("ntk", kernel_init), ("nngp", nngp_init)):
             name = f"{kernel}_train_train"
             ds[f"{kernel}_mc_error"] = (
-                _nan_per_seed(ds.seed)
-                if kernel_init is None
-                else _mc_error(kernel_init[name], analytic[name])
+                _nan_per_seed(ds.seed) if store is None else _mc_error(store[name], analytic[name])
             )
         ds["mc_samples"] = xr.DataArray(np.arange(1, ds.sizes["seed"] + 1), dims="seed")
     lr = config["training"]["learning_rate"]
@@ -252,6 +251,51 @@ def _mc_error(kernels, exact) -> xr.DataArray:
     count = xr.DataArray(np.arange(1, kernels.sizes["seed"] + 1), dims="seed")
     running = kernels.cumsum("seed") / count
     return _frobenius(running - exact) / float(np.sqrt((exact**2).sum()))
+
+
+def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, float]:
+    """(a, b) with the readout layer's tangent kernel G = a·K + b (§2.3.1, Eq. S22–S23).
+
+    G(x, x') = Σ over the readout parameters of ∂f(x)·∂f(x') is the kernel of readout-only
+    training and the stored empirical NNGP K̂ (``nngp_*`` of kernel_init.zarr). With
+    K = σ_w² E[φφ] + σ_b² the output NNGP kernel (Eq. 12):
+
+    - NTK parameterization: ∂f/∂ω_L = σ_w/√n_L · φ, ∂f/∂β_L = σ_b, so G = K (a = 1, b = 0);
+    - standard: ∂f/∂W_L = φ and ∂f/∂b_L = 1, so G = n_L (K − σ_b²)/σ_w² + [1 with a bias],
+      which grows with the readout fan-in n_L.
+
+    Args:
+        model: the run config's ``model`` section (parameterization, depth, width, w_std, b_std).
+        fan_in: n_L, the readout's fan-in; None: the width (depth ≥ 1).
+
+    Raises:
+        ValueError: standard parameterization of depth 0 without `fan_in` (then n_L = d_in).
+    """
+    if model.get("parameterization", "ntk") != "standard":
+        return 1.0, 0.0
+    if fan_in is None:
+        if int(model["depth"]) < 1:
+            raise ValueError(
+                "model.depth=0 with parameterization='standard': the readout fan-in is the "
+                "input dimension d_in; pass fan_in=d_in"
+            )
+        fan_in = int(model["width"])
+    w_var, b_std = float(model["w_std"]) ** 2, float(model.get("b_std") or 0.0)
+    bias = 1.0 if b_std > 0 else 0.0
+    return fan_in / w_var, bias - fan_in * b_std**2 / w_var
+
+
+def _nngp_on_k_scale(kernel_init, model: dict):
+    """kernel_init with its readout Gram K̂ mapped to the scale of K, (K̂ − b)/a (which tends to
+    K with the width in both parameterizations); None without it, for a non-MLP (no analytic K),
+    or for a standard network of depth 0 (its readout fan-in d_in is not in the config)."""
+    if kernel_init is None or model.get("architecture", "fc") != "fc":
+        return None
+    try:
+        a, b = readout_gram_affine(model)
+    except ValueError:
+        return None
+    return kernel_init.assign(nngp_train_train=(kernel_init["nngp_train_train"] - b) / a)
 
 
 def _first_divergence(net_step, lin_step) -> xr.DataArray:

@@ -273,7 +273,7 @@ def _claims_table(claims: Sequence[Claim]) -> str:
         f"<td>{_e(c.statement)}</td>"
         f"<td>{_e(c.measured)}</td>"
         f'<td class="verdict-{_css(c.verdict)}">{_e(c.verdict)}</td>'
-        f'<td class="criterion">{_e(c.criterion)}</td>'
+        f'<td class="criterion">{_e(c.criterion)}{_needs(c)}</td>'
         "</tr>"
         for c in claims
     )
@@ -285,6 +285,13 @@ def _claims_table(claims: Sequence[Claim]) -> str:
         f'<div class="wide"><table class="claims"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table></div>"
     )
+
+
+def _needs(claim: Claim) -> str:
+    """What would decide an inconclusive claim, under its criterion."""
+    if not claim.needs:
+        return ""
+    return f'<br><span class="needs">to decide: {_e(claim.needs)}</span>'
 
 
 def _figures_section(
@@ -341,6 +348,8 @@ table.runs td { font-variant-numeric: tabular-nums; }
 .status-diverged, .status-missing { color: #cf222e; font-weight: bold; }
 .verdict-consistent { color: #1a7f37; font-weight: bold; }
 .verdict-inconsistent { color: #cf222e; font-weight: bold; }
+.verdict-inconclusive { color: #9a6700; font-weight: bold; }
+.needs { color: #9a6700; }
 .verdict-not-tested { color: #666; }
 td.criterion { color: #555; font-size: 0.9em; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; }

@@ -108,6 +108,12 @@ def lr_critical(ntk_train_train: jax.Array, n_out: int) -> jax.Array:
     (λ_max − λ_min)/(λ_max + λ_min) at η_crit; it diverges only above 2·n·k/λ_max ≥ η_crit
     (the two agree when λ_min ≪ λ_max).
 
+    Pass the kernel the dynamics evolve. With k > 1 outputs the finite network's f_lin couples
+    its outputs and evolves with the full kernel; the traced Θ̄ = (1/k) Σ_j Θ̂_jj is the mean of
+    its diagonal blocks, so λ_max(Θ̄) ≤ max_j λ_max(Θ̂_jj) ≤ λ_max(full) ≤ Σ_j λ_max(Θ̂_jj):
+    the traced kernel's 2·n·k/λ_max is an upper bound of the true divergence threshold, too
+    high by up to a factor k.
+
     Args:
         ntk_train_train: Θ̂(X, X), traced [n, n] or full [n, n, k, k].
         n_out: number of outputs k ≥ 1 (the last axis of f; must match a full kernel).

@@ -14,8 +14,9 @@ NNGP posterior of Eq. 13 as t → ∞
 (:func:`ntkpipe.core.analytic.nngp_posterior`). The ensemble's mean
 and ±2σ band are compared with both.
 
-Pure: arrays and configs in, an ``xarray.Dataset`` out; nothing here touches a file. The
-``ensemble.zarr`` store (one per sweep point, written by ``ntkpipe ensemble``) holds:
+The stage (rule ``ensemble``, ``ntkpipe ensemble``: :func:`ensemble`) reads the sweep point's
+``ensemble.json`` and writes ``ensemble.zarr``; the other functions are pure (arrays and configs
+in, an ``xarray.Dataset`` out). The ``ensemble.zarr`` store (one per sweep point) holds:
 
 - ``fx_alpha (member, step, alpha, out)``: f_t(x(α)) of every member;
 - ``loss_train (member, step)``: the members' training loss;
@@ -29,16 +30,22 @@ Pure: arrays and configs in, an ``xarray.Dataset`` out; nothing here touches a f
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ntkpipe.core import train as ntk_train
+from ntkpipe.errors import StageError
+from ntkpipe.jobs import _job
+from ntkpipe.sweep import ensemble as ensemble_plan
+from ntkpipe.sweep import facts
+
 if TYPE_CHECKING:
     import xarray as xr
 
-# JAX, xarray and the analytic kernels are imported inside the functions that use them.
-
 __all__ = [
+    "ensemble",
     "interpolation_pair",
     "interpolation_inputs",
     "gp_predictions",
@@ -46,6 +53,72 @@ __all__ = [
     "SUMMARY_NAMES",
     "summarize",
 ]
+
+
+def ensemble(run: Path, out: Path, overwrite: bool = False) -> None:
+    """Train an ensemble of networks (members vmapped, in chunks of ensemble.batch) and record
+    their outputs on x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ over training, next to the NTK-GP (Eq. 14–15),
+    the readout-only NNGP dynamics and the NNGP posterior (Eq. 13) of the analytic kernels.
+    """
+    with _job.stage_job(run, out, overwrite) as job:
+        config = job.config
+        problems = ensemble_plan.check_config(config)
+        if problems:
+            raise StageError("; ".join(problems))
+        data, net = _job.load_data_and_network(config)
+        training, section = config["training"], config["ensemble"]
+        i1, i2 = interpolation_pair(data.labels_train)
+        alphas = np.linspace(0.0, 1.0, section["alphas"])
+        x_line = interpolation_inputs(data.x_train[i1], data.x_train[i2], alphas)
+        steps = _job.record_steps(config)
+        fx, losses = _train_members(job, net, data, x_line, steps)
+        gp = gp_predictions(
+            data.x_train,
+            data.y_train,
+            x_line,
+            steps,
+            model=config["model"],
+            learning_rate=training["learning_rate"],
+        )
+        ds = ensemble_dataset(
+            fx,
+            losses,
+            gp,
+            members=ensemble_plan.member_seeds(config),
+            steps=steps,
+            alphas=alphas,
+            learning_rate=training["learning_rate"],
+            targets=(data.y_train[i1], data.y_train[i2]),
+            indices=(i1, i2),
+        )
+        job.write(ds, stage="ensemble")
+
+
+def _train_members(job, net, data, x_line, steps) -> tuple[np.ndarray, np.ndarray]:
+    """f_t(x(α)) [member, step, alpha, out] and the training loss [member, step] of every
+    member, trained by full-batch GD on MSE in chunks of ensemble.batch members."""
+    training = job.config["training"]
+    y_line = np.zeros((len(x_line), data.y_train.shape[1]), dtype=data.y_train.dtype)
+    fx, losses = [], []
+    for chunk in ensemble_plan.member_chunks(job.config):
+        trajectory = ntk_train.train(
+            net.apply,
+            _job.init_params(net, chunk, data.x_train),
+            data.x_train,
+            data.y_train,
+            x_line,
+            y_line,
+            loss="mse",
+            optimizer="gd",
+            learning_rate=training["learning_rate"],
+            steps=training["steps"],
+            record_steps=steps,
+            progress=_job.log_progress,
+        )
+        fx.append(np.asarray(trajectory.fx_test))
+        losses.append(np.asarray(trajectory.loss_train))
+        _job.log(f"ensemble: members {chunk[0]}-{chunk[-1]} done, elapsed {job.elapsed():.1f} s")
+    return np.concatenate(fx), np.concatenate(losses)
 
 
 def interpolation_pair(labels_train: np.ndarray) -> tuple[int, int]:
@@ -95,6 +168,12 @@ def gp_predictions(
     """The NTK-GP (Eq. 14–15), readout-only NNGP dynamics (Eq. S22–S23) and NNGP posterior
     (Eq. 13) on the interpolation inputs, from the analytic kernels (in float64).
 
+    Readout-only training is Eq. 14–15 with Θ replaced by the readout layer's tangent kernel
+    G (:func:`ntkpipe.analysis.metrics.readout_gram_affine`): G = K in the NTK
+    parameterization, G = n_L(K − σ_b²)/σ_w² (+ 1 with a bias) in the standard one, where it
+    sets the time scale (its t → ∞ limit is then the posterior of the kernel G, not of K,
+    when the network has a bias); the prior covariance is K in both.
+
     Time: t = optimizer steps, the convention of :func:`ntkpipe.core.analytic.ntk_gp_predictive`
     (the train residual decays as e^{−η Θ t/(n·k)}).
 
@@ -115,19 +194,13 @@ def gp_predictions(
     import jax.numpy as jnp
     import xarray as xr
 
+    from ntkpipe.analysis.metrics import readout_gram_affine
     from ntkpipe.core import analytic
 
     with jax.enable_x64(True):
         x_train64, x_line64 = (jnp.asarray(a, dtype=jnp.float64) for a in (x_train, x_line))
         y = jnp.asarray(y_train, dtype=jnp.float64)
-        kwargs = dict(
-            depth=model["depth"],
-            activation=model["activation"],
-            w_std=model["w_std"],
-            b_std=model["b_std"] or 0.0,
-            parameterization=model["parameterization"],
-            width=model["width"],
-        )
+        kwargs = facts.kernel_arguments(model)
         k_tt, th_tt = analytic.kernels(x_train64, **kwargs)
         k_st, th_st = analytic.kernels(x_line64, x_train64, **kwargs)
         k_ss, _ = analytic.kernels(x_line64, **kwargs)
@@ -135,8 +208,11 @@ def gp_predictions(
         ntk_mean, ntk_cov = analytic.ntk_gp_predictive(
             th_tt, th_st, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
         )
+        # readout-only training evolves with the readout layer's tangent kernel G = a·K + b
+        # (G = K in the NTK parameterization; n_L(K − σ_b²)/σ_w² [+ 1] in the standard one)
+        a, b = readout_gram_affine(model, fan_in=None if model["depth"] else x_train.shape[1])
         nngp_mean, nngp_cov = analytic.ntk_gp_predictive(
-            k_tt, k_st, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
+            a * k_tt + b, a * k_st + b, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
         )
         post_mean, post_cov = analytic.nngp_posterior(k_tt, k_st, k_ss, y)
         out = {

@@ -9,9 +9,10 @@ one job goes through the run's stages in order, in one process::
     init → kernel_init (Θ̂₀, K̂₀) → train → kernel_final (Θ̂_T, K̂_T) → linear (f_lin) → metrics
 
 (``kernels.initial: false`` leaves out kernel_init, ``kernels.final: false`` kernel_final.)
-Each stage is the same function (:mod:`ntkpipe.jobs.stages`) on the same inputs as its own job would
-run, so the stores are the same, array for array, in either layout, and a sweep can switch
-layouts without recomputing anything. The job also writes the run's ``model.json`` and
+Each stage is the same function (its module of :mod:`ntkpipe.jobs`, named by the stage table
+:mod:`ntkpipe.sweep.stage_table`) on the same inputs as its own job would run, so the stores are
+the same, array for array, in either layout, and a sweep can switch layouts without recomputing
+anything. The job also writes the run's ``model.json`` and
 ``run.json`` (only when their content changes), so that any stage can be rerun by hand.
 
 Stages already done are kept: a store in the run folder that is complete, was computed from the
@@ -25,43 +26,26 @@ workflow (Snakemake deletes it before the job runs), so it is always computed.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
 from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import stage_table
 
-__all__ = ["RUN_STAGES", "run_all_stages", "stage_plan"]
+__all__ = ["RUN_STAGES", "run_all_stages", "stage_plan", "write_config_files"]
 
-
-class _Stage(NamedTuple):
-    name: str  # the per-stage rule
-    store: str  # the store it writes in the run folder
-    config_file: str  # the run folder's config file it reads
-    inputs: tuple[str, ...]  # stores of the run folder it reads ("analytic": the analytic store)
-
-
-RUN_STAGES = (
-    _Stage("init", "init.zarr", "model.json", ()),
-    _Stage("kernel_init", "kernel_init.zarr", "model.json", ("init.zarr",)),
-    _Stage("train", "train.zarr", "run.json", ("init.zarr",)),
-    _Stage("kernel_final", "kernel_final.zarr", "run.json", ("train.zarr",)),
-    _Stage("linear", "linear.zarr", "run.json", ("init.zarr", "kernel_init.zarr", "analytic")),
-    _Stage(
-        "compare",
-        "metrics.zarr",
-        "run.json",
-        ("train.zarr", "linear.zarr", "kernel_init.zarr", "kernel_final.zarr", "analytic"),
-    ),
-)
+RUN_STAGES = stage_table.RUN_STAGES
 """The stages of a run in the order one job computes them, with the stores each one reads
 (a store of a stage the run leaves out, e.g. kernel_init.zarr with ``kernels.initial: false``,
-is not read)."""
+is not read): rows of :data:`ntkpipe.sweep.stage_table.STAGES`."""
 
-_CONFIG_STAGES = {"model.json": "init", "run.json": "train"}  # file → ntkpipe.sweep.runs stage
+_CONFIG_STAGES = {}  # config file → the first stage reading it (its ntkpipe.sweep.runs stage)
+for _row in RUN_STAGES:
+    _CONFIG_STAGES.setdefault(_row.config_file, _row.rule)
 
 
 def run_all_stages(
@@ -87,24 +71,22 @@ def run_all_stages(
         StageError: the config is not a run config, or ``analytic`` is missing.
         StoreError: a stage's input store is corrupted (from the stage that reads it).
     """
-    from ntkpipe.jobs import stages  # JAX starts here, after the CLI pinned its threads
-
     folder = Path(folder)
     _check_run_config(run_config)
     if analytic is not None and not storage.is_complete(analytic):
         raise StageError(f"--analytic: {analytic} is not a complete analytic store")
     configs = write_config_files(run_config, folder)
     plan = stage_plan(run_config, folder, analytic)
-    paths = _input_paths(folder, analytic, {stage.name for stage, _ in plan})
+    paths = _store_paths(folder, analytic, {stage.rule for stage, _ in plan})
     computed = []
     for stage, reason in plan:
         out = folder / stage.store
         if reason is None:
-            log(f"run: {stage.name}: kept {out} (complete, same config, newer than its inputs)")
+            log(f"run: {stage.rule}: kept {out} (complete, same config, newer than its inputs)")
             continue
-        log(f"run: {stage.name}: computing {out} ({reason})")
-        _STAGE_CALLS[stage.name](stages, {**paths, "run": configs[stage.config_file]}, out)
-        computed.append(stage.name)
+        log(f"run: {stage.rule}: computing {out} ({reason})")
+        _call(stage, configs[stage.config_file], paths, out)
+        computed.append(stage.rule)
     return computed
 
 
@@ -117,15 +99,12 @@ def stage_plan(run_config: dict, folder: Path, analytic: Path | None = None):
     (``compare``) is always computed: it is what the workflow asked for.
     """
     folder = Path(folder)
-    wanted = _wanted_stages(run_config)
-    stores = {stage.store for stage in RUN_STAGES if stage.name in wanted} | {"analytic"}
+    wanted = stage_table.wanted(run_config)
+    paths = _store_paths(folder, analytic, {stage.rule for stage in wanted})
     redone: set[str] = set()
     plan = []
-    for stage in RUN_STAGES:
-        if stage.name not in wanted:
-            continue
-        inputs = [_input_path(folder, name, analytic) for name in stage.inputs if name in stores]
-        inputs = [path for path in inputs if path is not None]
+    for stage in wanted:
+        inputs = [paths[one.stage] for one in stage.inputs if paths[one.stage] is not None]
         reason = _why_compute(stage, folder / stage.store, run_config, inputs, redone)
         if reason is not None:
             redone.add(stage.store)
@@ -147,16 +126,16 @@ def write_config_files(run_config: dict, folder: Path) -> dict[str, Path]:
 # ----------------------------------------------------------------------------- private
 
 
-def _wanted_stages(run_config: dict) -> set[str]:
-    wanted = {stage.name for stage in RUN_STAGES}
-    for key, stage in (("initial", "kernel_init"), ("final", "kernel_final")):
-        if not run_config["kernels"].get(key, True):
-            wanted.discard(stage)
-    return wanted
+def _call(stage, config_file: Path, paths: dict, out: Path) -> None:
+    """Runs ``stage``'s function as its command would, with its input stores as keywords
+    (None for a store of a stage the run leaves out)."""
+    module = importlib.import_module(f"ntkpipe.jobs.{stage.module}")  # JAX starts here
+    stores = {one.flag.lstrip("-").replace("-", "_"): paths[one.stage] for one in stage.inputs}
+    getattr(module, stage.function)(run=config_file, **stores, out=out, overwrite=True)
 
 
 def _why_compute(stage, out: Path, run_config, inputs, redone) -> str | None:
-    if stage.name == "compare":
+    if stage.rule == "compare":
         return "the job's output"
     if not out.exists():
         return "missing"
@@ -179,17 +158,11 @@ def _completed_at(store: Path) -> float:
     return (store / "zarr.json").stat().st_mtime
 
 
-def _input_path(folder: Path, name: str, analytic: Path | None) -> Path | None:
-    if name == "analytic":
-        return analytic
-    return folder / name
-
-
-def _input_paths(folder: Path, analytic: Path | None, wanted) -> dict[str, Path | None]:
-    """{stage: its store} for the stages of this run (None for those it has not), and the
-    analytic store."""
-    paths = {stage.name: folder / stage.store for stage in RUN_STAGES if stage.name in wanted}
-    return {stage.name: paths.get(stage.name) for stage in RUN_STAGES} | {"analytic": analytic}
+def _store_paths(folder: Path, analytic: Path | None, wanted) -> dict[str, Path | None]:
+    """{stage: its store} for the stages of a run (None for those it leaves out), and the
+    analytic store (None without one)."""
+    paths = {s.rule: folder / s.store if s.rule in wanted else None for s in RUN_STAGES}
+    return paths | {"analytic": analytic}
 
 
 def _config_text(run_config: dict, stage: str) -> str:
@@ -207,39 +180,3 @@ def _check_run_config(run_config) -> None:
             f"--config: not a run config written by the workflow (no {', '.join(missing)}); "
             f"pass the content of a run's run.json"
         )
-
-
-def _compare(stages, paths, out):
-    stages.compare(
-        run=paths["run"],
-        train=paths["train"],
-        linear=paths["linear"],
-        kernel_init=paths["kernel_init"],
-        kernel_final=paths["kernel_final"],
-        analytic=paths["analytic"],
-        out=out,
-        overwrite=True,
-    )
-
-
-_STAGE_CALLS = {
-    "init": lambda stages, paths, out: stages.init(run=paths["run"], out=out, overwrite=True),
-    "kernel_init": lambda stages, paths, out: stages.kernels(
-        run=paths["run"], params=paths["init"], out=out, overwrite=True
-    ),
-    "train": lambda stages, paths, out: stages.train(
-        run=paths["run"], init=paths["init"], out=out, overwrite=True
-    ),
-    "kernel_final": lambda stages, paths, out: stages.kernels(
-        run=paths["run"], params=paths["train"], out=out, overwrite=True
-    ),
-    "linear": lambda stages, paths, out: stages.linear(
-        run=paths["run"],
-        init=paths["init"],
-        kernel=paths["kernel_init"],
-        analytic=paths["analytic"],
-        out=out,
-        overwrite=True,
-    ),
-    "compare": _compare,
-}

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import cost
+from ntkpipe.sweep import cost, stage_table
 from ntkpipe.sweep.cost_settings import read_constants
 
 __all__ = [
@@ -57,7 +57,7 @@ STATED_FACTOR = 4.0
 runtime ask at most this factor above its time or one minute, whichever is longer (SLURM counts
 whole minutes; a calibrated ask is at least ``CALIBRATED_MIN_RUNTIME``); never below either."""
 
-_PER_RUN_RULES = ("init", "kernel_init", "kernel_final", "train", "linear", "compare", "run")
+_PER_RUN_RULES = tuple(row.rule for row in stage_table.STAGES if row.scope == "run")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 
+from ntkpipe.sweep import stage_table
 from ntkpipe.sweep.cost_model import (
     EVAL_BUDGET_BYTES,
     LIVE_TILES,
@@ -98,37 +99,15 @@ CALIBRATED_SAFETY = 2.0
 """Factor on the calibrated prediction of a job's time and memory (jobs of one stage vary)."""
 CALIBRATED_MIN_RUNTIME = 2
 """Minutes a calibrated runtime asks at least (queueing, node start-up, filesystem lag)."""
-STAGES = (
-    "init",
-    "kernels",
-    "analytic",
-    "train",
-    "linear",
-    "compare",
-    "collect",
-    "figures",
-    "report",
-)
+STAGES = stage_table.COST_STAGES
 """Stages the model knows (one ``ntkpipe`` subcommand each)."""
-RULE_STAGES = {
-    "init": "init",
-    "kernel_init": "kernels",
-    "kernel_final": "kernels",
-    "analytic": "analytic",
-    "train": "train",
-    "linear": "linear",
-    "compare": "compare",
-    "ensemble": "train",
-    "collect": "collect",
-    "figures": "figures",
-    "report": "report",
-}
+RULE_STAGES = stage_table.RULE_COST_STAGES
 """Snakemake rule → the stage whose cost it has."""
-GPU_RULES = ("kernel_init", "kernel_final", "train", "linear", "analytic", "ensemble", "run")
+GPU_RULES = stage_table.GPU_RULES
 """Rules that may run on a GPU (the heavy ones)."""
 JOB_LAYOUTS = ("stages", "runs")
 """``resources.jobs``: one job per stage of a run, or one job per run (every stage in it)."""
-RUN_JOB_STAGES = ("init", "kernels", "train", "kernels", "linear", "compare")
+RUN_JOB_STAGES = tuple(row.cost_stage for row in stage_table.RUN_STAGES)
 """The stages one job of the ``run`` rule (``resources.jobs: runs``) goes through, in order
 (the first ``kernels`` is Θ̂₀, left out when ``kernels.initial`` is false; the second is Θ̂_T,
 left out when ``kernels.final`` is false)."""
@@ -320,12 +299,8 @@ def _cost(sizes: Sizes, stage: str) -> Cost:
 
 
 def _run_job_stages(config: dict) -> list[str]:
-    stages = list(RUN_JOB_STAGES)
-    kernels = config.get("kernels", {})
-    for key in ("initial", "final"):  # each removes one of the two ``kernels``
-        if not kernels.get(key, True):
-            stages.remove("kernels")
-    return stages
+    """The cost stages of one job of the run rule (the stage table's rows the run wants)."""
+    return [row.cost_stage for row in stage_table.wanted(config)]
 
 
 def _run_job_cost(sizes: Sizes, config: dict) -> Cost:

@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ntkpipe.datasets import INPUT_SHAPES
+from ntkpipe.sweep import facts
 
 __all__ = [
     "EVAL_BUDGET_BYTES",
@@ -332,7 +333,7 @@ def _wrn(pixels: int, channels: int, width: int, blocks: int, k: int, bias: bool
 def outputs(config: dict) -> int:
     classes = config["data"].get("classes") or list(range(10))
     loss = (config.get("training") or {}).get("loss", "mse")
-    return 1 if len(classes) == 2 and loss == "mse" else len(classes)
+    return facts.n_outputs(len(classes), loss)
 
 
 def seed_count(seeds) -> int:

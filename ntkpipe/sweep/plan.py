@@ -22,6 +22,7 @@ from typing import NamedTuple
 from ntkpipe.sweep import cost
 from ntkpipe.sweep import ensemble as ntk_ensemble
 from ntkpipe.sweep import runs as ntk_runs
+from ntkpipe.sweep import stage_table
 from ntkpipe.sweep.validate import MissingDataWarning, data_files_optional, read_source
 
 __all__ = [
@@ -35,8 +36,7 @@ __all__ = [
     "limit_problems",
 ]
 
-_PER_RUN_RULES = ("init", "kernel_init", "train", "kernel_final", "linear", "compare")
-_SWEEP_RULES = ("collect", "figures", "report")
+_SWEEP_RULES = tuple(row.rule for row in stage_table.STAGES if row.scope == "sweep")
 
 
 class Job(NamedTuple):
@@ -192,10 +192,7 @@ def limit_problems(jobs: list[Job], settings: dict) -> list[str]:
 def _run_rules(config: dict, settings: dict) -> list[str]:
     if settings["jobs"] == "runs":
         return ["run"]
-    kernels = config["kernels"]
-    skip = {"kernel_init"} if not kernels["initial"] else set()
-    skip |= {"kernel_final"} if not kernels["final"] else set()
-    return [rule for rule in _PER_RUN_RULES if rule not in skip]
+    return [row.rule for row in stage_table.wanted(config)]
 
 
 def _job(rule: str, name: str, config: dict, settings: dict) -> Job:

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ntkpipe.errors import ConfigError
+from ntkpipe.sweep import stage_table
 from ntkpipe.sweep.validate import (
     SCHEMA_PATH,
     VALUE_PATTERN,
@@ -80,24 +81,28 @@ __all__ = [
 # The ensemble section is read by the ensemble rule only (one job per sweep point, Fig. 2):
 # no per-run stage depends on it, so changing ensemble.members reruns no training job.
 _INIT_SECTIONS = ("data", "model", "kernels", "seeds", "precision")
+_CONFIG_SECTIONS = {
+    "model.json": _INIT_SECTIONS,
+    "analytic.json": ("data", "model", "kernels", "precision"),
+    "run.json": None,
+    "ensemble.json": None,
+}
+_CONFIG_LEAVES_OUT = {
+    "run.json": ("ensemble",),
+    "ensemble.json": ("seeds", "run_id"),  # the members have their own seeds (ensemble.seed)
+}
 STAGES = {
-    "init": _INIT_SECTIONS,
-    "kernel_init": _INIT_SECTIONS,
-    "analytic": ("data", "model", "kernels", "precision"),
-    "train": None,
-    "linear": None,
-    "kernel_final": None,
-    "compare": None,
-    "ensemble": None,
+    row.rule: _CONFIG_SECTIONS[row.config_file]
+    for row in stage_table.STAGES
+    if row.config_file in _CONFIG_SECTIONS
 }
 """Stage name → sections of the run config it depends on (None: all of them but
-``STAGE_LEAVES_OUT[stage]``)."""
+``STAGE_LEAVES_OUT[stage]``), from the config file the stage reads
+(:data:`ntkpipe.sweep.stage_table.STAGES`)."""
 STAGE_LEAVES_OUT = {
-    "train": ("ensemble",),
-    "linear": ("ensemble",),
-    "kernel_final": ("ensemble",),
-    "compare": ("ensemble",),
-    "ensemble": ("seeds", "run_id"),  # the members have their own seeds (ensemble.seed)
+    row.rule: _CONFIG_LEAVES_OUT[row.config_file]
+    for row in stage_table.STAGES
+    if row.config_file in _CONFIG_LEAVES_OUT
 }
 """Stage name → keys of the run config left out of its stage config (where STAGES is None)."""
 

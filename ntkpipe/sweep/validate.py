@@ -30,6 +30,7 @@ import yaml
 
 from ntkpipe import datasets
 from ntkpipe.errors import ConfigError
+from ntkpipe.sweep import facts
 
 __all__ = [
     "SCHEMA_PATH",
@@ -96,8 +97,7 @@ def load_config(source):
 def output_dim(config):
     """k, the number of network outputs: 1 for a binary MSE task (±1 targets), else one
     per class (one-hot targets; cross-entropy always has one logit per class)."""
-    n_classes = len(config["data"]["classes"])
-    return 1 if n_classes == 2 and config["training"]["loss"] == "mse" else n_classes
+    return facts.n_outputs(len(config["data"]["classes"]), config["training"]["loss"])
 
 
 def read_source(source):
@@ -539,7 +539,7 @@ def _check_initial(c):
         return []
     why = "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀)"
     errors = []
-    if t["loss"] == "mse" and t["optimizer"] == "gd":
+    if facts.closed_form(t):
         errors.append(
             f"{why}, but training.loss mse with training.optimizer gd evolves f_lin in closed "
             f"form from Θ̂₀ (Eq. 8–11); set kernels.initial: true, or choose training.optimizer "

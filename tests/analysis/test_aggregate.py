@@ -8,6 +8,7 @@ import xarray as xr
 from scipy import stats
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import fits
 from tests.summary_fixture import FLAGGED, PAPER_EXPONENTS, add_mc, make_summary
 
 WIDTHS = np.array([64.0, 128.0, 256.0, 512.0, 1024.0])
@@ -221,9 +222,58 @@ def test_rmse_trends(summary):
     (_, _, ratio) = trend.pairs[0]
     assert ratio == pytest.approx(4.0**0.5, rel=0.1)  # (128 / 32)^½
     assert trend.grows and trend.increasing_fraction == 1.0
+    assert trend.fit.exponent == pytest.approx(PAPER_EXPONENTS["rmse_n_train"], abs=0.05)
+    assert trend.fit.ci_low > 0
     assert analysis.rmse_dataset_trends(summary.isel(n_train=[0])) == []
     with pytest.raises(ValueError, match="split='val'"):
         analysis.rmse_final(summary, "val")
+
+
+def test_fixed_effects_fit_equals_least_squares_with_one_intercept_per_group():
+    rng = np.random.default_rng(5)
+    x = np.tile([32.0, 64.0, 128.0], 4)
+    labels = np.repeat(np.arange(4), 3)
+    y = np.exp(rng.standard_normal(4))[labels] * x**0.4 * np.exp(0.1 * rng.standard_normal(12))
+    fit = fits.fit_power_law(x, y, intercepts=labels)
+    design = np.column_stack([np.log(x), np.eye(4)[labels]])
+    coef, rss, *_ = np.linalg.lstsq(design, np.log(y), rcond=None)
+    dof = 12 - 5
+    cov = rss[0] / dof * np.linalg.inv(design.T @ design)
+    assert fit.exponent == pytest.approx(coef[0], abs=1e-12)
+    assert fit.stderr == pytest.approx(math.sqrt(cov[0, 0]), rel=1e-10)
+    half = stats.t.ppf(0.975, dof) * fit.stderr
+    assert fit.ci_high - fit.exponent == pytest.approx(half, rel=1e-12)
+
+
+def test_batched_slopes_and_means_equal_scipy():
+    rng = np.random.default_rng(6)
+    x = np.log(np.repeat(WIDTHS, 3))
+    y = -0.5 * x + 0.2 * rng.standard_normal((4, x.size))
+    y[1, 2] = np.nan  # a missing run is dropped
+    slope, stderr, dof, _ = fits.ols_slopes(x, y)
+    for i in range(4):
+        keep = np.isfinite(y[i])
+        ref = stats.linregress(x[keep], y[i][keep])
+        assert slope[i] == pytest.approx(ref.slope) and stderr[i] == pytest.approx(ref.stderr)
+    assert list(dof) == [13, 12, 13, 13]
+    mean, half, n = fits.mean_intervals(y)
+    low, high = stats.t.interval(0.95, n[0] - 1, loc=np.mean(y[0]), scale=stats.sem(y[0]))
+    assert (mean[0] - half[0], mean[0] + half[0]) == pytest.approx((low, high))
+    assert np.isinf(fits.mean_intervals([0.1])[1])  # one value: no interval
+
+
+def test_value_interval_of_the_fitted_line_equals_the_least_squares_covariance():
+    rng = np.random.default_rng(7)
+    x = np.log(np.repeat(WIDTHS, 2))
+    y = 1.0 - 0.5 * x + 0.1 * rng.standard_normal(x.size)
+    value, low, high = fits.value_intervals(x, y, np.log(2048.0))
+    design = np.column_stack([np.ones_like(x), x])
+    coef, rss, *_ = np.linalg.lstsq(design, y, rcond=None)
+    cov = rss[0] / (x.size - 2) * np.linalg.inv(design.T @ design)
+    row = np.array([1.0, np.log(2048.0)])
+    assert value == pytest.approx(row @ coef)
+    half = stats.t.ppf(0.975, x.size - 2) * math.sqrt(row @ cov @ row)
+    assert (low, high) == pytest.approx((value - half, value + half))
 
 
 # ---------------------------------------------------------------- run table

@@ -57,10 +57,13 @@ def test_hidden_not_steeper_flips_the_ordering_claim():
     assert set(_verdicts(claims, "input weights")) == {"consistent"}
 
 
-def test_claims_not_tested_or_absent_without_enough_widths(summary):
+def test_claims_inconclusive_or_absent_without_enough_widths(summary):
     few = paper_claims(make_summary(widths=(64, 128)))
     exponent_claims = [c for c in few if "grows with the dataset size" not in c.statement]
-    assert exponent_claims and {c.verdict for c in exponent_claims} == {"not tested"}
+    assert exponent_claims and {c.verdict for c in exponent_claims} == {"inconclusive"}
+    assert all(c.needs.startswith("needs ≥ 3 widths") for c in exponent_claims)
+    (trend,) = [c for c in few if "grows with the dataset size" in c.statement]
+    assert trend.verdict == "consistent"  # two widths are enough against |D|
     assert paper_claims(summary.isel(width=[0])) == []  # width not swept
     no_kernels = summary.drop_vars(["ntk_change", "nngp_change"])
     assert not [c for c in paper_claims(no_kernels) if c.figure == "Fig. 1 / S6"]
@@ -158,3 +161,39 @@ def test_ensemble_following_the_nngp_is_inconsistent():
     assert float(agreement["distance_ntkgp"].sel(width=256, n_train=32)) < 1e-12
     (claim,) = [c for c in _claims(nngp_like, "Fig. 2 / S1") if "not the NNGP" in c.statement]
     assert claim.verdict == "inconsistent"
+
+
+# ---------------------------------------------------------------- three verdicts
+
+
+def test_equal_exponents_do_not_make_hidden_steeper():
+    ds = make_summary(exponents={"hidden": -0.5}, seeds=8, noise=0.1)
+    (claim,) = [c for c in paper_claims(ds) if "faster" in c.statement and c.group["n_train"] == 32]
+    assert claim.verdict == "inconsistent"  # the CI of the difference excludes −0.1
+    assert "p_hidden − p_input" in claim.measured
+
+
+def test_a_wide_interval_is_inconclusive_and_says_what_would_decide_it():
+    ds = make_summary(widths=(64, 128, 256), seeds=2, noise=0.5, n_trains=(32,), rng_seed=3)
+    claims = [c for c in paper_claims(ds) if "input weights" in c.statement]
+    assert [c.verdict for c in claims] == ["inconclusive"]
+    assert "add seeds or widths" in claims[0].needs
+
+
+def test_biased_or_narrow_ensembles_are_inconsistent():
+    base = make_summary(widths=(64, 256), n_trains=(32,))
+    biased = add_ensemble(base, members=100, offset=0.45)  # 1.5 σ_t at σ_t = 0.3
+    (band,) = [c for c in _claims(biased, "Fig. 2 / S1") if "NTK-GP band" in c.statement]
+    assert band.verdict == "inconsistent" and "σ_t/√M" in band.criterion
+    narrow = add_ensemble(base, members=64, std_scale=0.5)
+    (spread,) = [c for c in _claims(narrow, "Fig. 2 / S1") if "spread" in c.statement]
+    assert spread.verdict == "inconsistent"
+
+
+def test_ensemble_on_the_nngp_is_inconsistent_and_halfway_is_not_consistent():
+    ds = add_ensemble(make_summary(widths=(64, 256), n_trains=(32,)), members=64)
+    gap = ds["nngp_mean"] - ds["ntkgp_mean"]
+    for shift, verdicts in ((1.0, {"inconsistent"}), (0.5, {"inconsistent", "inconclusive"})):
+        moved = ds.assign(ensemble_fx=ds["ensemble_fx"] + shift * gap)
+        (claim,) = [c for c in _claims(moved, "Fig. 2 / S1") if "not the NNGP" in c.statement]
+        assert claim.verdict in verdicts, claim

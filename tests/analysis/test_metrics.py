@@ -13,7 +13,7 @@ import xarray as xr
 from ntkpipe.analysis import metrics
 from ntkpipe.core import dynamics, kernels, models
 from ntkpipe.core import train as ntk_train
-from ntkpipe.jobs import stages
+from ntkpipe.jobs import linear
 
 
 def _net(width=8, depth=2):
@@ -27,7 +27,7 @@ def _stacked(net, seeds, x):
 
 def test_sampled_weights_are_the_same_entries_at_every_width():
     x = jnp.ones((1, 5))
-    labels = [stages.weight_sample_labels(_net(w).init(jax.random.PRNGKey(0), x)) for w in (4, 64)]
+    labels = [linear.weight_sample_labels(_net(w).init(jax.random.PRNGKey(0), x)) for w in (4, 64)]
     assert labels[0] == labels[1] == sorted(labels[0])
     assert labels[0] == [
         "dense_0[0,0]",
@@ -43,7 +43,7 @@ def test_endpoint_weight_samples_are_zero_at_start_and_the_change_at_the_end():
     net, x = _net(), jnp.linspace(-1, 1, 10).reshape(2, 5)
     params0 = _stacked(net, [0, 1], x)
     params_t = jax.tree.map(lambda a: a + 0.5 * jnp.sin(a), params0)
-    out = stages.endpoint_weight_samples(params0, params_t, np.array([0, 3, 9]))
+    out = linear.endpoint_weight_samples(params0, params_t, np.array([0, 3, 9]))
     assert out.dims == ("seed", "step", "wsample")
     np.testing.assert_array_equal(out.isel(step=0), 0.0)
     assert np.isnan(out.isel(step=1)).all()
@@ -62,13 +62,13 @@ def test_closed_form_weight_samples_equal_gradient_descent_on_f_lin():
     ntk = kernels.empirical_ntk(net.apply, theta0, x)
     omega = dynamics.weights_mse(net.apply, theta0, x, ntk, y, 0.5, discrete=True)
     steps = np.array([0, 20])
-    _, samples = stages._omega_records(omega, theta0, steps)
+    _, samples = linear.omega_records(omega, theta0, steps)
     np.testing.assert_array_equal(samples[0], 0.0)
     params0 = jax.tree.map(lambda a: a[None], theta0)
     trained = ntk_train.train(
         net.apply, params0, x, y, x, y, learning_rate=0.5, steps=20, linearized=True
     )
-    direct = stages.endpoint_weight_samples(params0, trained.params, steps)
+    direct = linear.endpoint_weight_samples(params0, trained.params, steps)
     assert np.abs(samples[-1]).max() > 1e-2  # the weights did move (a dead ReLU unit may not)
     np.testing.assert_allclose(samples[-1], direct.values[0, -1], rtol=1e-8, atol=1e-12)
 

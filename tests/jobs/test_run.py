@@ -116,7 +116,7 @@ def test_an_incomplete_store_is_computed_again_with_what_reads_it(one_job, run_c
     root = zarr.open_group(one_job / "train.zarr", mode="r+")
     root.attrs["ntkpipe_complete"] = False  # as a job killed before its completion marker
     plan = dict(
-        (stage.name, reason) for stage, reason in run_job.stage_plan(run_config, one_job, analytic)
+        (stage.rule, reason) for stage, reason in run_job.stage_plan(run_config, one_job, analytic)
     )
     assert plan["init"] is None and plan["kernel_init"] is None and plan["linear"] is None
     assert plan["train"] == "incomplete or unreadable"
@@ -131,7 +131,7 @@ def test_a_newer_input_makes_its_readers_stale(one_job, run_config, analytic, pe
     # the same config, written now (copy, not copy2: new times)
     shutil.copytree(per_stage / "init.zarr", one_job / "init.zarr", copy_function=shutil.copy)
     plan = dict(
-        (stage.name, reason) for stage, reason in run_job.stage_plan(run_config, one_job, analytic)
+        (stage.rule, reason) for stage, reason in run_job.stage_plan(run_config, one_job, analytic)
     )
     assert plan["init"] is None  # a copy is still complete and of the same config
     assert plan["kernel_init"] == plan["train"] == "older than init.zarr"

@@ -15,7 +15,7 @@ import yaml
 
 from ntkpipe import datasets
 from ntkpipe.errors import ConfigError
-from ntkpipe.jobs import stages
+from ntkpipe.jobs import _job
 from ntkpipe.sweep import cost
 from ntkpipe.sweep import runs as ntk_config
 from tests.workflow_helpers import REPO
@@ -63,7 +63,7 @@ def test_parameter_count_is_exact(architecture, depth, width, b_std, dataset):
         kernels__analytic=False,
     )
     data = datasets.from_config(config)
-    net = stages.build_network(config["model"], data)
+    net = _job.build_network(config["model"], data)
     shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), data.x_train[:1])
     expected = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
     assert cost.n_params(config) == expected

@@ -4,11 +4,11 @@
 rule collect:
     """All runs' metrics in one dataset whose dimensions are the sweep axes."""
     input:
-        sweep=f"{OUT}/sweep.json",
-        metrics=per_run("metrics.zarr"),
+        sweep=stage_config_file("collect"),
+        metrics=per_run(ntk_stages.BY_RULE["compare"].store),
         ensembles=ensemble_stores(),
     output:
-        store=directory(f"{OUT}/summary.zarr"),
+        store=directory(stage_output("collect")),
     log:
         f"{OUT}/logs/collect.log",
     conda:
@@ -27,7 +27,7 @@ rule collect:
 rule sweep_config:
     """The validated sweep config with every default filled in."""
     output:
-        f"{OUT}/sweep.json",
+        stage_config_file("collect"),
     log:
         f"{OUT}/logs/config/sweep.log",
     localrule: True
@@ -40,10 +40,10 @@ rule sweep_config:
 rule figures:
     """The paper's figures for this sweep (seaborn, SVG)."""
     input:
-        summary=f"{OUT}/summary.zarr",
+        summary=stage_output("collect"),
     output:
         figures=report(
-            directory(f"{OUT}/figures"),
+            directory(stage_output("figures")),
             patterns=["{name}.svg"],
             caption="../report/figures.rst",
             category="Figures",
@@ -62,11 +62,11 @@ rule figures:
 rule report:
     """One self-contained HTML page: config, runs, paper claims, figures, summary."""
     input:
-        summary=f"{OUT}/summary.zarr",
-        figures=f"{OUT}/figures",
+        summary=stage_output("collect"),
+        figures=stage_output("figures"),
     output:
         html=report(
-            f"{OUT}/report.html", caption="../report/report.rst", category="Report"
+            stage_output("report"), caption="../report/report.rst", category="Report"
         ),
     log:
         f"{OUT}/logs/report.log",

@@ -5,7 +5,7 @@
 rule analytic_config:
     """The config of one analytic kernel (shared by every width of the NTK parameterization)."""
     output:
-        f"{OUT}/analytic/{{akey}}/analytic.json",
+        stage_config_file("analytic"),
     log:
         f"{OUT}/logs/config/analytic/{{akey}}.log",
     localrule: True
@@ -18,9 +18,9 @@ rule analytic_config:
 rule analytic:
     """Infinite-width NNGP K and NTK Θ on the train and test inputs."""
     input:
-        run=f"{OUT}/analytic/{{akey}}/analytic.json",
+        run=stage_config_file("analytic"),
     output:
-        store=directory(f"{OUT}/analytic/{{akey}}/analytic.zarr"),
+        store=directory(stage_output("analytic")),
     log:
         f"{OUT}/logs/analytic/{{akey}}.log",
     benchmark:

@@ -24,6 +24,7 @@ from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import cost as ntk_cost
 from ntkpipe.sweep import ensemble as ntk_ensemble
 from ntkpipe.sweep import plan as ntk_plan
+from ntkpipe.sweep import stage_table as ntk_stages
 from ntkpipe.sweep import validate as ntk_validate
 from ntkpipe.errors import ConfigError
 
@@ -178,19 +179,66 @@ def note_config_written(path, content, log):
     Path(log).write_text(f"{path}: {'written' if changed else 'unchanged'}\n")
 
 
-# ---------------------------------------------------------------- input functions
+# ---------------------------------------------------------------- inputs and outputs
+# Every rule's inputs and output store come from the stage table (ntkpipe.sweep.stage_table);
+# tests/sweep/test_stage_table.py checks the rules against it.
+
+_SCOPE_FOLDERS = {
+    "run": f"{OUT}/runs/{{run}}",
+    "analytic": f"{OUT}/analytic/{{akey}}",
+    "point": f"{OUT}/ensembles/{{point}}",
+    "sweep": OUT,
+}
 
 
-def analytic_of_run(wildcards):
-    """The run's infinite-width kernels, or none with kernels.analytic: false (read per run:
-    the kernels switches may be sweep axes)."""
-    if not _run_kernels(wildcards.run)["analytic"]:
-        return []
-    return f"{analytic_dir(_analytic_id(wildcards.run))}/analytic.zarr"
+def stage_output(rule):
+    """The file or folder `rule` writes, with its wildcards (the rule's output)."""
+    row = ntk_stages.stage(rule)
+    return f"{_SCOPE_FOLDERS[row.scope]}/{row.store}"
 
 
-def _run_kernels(run_id):
-    return RUNS[run_id].config["kernels"]
+def stage_config_file(rule):
+    """The config file `rule` reads (its input `run`), with its wildcards."""
+    row = ntk_stages.stage(rule)
+    return f"{_SCOPE_FOLDERS[row.scope]}/{row.config_file}"
+
+
+def stage_inputs(rule):
+    """The input function of a per-run rule: its config file (`run`) and the stores it reads
+    with the run's config (read per run: the kernels switches may be sweep axes), {name: path}.
+    """
+    row = ntk_stages.stage(rule)
+    config_file = row.config_file
+
+    def inputs(wildcards):
+        run_id = wildcards.run
+        out = {"run": f"{run_dir(run_id)}/{config_file}"} if config_file else {}
+        for one in ntk_stages.reads(rule, RUNS[run_id].config):
+            out[one.name] = _store_of_run(one.stage, run_id)
+        return out
+
+    return inputs
+
+
+def stage_flags(rule):
+    """A params function: the command's flags for the input stores the rule was given, e.g.
+    `--init .../init.zarr --kernel .../kernel_init.zarr` (none for a store the run does not
+    read)."""
+    row = ntk_stages.stage(rule)
+
+    def flags(wildcards, input):
+        return " ".join(
+            f"{one.flag} {input[one.name]}" for one in row.inputs if input.get(one.name)
+        )
+
+    return flags
+
+
+def _store_of_run(stage, run_id):
+    store = ntk_stages.BY_RULE[stage].store
+    if stage == "analytic":
+        return f"{analytic_dir(_analytic_id(run_id))}/{store}"
+    return f"{run_dir(run_id)}/{store}"
 
 
 @functools.cache
@@ -198,23 +246,10 @@ def _analytic_id(run_id):
     return ntk_config.analytic_id(RUNS[run_id])
 
 
-def final_kernel_of_run(wildcards):
-    """The run's Θ̂_T store, or none with kernels.final: false (then no kernel_final job)."""
-    if not _run_kernels(wildcards.run)["final"]:
-        return []
-    return f"{run_dir(wildcards.run)}/kernel_final.zarr"
-
-
-def initial_kernel_of_run(wildcards):
-    """The run's Θ̂₀ store, or none with kernels.initial: false (then no kernel_init job)."""
-    if not _run_kernels(wildcards.run)["initial"]:
-        return []
-    return f"{run_dir(wildcards.run)}/kernel_init.zarr"
-
-
 def ensemble_stores(wildcards=None):
     """Every sweep point's ensemble.zarr (for collect); [] when ensemble.members is 0."""
-    return [f"{OUT}/ensembles/{point}/ensemble.zarr" for point in ENSEMBLES]
+    store = ntk_stages.BY_RULE["ensemble"].store
+    return [f"{OUT}/ensembles/{point}/{store}" for point in ENSEMBLES]
 
 
 def ensemble_json(point):
@@ -233,7 +268,7 @@ def resources_of(rule_name):
     mem_mb doubles and runtime grows with each attempt, so a job killed for running out of
     memory or time comes back bigger (--retries, or the SLURM profile's retries).
     """
-    rule_name = "kernel_init" if rule_name == "kernels" else rule_name
+    ntk_stages.stage(rule_name)  # a rule of the stage table
 
     def mem_mb(wildcards, attempt):
         return _rule_resources(wildcards, rule_name, attempt)["mem_mb"]
@@ -241,10 +276,14 @@ def resources_of(rule_name):
     def runtime(wildcards, attempt):
         return _rule_resources(wildcards, rule_name, attempt)["runtime"]
 
-    out = {"mem_mb": mem_mb, "runtime": runtime}
+    return {"mem_mb": mem_mb, "runtime": runtime, **_gpu_of(rule_name)}
+
+
+def _gpu_of(rule_name):
+    """{"gpu": N} for a rule the config gives GPUs to (resources.gpu_rules), else {}."""
     if RESOURCES["gpu"] and rule_name in RESOURCES["gpu_rules"]:
-        out["gpu"] = RESOURCES["gpu"]
-    return out
+        return {"gpu": RESOURCES["gpu"]}
+    return {}
 
 
 def sweep_resources_of(rule_name):
@@ -272,10 +311,7 @@ def ensemble_resources():
     def runtime(wildcards, attempt):
         return _ensemble_resources(wildcards.point, attempt)["runtime"]
 
-    out = {"mem_mb": mem_mb, "runtime": runtime}
-    if RESOURCES["gpu"] and "ensemble" in RESOURCES["gpu_rules"]:
-        out["gpu"] = RESOURCES["gpu"]
-    return out
+    return {"mem_mb": mem_mb, "runtime": runtime, **_gpu_of("ensemble")}
 
 
 @functools.cache

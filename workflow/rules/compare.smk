@@ -4,14 +4,9 @@
 rule compare:
     """Metrics of one run: losses of f and f_lin, RMSE between them, weight and kernel changes."""
     input:
-        run=f"{OUT}/runs/{{run}}/run.json",
-        train=f"{OUT}/runs/{{run}}/train.zarr",
-        linear=f"{OUT}/runs/{{run}}/linear.zarr",
-        kernel_init=initial_kernel_of_run,
-        kernel_final=final_kernel_of_run,
-        analytic=analytic_of_run,
+        unpack(stage_inputs("compare")),
     output:
-        store=directory(f"{OUT}/runs/{{run}}/metrics.zarr"),
+        store=directory(stage_output("compare")),
     log:
         f"{OUT}/logs/compare/{{run}}.log",
     conda:
@@ -20,12 +15,7 @@ rule compare:
     resources:
         **resources_of("compare"),
     params:
-        optional=lambda wc, input: " ".join(
-            f"--{name.replace('_', '-')} {input[name]}"
-            for name in ("kernel_init", "kernel_final", "analytic")
-            if input.get(name)
-        ),
+        inputs=stage_flags("compare"),
     shell:
-        "ntkpipe compare --run {input.run} --train {input.train} --linear {input.linear}"
-        " {params.optional}"
+        "ntkpipe compare --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

@@ -6,7 +6,7 @@
 rule ensemble_config:
     """The config of one sweep point's ensemble (rewritten only when its content changes)."""
     output:
-        f"{OUT}/ensembles/{{point}}/ensemble.json",
+        stage_config_file("ensemble"),
     log:
         f"{OUT}/logs/config/ensembles/{{point}}.log",
     localrule: True
@@ -19,9 +19,9 @@ rule ensemble_config:
 rule ensemble:
     """Train the ensemble (members vmapped in chunks of ensemble.batch); NTK-GP and NNGP."""
     input:
-        run=f"{OUT}/ensembles/{{point}}/ensemble.json",
+        run=stage_config_file("ensemble"),
     output:
-        store=directory(f"{OUT}/ensembles/{{point}}/ensemble.zarr"),
+        store=directory(stage_output("ensemble")),
     log:
         f"{OUT}/logs/ensemble/{{point}}.log",
     benchmark:

@@ -8,7 +8,7 @@ rule model_config:
     e.g. the learning rate does not rerun init-sampling.
     """
     output:
-        f"{OUT}/runs/{{run}}/model.json",
+        stage_config_file("init"),
     log:
         f"{OUT}/logs/config/{{run}}/model.log",
     localrule: True
@@ -21,7 +21,7 @@ rule model_config:
 rule run_config:
     """The complete resolved config of a run (training and later stages)."""
     output:
-        f"{OUT}/runs/{{run}}/run.json",
+        stage_config_file("train"),
     log:
         f"{OUT}/logs/config/{{run}}/run.log",
     localrule: True
@@ -34,9 +34,9 @@ rule run_config:
 rule init:
     """Sample θ₀ (all seeds of the run, vmapped) and evaluate f₀."""
     input:
-        run=f"{OUT}/runs/{{run}}/model.json",
+        unpack(stage_inputs("init")),
     output:
-        store=directory(f"{OUT}/runs/{{run}}/init.zarr"),
+        store=directory(stage_output("init")),
     log:
         f"{OUT}/logs/init/{{run}}.log",
     benchmark:

@@ -4,10 +4,9 @@
 rule kernel_init:
     """Θ̂₀ and K̂₀ (blocked), their spectrum and the critical learning rate."""
     input:
-        run=f"{OUT}/runs/{{run}}/model.json",
-        init=f"{OUT}/runs/{{run}}/init.zarr",
+        unpack(stage_inputs("kernel_init")),
     output:
-        store=directory(f"{OUT}/runs/{{run}}/kernel_init.zarr"),
+        store=directory(stage_output("kernel_init")),
     log:
         f"{OUT}/logs/kernel_init/{{run}}.log",
     benchmark:
@@ -17,18 +16,19 @@ rule kernel_init:
     threads: 2
     resources:
         **resources_of("kernel_init"),
+    params:
+        inputs=stage_flags("kernel_init"),
     shell:
-        "ntkpipe kernels --run {input.run} --params {input.init}"
+        "ntkpipe kernels --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"
 
 
 rule kernel_final:
     """Θ̂_T and K̂_T at the trained parameters θ_T."""
     input:
-        run=f"{OUT}/runs/{{run}}/run.json",
-        trained=f"{OUT}/runs/{{run}}/train.zarr",
+        unpack(stage_inputs("kernel_final")),
     output:
-        store=directory(f"{OUT}/runs/{{run}}/kernel_final.zarr"),
+        store=directory(stage_output("kernel_final")),
     log:
         f"{OUT}/logs/kernel_final/{{run}}.log",
     benchmark:
@@ -38,6 +38,8 @@ rule kernel_final:
     threads: 2
     resources:
         **resources_of("kernel_final"),
+    params:
+        inputs=stage_flags("kernel_final"),
     shell:
-        "ntkpipe kernels --run {input.run} --params {input.trained}"
+        "ntkpipe kernels --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

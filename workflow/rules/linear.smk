@@ -5,12 +5,9 @@
 rule linear:
     """The linearized network over training, at the same record steps as `train`."""
     input:
-        run=f"{OUT}/runs/{{run}}/run.json",
-        init=f"{OUT}/runs/{{run}}/init.zarr",
-        kernel=initial_kernel_of_run,
-        analytic=analytic_of_run,
+        unpack(stage_inputs("linear")),
     output:
-        store=directory(f"{OUT}/runs/{{run}}/linear.zarr"),
+        store=directory(stage_output("linear")),
     log:
         f"{OUT}/logs/linear/{{run}}.log",
     benchmark:
@@ -21,11 +18,7 @@ rule linear:
     resources:
         **resources_of("linear"),
     params:
-        optional=lambda wc, input: " ".join(
-            f"--{name} {input[name]}"
-            for name in ("kernel", "analytic")
-            if input.get(name)
-        ),
+        inputs=stage_flags("linear"),
     shell:
-        "ntkpipe linear --run {input.run} --init {input.init} {params.optional}"
+        "ntkpipe linear --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

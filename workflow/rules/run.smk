@@ -9,9 +9,9 @@
 rule run:
     """Every stage of one run; keeps the stores that are complete and up to date."""
     input:
-        analytic=analytic_of_run,
+        unpack(stage_inputs("run")),
     output:
-        store=directory(f"{OUT}/runs/{{run}}/metrics.zarr"),
+        store=directory(stage_output("run")),
     log:
         f"{OUT}/logs/run/{{run}}.log",
     benchmark:
@@ -24,9 +24,7 @@ rule run:
     params:
         config=lambda wc: run_config_param(wc.run),
         folder=lambda wc: run_dir(wc.run),
-        analytic=lambda wc, input: (
-            f"--analytic {input.analytic}" if input.analytic else ""
-        ),
+        inputs=stage_flags("run"),
     shell:
-        "ntkpipe run --config {params.config:q} --dir {params.folder} {params.analytic}"
+        "ntkpipe run --config {params.config:q} --dir {params.folder} {params.inputs}"
         " --threads {threads} > {log} 2>&1"

@@ -4,10 +4,9 @@
 rule train:
     """Train all seeds of the run (vmapped); outputs, losses, weight changes over time."""
     input:
-        run=f"{OUT}/runs/{{run}}/run.json",
-        init=f"{OUT}/runs/{{run}}/init.zarr",
+        unpack(stage_inputs("train")),
     output:
-        store=directory(f"{OUT}/runs/{{run}}/train.zarr"),
+        store=directory(stage_output("train")),
     log:
         f"{OUT}/logs/train/{{run}}.log",
     benchmark:
@@ -17,6 +16,8 @@ rule train:
     threads: 2
     resources:
         **resources_of("train"),
+    params:
+        inputs=stage_flags("train"),
     shell:
-        "ntkpipe train --run {input.run} --init {input.init}"
+        "ntkpipe train --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,244 @@
+"""The claims on the outputs: Fig. 3 and Fig. 4 / S2–S4 (the network against its
+linearization) and Fig. 2 / S1 (an ensemble against the NTK-GP and the NNGP).
+
+Every verdict is an interval or fraction test (`ntkpipe.analysis.verdicts`):
+
+- tracking: the interval of the relative RMSE at the widest width, from the power law fitted
+  against width (≥ 3 widths: every run informs it) or else the t-interval of the mean over the
+  seeds there, against `TRACKING_TOLERANCE` (consistent below, inconsistent above,
+  inconclusive across; one seed at one width gives no interval);
+- Θ̂ closer than Θ: the t-interval over runs of the mean of log(RMSE_Θ̂ / RMSE_Θ) (runs are
+  independent; the log ratio of two RMSEs of the same run is paired, and its scale does not
+  depend on the width) below 0; inconsistent when it excludes `CLOSER_MARGIN`;
+- Fig. 2: fractions of the points (t > 0, α) where the ensemble agrees with a prediction
+  within its standard error plus a finite-width margin (`ntkpipe.analysis.ensembles`),
+  consistent at ≥ 90%, inconsistent below 50% (`FRACTION_THRESHOLDS`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis.aggregate import format_number
+from ntkpipe.analysis.claims_base import Claim, at_width, widest
+from ntkpipe.analysis.ensembles import FINITE_WIDTH_MARGIN, SEPARATION_ERRORS
+from ntkpipe.analysis.fits import mean_intervals, value_intervals
+from ntkpipe.analysis.verdicts import (
+    FRACTION_THRESHOLDS,
+    INCONCLUSIVE,
+    fraction_verdict,
+    interval_needs,
+    range_verdict,
+    sign_needs,
+    sign_verdict,
+)
+
+#: f^lin tracks f when RMSE(f_T, f^lin_T) / RMS(f_T − f_0) on the test set is below this, per loss
+#: (cross-entropy logits keep growing late in training, so its bound is looser; Fig. S4).
+TRACKING_TOLERANCE = {"mse": 0.1, "xent": 0.2}
+#: Fig. 3: inconsistent when the CI of mean log(RMSE_Θ̂ / RMSE_Θ) lies above −this (Θ̂ not
+#: closer by at least ~10%).
+CLOSER_MARGIN = 0.1
+
+_TRACKING_FIELDS = (
+    "model.architecture",
+    "training.optimizer",
+    "training.loss",
+    "training.batch_size",
+)
+
+
+def tracking_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
+    """Fig. 3 / 4: f follows f^lin, per group of the axes other than width, at the widest."""
+    relative = analysis.relative_rmse_final(ds, "test").to_dataset(name="relative")
+    relative.attrs = ds.attrs
+    claims = []
+    for group, sub in analysis.groups(relative, exclude=("width",)):
+        at_widest, width = widest(sub, "relative")
+        value, low, high, how_measured = _relative_at_widest(sub, at_widest, width, confidence)
+        if not math.isfinite(value):
+            continue
+        settings = {k: analysis.training_setting(ds, group, k) for k in _TRACKING_FIELDS}
+        loss = settings["training.loss"] or "mse"
+        tol = TRACKING_TOLERANCE.get(loss, TRACKING_TOLERANCE["mse"])
+        figure, how = _tracking_figure(settings)
+        verdict = str(range_verdict(low, high, (-math.inf, tol)))
+        needs = interval_needs(low, high, (0.0, tol), "seeds")
+        claims.append(
+            Claim(
+                figure,
+                f"the network f follows its linearization f^lin over training ({how})",
+                f"RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set = {format_number(value, 3)} "
+                f"({100 * confidence:g}% CI [{format_number(low, 3)}, {format_number(high, 3)}]"
+                f"; {how_measured})",
+                verdict,
+                f"the {100 * confidence:g}% CI of the relative RMSE at the widest width (of the "
+                f"power law fitted against width with ≥ 3 widths, else of the mean over seeds) "
+                f"is below {tol:g} ({loss} loss); inconsistent when it lies above",
+                at_width(group, width),
+                needs if verdict == INCONCLUSIVE else "",
+            )
+        )
+    return claims
+
+
+def _relative_at_widest(sub, at_widest, width, confidence):
+    """The relative RMSE at the widest width and its interval: from the power law fitted
+    against width when ≥ 3 widths have data (every width's seeds inform the value at the
+    widest), else the t-interval of the mean over the seeds at the widest width."""
+    rel = sub["relative"].where(sub["relative"] > 0)
+    if width is not None and int(np.isfinite(rel).any("seed").sum()) >= 3:
+        x, y = xr.broadcast(rel["width"].astype(float), rel)
+        log_x, log_y = np.log(x.values).ravel(), np.log(y.values).ravel()
+        value, low, high = (
+            float(np.exp(v))
+            for v in value_intervals(log_x, log_y, math.log(width), confidence=confidence)
+        )
+        n = int(np.isfinite(log_y).sum())
+        return value, low, high, f"power law against width fitted on {n} runs, at n = {width}"
+    values = np.ravel(at_widest["relative"].values)
+    mean, half, n = (float(v) for v in mean_intervals(values, confidence=confidence))
+    where = f" at n = {width}" if width is not None else ""
+    return mean, mean - half, mean + half, f"mean over {int(n)} seeds{where}"
+
+
+def _tracking_figure(settings: dict) -> tuple[str, str]:
+    arch = settings["model.architecture"] or "fc"
+    optimizer = settings["training.optimizer"] or "gd"
+    loss = settings["training.loss"] or "mse"
+    batch = settings["training.batch_size"]
+    how = f"{arch}, {optimizer}{f' (batch {batch})' if batch else ''}, {loss} loss"
+    plain = arch == "fc" and optimizer == "gd" and loss == "mse"
+    return ("Fig. 3" if plain else "Fig. 4 / S2–S4"), how
+
+
+def empirical_closer_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
+    """Fig. 3: f^lin with Θ̂_0 closer to f than f^lin with Θ."""
+    both = analysis.empirical_vs_analytic(ds, "test")
+    ok = np.isfinite(both["rmse"]) & np.isfinite(both["rmse_analytic"])
+    ok = ok & (both["rmse"] > 0) & (both["rmse_analytic"] > 0)
+    n_runs = int(ok.sum())
+    if not n_runs:
+        return []
+    closer = int(((both["rmse"] < both["rmse_analytic"]) & ok).sum())
+    log_ratio = np.log(both["rmse"] / both["rmse_analytic"]).where(ok).values.ravel()
+    mean, half, _ = (float(v) for v in mean_intervals(log_ratio, confidence=confidence))
+    low, high = mean - half, mean + half
+    verdict = str(sign_verdict(low, high, direction=-1, margin=CLOSER_MARGIN))
+    needs = sign_needs(low, high, direction=-1, margin=CLOSER_MARGIN, what="seeds")
+    return [
+        Claim(
+            "Fig. 3",
+            "at finite width f^lin with the empirical Θ̂_0 is closer to the network than with "
+            "the analytic Θ",
+            f"Θ̂_0 closer in {closer} of {n_runs} runs; geometric-mean RMSE ratio (Θ̂_0 / Θ) on "
+            f"the test set at the end {format_number(math.exp(mean), 3)} "
+            f"({100 * confidence:g}% CI [{format_number(math.exp(low), 3)}, "
+            f"{format_number(math.exp(high), 3)}])",
+            verdict,
+            f"the {100 * confidence:g}% CI over runs of the mean log(RMSE with Θ̂_0 / RMSE with "
+            f"Θ) is below 0; inconsistent when it lies above −{CLOSER_MARGIN:g}",
+            needs=needs if verdict == INCONCLUSIVE else "",
+        )
+    ]
+
+
+def ensemble_claims(ds: xr.Dataset) -> list[Claim]:
+    """Fig. 2 / S1 at the widest width: band, spread, and NTK-GP rather than NNGP."""
+    agreement = analysis.ensemble_agreement(ds)
+    claims = []
+    for group, sub in analysis.groups(agreement, exclude=("width",)):
+        sub = sub.squeeze(drop=True)
+        at, width = widest(sub, "band_fraction")
+        if not math.isfinite(float(at["band_fraction"].values)):
+            continue
+        claims += _ensemble_claims_at(at, at_width(group, width))
+    return claims
+
+
+_MARGIN_TEXT = f"{FINITE_WIDTH_MARGIN:g} × max σ_t (finite-width margin)"
+_FRACTIONS_TEXT = (
+    f"consistent at ≥ {100 * FRACTION_THRESHOLDS[0]:g}% of the recorded (t > 0, α), "
+    f"inconsistent below {100 * FRACTION_THRESHOLDS[1]:g}%"
+)
+
+
+def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
+    value = {name: float(at[name].values) for name in at.data_vars}
+    members = int(value["members"])
+    band, spread = value["band_fraction"], value["spread_fraction"]
+    closer, separated = value["ntkgp_closer"], int(value["separated"])
+    follows = str(fraction_verdict(closer)) if separated else INCONCLUSIVE
+    return [
+        _fraction_claim(
+            "the mean of the trained ensemble lies in the NTK-GP band μ_t ± 2σ_t "
+            "(Eq. 14–15) along the interpolation line",
+            f"inside μ_t ± 2σ_t/√M + margin for {100 * band:.0f}% of (t > 0, α); "
+            f"M = {members} members",
+            band,
+            f"|mean_ens − μ_t| ≤ 2σ_t/√M (the standard error of the mean of M members) + "
+            f"{_MARGIN_TEXT}; {_FRACTIONS_TEXT}",
+            where,
+        ),
+        _fraction_claim(
+            "the spread of the ensemble follows the NTK-GP standard deviation σ_t (Eq. 15)",
+            f"σ_ensemble inside the 95% interval of a sample σ of M = {members} draws for "
+            f"{100 * spread:.0f}% of (t > 0, α); median |σ_ensemble − σ_t| / max σ_t = "
+            f"{format_number(value['std_error'], 3)}",
+            spread,
+            f"σ_ens within σ_t·√(χ²_{{M−1}}(2.5%, 97.5%)/(M − 1)) ± {_MARGIN_TEXT}; "
+            f"{_FRACTIONS_TEXT}",
+            where,
+        ),
+        Claim(
+            "Fig. 2 / S1",
+            "gradient descent follows the NTK-GP, not the NNGP (readout-only training, "
+            "Eq. S22–S23, whose t → ∞ limit is the posterior of Eq. 13)",
+            f"at the {separated} points (t > 0, α) where the two means differ, closer to the "
+            f"NTK-GP at {_percent(closer)}; RMS z against the NTK-GP "
+            f"{format_number(value['z_ntkgp'], 1)}, against the NNGP "
+            f"{format_number(value['z_nngp'], 1)}; at the end RMS over α to the NNGP posterior "
+            f"{format_number(value['distance_posterior'], 3)}",
+            follows,
+            f"over the points where |μ_NTK − μ_NNGP| > {SEPARATION_ERRORS:g} standard errors "
+            f"max(σ)/√M + {_MARGIN_TEXT}: the ensemble mean closer to the NTK-GP; "
+            f"{_FRACTIONS_TEXT.replace('(t > 0, α)', 'those points')}",
+            where,
+            _follows_needs(follows, closer, separated),
+        ),
+    ]
+
+
+def _follows_needs(verdict: str, closer: float, separated: int) -> str:
+    if verdict != INCONCLUSIVE:
+        return ""
+    if not separated:
+        return (
+            "the NTK-GP and NNGP means never separate by more than the standard errors: add "
+            "members or record earlier steps"
+        )
+    return _fraction_needs(closer)
+
+
+def _fraction_claim(statement, measured, fraction, criterion, where) -> Claim:
+    verdict = str(fraction_verdict(fraction))
+    needs = _fraction_needs(fraction) if verdict == INCONCLUSIVE else ""
+    return Claim("Fig. 2 / S1", statement, measured, verdict, criterion, where, needs)
+
+
+def _fraction_needs(fraction: float) -> str:
+    good, bad = FRACTION_THRESHOLDS
+    if not math.isfinite(fraction):
+        return "no point to judge: record steps t > 0"
+    return (
+        f"{_percent(fraction)} lies between {100 * bad:g}% and {100 * good:g}%: add members "
+        "(a narrower standard error) or widths (a smaller finite-width deviation)"
+    )
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.0f}%" if math.isfinite(fraction) else "nan"

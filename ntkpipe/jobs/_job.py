@@ -1,0 +1,228 @@
+"""What every stage job shares: the one run-config reader, the run's precision, the dataset
+and network of a run config, the store a job writes, and its log.
+
+A stage job is ``with stage_job(run, out, overwrite) as job: ...``: the run config (``--run``)
+is read once, its ``precision`` checked and the existing store refused (unless ``overwrite``)
+before any work, and JAX's x64 mode set for the stage (:func:`run_precision`).
+
+Stores follow the schema of DESIGN.md: dimension names `seed`, `step`, `train`, `test`,
+`train2`, `out`, `layer`; every store carries the run config and provenance in its attributes
+(:mod:`ntkpipe.io.stores`).
+
+Seeds: the network seed s gives ``key = PRNGKey(s)``; θ₀ is drawn with ``fold_in(key, 0)`` and
+minibatches with ``fold_in(key, 1)``, so a seed means the same network in every stage and every job
+layout (seeds per job).
+
+Precision: every stage computes in its run's ``precision`` (:func:`run_precision`). With float64,
+JAX's x64 mode is turned on when the stage starts, before it creates any JAX array (as the CLI pins
+threads before JAX starts), the dataset and the parameters read from stores are cast to float64,
+and the stores hold float64 arrays; float32 (the default) computes with x64 off, as the command
+always did. The previous x64 mode comes back when the stage returns, so a stage called from Python
+(a notebook, a test) leaves the process as it found it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ntkpipe import datasets
+from ntkpipe.core import models
+from ntkpipe.core import train as ntk_train
+from ntkpipe.errors import StageError
+from ntkpipe.io import stores as storage
+from ntkpipe.sweep import facts
+
+INIT_STREAM, TRAIN_STREAM = 0, 1
+_RUN_SECTIONS = ("data", "model")  # in every stage's config (run, model, analytic, sweep)
+
+
+# ---------------------------------------------------------------- the job
+
+
+class Job:
+    """One stage job: the config it reads, the store it writes, the time it started.
+
+    Made first thing in a stage: it reads the run config (unless given it) and refuses an
+    existing store (unless ``overwrite``) before any work; :meth:`write` writes the store with
+    that config, the stage's name and the job's wall time (the provenance of DESIGN.md).
+    """
+
+    def __init__(self, run: Path, out: Path, overwrite: bool, config: dict | None = None):
+        self.started = time.time()
+        self.config = load_run(run) if config is None else config
+        self.out, self.overwrite = Path(out), overwrite
+        _check_out(out, overwrite)
+
+    def elapsed(self) -> float:
+        """Seconds since the job started."""
+        return time.time() - self.started
+
+    def write(self, ds: xr.Dataset, *, stage: str, **options) -> Path:
+        """:func:`ntkpipe.io.stores.write_store` of ``ds`` as this job's store (``options``:
+        ``params``, ``chunks``)."""
+        return storage.write_store(
+            ds,
+            self.out,
+            config=self.config,
+            stage=stage,
+            wall_time=self.elapsed(),
+            overwrite=self.overwrite,
+            **options,
+        )
+
+
+@contextlib.contextmanager
+def stage_job(run: Path, out: Path, overwrite: bool):
+    """The :class:`Job` of a stage, computing in its run's precision (:func:`run_precision`):
+    the run config is read once, its precision checked, then the store refused if it exists."""
+    config = load_run(run)
+    with run_precision(config):
+        yield Job(run, out, overwrite, config=config)
+
+
+def load_run(path: Path) -> dict:
+    """A run's resolved config (JSON written by the workflow): the one run-config reader."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"--run: no run config at {path}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise StageError(f"--run: {path} is not valid JSON ({error})") from error
+    missing = [k for k in _RUN_SECTIONS if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise StageError(
+            f"--run: {path} is not a run config written by the workflow (no section "
+            f"{', '.join(missing)}); pass the run's run.json / model.json (or the sweep.json)"
+        )
+    return config
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if Path(out).exists() and not overwrite:
+        raise StageError(
+            f"--out: {out} exists; pass --overwrite to replace it (nothing was computed)"
+        )
+
+
+# ---------------------------------------------------------------- precision
+
+
+@contextlib.contextmanager
+def run_precision(config: dict):
+    """Computes in the run's ``precision``: JAX's x64 mode on for float64, off for float32.
+
+    The previous mode is restored on exit (``jax.enable_x64`` is a context manager), so nothing
+    leaks into the caller's process.
+
+    Args:
+        config: a run (or stage) config; without ``precision``, float32 (the schema's default).
+
+    Yields:
+        The numpy dtype of the precision (``np.float32`` or ``np.float64``).
+
+    Raises:
+        StageError: ``precision`` is not one of float32, float64.
+    """
+    dtype = precision_dtype(config)
+    with jax.enable_x64(dtype == np.float64):
+        yield dtype
+
+
+def precision_dtype(config: dict) -> type:
+    """The numpy dtype of a run config's ``precision`` (float32 when it has none)."""
+    precision = config.get("precision", "float32")
+    if precision not in datasets.PRECISIONS:
+        raise StageError(
+            f"precision: {precision!r} is not one of {', '.join(datasets.PRECISIONS)} "
+            f"(in the --run config)"
+        )
+    return datasets.PRECISIONS[precision]
+
+
+def read_params(path: Path, config: dict):
+    """The ``params/`` of a store (leading seed axis), floating leaves cast to the run's
+    precision (a store written in another precision computes in this run's)."""
+    dtype = precision_dtype(config)
+    return jax.tree_util.tree_map(
+        lambda leaf: leaf.astype(dtype) if np.issubdtype(leaf.dtype, np.floating) else leaf,
+        storage.read_params(path),
+    )
+
+
+# ---------------------------------------------------------------- data and network
+
+
+def load_data(config):
+    """The run's dataset (one-hot targets for cross-entropy, ±1 for a binary MSE task)."""
+    return datasets.from_config(config)
+
+
+def load_data_and_network(config):
+    data = load_data(config)
+    return data, build_network(config["model"], data)
+
+
+def build_network(model: dict, data) -> models.Network:
+    """The network a run's `model` section describes, sized for the dataset (k outputs: the
+    columns of its targets)."""
+    common = dict(
+        out_dim=data.y_train.shape[1],
+        activation=model["activation"],
+        parameterization=model["parameterization"],
+        **facts.init_scales(model),
+    )
+    arch = model["architecture"]
+    if arch == "fc":
+        return models.mlp(depth=model["depth"], width=model["width"], **common)
+    if arch == "cnn":
+        return models.cnn(
+            depth=model["depth"], width=model["width"], input_shape=data.input_shape, **common
+        )
+    if arch == "wrn":
+        return models.wrn(
+            block_size=model["depth"],
+            channels=model["width"],
+            input_shape=data.input_shape,
+            **common,
+        )
+    raise StageError(f"model.architecture: {arch!r} is not one of fc, cnn, wrn")
+
+
+def init_params(net, seeds, x_example):
+    """θ₀ of every seed, stacked on a leading seed axis."""
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), INIT_STREAM) for s in seeds])
+    return jax.vmap(net.init, in_axes=(0, None))(keys, x_example[:1])
+
+
+def record_steps(config) -> np.ndarray:
+    """Log-spaced record steps in [0, T], 0 and T included (unique integers)."""
+    return ntk_train.log_record_steps(config["training"]["steps"], config["training"]["records"])
+
+
+# ---------------------------------------------------------------- log
+
+
+def log_progress(step, steps, loss, elapsed):
+    """Prints a training progress line (step, loss, elapsed and estimated remaining seconds): the
+    ``progress`` callback of :func:`ntkpipe.core.train.train`."""
+    eta = elapsed / max(step, 1) * (steps - step)
+    log(f"step {step}/{steps}  loss {loss:.6g}  elapsed {elapsed:.1f} s  eta {eta:.1f} s")
+
+
+def log(message: str) -> None:
+    """Prints one line of a stage's log, flushed at once (the job's log file follows it live)."""
+    print(message, flush=True)
+
+
+def count_params(tree) -> int:
+    """The number of entries of a parameter tree."""
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(tree))

@@ -1,0 +1,79 @@
+"""Sweep-level stages (rules ``collect``, ``figures``, ``report``): every run's metrics (and the
+ensembles) in summary.zarr, the figures drawn from it, and the HTML report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import xarray as xr
+
+from ntkpipe.io import stores as storage
+from ntkpipe.jobs import ensemble as ntk_ensemble
+from ntkpipe.jobs._job import Job, log
+from ntkpipe.sweep import ensemble as ensemble_plan
+from ntkpipe.sweep import runs as ntk_config
+
+__all__ = ["collect", "figures", "report"]
+
+
+def collect(
+    sweep: Path, runs: Path, out: Path, ensembles: Path | None = None, overwrite: bool = False
+) -> None:
+    """Every run's metrics in one dataset with the sweep axes as dimensions (summary.zarr).
+
+    Given `ensembles` (the folder holding ``<point>/ensemble.zarr``), the ensemble of every sweep
+    point is added (:func:`ntkpipe.jobs.ensemble.summarize`).
+    """
+    from ntkpipe.analysis import metrics
+
+    job = Job(sweep, out, overwrite)
+    sweep_config = job.config
+    found = {}
+    for one in ntk_config.expand_runs(sweep_config):
+        path = Path(runs) / one.run_id / "metrics.zarr"
+        ds = storage.read_store(path, stage="metrics") if path.exists() else None
+        found[one.run_id] = (one, ds)
+    ds = metrics.summarize(sweep_config, found)
+    log(f"collect: {sum(v is not None for _, v in found.values())}/{len(found)} runs")
+    if ensembles is not None:
+        ds = _with_ensembles(ds, sweep_config, Path(ensembles))
+    job.write(ds, stage="summary")
+
+
+def figures(summary: Path, out: Path) -> None:
+    """Every figure that applies to the sweep, as SVG files in `out`."""
+    from ntkpipe.analysis import plots
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for path in plots.make_figures(storage.read_store(summary, stage="summary"), Path(out)):
+        log(f"figure: {path}")
+
+
+def report(summary: Path, figures: Path, out: Path) -> None:
+    """The self-contained HTML report of the sweep."""
+    from ntkpipe.analysis import report as ntk_report
+
+    paths = sorted(Path(figures).glob("*.svg")) + sorted(Path(figures).glob("*.png"))
+    ntk_report.write_report(storage.read_store(summary, stage="summary"), paths, Path(out))
+    log(f"report: {out}")
+
+
+def _with_ensembles(summary, sweep_config, folder: Path):
+    axes = list(ntk_config.sweep_axes(sweep_config))
+    found, seen = [], set()
+    for one in ntk_config.expand_runs(sweep_config):
+        point = ensemble_plan.point_id(one.run_id)
+        if point in seen:
+            continue
+        seen.add(point)
+        found.append(
+            (one.axes, storage.read_store(folder / point / "ensemble.zarr", stage="ensemble"))
+        )
+    log(f"collect: {len(found)} ensemble(s)")
+    attrs = summary.attrs
+    merged = xr.merge(
+        [summary, ntk_ensemble.summarize(axes, found)], join="outer", compat="override"
+    )
+    merged.attrs = attrs
+    return merged

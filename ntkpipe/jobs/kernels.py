@@ -1,0 +1,67 @@
+"""Empirical kernels (rules ``kernel_init`` at θ₀ and ``kernel_final`` at θ_T, both
+``ntkpipe kernels``): Θ̂ and K̂ of the finite network, per seed.
+
+Writes ``kernel_init.zarr`` / ``kernel_final.zarr``: ``ntk_train_train (seed, train, train2)``,
+``ntk_test_train (seed, test, train)``, the same for ``nngp_*``, ``ntk_eigvals (seed, train)``
+and ``lr_critical (seed)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import xarray as xr
+
+from ntkpipe.core import dynamics
+from ntkpipe.core import kernels as ntk_kernels
+from ntkpipe.jobs._job import load_data_and_network, log, read_params, stage_job
+
+__all__ = ["kernels"]
+
+
+def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None:
+    """Empirical Θ̂ and K̂ (traced over outputs) at the params of a store, per seed.
+
+    Also the spectrum of Θ̂(X, X) and the critical learning rate
+    η_crit = 2·n·k/(λ_min + λ_max) (Theorem 2.1 in the mean-loss normalization).
+    """
+    with stage_job(run, out, overwrite) as job:
+        config = job.config
+        data, net = load_data_and_network(config)
+        stacked = read_params(params, config)
+        block = config["kernels"]["block_size"]
+        per_seed = []
+        for i, seed in enumerate(config["seeds"]):
+            theta = jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], stacked)
+            per_seed.append(_kernels_of_one(net, theta, data, block))
+            log(f"kernels: seed {seed} done, elapsed {job.elapsed():.1f} s")
+        ds = xr.concat(per_seed, dim="seed").assign_coords(seed=list(config["seeds"]))
+        job.write(ds, stage="kernels", chunks={"train": block, "train2": block, "test": block})
+
+
+def _kernels_of_one(net, theta, data, block) -> xr.Dataset:
+    ntk_tt = ntk_kernels.empirical_ntk(net.apply, theta, data.x_train, block_size=block)
+    ntk_st = ntk_kernels.empirical_ntk(
+        net.apply, theta, data.x_test, data.x_train, block_size=block
+    )
+    nngp_tt = ntk_kernels.empirical_nngp(net, theta, data.x_train)
+    nngp_st = ntk_kernels.empirical_nngp(net, theta, data.x_test, data.x_train)
+    eigvals = np.linalg.eigvalsh(np.asarray(ntk_tt, dtype=np.float64))
+    # η_crit of the kernel the closed form evolves (see dynamics.lr_critical): full when k > 1
+    dynamics_kernel = ntk_tt
+    if net.out_dim > 1:
+        dynamics_kernel = ntk_kernels.empirical_ntk_full(
+            net.apply, theta, data.x_train, block_size=block
+        )
+    return xr.Dataset(
+        {
+            "ntk_train_train": (("train", "train2"), np.asarray(ntk_tt)),
+            "ntk_test_train": (("test", "train"), np.asarray(ntk_st)),
+            "nngp_train_train": (("train", "train2"), np.asarray(nngp_tt)),
+            "nngp_test_train": (("test", "train"), np.asarray(nngp_st)),
+            "ntk_eigvals": (("train",), eigvals),
+            "lr_critical": ((), float(dynamics.lr_critical(dynamics_kernel, net.out_dim))),
+        }
+    )

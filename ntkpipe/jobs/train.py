@@ -1,0 +1,171 @@
+"""Real training (rule ``train``, ``ntkpipe train``): the network itself, from θ₀, with the run's
+optimizer and loss; also the training driver that the linearized network's direct optimization
+(:mod:`ntkpipe.jobs.linear`) shares, its checkpoints and the trajectory records.
+
+Writes ``train.zarr``: ``fx_train (seed, step, train, out)``, ``fx_test (seed, step, test, out)``,
+``loss_*``, ``acc_*`` (seed, step), ``weight_change (seed, step, layer)``,
+``weight_sample (seed, step, wsample)``, ``diverged_step (seed)`` and θ_T under ``params/``;
+coordinates ``step``, ``t`` = η·step, ``layer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ntkpipe.core import train as ntk_train
+from ntkpipe.io import stores as storage
+from ntkpipe.jobs._job import (
+    TRAIN_STREAM,
+    load_data_and_network,
+    log,
+    log_progress,
+    read_params,
+    record_steps,
+    stage_job,
+)
+from ntkpipe.jobs._weights import endpoint_weight_samples
+from ntkpipe.sweep import cost
+
+__all__ = ["train", "fit", "segment_ends", "trajectory_dataset", "default_checkpoint"]
+
+
+def train(
+    run: Path, init: Path, out: Path, checkpoint: Path | None = None, overwrite: bool = False
+) -> None:
+    """Train every seed of the run from θ₀; record outputs, losses and weight changes."""
+    with stage_job(run, out, overwrite) as job:
+        config = job.config
+        data, net = load_data_and_network(config)
+        params0 = read_params(init, config)
+        checkpoint = checkpoint or default_checkpoint(out)
+        trajectory = fit(net.apply, params0, data, config, linearized=False, checkpoint=checkpoint)
+        ds = trajectory_dataset(trajectory, config)
+        ds["weight_sample"] = endpoint_weight_samples(params0, trajectory.params, ds.step.values)
+        job.write(ds, stage="train", params=trajectory.params)
+        remove_checkpoint(checkpoint)
+
+
+def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
+    """Trains f (or f_lin) for every seed of the run; the trajectory at ``record_steps(config)``.
+
+    With ``training.checkpoint_every`` = K > 0 and a ``checkpoint`` file, training runs in
+    segments that also end at every multiple of K (those extra ends are evaluated, checked for
+    divergence, then dropped from the trajectory), the state is saved there, and a rerun of the
+    same config resumes from the last checkpoint with bit-identical results.
+    """
+    training = config["training"]
+    seeds = config["seeds"]
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), TRAIN_STREAM) for s in seeds])
+    every = (training.get("checkpoint_every") or 0) if checkpoint else 0
+    wanted = record_steps(config)
+    ends = segment_ends(wanted, training["steps"], every)
+    resume = _load_checkpoint(checkpoint, config) if every else None
+    last_saved = [resume.step if resume is not None else 0]
+
+    def on_segment(state):
+        if every and int(state.step) - last_saved[0] >= every:
+            _save_checkpoint(checkpoint, config, state)
+            last_saved[0] = int(state.step)
+
+    trajectory = ntk_train.train(
+        apply_fn,
+        params0,
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
+        loss=training["loss"],
+        optimizer=training["optimizer"],
+        learning_rate=training["learning_rate"],
+        steps=training["steps"],
+        momentum=training["momentum"] if training["optimizer"] == "momentum" else None,
+        batch_size=training["batch_size"],
+        record_steps=ends,
+        key=keys,
+        linearized=linearized,
+        state=resume,
+        on_segment=on_segment,
+        progress=log_progress,
+        eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
+    )
+    return _trajectory_at(trajectory, wanted)
+
+
+def segment_ends(record: np.ndarray, steps: int, every: int) -> np.ndarray:
+    """The record steps and, when ``every`` > 0, every multiple of it up to ``steps`` (sorted)."""
+    if not every:
+        return np.asarray(record)
+    return np.union1d(record, np.arange(every, steps + 1, every)).astype(np.int64)
+
+
+def _trajectory_at(trajectory, steps: np.ndarray):
+    """The Trajectory restricted to the records at ``steps`` (a subset of its steps)."""
+    index = np.searchsorted(trajectory.steps, steps)
+    if np.array_equal(trajectory.steps, steps):
+        return trajectory
+    return trajectory._replace(
+        steps=np.asarray(steps),
+        **{name: getattr(trajectory, name)[:, index] for name in ntk_train.RECORD_FIELDS},
+    )
+
+
+def trajectory_dataset(trajectory, config) -> xr.Dataset:
+    """A Trajectory of :func:`ntkpipe.core.train.train` as the store schema of `train.zarr`."""
+    lr = config["training"]["learning_rate"]
+    steps = np.asarray(trajectory.steps)
+    return xr.Dataset(
+        {
+            "fx_train": (("seed", "step", "train", "out"), np.asarray(trajectory.fx_train)),
+            "fx_test": (("seed", "step", "test", "out"), np.asarray(trajectory.fx_test)),
+            "loss_train": (("seed", "step"), np.asarray(trajectory.loss_train)),
+            "loss_test": (("seed", "step"), np.asarray(trajectory.loss_test)),
+            "acc_train": (("seed", "step"), np.asarray(trajectory.acc_train)),
+            "acc_test": (("seed", "step"), np.asarray(trajectory.acc_test)),
+            "weight_change": (("seed", "step", "layer"), np.asarray(trajectory.weight_change)),
+            "diverged_step": (("seed",), np.asarray(trajectory.diverged_step)),
+        },
+        coords={
+            "seed": list(config["seeds"]),
+            "step": steps,
+            "t": ("step", lr * steps.astype(float)),
+            "layer": list(trajectory.layer_names),
+        },
+    )
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def default_checkpoint(out: Path) -> Path:
+    """The checkpoint file of a store: ``<out>.ckpt`` next to it."""
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt")
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Deletes a checkpoint file once its store is written (if there is one)."""
+    if Path(path).exists():
+        Path(path).unlink()
+
+
+def _save_checkpoint(path: Path, config: dict, state) -> None:
+    storage.save_checkpoint(path, state, fingerprint=_fingerprint(config))
+    log(f"checkpoint: step {int(state.step)} -> {path}")
+
+
+def _load_checkpoint(path: Path, config: dict):
+    state = storage.load_checkpoint(path, fingerprint=_fingerprint(config))
+    if state is not None:
+        log(f"checkpoint: resuming from step {int(state.step)} ({path})")
+    return state
+
+
+def _fingerprint(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,204 @@
+"""The stage table: the one description of the workflow's graph.
+
+One row (:class:`Stage`) per stage of a run (init, kernel_init, train, kernel_final, linear,
+compare), per shared stage (analytic: one per (data, model) point; ensemble: one per sweep
+point), per sweep-level stage (collect, figures, report) and for the ``run`` job of
+``resources.jobs: runs`` (every stage of one run in one process). A row's ``rule`` is the stage's
+one name in code: the Snakemake rule, the key of the cost model's resources, of
+:func:`ntkpipe.sweep.runs.stage_config` and of the one-job-per-run plan.
+
+Read by the rules' input and resource functions (``workflow/rules/common.smk``), the CLI's
+per-stage arguments (:mod:`ntkpipe.cli`), the one-job-per-run layout (:mod:`ntkpipe.jobs.run`),
+the cost model (:mod:`ntkpipe.sweep.cost`), the stage configs (:mod:`ntkpipe.sweep.runs`) and the
+tests. ``tests/sweep/test_stage_table.py`` checks every rule's inputs and outputs against it.
+
+Light: no JAX, no xarray (the Snakefile imports it at every start).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+    "Input",
+    "Stage",
+    "STAGES",
+    "BY_RULE",
+    "RUN_STAGES",
+    "COST_STAGES",
+    "RULE_COST_STAGES",
+    "GPU_RULES",
+    "CONFIG_FILES",
+    "stage",
+    "reads",
+    "wanted",
+    "commands",
+]
+
+
+class Input(NamedTuple):
+    """One store a stage reads.
+
+    Attributes:
+        name: the rule's input name (``input.<name>`` in the rule).
+        flag: the command's flag (``--kernel-init``; its argparse dest is the stage function's
+            keyword), or None where the command takes the input another way (collect's runs).
+        stage: the rule that writes it (its ``store`` is the file read).
+        when: the run-config switch under which it is read (``kernels.initial``,
+            ``kernels.final``, ``kernels.analytic``, ``ensemble.members``), None: always.
+        help: the flag's help text.
+    """
+
+    name: str
+    flag: str | None
+    stage: str
+    when: str | None = None
+    help: str = ""
+
+
+class Stage(NamedTuple):
+    """One rule of the workflow.
+
+    Attributes:
+        rule: the stage's name (the Snakemake rule).
+        scope: where its store lives: ``run`` (runs/<run_id>/), ``analytic``
+            (analytic/<akey>/), ``point`` (ensembles/<point>/) or ``sweep`` (results/<sweep>/).
+        layout: the ``resources.jobs`` layout that has the rule (``stages``, ``runs``), or None:
+            both.
+        config_file: the config file it reads (``--run``; ``--sweep`` for collect), or None.
+        inputs: the stores it reads, in the order of the command's flags.
+        store: the file or folder it writes.
+        attribute: the ``stage`` attribute of the store it writes (None: not a store).
+        cost_stage: the stage of :mod:`ntkpipe.sweep.cost` whose cost it has (None: the run
+            job, the sum of its stages).
+        command: the ``ntkpipe`` subcommand that runs it.
+        module: the module of :mod:`ntkpipe.jobs` holding the command's function.
+        function: that function (called with the command's arguments as keywords).
+        gpu: whether it may use a GPU (``resources.gpu_rules``).
+    """
+
+    rule: str
+    scope: str
+    layout: str | None
+    config_file: str | None
+    inputs: tuple[Input, ...]
+    store: str
+    attribute: str | None
+    cost_stage: str | None
+    command: str
+    module: str
+    function: str
+    gpu: bool
+
+
+_ANALYTIC = Input("analytic", "--analytic", "analytic", "kernels.analytic", "analytic.zarr")
+
+STAGES = (
+    Stage("init", "run", "stages", "model.json", (), "init.zarr", "init", "init", "init",
+          "init", "init", False),
+    Stage("kernel_init", "run", "stages", "model.json",
+          (Input("init", "--params", "init", None,
+                 "store holding params/ (init.zarr or train.zarr)"),),
+          "kernel_init.zarr", "kernels", "kernels", "kernels", "kernels", "kernels", True),
+    Stage("analytic", "analytic", None, "analytic.json", (), "analytic.zarr", "analytic",
+          "analytic", "analytic", "analytic", "analytic", True),
+    Stage("train", "run", "stages", "run.json", (Input("init", "--init", "init", None,
+                                                       "init.zarr"),),
+          "train.zarr", "train", "train", "train", "train", "train", True),
+    Stage("kernel_final", "run", "stages", "run.json",
+          (Input("trained", "--params", "train", None,
+                 "store holding params/ (init.zarr or train.zarr)"),),
+          "kernel_final.zarr", "kernels", "kernels", "kernels", "kernels", "kernels", True),
+    Stage("linear", "run", "stages", "run.json", (
+        Input("init", "--init", "init", None, "init.zarr"),
+        Input("kernel", "--kernel", "kernel_init", "kernels.initial",
+              "kernel_init.zarr (Θ̂₀): needed by the closed form (MSE with gd)"),
+        _ANALYTIC._replace(help="analytic.zarr (Θ): also evolve f_lin with the analytic kernel"),
+    ), "linear.zarr", "linear", "linear", "linear", "linear", "linear", True),
+    Stage("compare", "run", "stages", "run.json", (
+        Input("train", "--train", "train", None, "train.zarr"),
+        Input("linear", "--linear", "linear", None, "linear.zarr"),
+        Input("kernel_init", "--kernel-init", "kernel_init", "kernels.initial",
+              "kernel_init.zarr (none: kernels.initial false, η_crit NaN)"),
+        Input("kernel_final", "--kernel-final", "kernel_final", "kernels.final",
+              "kernel_final.zarr"),
+        _ANALYTIC,
+    ), "metrics.zarr", "metrics", "compare", "compare", "compare", "compare", False),
+    Stage("ensemble", "point", None, "ensemble.json", (), "ensemble.zarr", "ensemble", "train",
+          "ensemble", "ensemble", "ensemble", True),
+    Stage("collect", "sweep", None, "sweep.json", (
+        Input("metrics", None, "compare"),
+        Input("ensembles", "--ensembles", "ensemble", "ensemble.members",
+              "folder holding <point>/ensemble.zarr (Fig. 2)"),
+    ), "summary.zarr", "summary", "collect", "collect", "analysis", "collect", False),
+    Stage("figures", "sweep", None, None, (Input("summary", "--summary", "collect"),),
+          "figures", None, "figures", "figures", "analysis", "figures", False),
+    Stage("report", "sweep", None, None, (
+        Input("summary", "--summary", "collect"),
+        Input("figures", "--figures", "figures", None, "folder of figures"),
+    ), "report.html", None, "report", "report", "analysis", "report", False),
+    Stage("run", "run", "runs", None, (_ANALYTIC._replace(help="analytic.zarr (Θ, K)"),),
+          "metrics.zarr", "metrics", None, "run", "run", "run_all_stages", True),
+)  # fmt: skip
+"""Every stage, in the order one job of a run computes them (the per-stage rules of a run),
+then the shared, sweep-level and one-job-per-run ones."""
+
+BY_RULE = {row.rule: row for row in STAGES}
+"""Rule name → its row."""
+
+RUN_STAGES = tuple(row for row in STAGES if row.scope == "run" and row.layout == "stages")
+"""The stages of one run, in the order the ``run`` job computes them."""
+
+CONFIG_FILES = ("model.json", "run.json", "analytic.json", "ensemble.json")
+"""The config files of a stage's ``--run`` (model.json: the config of init and kernel_init,
+which leaves out training; run.json: the rest of a run's stages)."""
+
+COST_STAGES = tuple(dict.fromkeys(row.cost_stage for row in STAGES if row.cost_stage))
+"""The stages the cost model knows (:data:`ntkpipe.sweep.cost.STAGES`)."""
+
+RULE_COST_STAGES = {row.rule: row.cost_stage for row in STAGES if row.cost_stage}
+"""Rule → the cost stage whose cost it has (:data:`ntkpipe.sweep.cost.RULE_STAGES`)."""
+
+GPU_RULES = tuple(row.rule for row in STAGES if row.gpu)
+"""Rules that may run on a GPU (the heavy ones)."""
+
+
+def stage(rule: str) -> Stage:
+    """The row of ``rule``.
+
+    Raises:
+        ValueError: no stage has that rule.
+    """
+    if rule not in BY_RULE:
+        raise ValueError(f"rule: {rule!r} is not one of {', '.join(BY_RULE)}")
+    return BY_RULE[rule]
+
+
+def switch_on(config: dict, when: str | None) -> bool:
+    """Whether the run-config switch ``when`` (``kernels.initial``, ``ensemble.members``, …) is
+    on in ``config`` (None: always). A missing key is on (the schema's defaults are true)."""
+    if when is None:
+        return True
+    section, key = when.split(".")
+    return bool((config.get(section) or {}).get(key, True))
+
+
+def reads(rule: str, config: dict) -> tuple[Input, ...]:
+    """The inputs of ``rule`` that a run (or sweep) with ``config`` reads."""
+    return tuple(one for one in stage(rule).inputs if switch_on(config, one.when))
+
+
+def wanted(config: dict) -> tuple[Stage, ...]:
+    """The stages of one run with ``config``, in order: kernel_init is left out with
+    ``kernels.initial: false`` and kernel_final with ``kernels.final: false`` (no stage
+    reads them)."""
+    switches = {"kernel_init": "kernels.initial", "kernel_final": "kernels.final"}
+    return tuple(row for row in RUN_STAGES if switch_on(config, switches.get(row.rule)))
+
+
+def commands() -> dict[str, Stage]:
+    """``ntkpipe`` subcommand → the first row it runs (kernels: kernel_init's)."""
+    out: dict[str, Stage] = {}
+    for row in STAGES:
+        out.setdefault(row.command, row)
+    return out
