@@ -19,10 +19,9 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-from ntkpipe.sweep import cost
+from ntkpipe.sweep import cost, stage_table
 from ntkpipe.sweep import ensemble as ntk_ensemble
 from ntkpipe.sweep import runs as ntk_runs
-from ntkpipe.sweep import stage_table
 from ntkpipe.sweep.validate import MissingDataWarning, data_files_optional, read_source
 
 __all__ = [
