@@ -2,7 +2,7 @@
 #
 #   snakemake --cores all                                   # the default sweep (config/config.yaml)
 #   snakemake --cores all --configfile config/small/fig1.yaml
-#   snakemake --profile slurm --configfile config/paper/fig1.yaml
+#   snakemake --workflow-profile workflow/profiles/slurm --profile ntkpipe-site --configfile ...
 #
 # Stages: init-sampling → empirical and analytic kernels → real training →
 # linearized training → per-run comparison → summary, figures, HTML report; each stage of a

@@ -214,13 +214,34 @@ def _report_args(parser):
     parser.add_argument("--out", type=Path, required=True, help="report.html")
 
 
+def _plan_args(parser):
+    parser.add_argument("--configfile", type=Path, required=True, help="the sweep config (YAML)")
+
+
+def _calibrate_args(parser):
+    parser.add_argument("results", type=Path, help="a sweep's results folder, results/<name>")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="calibration file (default results/calibration.json)"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "gpu"), default=None,
+        help="device kind the jobs ran on (default: from <results>/resources.json, else cpu)",
+    )  # fmt: skip
+
+
 def _profile_args(parser):
     parser.add_argument(
-        "--dest", type=Path, default=None, help="profile folder (default ~/.config/snakemake/slurm)"
-    )
-    parser.add_argument("--partition", default=None, help="SLURM partition to submit to")
+        "--dest", type=Path, default=None,
+        help="profile folder (default ~/.config/snakemake/ntkpipe-site)",
+    )  # fmt: skip
     parser.add_argument("--account", default=None, help="SLURM account to charge")
-    parser.add_argument("--force", action="store_true", help="replace site keys too")
+    parser.add_argument(
+        "--cpu-partition", required=True, help="partition of the jobs that ask for no GPU"
+    )
+    parser.add_argument("--gpu-partition", default=None, help="partition of the GPU jobs")
+    parser.add_argument(
+        "--gpus-per-node", type=int, default=8, help="GPUs a job may ask for on it (default 8)"
+    )
 
 
 # ---------------------------------------------------------------- handlers
@@ -276,11 +297,32 @@ def _status(args):
     print(status.format_status(status.sweep_status(args.results)))
 
 
+def _plan(args):
+    from ntkpipe.sweep import plan
+
+    table, notes = plan.plan_config(args.configfile)
+    print(table)
+    for note in notes:
+        print(f"ntkpipe plan: {note}", file=sys.stderr)
+    if any(note.startswith("refused") for note in notes):
+        raise SystemExit(1)
+
+
+def _calibrate(args):
+    from ntkpipe.sweep import calibrate
+
+    print(calibrate.calibrate(args.results, out=args.out, device=args.device).summary())
+
+
 def _install_profile(args):
     from ntkpipe.slurm_profile import install_profile
 
     installed = install_profile(
-        args.dest, partition=args.partition, account=args.account, force=args.force
+        args.dest,
+        account=args.account,
+        cpu_partition=args.cpu_partition,
+        gpu_partition=args.gpu_partition,
+        gpus_per_node=args.gpus_per_node,
     )
     print(installed.summary())
 
@@ -332,8 +374,20 @@ _COMMANDS = [
         _status,
     ),
     (
+        "plan",
+        "print per rule the jobs, time, memory and bytes a sweep asks for (no data needed)",
+        _plan_args,
+        _plan,
+    ),
+    (
+        "calibrate",
+        "fit the cost model's constants to a finished sweep's benchmark files",
+        _calibrate_args,
+        _calibrate,
+    ),
+    (
         "install-profile",
-        "install the SLURM profile as ~/.config/snakemake/slurm",
+        "write a SLURM site profile (account, CPU and GPU partitions) for --profile",
         _profile_args,
         _install_profile,
     ),
