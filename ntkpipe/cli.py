@@ -135,7 +135,8 @@ Run a sweep (from the repository root):
   snakemake --cores all --configfile config/small/fig1.yaml
   snakemake --cores all --configfile base.yaml overlay.yaml   a variant: the overlay wins
   snakemake --cores all --config name=mine               override one key
-  snakemake --profile slurm --configfile config/paper/fig1.yaml   on a SLURM cluster
+  snakemake --workflow-profile workflow/profiles/slurm --profile ntkpipe-site \
+      --configfile config/paper/fig1.yaml                   on a SLURM cluster (README)
 
 Watch it and read it:
   ntkpipe status results/<name>       runs done / running / failed / missing, compute, ETA
