@@ -189,7 +189,7 @@ def program_mb(config: dict) -> float:
 
 
 def eval_block_size(config: dict) -> int | None:
-    """Examples per block when a job evaluates the network on all its inputs (train stage).
+    """Examples per block when a job evaluates the network on all its inputs (init, train).
 
     As many as keep the activations of one block, for all the job's seeds, under
     :data:`EVAL_BUDGET_BYTES`; None (all at once) when every split fits, which is the case for

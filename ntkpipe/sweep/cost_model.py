@@ -168,10 +168,10 @@ class Sizes(NamedTuple):
 
 
 def _init_cost(z: Sizes) -> Cost:
-    p, a = z.net.params, z.net.activations
+    p = z.net.params
     return Cost(
         flops=z.seeds * z.n * z.net.forward_flops,
-        bytes=z.element * z.seeds * (3.0 * p + z.n * a / 2),
+        bytes=z.element * z.seeds * 3.0 * p + _eval_bytes(z),  # f₀ in blocks, as in training
     )
 
 
