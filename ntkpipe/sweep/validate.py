@@ -13,6 +13,7 @@ which re-exports ``load_config``, ``load_schema``, ``SCHEMA_PATH`` and ``output_
 module imports nothing from it.
 """
 
+import contextlib
 import copy
 import difflib
 import functools
@@ -20,6 +21,7 @@ import itertools
 import json
 import math
 import re
+import warnings
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 
@@ -41,6 +43,8 @@ __all__ = [
     "assign",
     "axis_name",
     "format_value",
+    "MissingDataWarning",
+    "data_files_optional",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
@@ -465,8 +469,29 @@ def _missing_files_cached(dataset, root):
     return datasets.missing_files(dataset, root)
 
 
+class MissingDataWarning(UserWarning):
+    """A dataset's files are missing where they are only needed later (a dry run, a plan)."""
+
+
+_DATA_FILES_REQUIRED = [True]
+
+
+@contextlib.contextmanager
+def data_files_optional():
+    """Within this block missing data files are a :class:`MissingDataWarning`, not an error
+    (``snakemake -n``, ``ntkpipe plan``: the shapes of each dataset are known without them)."""
+    _DATA_FILES_REQUIRED.append(False)
+    try:
+        yield
+    finally:
+        _DATA_FILES_REQUIRED.pop()
+
+
 def _check_files(c):
     problem = _missing_files_cached(c["data"]["dataset"], c["data"]["root"])
+    if problem and not _DATA_FILES_REQUIRED[-1]:
+        warnings.warn(problem, MissingDataWarning, stacklevel=2)
+        return []
     return [problem] if problem else []
 
 
