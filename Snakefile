@@ -2,7 +2,7 @@
 #
 #   snakemake --cores all                                   # the default sweep (config/config.yaml)
 #   snakemake --cores all --configfile config/small/fig1.yaml
-#   snakemake --profile slurm --configfile config/paper/fig1.yaml
+#   snakemake --workflow-profile workflow/profiles/slurm --profile ntkpipe-site --configfile ...
 #
 # Stages: init-sampling → empirical and analytic kernels → real training →
 # linearized training → per-run comparison → summary, figures, HTML report; each stage of a
@@ -39,3 +39,10 @@ include: "workflow/rules/analysis.smk"
 rule all:
     input:
         report=stage_output("report"),
+
+
+# At the end of a successful run: where the report is (and how to see where the sweep stands).
+onsuccess:
+    if Path(OUT, "report.html").exists():
+        print(f"ntkpipe: the report: {Path(OUT, 'report.html').resolve()}")
+    print(f"ntkpipe: where the sweep stands: ntkpipe status {OUT}")

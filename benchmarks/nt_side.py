@@ -17,7 +17,10 @@ Task kinds (network fields: ``depth``, ``width``, ``out_dim``, ``activation``,
 ``parameterization``, ``w_std``, ``b_std``; ``b_std`` null or 0 means no bias):
 
 - ``stax_kernels``: analytic infinite-width kernels of the MLP.
-  In: ``x1`` [n1, d], optional ``x2`` [n2, d]. Out: ``nngp``, ``ntk`` [n1, n2].
+  In: ``x1`` [n1, d], optional ``x2`` [n2, d]. Out: ``nngp``, ``ntk`` [n1, n2]. Fields
+  ``repeats`` (> 0: jit ``kernel_fn`` and time that many warm calls), ``clock``, ``deg``
+  (Gauss–Hermite degree of tanh's ``ElementwiseNumerical``, default QUADRATURE_DEG);
+  scalars: ``seconds``.
 - ``empirical_ntk``: ``nt.empirical_ntk_fn(apply, trace_axes=(-1,), vmap_axes=0,
   implementation=...)`` on the stax MLP with the given weights.
   In: ``x1``, optional ``x2``, ``W_l`` [n_in, n_out], ``b_l`` [n_out] for l = 0..depth.
@@ -87,10 +90,20 @@ def main(argv: list[str]) -> None:
 
 
 def stax_kernels(task: dict, inputs: dict):
-    """Analytic NNGP and NTK of the MLP (neural-tangents stax)."""
+    """Analytic NNGP and NTK of the MLP (neural-tangents stax); timed when ``repeats`` > 0."""
+    import jax
+
     _, _, kernel_fn = _stax_mlp(task)
-    kern = kernel_fn(inputs["x1"], inputs.get("x2"), ("nngp", "ntk"))
-    return {"nngp": kern.nngp, "ntk": kern.ntk}, {}
+    x1, x2 = inputs["x1"], inputs.get("x2")
+    if task.get("repeats", 0) > 0:
+        kernel_fn = jax.jit(kernel_fn, static_argnames="get")
+    kern = kernel_fn(x1, x2, get=("nngp", "ntk"))
+    seconds = _time_calls(
+        lambda: kernel_fn(x1, x2, get=("nngp", "ntk")),
+        task.get("repeats", 0),
+        task.get("clock", "wall"),
+    )
+    return {"nngp": kern.nngp, "ntk": kern.ntk}, {"seconds": seconds}
 
 
 def empirical_ntk(task: dict, inputs: dict):
@@ -220,7 +233,7 @@ KINDS = {
 _Kern = collections.namedtuple("Kernel", "nngp ntk")
 
 
-def _activation(name: str):
+def _activation(name: str, deg: int = QUADRATURE_DEG):
     import jax.numpy as jnp
     from neural_tangents import stax
 
@@ -229,9 +242,7 @@ def _activation(name: str):
     if name == "erf":
         return stax.Erf()
     if name == "tanh":
-        return stax.ElementwiseNumerical(
-            jnp.tanh, deg=QUADRATURE_DEG, df=lambda x: 1.0 - jnp.tanh(x) ** 2
-        )
+        return stax.ElementwiseNumerical(jnp.tanh, deg=deg, df=lambda x: 1.0 - jnp.tanh(x) ** 2)
     if name == "identity":
         return stax.Identity()
     raise ValueError(f"activation {name!r} is not mapped to neural-tangents")
@@ -247,7 +258,8 @@ def _stax_mlp(task: dict):
     )
     layers = []
     for _ in range(task["depth"]):
-        layers += [stax.Dense(task["width"], **dense), _activation(task["activation"])]
+        act = _activation(task["activation"], task.get("deg", QUADRATURE_DEG))
+        layers += [stax.Dense(task["width"], **dense), act]
     layers.append(stax.Dense(task["out_dim"], **dense))
     return stax.serial(*layers)
 

@@ -161,7 +161,9 @@ def _default_cache_dir(env) -> str:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntkpipe",
-        description="Stages of the ntkpipe workflow (Lee et al. 2019: wide networks are linear).",
+        description=_USAGE,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ntkpipe {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -170,6 +172,27 @@ def _build_parser() -> argparse.ArgumentParser:
         add_arguments(command)
         command.set_defaults(handler=handler)
     return parser
+
+
+_USAGE = """\
+Wide networks evolve as linear models (Lee et al. 2019), as a Snakemake sweep.
+
+Run a sweep (from the repository root):
+  snakemake --cores all                                  the default sweep (config/config.yaml)
+  snakemake --cores all --configfile config/small/fig1.yaml
+  snakemake --cores all --configfile base.yaml overlay.yaml   a variant: the overlay wins
+  snakemake --cores all --config name=mine               override one key
+  snakemake --workflow-profile workflow/profiles/slurm --profile ntkpipe-site \
+      --configfile config/paper/fig1.yaml                   on a SLURM cluster (README)
+
+Watch it and read it:
+  ntkpipe status results/<name>       runs done / running / failed / missing, compute, ETA
+  results/<name>/report.html          the report (its path is printed when the sweep ends)
+  results/<name>/summary.zarr         every run's metrics: xr.open_zarr(...)
+
+The commands below are the workflow's stages (each Snakemake job runs one; a failed job can
+be rerun by hand from the command in its log), plus status and install-profile."""
+_EPILOG = "Store schema: docs/store-schema.md. Help on a command: ntkpipe COMMAND --help."
 
 
 def _version() -> str:
@@ -258,13 +281,34 @@ def _validate_args(parser):
     )
 
 
+def _plan_args(parser):
+    parser.add_argument("--configfile", type=Path, required=True, help="the sweep config (YAML)")
+
+
+def _calibrate_args(parser):
+    parser.add_argument("results", type=Path, help="a sweep's results folder, results/<name>")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="calibration file (default results/calibration.json)"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "gpu"), default=None,
+        help="device kind the jobs ran on (default: from <results>/resources.json, else cpu)",
+    )  # fmt: skip
+
+
 def _profile_args(parser):
     parser.add_argument(
-        "--dest", type=Path, default=None, help="profile folder (default ~/.config/snakemake/slurm)"
-    )
-    parser.add_argument("--partition", default=None, help="SLURM partition to submit to")
+        "--dest", type=Path, default=None,
+        help="profile folder (default ~/.config/snakemake/ntkpipe-site)",
+    )  # fmt: skip
     parser.add_argument("--account", default=None, help="SLURM account to charge")
-    parser.add_argument("--force", action="store_true", help="replace site keys too")
+    parser.add_argument(
+        "--cpu-partition", required=True, help="partition of the jobs that ask for no GPU"
+    )
+    parser.add_argument("--gpu-partition", default=None, help="partition of the GPU jobs")
+    parser.add_argument(
+        "--gpus-per-node", type=int, default=8, help="GPUs a job may ask for on it (default 8)"
+    )
 
 
 # ---------------------------------------------------------------- handlers
@@ -326,11 +370,42 @@ def _validate(args):
     print(f"{len(runs)} runs; results in results/{sweep['name']}/")
 
 
+def _status_args(parser):
+    parser.add_argument("results", type=Path, help="the sweep's results folder, results/<name>")
+
+
+def _status(args):
+    from ntkpipe.analysis import status
+
+    print(status.format_status(status.sweep_status(args.results)))
+
+
+def _plan(args):
+    from ntkpipe.sweep import plan
+
+    table, notes = plan.plan_config(args.configfile)
+    print(table)
+    for note in notes:
+        print(f"ntkpipe plan: {note}", file=sys.stderr)
+    if any(note.startswith("refused") for note in notes):
+        raise SystemExit(1)
+
+
+def _calibrate(args):
+    from ntkpipe.sweep import calibrate
+
+    print(calibrate.calibrate(args.results, out=args.out, device=args.device).summary())
+
+
 def _install_profile(args):
     from ntkpipe.slurm_profile import install_profile
 
     installed = install_profile(
-        args.dest, partition=args.partition, account=args.account, force=args.force
+        args.dest,
+        account=args.account,
+        cpu_partition=args.cpu_partition,
+        gpu_partition=args.gpu_partition,
+        gpus_per_node=args.gpus_per_node,
     )
     print(installed.summary())
 
@@ -382,8 +457,26 @@ _COMMANDS = [
         _validate,
     ),
     (
+        "status",
+        "where a sweep stands: runs done / running / failed / missing per stage, compute, ETA",
+        _status_args,
+        _status,
+    ),
+    (
+        "plan",
+        "print per rule the jobs, time, memory and bytes a sweep asks for (no data needed)",
+        _plan_args,
+        _plan,
+    ),
+    (
+        "calibrate",
+        "fit the cost model's constants to a finished sweep's benchmark files",
+        _calibrate_args,
+        _calibrate,
+    ),
+    (
         "install-profile",
-        "install the SLURM profile as ~/.config/snakemake/slurm",
+        "write a SLURM site profile (account, CPU and GPU partitions) for --profile",
         _profile_args,
         _install_profile,
     ),

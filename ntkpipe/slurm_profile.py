@@ -1,27 +1,27 @@
-"""Install ntkpipe's SLURM profile for Snakemake, keeping a user's own settings.
+"""Write a site profile for Snakemake: the SLURM account and the CPU and GPU partitions.
 
-`snakemake --profile slurm` looks for `slurm/config.yaml` in the working directory, then in
-the user's Snakemake config folder (`~/.config/snakemake` on Linux) and the site's.
-:func:`install_profile` writes the profile that ships inside the package
-(`ntkpipe/profiles/slurm/config.yaml`, the one source of truth; `workflow/profiles/slurm` links
-to it) into the user's folder, so that `snakemake --profile slurm` finds it from anywhere.
+ntkpipe runs on SLURM with two layered profiles (Snakemake's own mechanism):
 
-A profile is a YAML mapping from Snakemake options (without dashes) to values, plus two nested
-mappings of job resources: `default-resources` (resource → value) and `set-resources`
-(rule → resource → value). When a profile already exists, the user's values win for every key
-they set (their partition, account, queue limits, per-rule resources); keys the user lacks come
-from the shipped profile; `partition` and `account` given here win over both. The previous file
-is backed up before it is replaced, and every difference is reported. The installed file keeps
-the shipped file's comments.
+- the *workflow profile* ``workflow/profiles/slurm`` (shipped, ``--workflow-profile``): executor,
+  retries, latency, status queries; it sets no resources, so the site profile's pass through;
+- a *site profile* (yours, ``--profile``): ``default-resources`` with the account, and the
+  plugin's partition file (``slurm-partition-config``) naming a CPU partition (no GPUs) and a GPU
+  partition. The plugin then sends each job to the partition that fits it: jobs that ask for
+  ``gpu`` (the heavy rules, when the sweep config sets ``resources.gpu``) to the GPU partition,
+  the others (config files, init, compare, collect, figures, report) to the CPU partition.
+
+:func:`install_profile` writes such a site profile (``config.yaml`` and ``partitions.yaml``) in
+its own folder, by default ``~/.config/snakemake/ntkpipe-site``, so that it clashes with no other
+workflow's ``slurm`` profile. A previous file that differs is backed up first. It is a small,
+readable profile: edit it by hand to add limits (``max_runtime``, ``max_mem_mb``, ``max_gpu`` of
+each partition) or other resources (``qos``, ``constraint``, ``slurm_extra``).
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -31,28 +31,27 @@ from ntkpipe.errors import NtkpipeError
 __all__ = [
     "ProfileError",
     "ProfileInstall",
+    "SITE_PROFILE_NAME",
     "default_dest",
     "install_profile",
-    "merge_profiles",
-    "render_profile",
-    "shipped_profile_text",
+    "site_profile",
 ]
 
-#: Options spelled two ways; the installed profile uses the first name (Snakemake 9 spelling).
-ALIASES = {
-    "restart-times": "retries",
-    "output-wait": "latency-wait",
-    "default-res": "default-resources",
-}
+SITE_PROFILE_NAME = "ntkpipe-site"
+"""The folder name of the site profile in Snakemake's user config folder."""
 
 # Partition and account names reach `sbatch -p` / `-A` (quoted by the plugin); keep them plain.
 _SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
-_PROFILE_NAMES = ("profile.yaml", "config.yaml")
-_SITE_HEADER = "# Site settings (kept from your profile, or given to `ntkpipe install-profile`):"
+_HEADER = """\
+# Site profile for ntkpipe (written by `ntkpipe install-profile`; edit freely). Use it with
+#   snakemake --workflow-profile workflow/profiles/slurm --profile {profile} ...
+# The plugin picks each job's partition from partitions.yaml: jobs that ask for GPUs go to the
+# GPU partition, the others to the CPU partition.
+"""
 
 
 class ProfileError(NtkpipeError, ValueError):
-    """A profile that cannot be installed: a bad option value or an unreadable existing file."""
+    """A site profile that cannot be written: a bad name or a destination that is a file."""
 
 
 @dataclass(frozen=True)
@@ -60,321 +59,132 @@ class ProfileInstall:
     """What :func:`install_profile` did.
 
     Attributes:
-        path: the profile file (`<dest>/config.yaml`, or `<dest>/profile.yaml` where one was).
-        backup: the copy of the previous file, or None when there was none or nothing changed.
-        changes: one line per difference from the previous file or from the shipped profile,
-            e.g. ``kept your default-resources.slurm_account: lab42``.
-        written: whether the file was (re)written; False when it was already up to date.
+        folder: the profile folder (holding ``config.yaml`` and ``partitions.yaml``).
+        written: the files (re)written; empty when both were already up to date.
+        backups: the copies of the previous files that were replaced.
     """
 
-    path: Path
-    backup: Path | None
-    changes: tuple[str, ...]
-    written: bool
+    folder: Path
+    written: tuple[Path, ...]
+    backups: tuple[Path, ...]
 
     def summary(self) -> str:
-        """A few lines for the terminal: what was written, what changed, how to use it."""
+        """A few lines for the terminal: what was written and how to use it."""
         if not self.written:
-            head = f"{self.path} is already up to date"
+            lines = [f"{self.folder} is already up to date"]
         else:
-            head = f"wrote {self.path}"
-        lines = [head]
-        if self.backup is not None:
-            lines.append(f"  previous file backed up as {self.backup}")
-        lines += [f"  {change}" for change in self.changes]
-        lines.append(f"use it with: snakemake --profile {_profile_argument(self.path.parent)} ...")
+            lines = [f"wrote {path}" for path in self.written]
+        lines += [f"  previous file kept as {path}" for path in self.backups]
+        lines.append(
+            "use it with: snakemake --workflow-profile workflow/profiles/slurm "
+            f"--profile {_profile_argument(self.folder)} --configfile <sweep.yaml>"
+        )
         return "\n".join(lines)
 
 
 def default_dest() -> Path:
-    """Where `snakemake --profile slurm` looks: `<Snakemake's user config folder>/slurm`."""
+    """``<Snakemake's user config folder>/ntkpipe-site``, where ``--profile ntkpipe-site``
+    finds it (``~/.config/snakemake/ntkpipe-site`` on Linux)."""
     import platformdirs  # a dependency of snakemake; the same folder snakemake searches
 
-    return Path(platformdirs.user_config_dir("snakemake", "snakemake")) / "slurm"
+    return Path(platformdirs.user_config_dir("snakemake", "snakemake")) / SITE_PROFILE_NAME
 
 
-def shipped_profile_text() -> str:
-    """The profile shipped with ntkpipe (YAML text with a comment on every key)."""
-    return resources.files("ntkpipe").joinpath("profiles/slurm/config.yaml").read_text()
+def site_profile(
+    folder: Path,
+    *,
+    account: str | None,
+    cpu_partition: str,
+    gpu_partition: str | None,
+    gpus_per_node: int = 8,
+) -> dict[str, str]:
+    """The texts of a site profile's two files, ``config.yaml`` and ``partitions.yaml``.
+
+    Args:
+        folder: where the files will be (the partition file is named by its absolute path).
+        account: the SLURM account charged (None: the plugin's own guess, or none).
+        cpu_partition: the partition of the jobs that ask for no GPU.
+        gpu_partition: the partition of the GPU jobs (None: every job on ``cpu_partition``).
+        gpus_per_node: GPUs one job may ask for on the GPU partition.
+    """
+    for field, value in (
+        ("account", account),
+        ("cpu_partition", cpu_partition),
+        ("gpu_partition", gpu_partition),
+    ):
+        _check_name(field, value)
+    partitions = {cpu_partition: {"max_gpu": 0}}
+    if gpu_partition is not None:
+        partitions[gpu_partition] = {"max_gpu": int(gpus_per_node)}
+    config = {"slurm-partition-config": str(Path(folder).resolve() / "partitions.yaml")}
+    if account is not None:
+        config["default-resources"] = {"slurm_account": account}
+    header = _HEADER.format(profile=_profile_argument(folder))
+    limits = (
+        "# Partition limits the plugin matches jobs against (add max_runtime in minutes,\n"
+        "# max_mem_mb, max_cpus_per_task where your site has them).\n"
+    )
+    return {
+        "config.yaml": header + yaml.safe_dump(config, sort_keys=False),
+        "partitions.yaml": limits + yaml.safe_dump({"partitions": partitions}, sort_keys=False),
+    }
 
 
 def install_profile(
     dest: str | os.PathLike | None = None,
     *,
-    partition: str | None = None,
     account: str | None = None,
-    force: bool = False,
+    cpu_partition: str,
+    gpu_partition: str | None = None,
+    gpus_per_node: int = 8,
 ) -> ProfileInstall:
-    """Install the SLURM profile into the folder `dest`, keeping the user's settings.
+    """Write the site profile (:func:`site_profile`) into the folder ``dest``.
 
     Args:
-        dest: the profile folder; default :func:`default_dest` (`~/.config/snakemake/slurm` on
-            Linux), which `snakemake --profile slurm` finds.
-        partition: SLURM partition for every job (`default-resources: slurm_partition`).
-        account: SLURM account charged for every job (`default-resources: slurm_account`).
-        force: start from the shipped profile and drop the user's previous values (they stay
-            in the backup); without it the user's values win, and an unreadable previous file
-            is an error.
+        dest: the profile folder; default :func:`default_dest`.
+        account, cpu_partition, gpu_partition, gpus_per_node: as for :func:`site_profile`.
 
     Returns:
-        A :class:`ProfileInstall` naming the file, its backup and every change.
+        A :class:`ProfileInstall` naming the files written and the backups.
 
     Raises:
-        ProfileError: `partition` or `account` is not a plain SLURM name, `dest` is not a
-            folder, or the existing profile is not a YAML mapping (without `force`).
+        ProfileError: a name that is not a plain SLURM name, or ``dest`` is a file.
     """
-    _check_name("partition", partition)
-    _check_name("account", account)
     folder = Path(dest).expanduser() if dest is not None else default_dest()
     if folder.exists() and not folder.is_dir():
         raise ProfileError(
             f"dest: {str(folder)!r} is a file; give the profile folder (e.g. "
-            f"{str(default_dest())!r}), which will hold config.yaml"
+            f"{str(default_dest())!r}), which will hold config.yaml and partitions.yaml"
         )
-    path = _profile_file(folder)
-    template = shipped_profile_text()
-    shipped = _normalized(yaml.safe_load(template))
-    old_text = path.read_text() if path.exists() else None
-    existing, notes = _read_existing(path, old_text, force)
-    values, changes = merge_profiles(
-        shipped, existing, partition=partition, account=account, force=force
+    texts = site_profile(
+        folder,
+        account=account,
+        cpu_partition=cpu_partition,
+        gpu_partition=gpu_partition,
+        gpus_per_node=gpus_per_node,
     )
-    changes = notes + changes
-    text = render_profile(template, values)
-    if text == old_text:
-        return ProfileInstall(path, None, (), written=False)
+    written, backups = [], []
     folder.mkdir(parents=True, exist_ok=True)
-    backup = _backup(path) if old_text is not None else None
-    _write_atomically(path, text)
-    return ProfileInstall(path, backup, tuple(changes), written=True)
-
-
-def merge_profiles(
-    shipped: dict,
-    existing: dict | None,
-    *,
-    partition: str | None = None,
-    account: str | None = None,
-    force: bool = False,
-) -> tuple[dict, list[str]]:
-    """The profile to install, and one line per difference from `existing` or `shipped`.
-
-    Args:
-        shipped: the shipped profile (a mapping, option names as in :data:`ALIASES` targets).
-        existing: the user's current profile, or None when there is none.
-        partition: if given, `default-resources.slurm_partition`, over every other value.
-        account: if given, `default-resources.slurm_account`, over every other value.
-        force: ignore `existing` (its differences are reported as reset or dropped).
-
-    Returns:
-        (values, changes): `values` holds every key of `shipped`, and, without `force`, every
-        key of `existing` with the user's value; nested mappings are merged key by key.
-    """
-    values = copy.deepcopy(shipped)
-    changes: list[str] = []
-    if existing is not None:
-        user = _normalized(existing)
-        if force:
-            _report_reset(shipped, user, "", changes)
-        else:
-            _merge_into(values, user, "", changes)
-            _report_added(shipped, user, "", changes)
-    for name, value in (("slurm_partition", partition), ("slurm_account", account)):
-        if value is not None:
-            defaults = values.get("default-resources") or {}
-            before = defaults.get(name)
-            defaults[name] = value
-            values["default-resources"] = defaults
-            if before != value:
-                was = "" if before is None else f" (was {before})"
-                changes.append(f"set default-resources.{name}: {value}{was}")
-    return values, changes
-
-
-def render_profile(template: str, values: dict) -> str:
-    """`values` written as YAML in the layout of `template`, keeping its comments.
-
-    Each `key: value` line of the template gets the value from `values`; keys of `values` the
-    template lacks are appended at the end of their mapping, under a comment. When the result
-    would not read back as `values` (a template this function does not understand), the values
-    are written plainly instead, under a note.
-
-    Args:
-        template: the shipped profile's text (block mappings, two spaces per level).
-        values: the merged profile, a superset of the template's keys.
-
-    Returns:
-        The profile's text.
-    """
-    lines = _render_block(template.splitlines(), values)
-    text = "\n".join(lines) + "\n"
-    if yaml.safe_load(text) == values:
-        return text
-    plain = yaml.safe_dump(values, sort_keys=False, default_flow_style=False)
-    return (
-        "# SLURM profile written by `ntkpipe install-profile` (comments: see the shipped\n"
-        "# ntkpipe/profiles/slurm/config.yaml).\n" + plain
-    )
-
-
-# ---------------------------------------------------------------- private helpers
+    for name, text in texts.items():
+        path = folder / name
+        old = path.read_text() if path.exists() else None
+        if old == text:
+            continue
+        if old is not None:
+            backups.append(_backup(path))
+        partial = path.with_name(f".{name}.partial")
+        partial.write_text(text)
+        os.replace(partial, path)
+        written.append(path)
+    return ProfileInstall(folder, tuple(written), tuple(backups))
 
 
 def _check_name(field: str, value: str | None) -> None:
     if value is not None and not (isinstance(value, str) and _SLURM_NAME.match(value)):
         raise ProfileError(
-            f"{field}: {value!r} is not a plain SLURM {field} name; allowed: 1-64 letters, "
-            "digits, '_', '.', '+', '-', starting with a letter or digit (e.g. 'gpu', 'lab42')"
+            f"{field}: {value!r} is not a plain SLURM name; allowed: 1-64 letters, digits, "
+            "'_', '.', '+', '-', starting with a letter or digit (e.g. 'gpu', 'lab42')"
         )
-
-
-def _profile_file(folder: Path) -> Path:
-    """The file snakemake reads in `folder`: an existing profile.yaml, else config.yaml."""
-    for name in _PROFILE_NAMES:
-        if (folder / name).is_file():
-            return folder / name
-    return folder / "config.yaml"
-
-
-def _read_existing(path: Path, text: str | None, force: bool) -> tuple[dict | None, list[str]]:
-    """The user's profile (None if absent) and, with `force`, a note when it was unreadable."""
-    if text is None:
-        return None, []
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        loaded, problem = None, f"is not valid YAML ({' '.join(str(error).split())})"
-    else:
-        problem = None
-        if not (loaded is None or isinstance(loaded, dict)):
-            problem = f"holds a {type(loaded).__name__}, not a mapping of options"
-    if problem is None:
-        return loaded or {}, []
-    if force:
-        return None, [f"replaced the previous file, which {problem} (--force)"]
-    raise ProfileError(
-        f"profile: {str(path)!r} {problem}; fix it, or pass force=True (--force) to replace it "
-        "(the old file is backed up)"
-    )
-
-
-def _normalized(profile: dict | None) -> dict:
-    """`profile` with aliased option names replaced by their main spelling."""
-    result = {}
-    for key, value in (profile or {}).items():
-        result[ALIASES.get(key, key)] = value
-    return result
-
-
-def _merge_into(values: dict, user: dict, prefix: str, changes: list[str]) -> None:
-    for key, mine in user.items():
-        ours = values.get(key)
-        if isinstance(ours, dict) and isinstance(mine, dict):
-            _merge_into(ours, mine, f"{prefix}{key}.", changes)
-            continue
-        if mine is None:
-            continue  # an empty key: snakemake ignores it, so the shipped value stands
-        if key not in values:
-            changes.append(f"kept your {prefix}{key}: {_scalar_text(mine)}")
-        elif ours != mine:
-            change = f"{_scalar_text(mine)} (ntkpipe ships {_scalar_text(ours)})"
-            changes.append(f"kept your {prefix}{key}: {change}")
-        values[key] = copy.deepcopy(mine)
-
-
-def _report_added(shipped: dict, user: dict, prefix: str, changes: list[str]) -> None:
-    for key, ours in shipped.items():
-        mine = user.get(key)
-        if ours is None:
-            continue
-        if isinstance(ours, dict) and isinstance(mine, dict):
-            _report_added(ours, mine, f"{prefix}{key}.", changes)
-        elif mine is None:
-            changes.append(f"added {prefix}{key}: {_scalar_text(ours)}")
-
-
-def _report_reset(shipped: dict, user: dict, prefix: str, changes: list[str]) -> None:
-    for key, mine in user.items():
-        ours = shipped.get(key)
-        if isinstance(ours, dict) and isinstance(mine, dict):
-            _report_reset(ours, mine, f"{prefix}{key}.", changes)
-        elif key not in shipped:
-            changes.append(f"dropped your {prefix}{key}: {_scalar_text(mine)} (--force)")
-        elif ours != mine and mine is not None:
-            change = f"{_scalar_text(mine)} -> {_scalar_text(ours)}"
-            changes.append(f"reset your {prefix}{key}: {change} (--force)")
-
-
-def _scalar_text(value) -> str:
-    """`value` as one line of YAML (flow style), e.g. `squeue`, `60`, `'0123'`, `{gpu: 1}`."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
-    if text.endswith("\n..."):
-        text = text[: -len("\n...")]
-    return text
-
-
-_KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_][A-Za-z0-9_.+-]*):(?P<rest>.*)$")
-_VALUE_AND_COMMENT = re.compile(r"^(?P<value>.*?)(?P<comment>\s+#.*)?$")
-
-
-def _render_block(lines: list[str], values: dict) -> list[str]:
-    """Render a whole template; see :func:`render_profile`."""
-    out: list[str] = []
-    stack: list[tuple[int, dict, set]] = [(-1, values, set())]  # (indent, mapping, keys seen)
-    pending: list[str] = []  # blank and comment lines not yet placed
-    for line in lines:
-        match = _KEY_LINE.match(line)
-        if match is None:
-            pending.append(line)
-            continue
-        indent = len(match["indent"])
-        while stack[-1][0] >= indent:
-            _close_block(stack.pop(), pending, out)
-        out.extend(pending)
-        pending.clear()
-        _, mapping, seen = stack[-1]
-        key = match["key"]
-        seen.add(key)
-        parts = _VALUE_AND_COMMENT.match(match["rest"])
-        value = (mapping or {}).get(key)
-        if parts["value"].strip() == "":  # a nested mapping starts here
-            out.append(line)
-            stack.append((indent, value if isinstance(value, dict) else {}, set()))
-            if not isinstance(value, dict) and value is not None:
-                out[-1] = f"{match['indent']}{key}: {_scalar_text(value)}{parts['comment'] or ''}"
-                stack[-1] = (indent, {}, set())
-            continue
-        comment = parts["comment"] or ""
-        out.append(f"{match['indent']}{key}: {_scalar_text(value)}{comment}")
-    while stack:
-        _close_block(stack.pop(), pending, out)
-    out.extend(pending)
-    return out
-
-
-def _close_block(block: tuple[int, dict, set], pending: list[str], out: list[str]) -> None:
-    """Place the block's own trailing comments, then the keys the template lacked."""
-    indent, mapping, seen = block
-    inner = 0
-    while inner < len(pending) and _indent_of_comment(pending[inner]) > indent:
-        inner += 1
-    out.extend(pending[:inner])
-    del pending[:inner]
-    extra = {key: value for key, value in (mapping or {}).items() if key not in seen}
-    if not extra:
-        return
-    pad = " " * (indent + 2 if indent >= 0 else 0)
-    out.append(pad + _SITE_HEADER)
-    dumped = yaml.safe_dump(extra, sort_keys=False, default_flow_style=False, width=10**6)
-    out.extend(pad + row for row in dumped.splitlines())
-
-
-def _indent_of_comment(line: str) -> int:
-    """Indent of a comment line; -2 for a blank line (it belongs to what follows)."""
-    stripped = line.lstrip(" ")
-    if not stripped:
-        return -2
-    return len(line) - len(stripped)
 
 
 def _backup(path: Path) -> Path:
@@ -386,17 +196,12 @@ def _backup(path: Path) -> Path:
     return candidate
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def _profile_argument(folder: Path) -> str:
-    """The `--profile` argument for `folder`: its name where snakemake searches, else its path."""
+    """The ``--profile`` argument for ``folder``: its name where snakemake searches, else its
+    path."""
     try:
-        if folder.resolve() == default_dest().parent.resolve() / folder.name:
-            return folder.name
+        if Path(folder).resolve() == default_dest().parent.resolve() / Path(folder).name:
+            return Path(folder).name
     except OSError:
         pass
     return str(folder)

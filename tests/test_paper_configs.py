@@ -1,9 +1,11 @@
 """Every paper-scale config (config/paper/*.yaml) is valid and plans its whole workflow.
 
-Each config is dry-run (`snakemake -n`) with its MNIST / CIFAR-10 folder replaced by a temporary
-one holding tiny files in the original formats (idx files, pickled python batches), so that the
-cross-field checks (files present, dataset sizes, optimizer options) and the DAG of every stage
-are exercised without the real data. The small configs (config/small/*.yaml) are validated too.
+Each config is dry-run (`snakemake -n`) twice: as it is, without its data (a warning names the
+missing files, the one-line plan is printed, and the jobs are those `ntkpipe plan` counts), and
+with its MNIST / CIFAR-10 folder replaced by a temporary one holding tiny files in the original
+formats (idx files, pickled python batches), so that the cross-field checks (files present,
+dataset sizes, optimizer options) and the DAG of every stage are exercised. The small configs
+(config/small/*.yaml) are validated too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import pytest
 import yaml
 
 from ntkpipe import datasets
+from ntkpipe.sweep import plan
 from ntkpipe.sweep import runs as ntk_config
+from tests.sweep.test_plan import TOO_BIG
 from tests.workflow_helpers import REPO, job_counts, snakemake
 
 PAPER = sorted((REPO / "config" / "paper").glob("*.yaml"))
@@ -87,6 +91,10 @@ def test_paper_config_passes_a_dry_run(path, fake_data, tmp_path):
     raw["data"]["root"] = str(fake_data / raw["data"]["dataset"])
     config = tmp_path / path.name
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    if path.stem in TOO_BIG:  # refused before any job, naming the job (tests/sweep/test_plan.py)
+        result = snakemake(tmp_path, config, "-n", check=False)
+        assert result.returncode != 0 and TOO_BIG[path.stem] in result.stderr
+        return
     counts = job_counts(snakemake(tmp_path, config, "-n", "--quiet", "rules").stdout)
     runs = len(ntk_config.expand_runs(ntk_config.load_config(config)))
     assert counts["train"] == counts["linear"] == counts["compare"] == runs
@@ -95,6 +103,27 @@ def test_paper_config_passes_a_dry_run(path, fake_data, tmp_path):
     assert counts.get("kernel_init", 0) == (runs if kernels.get("initial", True) else 0)
     if raw.get("ensemble", {}).get("members", 0):
         assert counts["ensemble"] >= 1
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PAPER, ids=lambda p: p.stem)
+def test_paper_config_dry_runs_without_its_data(path, tmp_path):
+    result = snakemake(tmp_path, path, "-n", "--quiet", "rules", check=False)
+    dataset = yaml.safe_load(path.read_text())["data"]["dataset"]
+    assert f"ntkpipe: warning (dry run): data.root: 'data/{dataset}' is not a folder" in (
+        result.stderr
+    )
+    if path.stem in TOO_BIG:
+        assert result.returncode != 0 and "nothing was submitted" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr[-3000:]
+    table, _ = plan.plan_config(path, tmp_path)
+    line = next(row for row in result.stderr.splitlines() if row.startswith("ntkpipe plan: "))
+    assert line.removeprefix("ntkpipe plan: ").startswith(table.splitlines()[-1])
+    planned = {row.split()[0]: int(row.split()[1]) for row in table.splitlines()[2:-1]}
+    counts = job_counts(result.stdout)
+    assert {rule: counts[rule] for rule in planned} == planned  # the plan counts every job
     assert not (tmp_path / "results").exists()
 
 

@@ -5,13 +5,18 @@ as root; `.ci/slurm-down` stops it). Without one the tests skip, saying why; wit
 NTKPIPE_REQUIRE_SLURM=1 (CI) they fail instead, and with NTKPIPE_SLURM_UP=1 the fixture starts
 the cluster itself with `.ci/slurm-up` and stops it afterwards.
 
-Every job goes through `snakemake --profile workflow/profiles/slurm`: sbatch, the plugin's squeue
-status queries (there is no accounting database), retries with `attempt`-dependent memory, and
-the jobs' `python -m snakemake` on the node.
+Every job goes through the layered profiles, as a cluster user runs them: `snakemake
+--workflow-profile workflow/profiles/slurm --profile <site profile>` (the site profile written by
+`ntkpipe install-profile`, with a CPU partition `debug` and a GPU partition `gpu`, both added by
+.ci/slurm-up): sbatch, the plugin's squeue status queries (there is no accounting database),
+retries with `attempt`-dependent memory, the plugin's choice of partition per job, and the jobs'
+`python -m snakemake` on the node. What SLURM allocated is read back with `scontrol show job`
+(finished jobs stay visible for MinJobAge = 300 s).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -25,7 +30,7 @@ import pytest
 
 from ntkpipe.io import stores as storage
 from ntkpipe.slurm_profile import install_profile
-from ntkpipe.sweep import stage_table
+from ntkpipe.sweep import cost, stage_table
 from tests.workflow_helpers import CONFIGS, write_config
 
 pytestmark = pytest.mark.slurm
@@ -34,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 # One snakemake run: about 1-2 min on 2 idle cores, several times that on a loaded machine.
 TIMEOUT_S = 480
+_RUNS = itertools.count()
 SWEEP_STAGES = tuple(
     row.rule
     for row in stage_table.STAGES
@@ -114,21 +120,22 @@ def test_two_rule_workflow_runs_as_slurm_jobs_through_the_shipped_profile(cluste
     print(f"two-rule workflow through SLURM: {elapsed:.0f} s")
 
 
-def test_tiny_sweep_through_the_installed_profile(cluster, tmp_path):
-    # One sweep point, one seed: every per-run stage once, each its own SLURM job. The summary,
-    # figures and report (three more serial jobs) are left to tests/test_workflow.py.
-    profile = install_profile(tmp_path / "profiles" / "slurm", partition=_default_partition())
-    # No GPUs on the test cluster: the config asks for none (paper configs set resources.gpu).
+def test_tiny_sweep_routes_gpu_jobs_to_the_gpu_partition(cluster, tmp_path):
+    # One sweep point, one seed, resources.gpu: 1: every per-run stage once, each its own SLURM
+    # job; the plugin sends the jobs that ask for a GPU to `gpu`, the others to `debug`. The
+    # summary, figures and report (three more serial jobs) are left to tests/test_workflow.py.
+    site = _site_profile(tmp_path)
     config = write_config(
         tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="slurm", sweep={"model.width": [16]},
-        seeds__count=1, seeds__per_job=1, resources__gpu=0,
+        seeds__count=1, seeds__per_job=1, resources__gpu=1,
     )  # fmt: skip
     started = time.monotonic()
-    _snakemake_on_slurm(
+    result = _snakemake_on_slurm(
         tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
-        "--until", "compare", "--slurm-keep-successful-logs", profile=profile.path.parent,
+        "--until", "compare", "--slurm-keep-successful-logs", profile=site,
     )  # fmt: skip
     elapsed = time.monotonic() - started
+    assert "ntkpipe plan: " in result.stderr  # the one-line plan at start
 
     out = tmp_path / "results" / "slurm"
     (run,) = [p.parent for p in out.glob("runs/**/run.json")]
@@ -139,30 +146,45 @@ def test_tiny_sweep_through_the_installed_profile(cluster, tmp_path):
         dataset = storage.read_store(run / f"{store}.zarr", stage=stage)
         if store not in ("init", "kernel_init"):  # these depend on the model config only
             assert json.loads(dataset.attrs["config"])["run_id"] == run_id, store
-    # Every stage but the local config rules ran as its own SLURM job (one log per job).
-    logs = tmp_path / ".snakemake" / "slurm_logs"
-    ran = {p.name.removeprefix("rule_"): len(list(p.rglob("*.log"))) for p in logs.iterdir()}
-    assert ran == dict.fromkeys(SWEEP_STAGES, 1)
-    print(f"tiny sweep through SLURM: {elapsed:.0f} s")
+    jobs = _slurm_jobs(result.prefix)
+    partitions = {job["rule"]: job["Partition"] for job in jobs}
+    assert sorted(job["rule"] for job in jobs) == sorted(SWEEP_STAGES)  # one submission each
+    gpu_rules = set(cost.DEFAULT_SETTINGS["gpu_rules"])
+    assert {r for r, p in partitions.items() if p == "gpu"} == set(SWEEP_STAGES) & gpu_rules
+    assert {r for r, p in partitions.items() if p == "debug"} == set(SWEEP_STAGES) - gpu_rules
+    for job in jobs:  # the GPU request reached sbatch exactly for the GPU partition's jobs
+        assert (job.get("TresPerJob") == "gres:gpu:1") == (job["Partition"] == "gpu"), job
+    print(f"tiny sweep through SLURM: {elapsed:.0f} s, partitions {partitions}")
 
 
-def test_one_job_per_run_through_the_installed_profile(cluster, tmp_path):
-    # resources.jobs: runs: every stage of the run in one SLURM job (plus the analytic kernels).
-    profile = install_profile(tmp_path / "profiles" / "slurm", partition=_default_partition())
+def test_many_small_runs_share_allocations(cluster, tmp_path):
+    # Four runs, one job per run (resources.jobs: runs), bundled four to an allocation with
+    # Snakemake's groups: two submissions in all (the bundle and the shared analytic kernels)
+    # instead of 4 x 6 + 1 = 25 with one job per stage. --cores caps a group job's request (its
+    # four 2-thread runs would otherwise ask for 8 CPUs, more than the node has: SLURM holds it
+    # as PartitionConfig forever); within the allocation the runs then go one after another.
+    site = _site_profile(tmp_path)
     config = write_config(
-        tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="slurm", sweep={"model.width": [16]},
-        seeds__count=1, seeds__per_job=1, resources__gpu=0, resources__jobs="runs",
+        tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="slurm",
+        sweep={"model.width": [16, 24]}, seeds__count=2, seeds__per_job=1,
+        resources__gpu=0, resources__jobs="runs",
     )  # fmt: skip
-    _snakemake_on_slurm(
+    result = _snakemake_on_slurm(
         tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
-        "--until", "run", "--slurm-keep-successful-logs", profile=profile.path.parent,
+        "--until", "run", "--groups", "run=runs", "--group-components", "runs=4",
+        "--cores", "2",  # what one group job may ask for: the CPUs of a node (its runs queue)
+        profile=site,
     )  # fmt: skip
-    (run,) = [p.parent for p in (tmp_path / "results" / "slurm").glob("runs/**/run.json")]
-    for store in ("init", "kernel_init", "train", "linear", "kernel_final", "metrics"):
-        assert storage.is_complete(run / f"{store}.zarr"), store
-    logs = tmp_path / ".snakemake" / "slurm_logs"
-    ran = {p.name.removeprefix("rule_"): len(list(p.rglob("*.log"))) for p in logs.iterdir()}
-    assert ran == {"analytic": 1, "run": 1}
+    runs = [p.parent for p in (tmp_path / "results" / "slurm").glob("runs/**/run.json")]
+    assert len(runs) == 4
+    for run in runs:
+        for store in ("init", "kernel_init", "train", "linear", "kernel_final", "metrics"):
+            assert storage.is_complete(run / f"{store}.zarr"), (run, store)
+    jobs = _slurm_jobs(result.prefix)
+    per_run = len(jobs) / len(runs)
+    assert len(jobs) == 2, jobs
+    assert {job["Partition"] for job in jobs} == {"debug"}  # no GPU asked: the CPU partition
+    print(f"many small runs: {len(jobs)} submissions for {len(runs)} runs ({per_run:.2f} per run)")
 
 
 # ---------------------------------------------------------------- helpers
@@ -218,13 +240,40 @@ def _default_partition_gpus() -> int:
     return 0
 
 
+def _site_profile(tmp_path: Path) -> Path:
+    """A site profile as `ntkpipe install-profile` writes it: CPU partition `debug` (the
+    default), GPU partition `gpu` (.ci/slurm-up), one GPU per node."""
+    installed = install_profile(
+        tmp_path / "site", cpu_partition=_default_partition(), gpu_partition="gpu", gpus_per_node=1
+    )
+    return installed.folder
+
+
+def _slurm_jobs(prefix: str) -> list[dict[str, str]]:
+    """Every SLURM job of this test (job name `<prefix>_<uuid>`), with `rule` from its comment."""
+    out = subprocess.run(
+        ["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, check=False
+    ).stdout
+    jobs = []
+    for line in out.splitlines():
+        job = _fields(line)
+        if job.get("JobName", "").startswith(prefix):
+            job["rule"] = job.get("Comment", "").removeprefix("rule_").partition("_wildcards")[0]
+            jobs.append(job)
+    return jobs
+
+
 def _snakemake_on_slurm(
-    workdir: Path, *args: str, profile: Path = PROFILE, env: dict | None = None
+    workdir: Path, *args: str, profile: Path | None = None, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """`snakemake --profile <profile>` in `workdir`; on failure, the tail of its output and logs."""
-    prefix = f"ntkpipetest{os.getpid()}"
+    """`snakemake --workflow-profile workflow/profiles/slurm [--profile <site profile>]` in
+    `workdir`; on failure, the tail of its output and logs. The result's `prefix` is the job
+    name prefix of its SLURM jobs."""
+    prefix = f"ntkpipetest{os.getpid()}n{next(_RUNS)}"
+    site = ["--profile", str(profile)] if profile is not None else []
     command = [
-        sys.executable, "-m", "snakemake", "--profile", str(profile), "--directory", str(workdir),
+        sys.executable, "-m", "snakemake", "--workflow-profile", str(PROFILE), *site,
+        "--directory", str(workdir),
         # First status query after 2 s (the profile waits 20 s, for large sweeps).
         "--slurm-init-seconds-before-status-checks", "2",
         "--slurm-jobname-prefix", prefix, *args,
@@ -245,6 +294,7 @@ def _snakemake_on_slurm(
         pytest.fail(
             f"snakemake on SLURM failed ({result.returncode}):\n{_tail(result.stderr)}\n{logs}"
         )
+    result.prefix = prefix
     return result
 
 
@@ -278,7 +328,11 @@ def _cancel_jobs(prefix: str) -> None:
 
 def _record(path: Path) -> dict[str, str]:
     """The `key=value` fields of `scontrol show job --oneliner` written by a job (TWO_RULES)."""
-    return dict(item.split("=", 1) for item in path.read_text().split() if "=" in item)
+    return _fields(path.read_text())
+
+
+def _fields(line: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
 
 
 def _tail(text: str | bytes | None, size: int = 6000) -> str:

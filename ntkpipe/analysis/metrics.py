@@ -41,6 +41,7 @@ import re
 import numpy as np
 import xarray as xr
 
+from ntkpipe.io import variables
 from ntkpipe.sweep import facts
 
 N_SAMPLES = 4
@@ -105,14 +106,22 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
 
 
 def summarize(sweep_config, found):
-    """One dataset over the sweep axes from {run_id: (Run, metrics Dataset or None)}."""
+    """One dataset over the sweep axes from {run_id: (Run, metrics Dataset or None)}.
+
+    Self-describing (`ntkpipe.io.variables`): ``long_name``, ``units`` and ``description`` on
+    every variable and coordinate; dimensions in the order sweep axes (config order), model,
+    seed, step, sample, layer, wsample; the coordinates ``t = η·step`` (on ``step`` alone when
+    every run has the same η, else also on the sweep axes) and ``sample``; ``status_flag``
+    (CF flags of ``status``); the fixed settings of the sweep as plain attributes named by
+    their config path (``training.steps``, …) next to the full ``config`` (JSON).
+    """
     axes = [path.split(".")[-1] for path in sweep_config.get("sweep", {})]
     present = [(run, _with_role_codes(ds)) for run, ds in found.values() if ds is not None]
     pieces = [_with_axes(ds, run.axes, axes) for run, ds in present]
     pieces += [_missing(run, axes, present) for run, ds in found.values() if ds is None and present]
     if not pieces:
         raise ValueError("no run has metrics yet: nothing to summarize")
-    # t = η·step is per run (η may be a sweep axis): the summary keeps `step` and `learning_rate`.
+    # t = η·step is per run (η may be a sweep axis): rebuilt below from step and learning_rate.
     pieces = [piece.drop_vars("t", errors="ignore") for piece in pieces]
     # Runs of different depths have different layers (and sampled weights): give every run the
     # union, so that combine_by_coords stacks along the sweep axes only.
@@ -120,13 +129,73 @@ def summarize(sweep_config, found):
     summary = xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer")
     status = summary.status.astype(object)
     summary["status"] = status.where(status.notnull(), STATUS_MISSING).astype(str)
+    summary["status_flag"] = _status_flags(summary["status"])
     summary.attrs = {
         "name": sweep_config["name"],
         "config": json.dumps(sweep_config, sort_keys=True),
         "sweep_axes": json.dumps(axes),
+        **fixed_settings(sweep_config),
     }
     roles = _role_coordinate(summary["layer_role_code"])
-    return summary.drop_vars("layer_role_code").assign_coords(layer_role=roles)
+    summary = summary.drop_vars("layer_role_code").assign_coords(layer_role=roles)
+    if "learning_rate" in summary and "step" in summary.dims:
+        summary = summary.assign_coords(t=_time(summary))
+    if "sample" in summary.dims:
+        summary = summary.assign_coords(sample=np.arange(summary.sizes["sample"]))
+    return variables.annotate(variables.order(summary, axes), axes)
+
+
+def in_schema_order(summary) -> xr.Dataset:
+    """`summary` (e.g. with the ensembles merged in) re-ordered and described as `summarize`
+    does: dimensions in schema order, every variable with long_name, units, description."""
+    axes = json.loads(summary.attrs.get("sweep_axes", "[]"))
+    attrs = summary.attrs
+    out = variables.annotate(variables.order(summary, axes), axes)
+    out.attrs = attrs
+    return out
+
+
+def fixed_settings(sweep_config) -> dict:
+    """The settings every run of the sweep shares, {config path: value} (numbers, text, lists
+    of them), leaving out the swept paths, ``sweep`` itself and the config ``name``."""
+    swept = set(sweep_config.get("sweep", {}))
+    out = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if path in swept or path in ("sweep", "name"):
+                continue
+            if isinstance(value, dict):
+                walk(value, f"{path}.")
+            elif value is not None and _plain_value(value):
+                out[path] = value
+
+    walk(sweep_config, "")
+    return out
+
+
+def _plain_value(value) -> bool:
+    if isinstance(value, list | tuple):
+        return all(isinstance(v, str | int | float | bool) for v in value)
+    return isinstance(value, str | int | float | bool)
+
+
+def _status_flags(status) -> xr.DataArray:
+    """`status` as the codes of `variables.STATUS_FLAGS` (int8; CF flag_values)."""
+    codes = {name: i for i, name in enumerate(variables.STATUS_FLAGS)}
+    values = np.vectorize(lambda s: codes.get(str(s), codes[STATUS_MISSING]), otypes=[np.int8])
+    return xr.DataArray(values(status.values), dims=status.dims, coords=status.coords)
+
+
+def _time(summary) -> xr.DataArray:
+    """t = η·step: on ``step`` alone when every run has the same η, else on η's axes too."""
+    step = summary["step"].astype(float)
+    lr = summary["learning_rate"]
+    finite = np.unique(lr.values[np.isfinite(lr.values)])
+    if len(finite) <= 1:
+        return step * (float(finite[0]) if len(finite) else np.nan)
+    return (lr * step).transpose(*lr.dims, "step")
 
 
 def layer_roles(layer_names) -> list[str]:

@@ -1,7 +1,7 @@
 """Convolutional networks in the NTK and the standard parameterization (paper §3, Fig. 4, S2–S4).
 
 Two families, returned as the same
-:class:`ntkpipe.core.models.Network` as :func:`ntkpipe.core.models.mlp`
+:class:`~ntkpipe.core._layers.Network` as :func:`ntkpipe.core.models.mlp`
 (re-exported there as ``models.cnn`` and ``models.wrn``):
 
 - :func:`cnn`: ``depth`` convolutions (stride 1, SAME padding) each followed by φ, a pooling
@@ -46,20 +46,21 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-if TYPE_CHECKING:  # models imports this module at its end: import it lazily at call time
-    from ntkpipe.core.models import Network
+from ntkpipe.core._layers import ACTIVATIONS, Network, check_layer_settings, scaled_normal
 
 POOLINGS = ("avg", "flatten")
 """Pooling before the readout of :func:`cnn`: global average over (H, W), or flattening."""
 
+
 BATCH_NORM_EPS = 1e-5
 """ε in (a − mean)/√(var + ε) of the batch norm of :func:`wrn` (Flax's default)."""
+
 
 WRN_STRIDES = (1, 2, 2)
 """Strides of the first block of the three groups of Table S1 (32×32 → 32, 16, 8 for CIFAR)."""
@@ -70,7 +71,7 @@ class ConvSpec:
     """Layer conventions shared by every layer of a convolutional network.
 
     Attributes:
-        activation: name of φ, a key of :data:`ntkpipe.core.models.ACTIVATIONS`.
+        activation: name of φ, a key of :data:`~ntkpipe.core._layers.ACTIVATIONS`.
         parameterization: ``"ntk"`` or ``"standard"``.
         w_std: σ_w.
         b_std: σ_b; 0.0 when the network has no bias.
@@ -113,7 +114,7 @@ def cnn(
         depth: number of convolution layers L ≥ 0 (0: pooling and readout only).
         width: channels C ≥ 1 of every convolution.
         out_dim: number of outputs k ≥ 1.
-        activation: one of :data:`ntkpipe.core.models.ACTIVATIONS`.
+        activation: one of :data:`~ntkpipe.core._layers.ACTIVATIONS`.
         parameterization: ``"ntk"`` or ``"standard"`` (module docstring).
         w_std: σ_w > 0.
         b_std: σ_b ≥ 0; 0 or None: no bias.
@@ -124,11 +125,9 @@ def cnn(
             ``"flatten"`` (the readout sees H·W·C features).
 
     Returns:
-        A :class:`ntkpipe.core.models.Network`; ``apply(params, x)`` maps [n, H, W, C] or
+        A :class:`~ntkpipe.core._layers.Network`; ``apply(params, x)`` maps [n, H, W, C] or
         [n, H·W·C] to [n, out_dim].
     """
-    from ntkpipe.core.models import Network
-
     _check_int("depth", depth, 0)
     _check_int("width", width, 1)
     _check_int("out_dim", out_dim, 1)
@@ -183,7 +182,7 @@ def wrn(
         block_size: blocks per group N ≥ 1 (Table S1's N).
         channels: channels C ≥ 1 of every convolution (constant, as in the paper).
         out_dim: number of outputs k ≥ 1.
-        activation: one of :data:`ntkpipe.core.models.ACTIVATIONS`.
+        activation: one of :data:`~ntkpipe.core._layers.ACTIVATIONS`.
         parameterization: ``"ntk"`` or ``"standard"``.
         w_std: σ_w > 0.
         b_std: σ_b ≥ 0; 0 or None: no bias.
@@ -193,10 +192,8 @@ def wrn(
             then f(x_i) depends on x_i only, which kernels and linearization assume).
 
     Returns:
-        A :class:`ntkpipe.core.models.Network` mapping [n, H, W, C] or [n, H·W·C] to [n, out_dim].
+        A :class:`~ntkpipe.core._layers.Network` mapping [n, H, W, C] or [n, H·W·C] to [n, out_dim].
     """
-    from ntkpipe.core.models import Network
-
     _check_int("block_size", block_size, 1)
     _check_int("channels", channels, 1)
     _check_int("out_dim", out_dim, 1)
@@ -227,7 +224,7 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        phi = _activation(self.spec.activation)
+        phi = ACTIVATIONS[self.spec.activation]
         h = _as_images(x, self.spec.input_shape)
         for i in range(self.depth):
             h = phi(_Conv(self.width, self.kernel_size, 1, self.spec, name=f"conv_{i}")(h))
@@ -260,7 +257,7 @@ class WRN(nn.Module):
                     name=f"group_{g}_block_{b}",
                 )
                 h = block(h)
-        h = _activation(self.spec.activation)(_norm(self, "bn", h, self.batch_norm))
+        h = ACTIVATIONS[self.spec.activation](_norm(self, "bn", h, self.batch_norm))
         return _Dense(self.out_dim, self.spec, name="readout")(jnp.mean(h, axis=(1, 2)))
 
 
@@ -275,7 +272,7 @@ class _WideBlock(nn.Module):
 
     @nn.compact
     def __call__(self, a: jax.Array) -> jax.Array:
-        phi = _activation(self.spec.activation)
+        phi = ACTIVATIONS[self.spec.activation]
         o = phi(_norm(self, "bn_0", a, self.batch_norm))
         h = _Conv(self.channels, self.kernel_size, self.stride, self.spec, name="conv_0")(o)
         h = phi(_norm(self, "bn_1", h, self.batch_norm))
@@ -325,14 +322,14 @@ def _weight(module: nn.Module, shape: tuple[int, ...], fan_in: int, dtype) -> tu
     """The ``kernel`` leaf and the factor s_w applied to a ∗ kernel (1 in standard param.)."""
     scale = module.spec.w_std / math.sqrt(fan_in)
     std = module.spec.standard
-    kernel = module.param("kernel", _scaled_normal(scale if std else 1.0), shape, dtype)
+    kernel = module.param("kernel", scaled_normal(scale if std else 1.0), shape, dtype)
     return kernel, 1.0 if std else scale
 
 
 def _add_bias(module: nn.Module, h: jax.Array, spec: ConvSpec) -> jax.Array:
     if not spec.use_bias:
         return h
-    init = _scaled_normal(spec.b_std if spec.standard else 1.0)
+    init = scaled_normal(spec.b_std if spec.standard else 1.0)
     bias = module.param("bias", init, (h.shape[-1],), h.dtype)
     return h + bias * (1.0 if spec.standard else spec.b_std)
 
@@ -365,36 +362,9 @@ def _as_images(x: jax.Array, input_shape: tuple[int, int, int] | None) -> jax.Ar
     raise ValueError(f"x must have shape {expected}; got shape {x.shape}{hint}.")
 
 
-def _activation(name: str):
-    from ntkpipe.core.models import ACTIVATIONS
-
-    return ACTIVATIONS[name]
-
-
-def _scaled_normal(scale: float):
-    def init(key, shape, dtype):
-        return jax.random.normal(key, shape, dtype) * jnp.asarray(scale, dtype)
-
-    return init
-
-
 def _conv_spec(activation, parameterization, w_std, b_std, input_shape) -> ConvSpec:
-    from ntkpipe.core.models import ACTIVATIONS, PARAMETERIZATIONS
-
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}.")
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"parameterization must be one of {list(PARAMETERIZATIONS)}; got {parameterization!r}."
-        )
-    if not _is_real(w_std) or not w_std > 0 or not math.isfinite(w_std):
-        raise ValueError(f"w_std must be a finite number > 0; got {w_std!r}.")
-    b_std = 0.0 if b_std is None else b_std
-    if not _is_real(b_std) or not b_std >= 0 or not math.isfinite(b_std):
-        raise ValueError(f"b_std must be a finite number ≥ 0, or None for no bias; got {b_std!r}.")
-    return ConvSpec(
-        activation, parameterization, float(w_std), float(b_std), _input_shape(input_shape)
-    )
+    w_std, b_std = check_layer_settings(activation, parameterization, w_std, b_std)
+    return ConvSpec(activation, parameterization, w_std, b_std, _input_shape(input_shape))
 
 
 def _input_shape(input_shape) -> tuple[int, int, int] | None:
@@ -418,7 +388,3 @@ def _check_int(field: str, value: Any, low: int) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

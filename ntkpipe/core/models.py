@@ -15,113 +15,38 @@ standard weights are exactly the NTK ω scaled by σ_w/√n_l (and σ_b β): the
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import erf
 
-Params = Any  # a flax variables pytree {"params": {...}}
+from ntkpipe.core._layers import (
+    ACTIVATIONS,
+    PARAMETERIZATIONS,
+    DenseSpec,
+    Network,
+    Params,
+    check_layer_settings,
+    scaled_normal,
+)
+from ntkpipe.core.convnets import cnn, wrn
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": jax.nn.relu,
-    "erf": erf,
-    "tanh": jnp.tanh,
-    "identity": lambda h: h,
-}
-"""Elementwise nonlinearities φ by name (``erf`` is the plain error function, as in
-neural-tangents' ``stax.Erf()``)."""
-
-PARAMETERIZATIONS = ("ntk", "standard")
-
-
-@dataclasses.dataclass(frozen=True)
-class DenseSpec:
-    """Structure of an MLP, used by the fast empirical-kernel path of :mod:`ntkpipe.core.kernels`.
-
-    Attributes:
-        depth: number of hidden layers L (Dense layers ``dense_0`` … ``dense_L``).
-        width: hidden width n.
-        out_dim: number of outputs k.
-        activation: name of φ, a key of :data:`ACTIVATIONS`.
-        parameterization: ``"ntk"`` or ``"standard"``.
-        w_std: σ_w.
-        b_std: σ_b; 0.0 when the network has no bias.
-    """
-
-    depth: int
-    width: int
-    out_dim: int
-    activation: str
-    parameterization: str
-    w_std: float
-    b_std: float
-
-    @property
-    def use_bias(self) -> bool:
-        return self.b_std > 0.0
-
-    @property
-    def layer_names(self) -> tuple[str, ...]:
-        return tuple(f"dense_{i}" for i in range(self.depth + 1))
-
-    def weight_scale(self, fan_in: int) -> float:
-        """Factor s_w with W_l = s_w · params_l: σ_w/√n_l (NTK) or 1 (standard)."""
-        return self.w_std / math.sqrt(fan_in) if self.parameterization == "ntk" else 1.0
-
-    @property
-    def bias_scale(self) -> float:
-        """Factor s_b with b_l = s_b · params_l: σ_b (NTK) or 1 (standard); 0 without bias."""
-        if not self.use_bias:
-            return 0.0
-        return self.b_std if self.parameterization == "ntk" else 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Network:
-    """A Flax module with a pure functional interface.
-
-    Attributes:
-        module: the Flax linen module.
-        out_dim: number of outputs k of ``apply``.
-        dense_spec: the MLP structure when the network is an :func:`mlp` (enables the fast kernel
-            path in :mod:`ntkpipe.core.kernels`), otherwise None.
-
-    ``net.apply`` is a bound method: :mod:`ntkpipe.core.kernels` finds ``dense_spec`` through it, so
-    ``kernels.empirical_ntk(net.apply, ...)`` takes the fast path for an MLP; any other
-    ``apply(params, x)`` (a lambda, a jitted function) takes the generic path.
-    """
-
-    module: nn.Module
-    out_dim: int
-    dense_spec: DenseSpec | None = None
-
-    def init(self, key: jax.Array, x: jax.Array) -> Params:
-        """Samples the initial parameters θ₀.
-
-        Args:
-            key: a PRNG key.
-            x: example inputs, [n, d_in] for an MLP (only their shape and dtype are used).
-                Parameters take the dtype of ``x`` when it is floating, float32 otherwise.
-
-        Returns:
-            ``{"params": {layer_name: {"kernel": ..., "bias": ...}, ...}}``.
-        """
-        x = jnp.asarray(x)
-        if self.dense_spec is not None and x.ndim != 2:
-            raise ValueError(f"x must have shape [n, d_in] for an MLP; got shape {x.shape}.")
-        return self.module.init(key, x)
-
-    def apply(self, params: Params, x: jax.Array) -> jax.Array:
-        """The network function f(θ, x): [n, ...] → [n, out_dim]. Pure."""
-        return self.module.apply(params, x)
-
-    __call__ = apply
+__all__ = [
+    "ACTIVATIONS",
+    "PARAMETERIZATIONS",
+    "DenseSpec",
+    "MLP",
+    "Network",
+    "Params",
+    "cnn",
+    "kernel_leaves",
+    "mlp",
+    "to_standard",
+    "wrn",
+]
 
 
 def mlp(
@@ -231,24 +156,17 @@ class _Dense(nn.Module):
         fan_in = x.shape[-1]
         dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
         std = self.spec.parameterization == "standard"
-        w_init = _scaled_normal(self.spec.w_std / math.sqrt(fan_in) if std else 1.0)
+        w_init = scaled_normal(self.spec.w_std / math.sqrt(fan_in) if std else 1.0)
         kernel = self.param("kernel", w_init, (fan_in, self.features), dtype)
         h = jnp.dot(x.astype(dtype), kernel)
         if not std:
             h = h * self.spec.weight_scale(fan_in)
         if self.spec.use_bias:
             bias = self.param(
-                "bias", _scaled_normal(self.spec.b_std if std else 1.0), (self.features,), dtype
+                "bias", scaled_normal(self.spec.b_std if std else 1.0), (self.features,), dtype
             )
             h = h + bias * self.spec.bias_scale
         return h
-
-
-def _scaled_normal(scale: float):
-    def init(key, shape, dtype):
-        return jax.random.normal(key, shape, dtype) * jnp.asarray(scale, dtype)
-
-    return init
 
 
 def _collect_kernels(tree: Any, path: tuple[str, ...], out: dict[str, jax.Array]) -> None:
@@ -267,25 +185,5 @@ def _dense_spec(depth, width, out_dim, activation, parameterization, w_std, b_st
     for field, value, low in (("depth", depth, 0), ("width", width, 1), ("out_dim", out_dim, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{field} must be an integer ≥ {low}; got {value!r}.")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}.")
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"parameterization must be one of {list(PARAMETERIZATIONS)}; got {parameterization!r}."
-        )
-    if not _is_real(w_std) or not w_std > 0 or not math.isfinite(w_std):
-        raise ValueError(f"w_std must be a finite number > 0; got {w_std!r}.")
-    if b_std is None:
-        b_std = 0.0
-    if not _is_real(b_std) or not b_std >= 0 or not math.isfinite(b_std):
-        raise ValueError(f"b_std must be a finite number ≥ 0, or None for no bias; got {b_std!r}.")
-    return DenseSpec(
-        depth, width, out_dim, activation, parameterization, float(w_std), float(b_std)
-    )
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-from ntkpipe.core.convnets import cnn, wrn  # noqa: E402,F401
+    w_std, b_std = check_layer_settings(activation, parameterization, w_std, b_std)
+    return DenseSpec(depth, width, out_dim, activation, parameterization, w_std, b_std)

@@ -36,6 +36,7 @@ import xarray as xr
 import zarr
 
 from ntkpipe.errors import StoreError
+from ntkpipe.io import variables
 from ntkpipe.io.atomic import (
     _fsync_dir,
     _host,
@@ -128,6 +129,7 @@ def write_store(
         if leaves is not None:
             digests["params"] = _write_params(tmp, leaves)
         _mark_complete(tmp, digests)
+        _consolidate(tmp)
         _move_into_place(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -155,7 +157,9 @@ def read_store(path, *, stage=None, load=True, verify=True):
     path = Path(path)
     attrs = _complete_attrs(path, stage)
     try:
-        ds = xr.open_dataset(path, engine="zarr", consolidated=False, zarr_format=3, chunks=None)
+        ds = xr.open_dataset(
+            path, engine="zarr", consolidated=_consolidated(path), zarr_format=3, chunks=None
+        )
         if load:
             ds = ds.load()
     except Exception as err:
@@ -238,7 +242,7 @@ def _prepare(ds, attrs):
             out[name] = var.astype(object)
     out.attrs = {**{k: v for k, v in ds.attrs.items() if k != _DIGEST_ATTR}, **attrs}
     out.attrs.pop(COMPLETE_ATTR, None)
-    return out
+    return variables.annotate(out)
 
 
 def _encoding(ds, chunks):
@@ -271,6 +275,24 @@ def _mark_complete(tmp, digests):
     """Writes the digests and the completion marker: the last write of a store."""
     root = zarr.open_group(tmp, mode="r+", zarr_format=3)
     root.attrs.update({_DIGEST_ATTR: digests, COMPLETE_ATTR: True})
+
+
+def _consolidate(tmp):
+    """Consolidated metadata (written after the completion marker, before the rename), so a
+    plain ``xr.open_zarr(path)`` neither warns nor lists the folder (where Snakemake's
+    ``.snakemake_timestamp`` of a ``directory()`` output would be "not recognized")."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        zarr.consolidate_metadata(tmp, zarr_format=3)
+
+
+def _consolidated(path):
+    """Whether the store has consolidated metadata (stores written before it did not)."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("consolidated_metadata") is not None
 
 
 def _move_into_place(tmp, path, overwrite):

@@ -37,7 +37,7 @@ def collect(
     ds = metrics.summarize(sweep_config, found)
     log(f"collect: {sum(v is not None for _, v in found.values())}/{len(found)} runs")
     if ensembles is not None:
-        ds = _with_ensembles(ds, sweep_config, Path(ensembles))
+        ds = metrics.in_schema_order(_with_ensembles(ds, sweep_config, Path(ensembles)))
     job.write(ds, stage="summary")
 
 

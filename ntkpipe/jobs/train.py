@@ -21,11 +21,11 @@ import xarray as xr
 
 from ntkpipe.core import train as ntk_train
 from ntkpipe.io import stores as storage
+from ntkpipe.jobs import progress
 from ntkpipe.jobs._job import (
     TRAIN_STREAM,
     load_data_and_network,
     log,
-    log_progress,
     read_params,
     record_steps,
     stage_job,
@@ -74,6 +74,7 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
             _save_checkpoint(checkpoint, config, state)
             last_saved[0] = int(state.step)
 
+    on_progress = progress.Progress(log)  # by time, ETA after compilation
     trajectory = ntk_train.train(
         apply_fn,
         params0,
@@ -92,9 +93,10 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
         linearized=linearized,
         state=resume,
         on_segment=on_segment,
-        progress=log_progress,
+        progress=on_progress,
         eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
     )
+    on_progress.close()
     return _trajectory_at(trajectory, wanted)
 
 

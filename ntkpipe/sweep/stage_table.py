@@ -95,7 +95,7 @@ _ANALYTIC = Input("analytic", "--analytic", "analytic", "kernels.analytic", "ana
 
 STAGES = (
     Stage("init", "run", "stages", "model.json", (), "init.zarr", "init", "init", "init",
-          "init", "init", False),
+          "init", "init", True),
     Stage("kernel_init", "run", "stages", "model.json",
           (Input("init", "--params", "init", None,
                  "store holding params/ (init.zarr or train.zarr)"),),

@@ -16,6 +16,7 @@ which re-exports ``load_config``, ``load_schema``, ``SCHEMA_PATH`` and ``output_
 module imports nothing from it.
 """
 
+import contextlib
 import copy
 import difflib
 import functools
@@ -42,6 +43,8 @@ __all__ = [
     "assign",
     "axis_name",
     "format_value",
+    "MissingDataWarning",
+    "data_files_optional",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
@@ -53,6 +56,24 @@ directory names and Snakemake wildcards (``ntkpipe.sweep.runs.run_id_pattern``).
 _VALUE_RE = re.compile(rf"^{VALUE_PATTERN}$")
 _SWEEPABLE_SECTIONS = ("data", "model", "training", "kernels")
 _SWEEPABLE_TOP = ("precision",)
+
+
+class MissingDataWarning(UserWarning):
+    """A dataset's files are missing where they are only needed later (a dry run, a plan)."""
+
+
+_DATA_FILES_REQUIRED = [True]
+
+
+@contextlib.contextmanager
+def data_files_optional():
+    """Within this block missing data files are a :class:`MissingDataWarning`, not an error
+    (``snakemake -n``, ``ntkpipe plan``: the shapes of each dataset are known without them)."""
+    _DATA_FILES_REQUIRED.append(False)
+    try:
+        yield
+    finally:
+        _DATA_FILES_REQUIRED.pop()
 
 
 def load_schema():

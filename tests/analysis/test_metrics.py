@@ -150,3 +150,82 @@ def test_summary_of_one_depth_keeps_the_roles_on_the_layers_alone():
     summary = metrics.summarize(sweep, found)
     assert summary["layer_role"].dims == ("layer",)
     assert list(summary["layer_role"].values) == ["input", "hidden", "output"]
+
+
+def _run_metrics_of(width, n_train, lr=0.5, seeds=(0, 1), transposed=False):
+    """A metrics store as run_metrics writes it (with η, samples and time), one run."""
+    ds = _metrics(2, seeds)
+    n = len(seeds)
+    ds["learning_rate"] = lr
+    ds["rmse_test"] = (("seed", "step"), np.full((n, 3), width * 1.0))
+    ds["fx_sample_test"] = (("model", "seed", "step", "sample"), np.zeros((2, n, 3, 4)))
+    ds["diverged_step"] = (("seed",), [-1] * n)
+    ds = ds.assign_coords(t=("step", lr * ds.step.values))
+    return ds.transpose(*reversed(list(ds.dims))) if transposed else ds
+
+
+def _summary_of(order, lrs=None, transposed=False):
+    from ntkpipe.sweep.runs import Run
+
+    sweep = {
+        "name": "s",
+        "sweep": {"model.width": [8, 16], "data.n_train": [4, 8]},
+        "training": {"steps": 2, "optimizer": "gd", "record": [0, 1, 2]},
+        "model": {"depth": 2, "activation": "relu"},
+    }
+    found = {}
+    for w, n in order:
+        lr = (lrs or {}).get(w, 0.5)
+        axes = {"width": w, "n_train": n}
+        run = Run(f"width~{w}/n_train~{n}/seeds~0-1", axes, (0, 1), {})
+        found[run.run_id] = (run, _run_metrics_of(w, n, lr, transposed=transposed))
+    return metrics.summarize(sweep, found)
+
+
+def test_summary_dimension_order_is_the_schema_order_whatever_the_run_order_and_layout():
+    points = [(8, 4), (8, 8), (16, 4), (16, 8)]
+    a = _summary_of(points)
+    b = _summary_of(list(reversed(points)), transposed=True)
+    assert a["weight_change"].dims == ("width", "n_train", "model", "seed", "step", "layer")
+    for name in a.variables:
+        assert a[name].dims == b[name].dims, name
+    assert a["rmse_test"].dims == ("width", "n_train", "seed", "step")
+    assert a["fx_sample_test"].dims == ("width", "n_train", "model", "seed", "step", "sample")
+    assert list(a.data_vars) == list(b.data_vars)
+
+
+def test_summary_describes_every_variable_and_coordinate_and_keeps_t_and_sample():
+    from ntkpipe.io import variables
+
+    ds = _summary_of([(8, 4), (8, 8), (16, 4), (16, 8)])
+    for name, var in ds.variables.items():
+        assert var.attrs.get("long_name") and var.attrs.get("units"), name
+        assert "not in the schema table" not in var.attrs["description"], name
+    assert ds["t"].dims == ("step",) and list(ds["t"].values) == [0.0, 0.5, 1.0]
+    assert list(ds["sample"].values) == [0, 1, 2, 3]
+    flags = ds["status_flag"]
+    assert flags.attrs["flag_meanings"].split() == list(variables.STATUS_FLAGS)
+    assert flags.attrs["flag_values"] == [0, 1, 2, 3]
+    assert (flags == 0).all() and (ds["status"] == "ok").all()
+    assert ds.attrs["training.steps"] == 2 and ds.attrs["model.activation"] == "relu"
+    assert "model.width" not in ds.attrs and ds.attrs["training.record"] == [0, 1, 2]
+
+
+def test_summary_time_is_per_run_when_the_learning_rate_is_swept():
+    ds = _summary_of([(8, 4), (8, 8), (16, 4), (16, 8)], lrs={8: 0.5, 16: 2.0})
+    assert ds["t"].dims == ("width", "n_train", "step")
+    assert list(ds["t"].sel(width=16, n_train=4).values) == [0.0, 2.0, 4.0]
+
+
+def test_summary_flags_missing_runs():
+    from ntkpipe.sweep.runs import Run
+
+    ds = _summary_of([(8, 4), (8, 8), (16, 4), (16, 8)])
+    sweep = {"name": "s", "sweep": {"model.width": [8, 16], "data.n_train": [4, 8]}}
+    found = {}
+    for w, n in [(8, 4), (8, 8), (16, 4), (16, 8)]:
+        run = Run(f"width~{w}/n_train~{n}/seeds~0-1", {"width": w, "n_train": n}, (0, 1), {})
+        found[run.run_id] = (run, None if w == 16 and n == 8 else _run_metrics_of(w, n))
+    ds = metrics.summarize(sweep, found)
+    assert (ds["status_flag"].sel(width=16, n_train=8) == 3).all()
+    assert (ds["status_flag"].sel(width=8) == 0).all()

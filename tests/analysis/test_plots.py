@@ -26,7 +26,7 @@ def summary():
 @pytest.fixture(scope="module")
 def written(summary, tmp_path_factory):
     outdir = tmp_path_factory.mktemp("figures")
-    return outdir, plots.make_figures(summary, outdir)
+    return outdir, plots.make_figures(summary, outdir)  # SVG, PNG, PDF
 
 
 def _line(ax, prefix):
@@ -41,7 +41,7 @@ def test_every_plot_function_returns_a_figure_with_data(summary, stem):
     assert isinstance(fig, Figure)
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert axes and all(ax.get_lines() or ax.collections for ax in axes)
-    assert "digits-binary" in fig.get_suptitle()
+    assert "digits-binary" not in fig.get_suptitle()  # the report's heading, not every title
     assert all(ax.get_ylabel() for ax in axes)
 
 
@@ -82,6 +82,9 @@ def test_rmse_vs_width_has_one_line_per_dataset_size(summary):
     fig = plots.plot_rmse_vs_width(summary)
     test_ax = fig.axes[1]
     labels = [line.get_label() for line in test_ax.get_lines()]
+    references = [label for label in labels if label.startswith("$n^")]
+    assert references == ["$n^{-1/2}$", "$n^{-1}$"]  # the paper's slopes, for the eye
+    labels = [label for label in labels if label not in references]
     assert len(labels) == 2 and "32" in labels[0] and "128" in labels[1]
     (fit,) = [f for f in analysis.rmse_exponents(summary, "test") if f.group == {"n_train": 128}]
     assert f"{fit.fit.exponent:.2f}" in labels[1]
@@ -103,8 +106,11 @@ def test_plot_functions_reject_data_they_cannot_draw(summary):
 
 def test_make_figures_writes_every_applicable_figure_as_svg(written):
     outdir, paths = written
-    assert [p.name for p in paths] == [f"{stem}.svg" for stem in plots.FIGURES]
+    # two seeds per job: too few Monte Carlo sample counts for kernel_mc
+    assert [p.name for p in paths] == [f"{s}.svg" for s in plots.FIGURES if s != "kernel_mc"]
     for path in paths:
+        assert path.with_suffix(".png").stat().st_size > 10_000
+        assert path.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
         root = ET.parse(path).getroot()
         assert root.tag.endswith("svg") and path.stat().st_size > 10_000
         assert b"<dc:date>" not in path.read_bytes()
@@ -114,7 +120,9 @@ def test_svg_files_are_byte_identical_for_the_same_summary(summary, written, tmp
     outdir, _ = written
     fig = plots.plot_kernel_error(summary)
     with matplotlib.rc_context({"svg.hashsalt": "ntkpipe"}):
-        fig.savefig(tmp_path / "again.svg", format="svg", metadata={"Date": None})
+        fig.savefig(
+            tmp_path / "again.svg", format="svg", bbox_inches="tight", metadata={"Date": None}
+        )
     assert (tmp_path / "again.svg").read_bytes() == (outdir / "kernel_error.svg").read_bytes()
 
 
@@ -126,17 +134,25 @@ def test_make_figures_reads_a_zarr_store_and_skips_figures_without_data(tmp_path
     ds["nngp_analytic_error"][:] = np.nan
     store = tmp_path / "summary.zarr"
     ds.to_zarr(store, mode="w", consolidated=False)
-    names = [p.name for p in plots.make_figures(store, tmp_path / "a")]
-    assert names == ["loss_curves.svg", "rmse_curves.svg", "weight_change.svg", "rmse_vs_width.svg"]
-    only_curves = [p.name for p in plots.make_figures(ds.isel(width=[0]), tmp_path / "b")]
+    names = [p.name for p in plots.make_figures(store, tmp_path / "a", formats=("svg",))]
+    assert names == ["loss_curves.svg", "rmse_curves.svg"]  # two widths: no exponent drawn
+    notes = plots.figure_notes(store)
+    assert set(notes) == {"weight_change", "rmse_vs_width"}
+    assert "the sweep has 2 widths" in notes["weight_change"]
+    wider = make_summary(widths=(64, 128, 256), n_trains=(32,), seeds=1, depth=1)
+    names = [p.name for p in plots.make_figures(wider, tmp_path / "d", formats=("svg",))]
+    assert "weight_change.svg" in names and "rmse_vs_width.svg" in names
+    only_curves = [
+        p.name for p in plots.make_figures(ds.isel(width=[0]), tmp_path / "b", formats=("svg",))
+    ]
     assert only_curves == ["loss_curves.svg", "rmse_curves.svg"]
     with pytest.raises(FileNotFoundError, match="no such Zarr store"):
-        plots.make_figures(tmp_path / "absent.zarr", tmp_path / "c")
+        plots.make_figures(tmp_path / "absent.zarr", tmp_path / "c", formats=("svg",))
 
 
 def test_make_figures_draws_one_file_per_combination_of_further_axes(tmp_path):
     ds = make_summary(
-        widths=(64, 256),
+        widths=(64, 128, 256),
         n_trains=(32,),
         seeds=1,
         depth=1,
@@ -144,7 +160,7 @@ def test_make_figures_draws_one_file_per_combination_of_further_axes(tmp_path):
         extra_axes={"activation": ["relu", "<b>tanh</b>"]},
     )
     keep = ["loss_train", "loss_test", "weight_change", "status"]
-    names = sorted(p.name for p in plots.make_figures(ds[keep], tmp_path))
+    names = sorted(p.name for p in plots.make_figures(ds[keep], tmp_path, formats=("svg",)))
     assert names == [
         "loss_curves__activation~_b_tanh__b_.svg",
         "loss_curves__activation~relu.svg",
@@ -194,7 +210,27 @@ def test_linearization_shows_the_network_weights_only_where_recorded(summary):
     assert {line.get_linestyle() for line in rmse.get_lines()} == {"-", "--"}  # Θ̂_0 and Θ
 
 
-def test_kernel_mc_figure_needs_two_sample_counts(tmp_path):
-    one_seed = add_mc(make_summary(widths=(64, 128, 256), n_trains=(32,), seeds=1))
-    names = [p.stem for p in plots.make_figures(one_seed, tmp_path)]
-    assert "kernel_mc" not in names and "kernel_error" in names
+def test_kernel_mc_figure_needs_three_sample_counts():
+    two_seeds = add_mc(make_summary(widths=(64, 128, 256), n_trains=(32,), seeds=2))
+    assert "fewer than 3 seeds" in plots.figure_notes(two_seeds)["kernel_mc"]
+    three = add_mc(make_summary(widths=(64, 128, 256), n_trains=(32,), seeds=3))
+    assert plots.figure_notes(three) == {}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"widths": None},  # no width axis
+        {"widths": None, "n_trains": None, "extra_axes": {"learning_rate": [0.1, 1.0]}},
+        {"widths": None, "n_trains": None, "extra_axes": {"depth": [1, 2]}, "seeds": 1},
+        {"widths": (64,), "n_trains": None, "seeds": 1},  # one run
+    ],
+)
+def test_make_figures_works_for_any_set_of_sweep_axes(tmp_path, kwargs):
+    ds = add_linearization(make_summary(**kwargs))
+    names = sorted(p.name for p in plots.make_figures(ds, tmp_path, formats=("svg",)))
+    assert names and all(name.split("__")[0].split(".")[0] in plots.FIGURES for name in names)
+    stems = {name.split("__")[0].split(".")[0] for name in names}
+    assert {"loss_curves", "linearization"} <= stems
+    assert not stems & {"weight_change", "kernel_change", "rmse_vs_width", "kernel_error"}
+    assert "weight_change" in plots.figure_notes(ds)

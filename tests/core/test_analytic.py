@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from ntkpipe.core import analytic, dynamics, kernels, models
+from ntkpipe.core import _analytic_recursion, analytic, dynamics, kernels, models
 
 D_IN = 4
 
@@ -145,7 +145,8 @@ def test_symmetric_call_blocking_and_zero_inputs(monkeypatch):
     # the zero input, without bias, has zero kernels; everything is finite
     assert np.all(np.isfinite(ntk)) and np.all(np.isfinite(nngp))
     np.testing.assert_array_equal(ntk[2], 0.0)
-    monkeypatch.setattr(analytic, "_MEMORY_BUDGET", X1.shape[0] * analytic.DEFAULT_QUAD_ORDER)
+    budget = X1.shape[0] * analytic.DEFAULT_QUAD_ORDER
+    monkeypatch.setattr(_analytic_recursion, "_MEMORY_BUDGET", budget)
     blocked = analytic.kernels(X1, **kw)  # one row per block
     _close(blocked[0], nngp, rtol=1e-13)
     _close(blocked[1], ntk, rtol=1e-13)

@@ -1,9 +1,8 @@
-"""The cost model: parameter counts, scaling laws, Snakemake resources, and the measured peak
-memory of real jobs (CPU), plus the GPU request of a grouped SLURM submission."""
+"""The cost model: parameter counts, scaling laws, Snakemake resources, plus the GPU request of a
+grouped SLURM submission (the measured peak memory of real jobs: test_cost_measured.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ntkpipe import cli, datasets
+from ntkpipe import datasets
 from ntkpipe.errors import ConfigError
 from ntkpipe.jobs import _job
 from ntkpipe.sweep import cost
@@ -189,7 +188,10 @@ def test_bad_resources_section_is_named(section, message):
 
 
 def test_defaults_are_cpu_only():
-    assert cost.load_settings(None) == cost.load_settings({}) == cost.DEFAULT_SETTINGS
+    loaded = cost.load_settings(None, root="/nonexistent")  # no calibration file there
+    assert loaded == cost.load_settings({}, root="/nonexistent")
+    assert loaded.pop("constants") == {}
+    assert loaded == cost.DEFAULT_SETTINGS and loaded["gpu"] == 0
     assert cost.DEFAULT_SETTINGS["jobs"] == "stages"
 
 
@@ -221,136 +223,6 @@ def test_one_job_per_run_without_initial_kernels_leaves_out_their_cost():
     assert kernels > 0
     flops = cost._run_job_cost(sizes, with_theta0).flops - cost._run_job_cost(sizes, without).flops
     assert flops == pytest.approx(kernels)
-
-
-# ---------------------------------------------------------------- measured on CPU (slow)
-
-MEASURED = {
-    # name: (stage, changes); prepared inputs are written in this process first.
-    "train_tiny": ("train", {}),
-    "train_wide": (
-        "train",
-        dict(
-            model__depth=2,
-            model__width=2048,
-            data__n_train=64,
-            data__n_test=64,
-            training__steps=2,
-            training__records=2,
-            seeds__count=2,
-            seeds__per_job=2,
-        ),
-    ),
-    "train_deep": (
-        "train",
-        dict(
-            model__depth=4,
-            model__width=512,
-            data__classes=list(range(10)),
-            data__n_train=1000,
-            data__n_test=500,
-            training__steps=2,
-            training__records=2,
-            seeds__count=2,
-            seeds__per_job=2,
-        ),
-    ),
-    "linear_ten_classes": (
-        "linear",
-        dict(
-            model__width=64,
-            data__classes=list(range(10)),
-            data__n_train=120,
-            data__n_test=60,
-            kernels__block_size=60,
-        ),
-    ),
-}
-
-
-@pytest.mark.slow
-def test_model_bounds_measured_peak_memory(tmp_path):
-    """mem_mb ≥ the measured peak RSS of the real job, and the model is not wildly above it.
-
-    Each job runs as the workflow runs it (`python -m ntkpipe.cli <stage>` in a subprocess, four
-    at once); the peak resident memory comes from getrusage(RUSAGE_CHILDREN) of a wrapper process
-    per job. The variable part of the measurement (peak − the tiny job's peak) must lie within
-    [model / 4 − 64 MB, MEM_MARGIN × model + 64 MB].
-    """
-    commands = {}
-    for name, (stage, changes) in MEASURED.items():
-        commands[name] = _prepare(tmp_path / name, stage, run_config(**changes))
-    processes = {name: _measure(command) for name, command in commands.items()}
-    peak_mb = {}
-    for name, process in processes.items():
-        out, err = process.communicate(timeout=900)
-        assert process.returncode == 0, err[-3000:]
-        peak_mb[name] = json.loads(out.strip().splitlines()[-1])["maxrss_mb"]
-    base = peak_mb["train_tiny"]
-    rows = []
-    for name, (stage, changes) in MEASURED.items():
-        config = run_config(**changes)
-        model_mb = cost.memory_bytes(config, stage) / 2**20
-        requested = cost.mem_mb(config, stage)
-        measured = peak_mb[name]
-        rows.append(
-            f"{name}: measured {measured:.0f} MB, model +{model_mb:.0f}, mem_mb {requested}"
-        )
-        assert requested >= measured, rows[-1]
-        assert requested <= 4 * measured + cost.BASE_MB["cpu"], rows[-1]
-        variable = measured - base
-        assert model_mb / 4 - 64 <= variable <= cost.MEM_MARGIN * model_mb + 64, rows[-1]
-    print("\n".join(rows))
-
-
-def _prepare(folder: Path, stage: str, config: dict) -> list[str]:
-    """Writes the job's run config and input stores; returns its ntkpipe command."""
-    folder.mkdir()
-    run = folder / "run.json"
-    run.write_text(ntk_config.to_json(config))
-    init, kernel = folder / "init.zarr", folder / "kernel_init.zarr"
-    with _float32():
-        assert cli.main(["init", "--run", str(run), "--out", str(init)]) == 0
-        if stage == "linear":
-            assert (
-                cli.main(
-                    ["kernels", "--run", str(run), "--params", str(init), "--out", str(kernel)]
-                )
-                == 0
-            )
-    command = [stage, "--run", str(run), "--init", str(init), "--out", str(folder / "out.zarr")]
-    if stage == "linear":
-        command += ["--kernel", str(kernel)]
-    return command
-
-
-def _measure(command: list[str]) -> subprocess.Popen:
-    wrapper = (
-        "import json, resource, subprocess, sys\n"
-        "code = subprocess.run(sys.argv[1:]).returncode\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(json.dumps({'maxrss_mb': peak}))\n"
-        "sys.exit(code)\n"
-    )
-    env = {**os.environ, "NTKPIPE_JAX_CACHE": "off"}
-    return subprocess.Popen(
-        [sys.executable, "-c", wrapper, sys.executable, "-m", "ntkpipe.cli", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-class _float32:
-    """Inputs are prepared as the ntkpipe command computes: float32 (the tests enable x64)."""
-
-    def __enter__(self):
-        self.enabled = jax.config.jax_enable_x64
-        jax.config.update("jax_enable_x64", False)
-
-    def __exit__(self, *exc):
-        jax.config.update("jax_enable_x64", self.enabled)
 
 
 # ---------------------------------------------------------------- grouped GPU jobs (slow)

@@ -1,8 +1,9 @@
-"""`ntkpipe.slurm_profile`: installing the SLURM profile, keeping a user's own settings.
+"""The SLURM profiles: the shipped workflow profile and the site profile `install-profile` writes.
 
-No cluster needed: these check the files written and that Snakemake's own option parser accepts
-them (unknown options and bad values are errors there). tests/test_slurm.py runs the profile
-against a real slurmctld.
+No cluster needed: these check the files and that Snakemake's own option parser reads the two
+profiles layered as a cluster user passes them (unknown options and bad values are errors there),
+and that the plugin reads the partition file. tests/test_slurm.py runs them against a real
+slurmctld, with a CPU and a GPU partition.
 """
 
 from __future__ import annotations
@@ -14,175 +15,91 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ntkpipe.slurm_profile import (
-    ProfileError,
-    install_profile,
-    merge_profiles,
-    render_profile,
-    shipped_profile_text,
-)
+from ntkpipe import cli
+from ntkpipe.slurm_profile import ProfileError, install_profile
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = yaml.safe_load(shipped_profile_text())
-
-# A user's profile from an older install: their site keys, one key ntkpipe does not ship, a
-# per-rule GPU partition, an alias (restart-times), and no status command yet.
-USER_PROFILE = """\
-executor: slurm
-jobs: 20
-restart-times: 4
-conda-prefix: /scratch/envs
-default-resources:
-  slurm_account: lab42
-  slurm_partition: gpu
-  runtime: 120
-set-resources:
-  train:
-    slurm_partition: gpu-long
-"""
+WORKFLOW_PROFILE = REPO / "workflow" / "profiles" / "slurm"
 
 
-def _snakemake_args(profile_dir: Path):
-    """The options Snakemake itself parses from the profile (exits on unknown options)."""
+def _snakemake_args(*argv: str):
+    """The options Snakemake itself parses from the profiles (exits on unknown options)."""
     from snakemake.cli import parse_args
 
     with redirect_stderr(io.StringIO()):
-        _, args = parse_args(["--profile", str(profile_dir)])
+        _, args = parse_args(["--snakefile", str(REPO / "Snakefile"), *argv])
     return args
 
 
-def _profile_options(path: Path) -> dict:
-    """The profile as Snakemake turns it into options, e.g. {"default-resources": ["a=1"]}."""
-    from snakemake.profiles import ProfileConfigFileParser
-
-    with path.open() as stream:
-        return dict(ProfileConfigFileParser().parse(stream))
-
-
-def test_workflow_profile_is_the_shipped_file():
-    linked = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
-    assert linked.read_text() == shipped_profile_text()
-    assert linked.resolve() == (REPO / "ntkpipe" / "profiles" / "slurm" / "config.yaml").resolve()
-
-
-def test_shipped_profile_is_accepted_by_snakemake_with_squeue_status():
-    args = _snakemake_args(REPO / "workflow" / "profiles" / "slurm")
+def test_workflow_profile_sets_the_run_and_leaves_resources_to_the_site():
+    args = _snakemake_args("--workflow-profile", str(WORKFLOW_PROFILE))
     assert args.executor == "slurm"
     assert args.slurm_status_command == "squeue"  # no sacct without an accounting database
     assert args.retries == 2 and args.latency_wait == 60
-    assert args.default_resources["mem_mb"].value == 4000
-    assert args.default_resources["runtime"].value == 60
+    shipped = yaml.safe_load((WORKFLOW_PROFILE / "config.yaml").read_text())
+    # A key set in the workflow profile would replace the site profile's whole value.
+    assert not {"default-resources", "set-resources", "slurm-partition-config"} & set(shipped)
 
 
-def test_fresh_install_writes_the_shipped_text_and_site_keys(tmp_path):
-    plain = install_profile(tmp_path / "plain")
-    assert plain.written and plain.backup is None and plain.changes == ()
-    assert plain.path.read_text() == shipped_profile_text()
+def test_site_profile_layers_under_the_workflow_profile(tmp_path):
+    site = install_profile(
+        tmp_path / "site", account="lab42", cpu_partition="cpu", gpu_partition="gpu"
+    )
+    assert {p.name for p in site.written} == {"config.yaml", "partitions.yaml"}
+    args = _snakemake_args(
+        "--workflow-profile", str(WORKFLOW_PROFILE), "--profile", str(site.folder)
+    )
+    assert args.executor == "slurm" and args.slurm_status_command == "squeue"  # workflow's
+    assert args.default_resources["slurm_account"].raw == "lab42"  # site's (a name: a string)
+    assert Path(args.slurm_partition_config) == (site.folder / "partitions.yaml").resolve()
 
-    result = install_profile(tmp_path / "slurm", partition="debug", account="lab42")
-    text = result.path.read_text()
-    comments = [line.strip() for line in shipped_profile_text().splitlines() if "#" in line]
-    assert all(comment in text for comment in comments if comment.startswith("#"))
-    assert _snakemake_args(tmp_path / "slurm").slurm_status_command == "squeue"
-    resources = _profile_options(result.path)["default-resources"]
-    assert {"slurm_partition=debug", "slurm_account=lab42"} <= set(resources)
 
+def test_partition_file_is_read_by_the_plugin(tmp_path):
+    from snakemake_executor_plugin_slurm.partitions import read_partition_file
 
-def test_existing_profile_keeps_user_values_adds_new_keys_and_backs_up(tmp_path):
-    dest = tmp_path / "slurm"
-    dest.mkdir()
-    (dest / "config.yaml").write_text(USER_PROFILE)
-    result = install_profile(dest)
-    installed = yaml.safe_load(result.path.read_text())
-    assert installed["jobs"] == 20 and installed["retries"] == 4
-    assert "restart-times" not in installed
-    assert installed["conda-prefix"] == "/scratch/envs"
-    assert installed["default-resources"] == {
-        "runtime": 120,
-        "mem_mb": 4000,
-        "slurm_account": "lab42",
-        "slurm_partition": "gpu",
+    site = install_profile(tmp_path, cpu_partition="cpu", gpu_partition="gpu", gpus_per_node=4)
+    partitions = {p.name: p.limits for p in read_partition_file(site.folder / "partitions.yaml")}
+    assert partitions["cpu"].max_gpu == 0 and partitions["gpu"].max_gpu == 4
+    cpu_only = install_profile(tmp_path / "cpu", cpu_partition="normal")
+    assert yaml.safe_load((cpu_only.folder / "partitions.yaml").read_text()) == {
+        "partitions": {"normal": {"max_gpu": 0}}
     }
-    assert installed["set-resources"] == {"train": {"slurm_partition": "gpu-long"}}
-    assert installed["slurm-status-command"] == "squeue"  # new in the shipped profile
-    assert result.backup.read_text() == USER_PROFILE
-    assert "kept your jobs: 20 (ntkpipe ships 100)" in result.changes
-    assert "kept your default-resources.slurm_account: lab42" in result.changes
-    assert "added slurm-status-command: squeue" in result.changes
-    assert "added default-resources.mem_mb: 4000" in result.changes
-    _snakemake_args(dest)  # still a profile Snakemake accepts
+    assert "default-resources" not in yaml.safe_load((cpu_only.folder / "config.yaml").read_text())
 
 
-def test_explicit_partition_wins_over_the_users_and_rerun_changes_nothing(tmp_path):
-    dest = tmp_path / "slurm"
-    dest.mkdir()
-    (dest / "config.yaml").write_text(USER_PROFILE)
-    first = install_profile(dest, partition="a100")
-    assert "set default-resources.slurm_partition: a100 (was gpu)" in first.changes
-    assert yaml.safe_load(first.path.read_text())["default-resources"]["slurm_account"] == "lab42"
-    text = first.path.read_text()
-    again = install_profile(dest, partition="a100")
-    assert not again.written and again.backup is None and again.changes == ()
-    assert first.path.read_text() == text
-    assert sorted(p.name for p in dest.iterdir()) == ["config.yaml", "config.yaml.bak"]
-
-
-def test_force_starts_from_the_shipped_profile_and_reports_what_it_drops(tmp_path):
-    dest = tmp_path / "slurm"
-    dest.mkdir()
-    (dest / "config.yaml").write_text(USER_PROFILE)
-    result = install_profile(dest, account="lab42", force=True)
-    installed = yaml.safe_load(result.path.read_text())
-    expected = {**SHIPPED["default-resources"], "slurm_account": "lab42"}
-    assert installed == {**SHIPPED, "default-resources": expected}
-    assert "dropped your conda-prefix: /scratch/envs (--force)" in result.changes
-    assert "reset your jobs: 20 -> 100 (--force)" in result.changes
-    assert result.backup.read_text() == USER_PROFILE
-
-
-def test_unreadable_profile_is_an_error_unless_forced(tmp_path):
-    dest = tmp_path / "slurm"
-    dest.mkdir()
-    broken = "executor: slurm\n  jobs: [\n"
-    (dest / "config.yaml").write_text(broken)
-    with pytest.raises(ProfileError, match=r"config\.yaml.*not valid YAML.*--force"):
-        install_profile(dest)
-    assert (dest / "config.yaml").read_text() == broken
-    result = install_profile(dest, force=True)
-    assert result.backup.read_text() == broken
-    assert result.path.read_text() == shipped_profile_text()
-    assert result.changes[0].startswith("replaced the previous file, which is not valid YAML")
+def test_rerun_writes_nothing_and_a_change_keeps_the_previous_file(tmp_path):
+    first = install_profile(tmp_path, cpu_partition="cpu", gpu_partition="gpu")
+    again = install_profile(tmp_path, cpu_partition="cpu", gpu_partition="gpu")
+    assert again.written == () and again.backups == ()
+    assert "already up to date" in again.summary()
+    changed = install_profile(tmp_path, cpu_partition="cpu", gpu_partition="a100")
+    assert [p.name for p in changed.written] == ["partitions.yaml"]
+    assert [p.name for p in changed.backups] == ["partitions.yaml.bak"]
+    assert "gpu:" in changed.backups[0].read_text()
+    summary = changed.summary().splitlines()
+    assert summary[0] == f"wrote {first.folder / 'partitions.yaml'}"
+    assert "--workflow-profile workflow/profiles/slurm --profile" in summary[-1]
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("partition", "gpu; rm -rf ~"), ("account", "$(whoami)"), ("partition", ""), ("account", 7)],
+    [("cpu_partition", "gpu; rm -rf"), ("account", "-A x"), ("gpu_partition", "")],
 )
 def test_bad_names_are_refused_before_anything_is_written(tmp_path, field, value):
-    with pytest.raises(ProfileError, match=rf"^{field}: .* is not a plain SLURM {field} name"):
-        install_profile(tmp_path / "slurm", **{field: value})
-    assert not (tmp_path / "slurm").exists()
+    names = {"cpu_partition": "cpu", field: value}
+    with pytest.raises(ProfileError, match=f"{field}: .* is not a plain SLURM name"):
+        install_profile(tmp_path / "p", **names)
+    assert not (tmp_path / "p").exists()
 
 
 def test_dest_that_is_a_file_is_refused(tmp_path):
-    (tmp_path / "slurm").write_text("")
-    with pytest.raises(ProfileError, match=r"^dest: .* is a file"):
-        install_profile(tmp_path / "slurm")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ProfileError, match="is a file"):
+        install_profile(tmp_path / "file", cpu_partition="cpu")
 
 
-def test_an_existing_profile_yaml_is_updated_in_place(tmp_path):
-    dest = tmp_path / "slurm"
-    dest.mkdir()
-    (dest / "profile.yaml").write_text("jobs: 5\n")
-    result = install_profile(dest)
-    assert result.path == dest / "profile.yaml" and not (dest / "config.yaml").exists()
-    assert yaml.safe_load(result.path.read_text())["jobs"] == 5
-
-
-def test_merge_and_render_round_trip_nested_user_entries():
-    user = yaml.safe_load(USER_PROFILE)
-    values, _ = merge_profiles(SHIPPED, user, partition="debug")
-    text = render_profile(shipped_profile_text(), values)
-    assert yaml.safe_load(text) == values
-    assert text.startswith(shipped_profile_text().splitlines()[0])  # comments kept, not a dump
-    assert values["default-resources"]["slurm_partition"] == "debug"
+def test_install_profile_command(tmp_path, capsys):
+    argv = ["install-profile", "--dest", str(tmp_path), "--cpu-partition", "cpu"]
+    assert cli.main([*argv, "--gpu-partition", "gpu", "--account", "lab42"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("wrote ") == 2 and "kept" not in out

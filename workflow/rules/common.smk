@@ -12,18 +12,22 @@
 # this machine or --resources mem_mb): a bad config stops Snakemake with a message naming the
 # field, the value and what is allowed, and nothing is written.
 
+import contextlib
 import functools
 import json
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import cost as ntk_cost
 from ntkpipe.sweep import ensemble as ntk_ensemble
 from ntkpipe.sweep import loading as ntk_loading
+from ntkpipe.sweep import plan as ntk_plan
 from ntkpipe.sweep import stage_table as ntk_stages
+from ntkpipe.sweep import validate as ntk_validate
 from ntkpipe.sweep import validate_checks as ntk_checks
 from ntkpipe.errors import ConfigError
 
@@ -37,27 +41,65 @@ CONDA_ENV = "../envs/ntkpipe.yaml"  # relative to workflow/rules/
 
 # The `resources` section (GPUs) is read here and kept out of the run configs: changing it
 # changes how jobs are scheduled, never what they compute, so it must not rerun anything.
-try:
-    _RAW, CONFIG_FILES = ntk_loading.resolve(
-        workflow.config_settings.configfiles,
-        workflow.config_settings.config,
-        default=DEFAULT_CONFIG,
-        schema=ntk_config.load_schema(),
-    )
-    RESOURCES = ntk_cost.load_settings(_RAW.pop("resources", None))
-    SWEEP = ntk_config.load_config(_RAW)
-except ConfigError as error:
-    sys.exit(f"ntkpipe: invalid config\n{error}")
+# A dry run (snakemake -n) plans without the data files: missing ones are a warning; a real
+# run refuses them here, before any job.
+DRY_RUN = workflow.output_settings.dryrun
+MAIN = workflow.is_main_process  # not a job's own snakemake (on a SLURM node)
+with (
+    warnings.catch_warnings(record=True) as _warned,
+    ntk_validate.data_files_optional() if DRY_RUN else contextlib.nullcontext(),
+):
+    warnings.simplefilter("always", ntk_validate.MissingDataWarning)
+    try:
+        _RAW, CONFIG_FILES = ntk_loading.resolve(
+            workflow.config_settings.configfiles,
+            workflow.config_settings.config,
+            default=DEFAULT_CONFIG,
+            schema=ntk_config.load_schema(),
+        )
+        RESOURCES = ntk_cost.load_settings(_RAW.pop("resources", None))
+        SWEEP = ntk_config.load_config(_RAW)
+        RUNS = {run.run_id: run for run in ntk_config.expand_runs(SWEEP)}
+        PLAN = ntk_plan.sweep_jobs(SWEEP, RESOURCES, RUNS.values()) if MAIN else []
+    except ConfigError as error:
+        sys.exit(f"ntkpipe: invalid config\n{error}")
 config.clear()
 config.update(SWEEP)
+for _message in sorted({str(w.message) for w in _warned}):
+    print(
+        f"ntkpipe: warning (dry run): {_message}; a real run stops here",
+        file=sys.stderr,
+    )
+_over = ntk_plan.limit_problems(PLAN, RESOURCES)
+if _over:
+    sys.exit(
+        "ntkpipe: jobs a partition would refuse (nothing was submitted):\n"
+        + "\n".join(_over)
+    )
+if PLAN:
+    print(
+        f"ntkpipe plan: {ntk_plan.summary_line(PLAN)} (ntkpipe plan: per rule)",
+        file=sys.stderr,
+    )
 
 OUT = f"results/{SWEEP['name']}"
+
+
+# Which rules run on GPUs: the device kind of each benchmark file, for `ntkpipe calibrate`
+# (written when the workflow runs, not by a dry run or --lint).
+onstart:
+    _scheduling = {key: RESOURCES[key] for key in ("gpu", "gpu_rules", "jobs")}
+    Path(OUT).mkdir(parents=True, exist_ok=True)
+    ntk_config.write_if_changed(
+        f"{OUT}/resources.json", json.dumps(_scheduling) + "\n"
+    )
+
+
 JOBS_PER_STAGE = RESOURCES["jobs"] == "stages"  # else one job per run (run.smk)
 LARGE_SWEEP_RUNS = 2000  # from here on, one job per stage costs minutes of DAG building
 # Every job reads and fills one JAX compilation cache (ntkpipe.cli.configure_compilation_cache):
 # only the first job of a kind compiles. Jobs inherit the variable (SLURM: --export=ALL).
 os.environ.setdefault("NTKPIPE_JAX_CACHE", str(Path("results/.jax_cache").resolve()))
-RUNS = {run.run_id: run for run in ntk_config.expand_runs(SWEEP)}
 ANALYTIC = {ntk_config.analytic_id(run): run for run in RUNS.values()}
 if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
     print(
@@ -133,7 +175,7 @@ def _writes(argv):
     return True
 
 
-WRITES = workflow.is_main_process and _writes(sys.argv)
+WRITES = workflow.is_main_process and not DRY_RUN and _writes(sys.argv)
 if WRITES:
     from ntkpipe.io import lock as ntk_lock
 
@@ -375,32 +417,34 @@ def sweep_resources_of(rule_name):
     """mem_mb and runtime of a sweep-level rule (collect, figures, report)."""
 
     def mem_mb(wildcards, attempt):
-        return ntk_cost.sweep_resources(SWEEP, len(RUNS), rule_name, attempt)["mem_mb"]
+        return _sweep_resources(rule_name, attempt)["mem_mb"]
 
     def runtime(wildcards, attempt):
-        return ntk_cost.sweep_resources(SWEEP, len(RUNS), rule_name, attempt)["runtime"]
+        return _sweep_resources(rule_name, attempt)["runtime"]
 
     return {"mem_mb": mem_mb, "runtime": runtime}
+
+
+def _sweep_resources(rule_name, attempt):
+    return ntk_cost.sweep_resources(SWEEP, len(RUNS), rule_name, attempt, RESOURCES)
 
 
 def ensemble_resources():
     """Resources of an ensemble job: memory of ensemble.batch members, time of all of them."""
 
-    def with_seeds(wildcards, count):
-        config = dict(ENSEMBLES[wildcards.point].config)
-        return {**config, "seeds": list(range(count))}
-
     def mem_mb(wildcards, attempt):
-        config = with_seeds(wildcards, SWEEP["ensemble"]["batch"])
-        return ntk_cost.rule_resources(config, "ensemble", attempt, RESOURCES)["mem_mb"]
+        return _ensemble_resources(wildcards.point, attempt)["mem_mb"]
 
     def runtime(wildcards, attempt):
-        config = with_seeds(wildcards, SWEEP["ensemble"]["members"])
-        return ntk_cost.rule_resources(config, "ensemble", attempt, RESOURCES)[
-            "runtime"
-        ]
+        return _ensemble_resources(wildcards.point, attempt)["runtime"]
 
     return {"mem_mb": mem_mb, "runtime": runtime, **_gpu_of("ensemble")}
+
+
+@functools.cache
+def _ensemble_resources(point, attempt):
+    config = ENSEMBLES[point].config
+    return ntk_cost.ensemble_resources(config, SWEEP["ensemble"], attempt, RESOURCES)
 
 
 def _rule_resources(wildcards, rule_name, attempt):
