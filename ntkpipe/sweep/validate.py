@@ -16,7 +16,6 @@ which re-exports ``load_config``, ``load_schema``, ``SCHEMA_PATH`` and ``output_
 module imports nothing from it.
 """
 
-import contextlib
 import copy
 import difflib
 import functools
@@ -31,6 +30,7 @@ from ntkpipe.errors import ConfigError
 from ntkpipe.sweep import facts
 from ntkpipe.sweep import validate_checks as _checks
 from ntkpipe.sweep.loading import read_source
+from ntkpipe.sweep.validate_checks import MissingDataWarning, data_files_optional
 
 __all__ = [
     "SCHEMA_PATH",
@@ -56,24 +56,6 @@ directory names and Snakemake wildcards (``ntkpipe.sweep.runs.run_id_pattern``).
 _VALUE_RE = re.compile(rf"^{VALUE_PATTERN}$")
 _SWEEPABLE_SECTIONS = ("data", "model", "training", "kernels")
 _SWEEPABLE_TOP = ("precision",)
-
-
-class MissingDataWarning(UserWarning):
-    """A dataset's files are missing where they are only needed later (a dry run, a plan)."""
-
-
-_DATA_FILES_REQUIRED = [True]
-
-
-@contextlib.contextmanager
-def data_files_optional():
-    """Within this block missing data files are a :class:`MissingDataWarning`, not an error
-    (``snakemake -n``, ``ntkpipe plan``: the shapes of each dataset are known without them)."""
-    _DATA_FILES_REQUIRED.append(False)
-    try:
-        yield
-    finally:
-        _DATA_FILES_REQUIRED.pop()
 
 
 def load_schema():

@@ -7,6 +7,7 @@ Part of :mod:`ntkpipe.sweep.validate` (``load_config`` runs :func:`grid_errors` 
 on the expanded runs.
 """
 
+import contextlib
 import functools
 import itertools
 import math
@@ -18,6 +19,8 @@ from ntkpipe.sweep import facts
 from ntkpipe.sweep import validate as _v
 
 __all__ = [
+    "MissingDataWarning",
+    "data_files_optional",
     "MIN_EXAMPLES",
     "MAX_SEED",
     "grid_errors",
@@ -35,6 +38,24 @@ dimension, so both splits must hold that many (tests check the two numbers agree
 MAX_SEED = 2**32 - 1
 """Largest network seed: ``jax.random.PRNGKey(s)`` keeps only the low 32 bits of s without x64
 (float32 runs), so seed 2^32 would silently give seed 0's networks."""
+
+
+class MissingDataWarning(UserWarning):
+    """A dataset's files are missing where they are only needed later (a dry run, a plan)."""
+
+
+_DATA_FILES_REQUIRED = [True]
+
+
+@contextlib.contextmanager
+def data_files_optional():
+    """Within this block missing data files are a :class:`MissingDataWarning`, not an error
+    (``snakemake -n``, ``ntkpipe plan``: the shapes of each dataset are known without them)."""
+    _DATA_FILES_REQUIRED.append(False)
+    try:
+        yield
+    finally:
+        _DATA_FILES_REQUIRED.pop()
 
 
 def grid_errors(config, axes, invalid):
@@ -102,8 +123,8 @@ def _missing_files_cached(dataset, root):
 
 def _check_files(c):
     problem = _missing_files_cached(c["data"]["dataset"], c["data"]["root"])
-    if problem and not _v._DATA_FILES_REQUIRED[-1]:
-        warnings.warn(problem, _v.MissingDataWarning, stacklevel=2)
+    if problem and not _DATA_FILES_REQUIRED[-1]:
+        warnings.warn(problem, MissingDataWarning, stacklevel=2)
         return []
     return [problem] if problem else []
 
