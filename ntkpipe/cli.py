@@ -21,6 +21,7 @@ $JAX_COMPILATION_CACHE_DIR, else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off tur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -43,10 +44,30 @@ def main(argv: list[str] | None = None) -> int:
     except (NtkpipeError, ValueError, OSError) as error:
         if os.environ.get("NTKPIPE_DEBUG"):
             raise
-        print(f"ntkpipe {args.command}: error: {error}", file=sys.stderr)
-        print("(set NTKPIPE_DEBUG=1 for the traceback)", file=sys.stderr)
+        report_error(f"ntkpipe {args.command}: error: {error}")
         return 1
     return 0
+
+
+def report_error(message: str) -> None:
+    """Prints an error to stderr and, in a workflow job, to the job's own stderr too.
+
+    The rules send a job's output to its log (``> {log} 2>&1``); the workflow keeps the job's
+    stderr open as descriptor ``$NTKPIPE_ERROR_FD`` (workflow/rules/common.smk), so the error
+    reaches Snakemake's output even when the log cannot be written (a full disk).
+    """
+    text = f"{message}\n(set NTKPIPE_DEBUG=1 for the traceback)\n"
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except OSError:
+        pass
+    fd = os.environ.get("NTKPIPE_ERROR_FD", "")
+    if fd.isdigit():
+        try:
+            os.write(int(fd), message.encode() + b"\n")
+        except OSError:
+            pass
 
 
 def pin_threads(threads: int) -> None:
@@ -103,7 +124,33 @@ def configure_compilation_cache(environ=None) -> str | None:
     folder = choice or env.get("JAX_COMPILATION_CACHE_DIR") or _default_cache_dir(env)
     env["JAX_COMPILATION_CACHE_DIR"] = str(folder)
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    drop_empty_cache_entries(folder)
     return str(folder)
+
+
+def drop_empty_cache_entries(folder) -> list[str]:
+    """Removes the empty entries of JAX's compilation cache (and their access times).
+
+    JAX writes an entry in place (``<key>-cache``, not through a rename): a job stopped by a
+    full disk or a kill leaves it empty, and every later job would read it and fail instead of
+    compiling again. Returns the names removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            empty = entry.name.endswith("-cache") and entry.stat().st_size == 0
+            if empty:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path[: -len("-cache")] + "-atime")
+        except OSError:
+            continue
+    return removed
 
 
 def _default_cache_dir(env) -> str:
@@ -215,6 +262,25 @@ def _report_args(parser):
     parser.add_argument("--out", type=Path, required=True, help="report.html")
 
 
+def _validate_args(parser):
+    parser.add_argument(
+        "configs",
+        nargs="*",
+        type=Path,
+        metavar="CONFIG",
+        help="config files, later ones overlaying earlier ones, as snakemake --configfile "
+        "A B (none: the default sweep config/config.yaml)",
+    )
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides as snakemake --config takes them, coerced through the schema; dotted "
+        "keys allowed (training.learning_rate=0.1)",
+    )
+
+
 def _plan_args(parser):
     parser.add_argument("--configfile", type=Path, required=True, help="the sweep config (YAML)")
 
@@ -286,6 +352,22 @@ def _run_all(args):
 def _stage_kwargs(args) -> dict:
     skip = {"command", "handler", "threads"}
     return {key: value for key, value in vars(args).items() if key not in skip}
+
+
+def _validate(args):
+    import json
+
+    from ntkpipe.sweep import loading, validate_checks
+
+    default = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+    sweep, settings, runs = loading.resolve_sweep(
+        args.configs,
+        loading.parse_assignments(args.config),
+        default=default,
+        memory_mb=validate_checks.machine_memory_mb(),
+    )
+    print(json.dumps({**sweep, "resources": settings}, indent=2))
+    print(f"{len(runs)} runs; results in results/{sweep['name']}/")
 
 
 def _status_args(parser):
@@ -368,6 +450,12 @@ _COMMANDS = [
     ("collect", "combine all runs into summary.zarr", _collect_args, _run("collect")),
     ("figures", "draw the sweep's figures", _figures_args, _run("figures")),
     ("report", "write the self-contained HTML report", _report_args, _run("report")),
+    (
+        "validate",
+        "read a sweep's config as the workflow does: print it resolved and its run count",
+        _validate_args,
+        _validate,
+    ),
     (
         "status",
         "where a sweep stands: runs done / running / failed / missing per stage, compute, ETA",

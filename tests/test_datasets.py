@@ -15,6 +15,13 @@ from ntkpipe import datasets
 from ntkpipe.errors import DatasetError
 
 
+def _sklearn_load_digits():
+    """scikit-learn's reader, the reference for the shipped table (a test dependency only)."""
+    return pytest.importorskip(
+        "sklearn.datasets", reason="scikit-learn is not installed (pip install -e '.[test]')"
+    ).load_digits
+
+
 def _digits(**kwargs):
     args = dict(dataset="digits", classes=[3, 8], n_train=40, n_test=30)
     return datasets.load_dataset(**{**args, **kwargs})
@@ -36,7 +43,7 @@ def test_digits_binary_task_shapes_targets_and_balance():
 
 
 def test_digits_examples_are_the_sklearn_samples_of_the_right_class():
-    from sklearn.datasets import load_digits
+    load_digits = _sklearn_load_digits()
 
     ref = load_digits()
     ds = _digits(preprocess="none")
@@ -47,7 +54,7 @@ def test_digits_examples_are_the_sklearn_samples_of_the_right_class():
 
 
 def test_digits_are_read_as_load_digits_parses_them_without_importing_sklearn():
-    from sklearn.datasets import load_digits
+    load_digits = _sklearn_load_digits()
 
     images, labels = datasets._read_digits()
     ref = load_digits()
@@ -62,8 +69,16 @@ def test_digits_are_read_as_load_digits_parses_them_without_importing_sklearn():
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
 
 
+def test_the_shipped_digits_table_is_scikit_learns_file():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn missing")
+    from pathlib import Path
+
+    theirs = Path(sklearn_datasets.__file__).parent / "data" / "digits.csv.gz"
+    assert datasets.digits_file().read_bytes() == theirs.read_bytes()
+
+
 def test_digits_class_counts_constant_matches_sklearn():
-    from sklearn.datasets import load_digits
+    load_digits = _sklearn_load_digits()
 
     counts = np.bincount(load_digits().target)
     assert tuple(counts.tolist()) == datasets.DIGITS_CLASS_COUNTS
@@ -278,6 +293,24 @@ def test_idx_reader_rejects_bad_magic_and_truncated_files(tmp_path):
     ints = tmp_path / "ints"
     _write_idx(ints, np.arange(6, dtype=np.int32).reshape(2, 3))
     np.testing.assert_array_equal(datasets.read_idx(ints), np.arange(6).reshape(2, 3))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_corrupt_gz_mnist_file_is_named(tmp_path, damage):
+    """issue 10, failure 12: a corrupt .gz gave an uncaught zlib.error traceback."""
+    _make_mnist(tmp_path, gz=True)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[20:60] = bytes(40)  # the deflate stream, past the 10-byte gzip header
+    else:
+        raw = raw[: len(raw) // 2]
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError) as err:
+        datasets.load_dataset(
+            dataset="mnist", root=str(tmp_path), classes=[0, 1], n_train=8, n_test=4
+        )
+    assert str(err.value).startswith(f"{path}: cannot be read (")
 
 
 # ----------------------------------------------------------------------------- CIFAR-10

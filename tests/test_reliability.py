@@ -236,7 +236,9 @@ def test_diverging_run_is_recorded_and_reported(tmp_path, float32):
         "data": {**ONE_RUN["data"], "root": "</td><script>alert(1)</script>"},
         "training": {"steps": 64, "records": 5},
         "seeds": {"count": 1, "per_job": 1},
-        "sweep": {"training.learning_rate": [1.0, 1.0e6]},
+        # issue 10, failure 10: η = 1e30 stopped the sweep in kernel_final ("Eigenvalues did
+        # not converge"); now its spectrum is NaN and the run is recorded as diverged
+        "sweep": {"training.learning_rate": [1.0, 1.0e6, 1.0e30]},
     }
     loaded = ntk_config.load_config(sweep)
     runs_dir = tmp_path / "runs"
@@ -253,8 +255,9 @@ def test_diverging_run_is_recorded_and_reported(tmp_path, float32):
         == 0
     )
     ds = storage.read_store(summary)
-    status = ds.status.sel(learning_rate=1.0e6).values.ravel()
-    assert list(status) == ["diverged"], ds.status.values
+    for lr in (1.0e6, 1.0e30):
+        status = ds.status.sel(learning_rate=lr).values.ravel()
+        assert list(status) == ["diverged"], ds.status.values
     diverged_step = int(ds.diverged_step.sel(learning_rate=1.0e6).values.ravel()[0])
     assert 0 < diverged_step <= 64
     assert ds.status.sel(learning_rate=1.0).values.ravel()[0] in ("ok", "lr_above_critical")
@@ -271,15 +274,18 @@ def _run_stages_in_process(run_dir: Path, config: dict) -> None:
     run_dir.mkdir(parents=True)
     run = run_dir / "run.json"
     run.write_text(ntk_config.to_json(config))
-    stores = {name: run_dir / f"{name}.zarr" for name in ("init", "kernel_init", "train", "linear")}
+    names = ("init", "kernel_init", "train", "kernel_final", "linear")
+    stores = {name: run_dir / f"{name}.zarr" for name in names}
     steps = [
         ["init", "--run", run, "--out", stores["init"]],
         ["kernels", "--run", run, "--params", stores["init"], "--out", stores["kernel_init"]],
         ["train", "--run", run, "--init", stores["init"], "--out", stores["train"]],
+        ["kernels", "--run", run, "--params", stores["train"], "--out", stores["kernel_final"]],
         ["linear", "--run", run, "--init", stores["init"], "--kernel", stores["kernel_init"]]
         + ["--out", stores["linear"]],
         ["compare", "--run", run, "--train", stores["train"], "--linear", stores["linear"]]
-        + ["--kernel-init", stores["kernel_init"], "--out", run_dir / "metrics.zarr"],
+        + ["--kernel-init", stores["kernel_init"], "--kernel-final", stores["kernel_final"]]
+        + ["--out", run_dir / "metrics.zarr"],
     ]
     for args in steps:
         assert cli.main([str(a) for a in args]) == 0, args  # a diverged run is not a failure
@@ -446,3 +452,33 @@ def _cli(*args) -> str:
 def _env() -> dict:
     """The environment of ntkpipe subprocesses: no compilation cache unless a test sets one."""
     return {"NTKPIPE_JAX_CACHE": "off", **os.environ}
+
+
+# ---------------------------------------------------------------- (f) full disks
+
+
+def test_an_error_reaches_the_jobs_stderr_when_its_log_cannot_be_written(tmp_path):
+    """issue 10, failure 13: on a full disk the job's log is lost, and with it the reason. The
+    workflow's shell prefix keeps the job's stderr as descriptor 3; /dev/full stands for the log
+    on a full disk."""
+    missing = tmp_path / "nowhere" / "run.json"
+    command = (
+        "set -euo pipefail; export NTKPIPE_ERROR_FD=3; exec 3>&2; "
+        f"{sys.executable} -m ntkpipe.cli init --run {missing} --out {tmp_path}/x.zarr "
+        "> /dev/full 2>&1"
+    )
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=_env())
+    assert result.returncode == 1
+    assert result.stderr == f"ntkpipe init: error: --run: no run config at {missing}\n"
+    rules = (Path(__file__).parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    assert 'shell.prefix("set -euo pipefail; export NTKPIPE_ERROR_FD=3; exec 3>&2; ")' in rules
+
+
+def test_empty_jax_cache_entries_are_dropped_before_jax_starts(tmp_path):
+    """A job stopped by a full disk leaves a 0-byte entry (JAX writes entries in place)."""
+    (tmp_path / "abc-cache").write_bytes(b"")
+    (tmp_path / "abc-atime").write_bytes(b"12345678")
+    (tmp_path / "def-cache").write_bytes(b"x" * 10)
+    env = {"NTKPIPE_JAX_CACHE": str(tmp_path)}
+    assert cli.configure_compilation_cache(env) == str(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["def-cache"]

@@ -14,9 +14,13 @@ SHA-256 digest of every array, so a partial or corrupted copy is recognized as s
 Reading checks all of this and raises ``StoreError`` naming the path, what is wrong and
 how to fix it.
 
-Attributes of every store: ``config`` (the run configuration, JSON), ``stage``,
+Attributes of every store: ``config`` (the run configuration, JSON), ``inputs`` (the content
+digests of the stores it was computed from, JSON; :mod:`ntkpipe.io.provenance`), ``stage``,
 ``ntkpipe_version``, ``git_commit``, ``jax_version``, ``jax_device``, ``wall_time_s``.
-Kernels are chunked by the config's ``kernels.block_size`` along ``train``, ``train2``
+Checkpoints of training are in :mod:`ntkpipe.io.checkpoints`, atomic text files in
+:mod:`ntkpipe.io.atomic`, the provenance attributes in :mod:`ntkpipe.io.provenance` (their names
+are re-exported here). Kernels are chunked by the config's ``kernels.block_size`` along ``train``,
+``train2``
 and ``test`` (and one chunk per seed), the blocks the kernel computation produces.
 """
 
@@ -24,13 +28,7 @@ import hashlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 import warnings
-from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +37,16 @@ import zarr
 
 from ntkpipe.errors import StoreError
 from ntkpipe.io import variables
+from ntkpipe.io.atomic import (
+    _fsync_dir,
+    _host,
+    _remove_stale,
+    atomic_write_text,
+    write_if_changed,
+)
+from ntkpipe.io.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from ntkpipe.io.paramtree import _flatten_params, _unflatten
+from ntkpipe.io.provenance import provenance
 
 __all__ = [
     "COMPLETE_ATTR",
@@ -61,8 +69,6 @@ COMPLETE_ATTR = "ntkpipe_complete"
 PARAMS_GROUP = "params"
 _DIGEST_ATTR = "ntkpipe_sha256"
 _KERNEL_DIMS = ("train", "train2", "test", "test2")
-_CKPT_PREFIX = "state"
-_IMPORT_TIME = time.monotonic()
 
 
 def write_store(
@@ -75,6 +81,7 @@ def write_store(
     chunks=None,
     overwrite=False,
     wall_time=None,
+    inputs=None,
 ):
     """Writes a dataset (and optionally parameters) as a Zarr v3 store, atomically.
 
@@ -91,6 +98,9 @@ def write_store(
         overwrite: replace an existing store (otherwise that is an error).
         wall_time: the job's wall time in seconds; None measures the time since the
             process started.
+        inputs: {name: content digest} of the stores it was computed from
+            (:func:`ntkpipe.io.provenance.input_digests`), stored as the ``inputs``
+            attribute (JSON) and checked by :func:`ntkpipe.io.provenance.stale_reason`.
 
     Returns:
         The store's path.
@@ -103,6 +113,8 @@ def write_store(
     _check_target(path, overwrite)
     leaves = None if params is None else _flatten_params(params, ds)
     attrs = provenance(config, stage, wall_time)
+    if inputs is not None:
+        attrs["inputs"] = json.dumps(inputs, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
     tmp = path.parent / f".{path.name}.partial-{_host()}-{os.getpid()}"
@@ -213,138 +225,6 @@ def default_chunks(config):
     return chunks
 
 
-def provenance(config, stage, wall_time=None):
-    """Attributes every store carries: the run config (JSON), stage, versions, device, time.
-
-    The git commit is that of the checkout ntkpipe runs from ("unknown" when it is not
-    one); the jax device is the first device of the default backend and their count.
-    """
-    try:
-        config_text = json.dumps(config, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise StoreError(f"config: cannot be stored as JSON ({err})") from err
-    if wall_time is None:
-        wall_time = _process_wall_time()
-    jax_version, jax_device = _jax_info()
-    return {
-        "config": config_text,
-        "stage": str(stage),
-        "ntkpipe_version": _ntkpipe_version(),
-        "git_commit": _git_commit(),
-        "jax_version": jax_version,
-        "jax_device": jax_device,
-        "wall_time_s": float(wall_time),
-    }
-
-
-class Checkpoint(dict):
-    """A saved pytree state as {pytree path (``jax.tree_util.keystr``): numpy array}.
-
-    Its ``step`` is the value at path ``.step`` (``train.TrainState.step``), else None.
-    ``train.train(..., state=checkpoint)`` matches it leaf by leaf against a fresh state.
-    """
-
-    @property
-    def step(self):
-        value = self.get(".step")
-        return None if value is None else int(value)
-
-
-def save_checkpoint(path, state, *, fingerprint):
-    """Saves a pytree state (e.g. ``train.TrainState``) to one ``.npz`` file, atomically.
-
-    Args:
-        path: the checkpoint file (replaced if it exists; a kill at any point leaves the
-            previous checkpoint or the new one, never a part).
-        state: any pytree of arrays and numbers (no Python objects).
-        fingerprint: text identifying what the state belongs to (e.g. a hash of the
-            run config); ``load_checkpoint`` ignores a checkpoint of another one.
-    """
-    import jax  # pytree paths; jax is loaded anyway where states exist
-
-    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
-    arrays = {}
-    for key_path, leaf in leaves:
-        value = np.asarray(leaf)
-        name = jax.tree_util.keystr(key_path)
-        if value.dtype.kind == "O":
-            raise StoreError(f"checkpoint: leaf {name} is a Python object, not an array")
-        arrays[_CKPT_PREFIX + name] = value
-    arrays["fingerprint"] = np.asarray(str(fingerprint))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial-{_host()}-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path, *, fingerprint):
-    """The ``Checkpoint`` saved at ``path``, or None if there is none or it belongs to
-    another fingerprint (a stale checkpoint of a changed run is not resumed).
-
-    Raises:
-        StoreError: the file exists but cannot be read (delete it to start over).
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if str(npz["fingerprint"]) != str(fingerprint):
-                return None
-            return Checkpoint(
-                {k[len(_CKPT_PREFIX) :]: npz[k] for k in npz.files if k.startswith(_CKPT_PREFIX)}
-            )
-    except Exception as err:
-        raise StoreError(
-            f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it and rerun "
-            f"(training restarts from step 0)"
-        ) from err
-
-
-def atomic_write_text(path, text):
-    """Writes a text file atomically: a temporary sibling, fsync, then ``os.replace``.
-
-    Readers see the old content or the new one, never a part.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_if_changed(path, text):
-    """Writes ``text`` to ``path`` only if the content differs (keeping the file's mtime
-    otherwise, so Snakemake sees no change). Returns whether it wrote."""
-    path = Path(path)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (OSError, UnicodeDecodeError):
-        pass
-    atomic_write_text(path, text)
-    return True
-
-
-# ----------------------------------------------------------------------------- private
-
-
 def _check_target(path, overwrite):
     if not path.exists() or overwrite or (path.is_dir() and not any(path.iterdir())):
         return
@@ -352,45 +232,6 @@ def _check_target(path, overwrite):
         f"{path}: already exists; refusing to overwrite it. Delete it first (or rerun the "
         f"stage with snakemake --forcerun <rule>), or write with overwrite=True"
     )
-
-
-def _flatten_params(params, ds):
-    """[(key path, array)] of a nested mapping; checks names and the leading seed axis."""
-    n_seed = ds.sizes.get("seed") if hasattr(ds, "sizes") else None
-    leaves = []
-    _collect_leaves(params, (), leaves)
-    if not leaves:
-        raise StoreError("params: the parameter tree has no leaves")
-    for parts, value in leaves:
-        name = "/".join(parts)
-        if value.ndim == 0 or (n_seed is not None and value.shape[0] != n_seed):
-            raise StoreError(
-                f"params/{name}: shape {value.shape}; every leaf needs a leading seed axis"
-                f"{f' of size {n_seed} (the dataset has seed: {n_seed})' if n_seed else ''}"
-            )
-    return leaves
-
-
-def _collect_leaves(tree, parts, out):
-    if isinstance(tree, Mapping):
-        for key, sub in tree.items():
-            if not isinstance(key, str) or not _valid_node_name(key):
-                raise StoreError(
-                    f"params/{'/'.join(parts)}: key {key!r} cannot name a Zarr node (use a "
-                    f"non-empty string without '/', not starting with '__' or '.')"
-                )
-            _collect_leaves(sub, (*parts, key), out)
-        return
-    if isinstance(tree, list | tuple) or tree is None:
-        raise StoreError(
-            f"params/{'/'.join(parts)}: a {type(tree).__name__}; parameters must be nested "
-            f"mappings with string keys (Flax params) whose leaves are arrays"
-        )
-    out.append((parts, np.asarray(tree)))
-
-
-def _valid_node_name(key):
-    return bool(key) and "/" not in key and not key.startswith(("__", "."))
 
 
 def _prepare(ds, attrs):
@@ -475,46 +316,6 @@ def _move_into_place(tmp, path, overwrite):
             old.unlink(missing_ok=True)
 
 
-def _remove_stale(path):
-    """Deletes leftovers of killed jobs on this host (their process no longer exists)."""
-    host = _host()
-    for kind in ("partial", "old"):
-        prefix = f".{path.name}.{kind}-{host}-"
-        for leftover in path.parent.glob(f".{path.name}.{kind}-*"):
-            pid = leftover.name[len(prefix) :]
-            if leftover.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid):
-    if pid == os.getpid():
-        return False  # our own leftover: we are not writing it now
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _host():
-    return socket.gethostname().replace("/", "_") or "host"
-
-
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _complete_attrs(path, stage):
     """The root attributes of a complete store; StoreError saying what is wrong otherwise."""
     if ".partial-" in path.name or ".old-" in path.name:
@@ -592,67 +393,3 @@ def _digest(values):
     h.update(a.dtype.str.encode())
     h.update(a.tobytes())
     return h.hexdigest()
-
-
-def _unflatten(arrays):
-    tree = {}
-    for name, value in arrays.items():
-        node = tree
-        *parents, leaf = name.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
-
-
-def _process_wall_time():
-    """Seconds since this process started (Linux /proc), else since ntkpipe.io.stores loaded."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as f:
-            uptime = float(f.read().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return time.monotonic() - _IMPORT_TIME
-
-
-def _ntkpipe_version():
-    try:
-        return metadata.version("ntkpipe")
-    except metadata.PackageNotFoundError:
-        import ntkpipe
-
-        return str(getattr(ntkpipe, "__version__", "unknown"))
-
-
-_GIT_COMMIT = []
-
-
-def _git_commit():
-    """HEAD of the checkout holding this file, "unknown" when there is none (no network)."""
-    if not _GIT_COMMIT:
-        try:
-            result = subprocess.run(
-                ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-            )
-            commit = result.stdout.strip() if result.returncode == 0 else ""
-        except (OSError, subprocess.SubprocessError):
-            commit = ""
-        _GIT_COMMIT.append(commit or "unknown")
-    return _GIT_COMMIT[0]
-
-
-def _jax_info():
-    try:
-        import jax
-
-        devices = jax.devices()
-        first = devices[0]
-        return jax.__version__, f"{first.platform}: {first.device_kind} ×{len(devices)}"
-    except Exception as err:  # no jax, or no backend: the store is still worth writing
-        return "unavailable", f"unavailable ({type(err).__name__})"

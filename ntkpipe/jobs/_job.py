@@ -55,11 +55,14 @@ class Job:
     that config, the stage's name and the job's wall time (the provenance of DESIGN.md).
     """
 
-    def __init__(self, run: Path, out: Path, overwrite: bool, config: dict | None = None):
+    def __init__(
+        self, run: Path, out: Path, overwrite: bool, config: dict | None = None, inputs=None
+    ):
         self.started = time.time()
         self.config = load_run(run) if config is None else config
         self.out, self.overwrite = Path(out), overwrite
         _check_out(out, overwrite)
+        self.inputs = _checked_inputs(self.config, inputs)
 
     def elapsed(self) -> float:
         """Seconds since the job started."""
@@ -75,17 +78,56 @@ class Job:
             stage=stage,
             wall_time=self.elapsed(),
             overwrite=self.overwrite,
+            inputs=self.inputs,
             **options,
         )
 
 
 @contextlib.contextmanager
-def stage_job(run: Path, out: Path, overwrite: bool):
+def stage_job(run: Path, out: Path, overwrite: bool, inputs: dict | None = None):
     """The :class:`Job` of a stage, computing in its run's precision (:func:`run_precision`):
-    the run config is read once, its precision checked, then the store refused if it exists."""
+    the run config is read once, its precision checked, then the store refused if it exists and
+    the input stores (``inputs``: name → path or None) checked against the config."""
     config = load_run(run)
     with run_precision(config):
-        yield Job(run, out, overwrite, config=config)
+        yield Job(run, out, overwrite, config=config, inputs=inputs)
+
+
+def _checked_inputs(config: dict, inputs: dict | None) -> dict:
+    """{file name: content digest} of a job's input stores, each checked to be computed from this
+    job's config: the part of it the input's stage depends on (init-sampling and Θ̂₀: the init
+    part; training and what follows: the train part; the analytic kernels: the analytic part;
+    :func:`ntkpipe.io.provenance.check_input`)."""
+    from ntkpipe.io import provenance
+
+    inputs = {Path(path).name: path for path in (inputs or {}).values() if path is not None}
+    if not inputs:
+        return {}
+    for path in inputs.values():
+        attrs = storage.read_attrs(path)  # a missing, partial or foreign store: its own message
+        part = _input_part(json.loads(attrs.get("config") or "null"), attrs.get("stage"))
+        expected = _config_part(config, part)
+        provenance.check_input(path, [expected], view=lambda c, _s, p=part: _config_part(c, p))
+    return provenance.input_digests(inputs)
+
+
+def _input_part(stored: dict, stage: str | None) -> str:
+    """Which part of a run config (``ntkpipe.sweep.runs.stage_config``) a store depends on."""
+    if stage == "analytic":
+        return "analytic"
+    training = stored.get("training") if isinstance(stored, dict) else None
+    if stage == "init" or (stage == "kernels" and set(training or {}) <= {"loss"}):
+        return "init"
+    return "train"
+
+
+def _config_part(config, part):
+    from ntkpipe.sweep import runs as ntk_runs
+
+    try:
+        return ntk_runs.stage_config(config, part)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return config
 
 
 def load_run(path: Path) -> dict:

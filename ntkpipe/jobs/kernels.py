@@ -27,7 +27,7 @@ def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None
     Also the spectrum of Θ̂(X, X) and the critical learning rate
     η_crit = 2·n·k/(λ_min + λ_max) (Theorem 2.1 in the mean-loss normalization).
     """
-    with stage_job(run, out, overwrite) as job:
+    with stage_job(run, out, overwrite, inputs={"params": params}) as job:
         config = job.config
         data, net = load_data_and_network(config)
         stacked = read_params(params, config)
@@ -48,13 +48,27 @@ def _kernels_of_one(net, theta, data, block) -> xr.Dataset:
     )
     nngp_tt = ntk_kernels.empirical_nngp(net, theta, data.x_train)
     nngp_st = ntk_kernels.empirical_nngp(net, theta, data.x_test, data.x_train)
-    eigvals = np.linalg.eigvalsh(np.asarray(ntk_tt, dtype=np.float64))
+    if not np.isfinite(np.asarray(ntk_tt)).all():
+        log("kernels: Θ̂ is not finite (a diverged run?): spectrum and η_crit NaN")
+        return _dataset(ntk_tt, ntk_st, nngp_tt, nngp_st, np.full(len(ntk_tt), np.nan), np.nan)
+    try:
+        eigvals = np.linalg.eigvalsh(np.asarray(ntk_tt, dtype=np.float64))
+    except np.linalg.LinAlgError as error:
+        log(f"kernels: the eigensolver failed ({error}): spectrum and η_crit NaN")
+        return _dataset(ntk_tt, ntk_st, nngp_tt, nngp_st, np.full(len(ntk_tt), np.nan), np.nan)
     # η_crit of the kernel the closed form evolves (see dynamics.lr_critical): full when k > 1
     dynamics_kernel = ntk_tt
     if net.out_dim > 1:
         dynamics_kernel = ntk_kernels.empirical_ntk_full(
             net.apply, theta, data.x_train, block_size=block
         )
+    lr_crit = float(dynamics.lr_critical(dynamics_kernel, net.out_dim))
+    return _dataset(ntk_tt, ntk_st, nngp_tt, nngp_st, eigvals, lr_crit)
+
+
+def _dataset(ntk_tt, ntk_st, nngp_tt, nngp_st, eigvals, lr_crit) -> xr.Dataset:
+    """One seed's kernels, spectrum and η_crit (NaN where Θ̂ is not finite or the eigensolver
+    failed: the run is then recorded, its metrics say diverged, and the sweep goes on)."""
     return xr.Dataset(
         {
             "ntk_train_train": (("train", "train2"), np.asarray(ntk_tt)),
@@ -62,6 +76,6 @@ def _kernels_of_one(net, theta, data, block) -> xr.Dataset:
             "nngp_train_train": (("train", "train2"), np.asarray(nngp_tt)),
             "nngp_test_train": (("test", "train"), np.asarray(nngp_st)),
             "ntk_eigvals": (("train",), eigvals),
-            "lr_critical": ((), float(dynamics.lr_critical(dynamics_kernel, net.out_dim))),
+            "lr_critical": ((), float(lr_crit)),
         }
     )

@@ -58,7 +58,8 @@ def linear(
     or optimizer: f_lin itself is trained with the run's optimizer, and neither `kernel` (Θ̂₀, then
     None with ``kernels.initial: false``) nor `analytic` is read.
     """
-    with stage_job(run, out, overwrite) as job:
+    stores = {"init": init, "kernel": kernel, "analytic": analytic}
+    with stage_job(run, out, overwrite, inputs=stores) as job:
         config = job.config
         closed_form = facts.closed_form(config["training"])
         if closed_form and kernel is None:

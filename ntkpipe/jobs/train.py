@@ -40,7 +40,7 @@ def train(
     run: Path, init: Path, out: Path, checkpoint: Path | None = None, overwrite: bool = False
 ) -> None:
     """Train every seed of the run from θ₀; record outputs, losses and weight changes."""
-    with stage_job(run, out, overwrite) as job:
+    with stage_job(run, out, overwrite, inputs={"init": init}) as job:
         config = job.config
         data, net = load_data_and_network(config)
         params0 = read_params(init, config)

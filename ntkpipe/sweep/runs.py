@@ -34,11 +34,11 @@ import copy
 import itertools
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ntkpipe.errors import ConfigError
 from ntkpipe.sweep import stage_table
+from ntkpipe.sweep.loading import deep_update
 from ntkpipe.sweep.validate import (
     SCHEMA_PATH,
     VALUE_PATTERN,
@@ -286,17 +286,6 @@ def analytic_id(run):
         if _analytic_depends_on(paths[axis], config)
     ]
     return "/".join(parts) or "all"
-
-
-def deep_update(base, override):
-    """Merges ``override`` into ``base`` in place (nested mappings merged, other values
-    replaced by a copy); returns ``base``."""
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
 
 
 def write_if_changed(path, text):

@@ -8,29 +8,29 @@ reported together in one ``ConfigError``, each naming the dotted field, the valu
 what is allowed, e.g. ``model.activation: 'softplus' is not one of relu, erf, tanh,
 identity``.
 
+Reading files and overrides is in :mod:`ntkpipe.sweep.loading` (``read_source`` is re-exported
+here), the cross-field checks in :mod:`ntkpipe.sweep.validate_checks`.
+
 Expanding a sweep into runs, run ids and per-stage subsets are in :mod:`ntkpipe.sweep.runs`,
 which re-exports ``load_config``, ``load_schema``, ``SCHEMA_PATH`` and ``output_dim``; this
 module imports nothing from it.
 """
 
-import contextlib
 import copy
 import difflib
 import functools
-import itertools
-import json
 import math
 import re
-import warnings
-from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from ntkpipe import datasets
 from ntkpipe.errors import ConfigError
 from ntkpipe.sweep import facts
+from ntkpipe.sweep import validate_checks as _checks
+from ntkpipe.sweep.loading import read_source
+from ntkpipe.sweep.validate_checks import MissingDataWarning, data_files_optional
 
 __all__ = [
     "SCHEMA_PATH",
@@ -87,8 +87,9 @@ def load_config(source):
     _normalize(config, schema)
     sweep_errors, axes = _sweep_errors(config, invalid)
     errors += sweep_errors
-    errors += _grid_errors(config, axes, invalid)
-    errors += _momentum_errors(config, invalid)
+    errors += _checks.grid_errors(config, axes, invalid)
+    errors += _checks.momentum_errors(config, invalid)
+    errors += _checks.seed_range_errors(config, invalid)
     if errors:
         raise ConfigError(errors, source=origin)
     return config
@@ -98,44 +99,6 @@ def output_dim(config):
     """k, the number of network outputs: 1 for a binary MSE task (±1 targets), else one
     per class (one-hot targets; cross-entropy always has one logit per class)."""
     return facts.n_outputs(len(config["data"]["classes"]), config["training"]["loss"])
-
-
-def read_source(source):
-    """A configuration's raw mapping and where it came from, before any check.
-
-    Args:
-        source: path of a YAML or JSON file (YAML read with 1e-3 as a float and duplicate
-            keys refused), or a mapping (copied, so the caller's is not modified).
-
-    Returns:
-        ``(raw, origin)``: a new dict (``{}`` for an empty file) and the path (None for a
-        mapping).
-
-    Raises:
-        ConfigError: the file cannot be read, is not valid YAML / JSON, or does not hold a
-            mapping.
-    """
-    if isinstance(source, Mapping):
-        return copy.deepcopy(dict(source)), None
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError([f"config file {str(path)!r} cannot be read: {err}"]) from None
-    try:
-        if path.suffix == ".json":
-            raw = json.loads(text)
-        else:
-            raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
-        raise ConfigError([f"not valid YAML / JSON: {err}"], source=path) from None
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            [f"the file holds a {type(raw).__name__}, expected a mapping of sections"],
-            source=path,
-        )
-    return raw, path
 
 
 def sweepable_fields():
@@ -414,177 +377,6 @@ def _sweep_value_errors(key, values, node):
     return errors, good
 
 
-def _grid_errors(config, axes, invalid):
-    """Cross-field checks of every grid point; each problem once, with a point it occurs at."""
-    seen, n_points = {}, math.prod(len(v) for v in axes.values())
-    for point in itertools.product(*axes.values()):
-        assignment = dict(zip(axes, point, strict=True))
-        point_config = assign(config, assignment)
-        for message in _cross_errors(point_config, invalid - set(assignment)):
-            seen.setdefault(message, []).append(assignment)
-    return [_with_point(message, points, n_points) for message, points in seen.items()]
-
-
-def _momentum_errors(config, invalid):
-    """training.momentum set (in the base config or as a sweep axis) where no run uses the
-    momentum optimizer: gd and sgd would silently ignore it."""
-    if {"training.momentum", "training.optimizer", "training", "sweep"} & set(invalid):
-        return []
-    sweep, training = config["sweep"], config["training"]
-    given = sweep.get("training.momentum", [training["momentum"]])
-    optimizers = sweep.get("training.optimizer", [training["optimizer"]])
-    if all(value is None for value in given) or "momentum" in optimizers:
-        return []
-    return [
-        f"training.momentum: {given[0] if len(given) == 1 else given} is set, but no run uses "
-        f"training.optimizer momentum ({', '.join(sorted(set(optimizers)))} has no momentum "
-        f"term, so it would be ignored); for SGD with momentum set training.optimizer: "
-        f"momentum with a training.batch_size, else remove training.momentum"
-    ]
-
-
-def _with_point(message, points, n_points):
-    if not points[0] or len(points) == n_points:
-        return message  # no sweep, or a problem of every point
-    label = "/".join(f"{axis_name(k)}~{format_value(v)}" for k, v in points[0].items())
-    more = f" and {len(points) - 1} more" if len(points) > 1 else ""
-    return f"{message} (at sweep point {label}{more})"
-
-
-def _cross_errors(c, invalid):
-    errors = []
-    for fields, check in _CROSS_CHECKS:
-        if not any(f in invalid or f.split(".")[0] in invalid for f in fields):
-            errors += check(c)
-    return errors
-
-
-def _check_sizes(c):
-    d = c["data"]
-    return datasets.size_problems(d["dataset"], d["classes"], d["n_train"], d["n_test"])
-
-
-@functools.cache
-def _missing_files_cached(dataset, root):
-    return datasets.missing_files(dataset, root)
-
-
-class MissingDataWarning(UserWarning):
-    """A dataset's files are missing where they are only needed later (a dry run, a plan)."""
-
-
-_DATA_FILES_REQUIRED = [True]
-
-
-@contextlib.contextmanager
-def data_files_optional():
-    """Within this block missing data files are a :class:`MissingDataWarning`, not an error
-    (``snakemake -n``, ``ntkpipe plan``: the shapes of each dataset are known without them)."""
-    _DATA_FILES_REQUIRED.append(False)
-    try:
-        yield
-    finally:
-        _DATA_FILES_REQUIRED.pop()
-
-
-def _check_files(c):
-    problem = _missing_files_cached(c["data"]["dataset"], c["data"]["root"])
-    if problem and not _DATA_FILES_REQUIRED[-1]:
-        warnings.warn(problem, MissingDataWarning, stacklevel=2)
-        return []
-    return [problem] if problem else []
-
-
-def _check_batch(c):
-    t, n_train = c["training"], c["data"]["n_train"]
-    if t["optimizer"] == "sgd" and t["batch_size"] is None:
-        return ["training.batch_size: null, but optimizer sgd needs a minibatch size ≤ n_train"]
-    if t["optimizer"] == "gd" and t["batch_size"] is not None:
-        return [
-            f"training.batch_size: {t['batch_size']} is not used by optimizer gd (full "
-            f"batch); set it to null, or choose optimizer sgd or momentum"
-        ]
-    if t["batch_size"] is not None and t["batch_size"] > n_train:
-        return [
-            f"training.batch_size: {t['batch_size']} is larger than data.n_train {n_train}; "
-            f"allowed: 1 … {n_train}"
-        ]
-    return []
-
-
-def _check_records(c):
-    t = c["training"]
-    if t["records"] > t["steps"] + 1:
-        return [
-            f"training.records: {t['records']} is more than the {t['steps'] + 1} steps "
-            f"0 … training.steps; allowed: 2 … {t['steps'] + 1}"
-        ]
-    return []
-
-
-def _check_analytic(c):
-    arch = c["model"]["architecture"]
-    if c["kernels"]["analytic"] and arch != "fc":
-        return [
-            f"kernels.analytic: true, but the analytic kernels exist only for "
-            f"model.architecture fc (here {arch}); set kernels.analytic: false"
-        ]
-    return []
-
-
-def _check_initial(c):
-    """kernels.initial: false only where nothing reads Θ̂₀ (kernel_init.zarr)."""
-    k, t = c["kernels"], c["training"]
-    if k["initial"]:
-        return []
-    why = "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀)"
-    errors = []
-    if facts.closed_form(t):
-        errors.append(
-            f"{why}, but training.loss mse with training.optimizer gd evolves f_lin in closed "
-            f"form from Θ̂₀ (Eq. 8–11); set kernels.initial: true, or choose training.optimizer "
-            f"momentum or sgd, or training.loss xent (f_lin is then optimized directly)"
-        )
-    if k["final"]:
-        errors.append(
-            f"{why}, but kernels.final: true is only used for the kernel change "
-            f"‖Θ̂_T − Θ̂₀‖/‖Θ̂₀‖, which needs Θ̂₀; set kernels.final: false, or kernels.initial: true"
-        )
-    if k["analytic"]:
-        errors.append(
-            f"{why}, but kernels.analytic: true is only used to compare Θ̂₀ with Θ (analytic and "
-            f"Monte Carlo errors) and by the closed form; set kernels.analytic: false, or "
-            f"kernels.initial: true"
-        )
-    return errors
-
-
-def _check_outputs(c):
-    if c["training"]["loss"] == "xent" and output_dim(c) < 2:
-        return ["training.loss: 'xent' needs at least 2 outputs (2 or more data.classes)"]
-    return []
-
-
-_CROSS_CHECKS = (
-    (("data.dataset", "data.classes", "data.n_train", "data.n_test"), _check_sizes),
-    (("data.dataset", "data.root"), _check_files),
-    (("training.optimizer", "training.batch_size", "data.n_train"), _check_batch),
-    (("training.records", "training.steps"), _check_records),
-    (("model.architecture", "kernels.analytic"), _check_analytic),
-    (("training.loss", "data.classes"), _check_outputs),
-    (
-        (
-            "kernels.initial",
-            "kernels.final",
-            "kernels.analytic",
-            "training.loss",
-            "training.optimizer",
-        ),
-        _check_initial,
-    ),
-)
-
-
 def _dotted(path):
     out = ""
     for part in path:
@@ -602,34 +394,3 @@ def _join(path, key):
 def _suggest(key, allowed):
     close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
     return f" (did you mean {close[0]}?)" if close else ""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads 1e-3 as a float (YAML 1.1 reads it as text) and refuses
-    duplicate keys (which YAML would silently merge, keeping the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice", key_node.start_mark
-                )
-            if isinstance(key, Hashable):
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)

@@ -346,3 +346,79 @@ def test_axis_names_must_be_unique():
         for k in schema["properties"][s]["properties"]
     ]
     assert len(keys) == len(set(keys))  # so every sweepable field has a unique short name
+
+
+# ----------------------------------------------------------------------------- what jobs need
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        # issue 10, failure 8: n ≤ 3 passed, then compare failed inside xarray
+        ({"data": {"n_train": 3}}, "data.n_train: 3 is too few examples; at least 4"),
+        ({"data": {"n_test": 1}}, "data.n_test: 1 is too few examples; at least 4"),
+        ({"sweep": {"data.n_test": [3, 8]}}, "data.n_test: 3 is too few examples"),
+        # one example per class of each split
+        (
+            {"data": {"classes": [0, 1, 2, 3, 4, 5], "n_train": 5}},
+            "data.n_train: 5 is too few examples; at least 6 are needed (one per class",
+        ),
+        # issue 10, failure 11: seeds.start 2^64 gave a traceback in init; ≥ 2^32 repeats seeds
+        ({"seeds": {"start": 2**64}}, "seeds.start: 18446744073709551616 must be ≤ 4294967295"),
+        ({"seeds": {"start": 2**32 - 1, "count": 2}}, "seeds.start: the seeds reach 4294967296"),
+        ({"seeds": {"list": [0, 2**32]}}, "seeds.list[1]: 4294967296 must be ≤ 4294967295"),
+        (
+            {"ensemble": {"members": 4, "seed": 2**32 - 2}},
+            "ensemble.seed: 4294967294 + ensemble.members 4 − 1 is more than 4294967295",
+        ),
+    ],
+)
+def test_sizes_and_seeds_jobs_cannot_handle_are_refused(config, expected):
+    messages = _errors(config)
+    assert any(m.startswith(expected) for m in messages), messages
+
+
+def test_the_fewest_examples_are_what_the_comparison_keeps():
+    from ntkpipe.analysis import metrics
+    from ntkpipe.sweep import validate_checks
+
+    assert validate_checks.MIN_EXAMPLES == metrics.N_SAMPLES
+    config = validation.load_config({"data": {"n_train": 4, "n_test": 4}})
+    assert config["data"]["n_test"] == 4
+
+
+def test_the_largest_seed_gives_its_own_key_and_the_next_would_not():
+    import jax
+
+    from ntkpipe.sweep import validate_checks
+
+    top = validate_checks.MAX_SEED
+    validation.load_config({"seeds": {"start": top, "count": 1}})
+    with jax.enable_x64(False):  # float32 runs
+        assert (jax.random.PRNGKey(top) != jax.random.PRNGKey(0)).any()
+        assert (jax.random.PRNGKey(top + 1) == jax.random.PRNGKey(0)).all()  # why it is refused
+
+
+@pytest.mark.parametrize(
+    "model", [{"width": 10**30}, {"width": 10**7}, {"depth": 1000, "width": 4096}]
+)
+def test_sizes_the_cost_model_puts_beyond_memory_are_refused(model):
+    """issue 10, failure 11: width 10^30 and 10^7 ran out of memory or crashed in init."""
+    from ntkpipe.sweep import cost, runs, validate_checks
+
+    runs_ = runs.expand_runs(runs.load_config({"model": model}))
+    settings = cost.load_settings(None)
+    (message,) = validate_checks.memory_problems(runs_, settings, 16_000, "this machine's memory")
+    assert message.startswith("model: 1 run(s) need more memory than this machine's memory")
+    assert "seeds~0-1 (" in message and "ntkpipe.sweep.cost" in message
+    small = runs.expand_runs(runs.load_config({"model": {"width": 64}}))
+    assert validate_checks.memory_problems(small, settings, 16_000, "x") == []
+    assert validate_checks.memory_problems(runs_, settings, None, "x") == []
+
+
+def test_machine_memory_is_read_from_the_system():
+    from ntkpipe.sweep import validate_checks
+
+    with open("/proc/meminfo") as f:
+        total_kb = int(f.readline().split()[1])
+    assert abs(validate_checks.machine_memory_mb() - total_kb // 1024) <= 1

@@ -32,7 +32,7 @@ rule sweep_config:
         f"{OUT}/logs/config/sweep.log",
     localrule: True
     params:
-        content=json.dumps(SWEEP, indent=1),  # not sorted: the order of the sweep axes matters
+        content=sweep_json(),
     run:
         note_config_written(output[0], params.content, log[0])
 

@@ -1,41 +1,43 @@
 # Sweep expansion, paths and input functions. The rule files hold only rules.
 #
-# The config is validated once here, before any job starts (schema with
-# additionalProperties: false plus cross-field checks in ntkpipe.sweep.runs): a bad
-# config stops Snakemake with a message naming the field, the value and what
-# is allowed, and nothing is written.
+# ntkpipe reads the config itself, once (ntkpipe.sweep.loading; Snakemake's own reading, with
+# YAML 1.1 numbers and duplicate keys accepted, is discarded): the --configfile files in the
+# order given (later files overlay earlier ones, mappings merged key by key), then the
+# --config overrides, coerced through the schema (--config 'training={learning_rate: 0.1}'
+# sets the number 0.1). Without any --configfile the default sweep config/config.yaml is used,
+# and only then; a config without `name:` is refused, never merged with the default sweep.
 #
-# Without --configfile, the default sweep config/config.yaml is used (with any
-# --config key=value overrides on top). We do not use the `configfile:`
-# directive because Snakemake deep-merges a user's --configfile into it, which
-# would silently add the default sweep axes to every user sweep.
+# The config is validated before any job starts (schema with additionalProperties: false plus
+# cross-field checks in ntkpipe.sweep.validate and the cost model's memory estimate against
+# this machine or --resources mem_mb): a bad config stops Snakemake with a message naming the
+# field, the value and what is allowed, and nothing is written.
 
 import contextlib
 import functools
 import json
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
 
-import yaml
-
 from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import cost as ntk_cost
 from ntkpipe.sweep import ensemble as ntk_ensemble
+from ntkpipe.sweep import loading as ntk_loading
 from ntkpipe.sweep import plan as ntk_plan
 from ntkpipe.sweep import stage_table as ntk_stages
 from ntkpipe.sweep import validate as ntk_validate
+from ntkpipe.sweep import validate_checks as ntk_checks
 from ntkpipe.errors import ConfigError
+
+# A job's own stderr stays open as descriptor 3 after the rules send its output to its log
+# (`> {log} 2>&1`): ntkpipe writes its error there too (ntkpipe.cli.report_error), so Snakemake
+# shows it even when the log cannot be written (a full disk). Bash's strict mode as Snakemake's.
+shell.prefix("set -euo pipefail; export NTKPIPE_ERROR_FD=3; exec 3>&2; ")
 
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
 CONDA_ENV = "../envs/ntkpipe.yaml"  # relative to workflow/rules/
-
-if "name" not in config:
-    _defaults = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    ntk_config.deep_update(_defaults, config)
-    config.clear()
-    config.update(_defaults)
 
 # The `resources` section (GPUs) is read here and kept out of the run configs: changing it
 # changes how jobs are scheduled, never what they compute, so it must not rerun anything.
@@ -49,12 +51,20 @@ with (
 ):
     warnings.simplefilter("always", ntk_validate.MissingDataWarning)
     try:
-        RESOURCES = ntk_cost.load_settings(config.pop("resources", None))
-        SWEEP = ntk_config.load_config(dict(config))
+        _RAW, CONFIG_FILES = ntk_loading.resolve(
+            workflow.config_settings.configfiles,
+            workflow.config_settings.config,
+            default=DEFAULT_CONFIG,
+            schema=ntk_config.load_schema(),
+        )
+        RESOURCES = ntk_cost.load_settings(_RAW.pop("resources", None))
+        SWEEP = ntk_config.load_config(_RAW)
         RUNS = {run.run_id: run for run in ntk_config.expand_runs(SWEEP)}
         PLAN = ntk_plan.sweep_jobs(SWEEP, RESOURCES, RUNS.values()) if MAIN else []
     except ConfigError as error:
         sys.exit(f"ntkpipe: invalid config\n{error}")
+config.clear()
+config.update(SWEEP)
 for _message in sorted({str(w.message) for w in _warned}):
     print(
         f"ntkpipe: warning (dry run): {_message}; a real run stops here",
@@ -99,6 +109,123 @@ if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
         "of runs').",
         file=sys.stderr,
     )
+# Memory: every run's jobs, as the cost model estimates them, must fit the --resources mem_mb
+# cap, or (jobs on this machine) this machine's memory.
+_MEM_CAP = workflow.global_resources.get("mem_mb")
+_MEM_CAP = getattr(_MEM_CAP, "value", _MEM_CAP)
+_MEM_WHERE = "--resources mem_mb"
+# (At parse time Snakemake has not chosen its executor yet: the command line tells whether jobs
+# may run elsewhere, e.g. --profile slurm.)
+_ELSEWHERE = {
+    "--profile",
+    "--executor",
+    "-e",
+    "--workflow-profile",
+    "--slurm",
+    "--cluster",
+}
+_ELSEWHERE = os.environ.get("SNAKEMAKE_PROFILE") or any(
+    a.split("=")[0] in _ELSEWHERE for a in sys.argv[1:]
+)
+if _MEM_CAP is None and not _ELSEWHERE:
+    _MEM_CAP, _MEM_WHERE = ntk_checks.machine_memory_mb(), "this machine's memory"
+_problems = ntk_checks.memory_problems(RUNS.values(), RESOURCES, _MEM_CAP, _MEM_WHERE)
+if _problems:
+    sys.exit("ntkpipe: invalid config\n" + "\n".join(_problems))
+# One writer per results folder (ntkpipe.io.lock), whatever the working directory: taken by the
+# main Snakemake process of a run (not by cluster jobs, not by a dry run) and held until it exits.
+_NOT_A_RUN = {
+    "--dry-run",
+    "--dryrun",
+    "--dry_run",
+    "--touch",
+    "--lint",
+    "--unlock",
+    "--dag",
+}
+_NOT_A_RUN |= {
+    "--rulegraph",
+    "--filegraph",
+    "--summary",
+    "--detailed-summary",
+    "--list",
+}
+_NOT_A_RUN |= {"--list-rules", "--delete-all-output", "--delete-temp-output"}
+_NOT_A_RUN |= {
+    "--cleanup-metadata",
+    "--list-changes",
+    "--lc",
+    "--li",
+    "--lp",
+    "--report",
+}
+
+
+def _writes(argv):
+    """Whether this Snakemake command runs jobs, so it may take the results folder's lock and
+    remove stale stores. At parse time `workflow.dryrun` is not known yet (Snakemake sets its
+    executor after reading the Snakefile): the command line tells (-n, --dry-run, --touch, …).
+    """
+    for arg in argv[1:]:
+        if arg.split("=")[0] in _NOT_A_RUN:
+            return False
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha():
+            if set(arg[1:]) & set("ntSDl"):
+                return False
+    return True
+
+
+WRITES = workflow.is_main_process and not DRY_RUN and _writes(sys.argv)
+if WRITES:
+    from ntkpipe.io import lock as ntk_lock
+
+    try:
+        _LOCK = ntk_lock.acquire(OUT)
+    except ntk_lock.LockedError as error:
+        sys.exit(f"ntkpipe: {error}")
+    if _LOCK.note:
+        print(_LOCK.note, file=sys.stderr)
+
+
+def stale_stores():
+    """{store: why} of the stores that must be computed again, read from the stores' own records
+    (ntkpipe.io.provenance), not from .snakemake/: a store whose config is not its job's config
+    now (a changed sweep, a hand-edited run.json, a store of another run put at its path) or
+    whose inputs changed since; and the stores that follow a missing or removed one (Snakemake
+    would keep them, as their outputs exist: so a deleted store is recreated)."""
+    from ntkpipe.io import provenance
+
+    found = {}
+    for run_id, run in RUNS.items():
+        folder = Path(run_dir(run_id))
+        if not folder.is_dir():
+            continue
+        configs = {s: ntk_config.stage_config(run.config, s) for s in ("init", "train")}
+        gone = set()
+        for row in ntk_stages.wanted(run.config):
+            store = folder / row.store
+            inputs = {}
+            for one in ntk_stages.reads(row.rule, run.config):
+                path = Path(_store_of_run(one.stage, run_id))
+                inputs[path.name] = path
+                if not path.exists():
+                    gone.add(path.name)
+            if not store.exists():
+                gone.add(row.store)
+                continue
+            upstream = [name for name in inputs if name in gone]
+            config = configs["init" if row.config_file == "model.json" else "train"]
+            why = (
+                f"{upstream[0]} is missing or computed again"
+                if upstream
+                else provenance.stale_reason(store, config, inputs)
+            )
+            if why:
+                found[store] = why
+                gone.add(row.store)
+    return found
+
+
 # Fig. 2 / S1: one ensemble per sweep point (the first seed chunk's run config stands for it).
 ENSEMBLES = {}
 if SWEEP["ensemble"]["members"] > 0:
@@ -331,3 +458,82 @@ def _resources_cached(kind, key, rule_name, attempt):
     """Snakemake asks for each resource of each job separately: compute them once."""
     config = (RUNS if kind == "run" else ANALYTIC)[key].config
     return ntk_cost.rule_resources(config, rule_name, attempt, RESOURCES)
+
+
+# ---------------------------------------------------------------- stale stores (run last: uses the
+# input functions above)
+
+
+def sweep_json():
+    """The content of sweep.json: the validated sweep (not sorted: the order of the axes
+    matters)."""
+    return json.dumps(SWEEP, indent=1)
+
+
+def stale_config_files():
+    """{config file: its content now} of the config files (sweep.json, each run's model.json
+    and run.json, each analytic.json) that differ from the sweep (hand-edited, or from an older
+    config); rewriting them makes Snakemake rerun what reads them (their time is newer), without
+    .snakemake/ metadata."""
+    found = {}
+    for path, content in [(Path(OUT, "sweep.json"), sweep_json())] + [
+        (Path(analytic_dir(akey), "analytic.json"), analytic_json(akey))
+        for akey in ANALYTIC
+    ]:
+        if path.is_file() and path.read_text() != content:
+            found[path] = content
+    for run_id in RUNS:
+        for name, stage in (("model.json", "init"), ("run.json", "train")):
+            path = Path(run_dir(run_id), name)
+            if path.is_file():
+                content = stage_json(run_id, stage)
+                if path.read_text() != content:
+                    found[path] = content
+    return found
+
+
+if workflow.is_main_process and Path(OUT, "runs").is_dir():
+    _dry = not WRITES
+    _when = " (when the sweep runs; this command changes nothing)" if _dry else ""
+    for _path, _content in stale_config_files().items():
+        if not _dry:
+            ntk_config.write_if_changed(_path, _content)
+        print(
+            f"ntkpipe: {_path}: differs from the config; rewritten{_when}",
+            file=sys.stderr,
+        )
+    for _store, _why in stale_stores().items():
+        if _dry:
+            print(
+                f"ntkpipe: {_store}: {_why}; it will be computed again", file=sys.stderr
+            )
+            continue
+        print(
+            f"ntkpipe: {_store}: {_why}; removed, it is computed again", file=sys.stderr
+        )
+        shutil.rmtree(_store, ignore_errors=True)
+    # Snakemake does not rerun a job whose output exists because an input is missing (a new
+    # run, a removed store), nor what follows it (and, with .snakemake/ metadata, not for an
+    # input touched with unchanged content): the summary, figures and report go, and are made
+    # again from every run.
+    _missing = [
+        p for p in per_run("metrics.zarr") + ensemble_stores() if not Path(p).exists()
+    ]
+    _derived = [
+        Path(OUT, ntk_stages.stage(r).store) for r in ("collect", "figures", "report")
+    ]
+    if _missing and any(p.exists() for p in _derived):
+        _note = (
+            f"{_missing[0]} and {len(_missing) - 1} more"
+            if len(_missing) > 1
+            else _missing[0]
+        )
+        for _path in _derived if not _dry else []:
+            if _path.is_dir():
+                shutil.rmtree(_path, ignore_errors=True)
+            else:
+                _path.unlink(missing_ok=True)
+        print(
+            f"ntkpipe: {OUT}/summary.zarr: {_note} missing; computed again{_when}",
+            file=sys.stderr,
+        )

@@ -1,0 +1,86 @@
+"""Training checkpoints: a pytree state in one ``.npz`` file, written atomically, resumed only by
+the run it belongs to (its fingerprint). Re-exported by :mod:`ntkpipe.io.stores`."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ntkpipe.errors import StoreError
+from ntkpipe.io.atomic import _host
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
+
+_CKPT_PREFIX = "state"
+
+
+class Checkpoint(dict):
+    """A saved pytree state as {pytree path (``jax.tree_util.keystr``): numpy array}.
+
+    Its ``step`` is the value at path ``.step`` (``train.TrainState.step``), else None.
+    ``train.train(..., state=checkpoint)`` matches it leaf by leaf against a fresh state.
+    """
+
+    @property
+    def step(self):
+        value = self.get(".step")
+        return None if value is None else int(value)
+
+
+def save_checkpoint(path, state, *, fingerprint):
+    """Saves a pytree state (e.g. ``train.TrainState``) to one ``.npz`` file, atomically.
+
+    Args:
+        path: the checkpoint file (replaced if it exists; a kill at any point leaves the
+            previous checkpoint or the new one, never a part).
+        state: any pytree of arrays and numbers (no Python objects).
+        fingerprint: text identifying what the state belongs to (e.g. a hash of the
+            run config); ``load_checkpoint`` ignores a checkpoint of another one.
+    """
+    import jax  # pytree paths; jax is loaded anyway where states exist
+
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    arrays = {}
+    for key_path, leaf in leaves:
+        value = np.asarray(leaf)
+        name = jax.tree_util.keystr(key_path)
+        if value.dtype.kind == "O":
+            raise StoreError(f"checkpoint: leaf {name} is a Python object, not an array")
+        arrays[_CKPT_PREFIX + name] = value
+    arrays["fingerprint"] = np.asarray(str(fingerprint))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.partial-{_host()}-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path, *, fingerprint):
+    """The ``Checkpoint`` saved at ``path``, or None if there is none or it belongs to
+    another fingerprint (a stale checkpoint of a changed run is not resumed).
+
+    Raises:
+        StoreError: the file exists but cannot be read (delete it to start over).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if str(npz["fingerprint"]) != str(fingerprint):
+                return None
+            return Checkpoint(
+                {k[len(_CKPT_PREFIX) :]: npz[k] for k in npz.files if k.startswith(_CKPT_PREFIX)}
+            )
+    except Exception as err:
+        raise StoreError(
+            f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it and rerun "
+            f"(training restarts from step 0)"
+        ) from err

@@ -1,0 +1,229 @@
+"""What a store was computed from, recorded in it and checked before it is used or kept.
+
+Every store keeps, next to its arrays (:func:`ntkpipe.io.stores.write_store`; the software
+versions: :func:`provenance`), the config of the job that wrote it (attribute ``config``, JSON)
+and ``inputs``: for each store it was computed from, that store's content digest
+(:func:`content_digest`, the SHA-256 of its arrays' digests). Stores keep the config as
+provenance and never interpret it: the caller says which configs are acceptable.
+
+Two checks, so that Snakemake's metadata (``.snakemake/``) is not needed to notice a change:
+
+* :func:`check_input`, when a job reads a store: its config must be one the job expects, else
+  a ``StoreError`` names the store (a store of another run put at this path, a store left from
+  another config);
+* :func:`stale_reason`, before the workflow lets Snakemake skip a job whose store exists: the
+  store is stale when its config is not the one the job would use now, or an input it recorded
+  has changed since. The workflow removes a stale store so that it is computed again (a fresh
+  clone, moved results, a hand-edited config file, a swapped store).
+
+Reading a record opens only the store's ``zarr.json`` (no arrays): fast enough for every store
+of a large sweep when the DAG is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+from ntkpipe.errors import StoreError
+
+__all__ = ["INPUTS_ATTR", "read_record", "content_digest", "input_digests", "check_input"]
+__all__ += ["stale_reason", "provenance"]
+
+INPUTS_ATTR = "inputs"
+_COMPLETE_ATTR = "ntkpipe_complete"
+_DIGEST_ATTR = "ntkpipe_sha256"
+_IMPORT_TIME = time.monotonic()
+
+
+def read_record(path):
+    """A complete store's root attributes (``config``, ``inputs``, digests), or None when the
+    path holds no complete store (missing, partial, unreadable)."""
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    if not isinstance(attrs, dict) or attrs.get(_COMPLETE_ATTR) is not True:
+        return None
+    return attrs
+
+
+def content_digest(attrs):
+    """SHA-256 (hex) of a store's array digests: equal for stores holding equal arrays."""
+    text = json.dumps(attrs.get(_DIGEST_ATTR, {}), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def input_digests(inputs):
+    """{name: content digest} of the input stores a job reads (None entries left out).
+
+    Raises:
+        StoreError: an input is not a complete store.
+    """
+    out = {}
+    for name, path in (inputs or {}).items():
+        if path is None:
+            continue
+        attrs = read_record(path)
+        if attrs is None:
+            raise StoreError(f"{path}: not a complete store; run the stage that writes it first")
+        out[name] = content_digest(attrs)
+    return out
+
+
+def check_input(path, expected_configs, view=None):
+    """Refuses an input store that was computed from a config the job does not expect.
+
+    Args:
+        path: the input store.
+        expected_configs: the configs (mappings) the store may have been computed from.
+        view: optional ``view(stored_config, stage) -> mapping``, the part of the stored
+            config to compare (the caller knows which part a stage depends on; the store
+            does not interpret it).
+
+    Raises:
+        StoreError: naming the store, the run it was computed for and what to do.
+    """
+    attrs = read_record(path)
+    if attrs is None:
+        return  # the store's own reader names what is wrong with it
+    stored = json.loads(attrs.get("config") or "null")
+    seen = _plain(view(stored, attrs.get("stage")) if view else stored)
+    if any(seen == _plain(c) for c in expected_configs):
+        return
+    raise StoreError(
+        f"{path}: computed from another config ({_describe(stored)}) than this job's "
+        f"({_describe(_plain(expected_configs[0]))}): a store of another run or an older "
+        f"config; delete it and run snakemake again (it is computed again)"
+    )
+
+
+def stale_reason(path, config, inputs=None):
+    """Why an existing store must be computed again, or None (missing stores: None too).
+
+    Args:
+        path: the store.
+        config: the config its job would be given now (the content of its config file).
+        inputs: {name: path} of the stores it is computed from.
+    """
+    attrs = read_record(path)
+    if attrs is None:
+        return None
+    if json.loads(attrs.get("config") or "null") != _plain(config):
+        return "computed from another config"
+    recorded = attrs.get(INPUTS_ATTR)
+    recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
+    if not isinstance(recorded, dict):
+        return None  # written before inputs were recorded: the config check alone
+    for name, digest in recorded.items():
+        input_path = (inputs or {}).get(name)
+        current = read_record(input_path) if input_path is not None else None
+        if current is None:
+            continue  # not checked here, or missing: computed first, then what follows reruns
+        if digest != content_digest(current):
+            return f"its input {name} has changed since"
+    return None
+
+
+def _plain(config):
+    """A config as its JSON round trip (tuples as lists), the form stores keep."""
+    return json.loads(json.dumps(config, sort_keys=True))
+
+
+def _describe(config):
+    if not isinstance(config, dict):
+        return repr(config)
+    run_id = config.get("run_id")
+    if run_id:
+        return f"run {run_id}"
+    model = config.get("model") or {}
+    return f"model.width {model.get('width')}, seeds {config.get('seeds')}"
+
+
+# ----------------------------------------------------------------------------- software
+
+
+def provenance(config, stage, wall_time=None):
+    """Attributes every store carries: the run config (JSON), stage, versions, device, time.
+
+    The git commit is that of the checkout ntkpipe runs from ("unknown" when it is not
+    one); the jax device is the first device of the default backend and their count.
+    """
+    try:
+        config_text = json.dumps(config, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"config: cannot be stored as JSON ({err})") from err
+    if wall_time is None:
+        wall_time = _process_wall_time()
+    jax_version, jax_device = _jax_info()
+    return {
+        "config": config_text,
+        "stage": str(stage),
+        "ntkpipe_version": _ntkpipe_version(),
+        "git_commit": _git_commit(),
+        "jax_version": jax_version,
+        "jax_device": jax_device,
+        "wall_time_s": float(wall_time),
+    }
+
+
+# ----------------------------------------------------------------------------- private
+
+
+def _process_wall_time():
+    """Seconds since this process started (Linux /proc), else since ntkpipe.io.stores loaded."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORT_TIME
+
+
+def _ntkpipe_version():
+    try:
+        return metadata.version("ntkpipe")
+    except metadata.PackageNotFoundError:
+        import ntkpipe
+
+        return str(getattr(ntkpipe, "__version__", "unknown"))
+
+
+_GIT_COMMIT = []
+
+
+def _git_commit():
+    """HEAD of the checkout holding this file, "unknown" when there is none (no network)."""
+    if not _GIT_COMMIT:
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            )
+            commit = result.stdout.strip() if result.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        _GIT_COMMIT.append(commit or "unknown")
+    return _GIT_COMMIT[0]
+
+
+def _jax_info():
+    try:
+        import jax
+
+        devices = jax.devices()
+        first = devices[0]
+        return jax.__version__, f"{first.platform}: {first.device_kind} ×{len(devices)}"
+    except Exception as err:  # no jax, or no backend: the store is still worth writing
+        return "unavailable", f"unavailable ({type(err).__name__})"

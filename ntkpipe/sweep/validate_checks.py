@@ -1,0 +1,282 @@
+"""Cross-field checks of a sweep configuration: what a schema cannot say, checked at every
+grid point before any job (dataset sizes, files, optimizer options, seeds), and the memory the
+cost model estimates for each run against the machine or the ``--resources mem_mb`` cap.
+
+Part of :mod:`ntkpipe.sweep.validate` (``load_config`` runs :func:`grid_errors` and
+:func:`momentum_errors`); the workflow and ``ntkpipe validate`` run :func:`memory_problems`
+on the expanded runs.
+"""
+
+import contextlib
+import functools
+import itertools
+import math
+import os
+import warnings
+
+from ntkpipe import datasets
+from ntkpipe.sweep import facts
+from ntkpipe.sweep import validate as _v
+
+__all__ = [
+    "MissingDataWarning",
+    "data_files_optional",
+    "MIN_EXAMPLES",
+    "MAX_SEED",
+    "grid_errors",
+    "momentum_errors",
+    "seed_range_errors",
+    "machine_memory_mb",
+    "memory_problems",
+]
+
+MIN_EXAMPLES = 4
+"""Fewest examples of a split (n_train, n_test): the per-run comparison keeps the outputs of the
+first ``ntkpipe.analysis.metrics.N_SAMPLES`` (4) examples of each split in one ``sample``
+dimension, so both splits must hold that many (tests check the two numbers agree)."""
+
+MAX_SEED = 2**32 - 1
+"""Largest network seed: ``jax.random.PRNGKey(s)`` keeps only the low 32 bits of s without x64
+(float32 runs), so seed 2^32 would silently give seed 0's networks."""
+
+
+class MissingDataWarning(UserWarning):
+    """A dataset's files are missing where they are only needed later (a dry run, a plan)."""
+
+
+_DATA_FILES_REQUIRED = [True]
+
+
+@contextlib.contextmanager
+def data_files_optional():
+    """Within this block missing data files are a :class:`MissingDataWarning`, not an error
+    (``snakemake -n``, ``ntkpipe plan``: the shapes of each dataset are known without them)."""
+    _DATA_FILES_REQUIRED.append(False)
+    try:
+        yield
+    finally:
+        _DATA_FILES_REQUIRED.pop()
+
+
+def grid_errors(config, axes, invalid):
+    """Cross-field checks of every grid point; each problem once, with a point it occurs at."""
+    seen, n_points = {}, math.prod(len(v) for v in axes.values())
+    for point in itertools.product(*axes.values()):
+        assignment = dict(zip(axes, point, strict=True))
+        point_config = _v.assign(config, assignment)
+        for message in _cross_errors(point_config, invalid - set(assignment)):
+            seen.setdefault(message, []).append(assignment)
+    return [_with_point(message, points, n_points) for message, points in seen.items()]
+
+
+def momentum_errors(config, invalid):
+    """training.momentum set (in the base config or as a sweep axis) where no run uses the
+    momentum optimizer: gd and sgd would silently ignore it."""
+    if {"training.momentum", "training.optimizer", "training", "sweep"} & set(invalid):
+        return []
+    sweep, training = config["sweep"], config["training"]
+    given = sweep.get("training.momentum", [training["momentum"]])
+    optimizers = sweep.get("training.optimizer", [training["optimizer"]])
+    if all(value is None for value in given) or "momentum" in optimizers:
+        return []
+    return [
+        f"training.momentum: {given[0] if len(given) == 1 else given} is set, but no run uses "
+        f"training.optimizer momentum ({', '.join(sorted(set(optimizers)))} has no momentum "
+        f"term, so it would be ignored); for SGD with momentum set training.optimizer: "
+        f"momentum with a training.batch_size, else remove training.momentum"
+    ]
+
+
+def _with_point(message, points, n_points):
+    if not points[0] or len(points) == n_points:
+        return message  # no sweep, or a problem of every point
+    label = "/".join(f"{_v.axis_name(k)}~{_v.format_value(v)}" for k, v in points[0].items())
+    more = f" and {len(points) - 1} more" if len(points) > 1 else ""
+    return f"{message} (at sweep point {label}{more})"
+
+
+def _cross_errors(c, invalid):
+    errors = []
+    for fields, check in _CROSS_CHECKS:
+        if not any(f in invalid or f.split(".")[0] in invalid for f in fields):
+            errors += check(c)
+    return errors
+
+
+def _check_sizes(c):
+    d = c["data"]
+    fewest = max(MIN_EXAMPLES, len(d["classes"]))
+    small = [
+        f"data.{field}: {d[field]} is too few examples; at least {fewest} are needed (one per "
+        f"class of data.classes {d['classes']}, and the comparison keeps the outputs of "
+        f"{MIN_EXAMPLES} examples of each split)"
+        for field in ("n_train", "n_test")
+        if d[field] < fewest
+    ]
+    return small or datasets.size_problems(d["dataset"], d["classes"], d["n_train"], d["n_test"])
+
+
+@functools.cache
+def _missing_files_cached(dataset, root):
+    return datasets.missing_files(dataset, root)
+
+
+def _check_files(c):
+    problem = _missing_files_cached(c["data"]["dataset"], c["data"]["root"])
+    if problem and not _DATA_FILES_REQUIRED[-1]:
+        warnings.warn(problem, MissingDataWarning, stacklevel=2)
+        return []
+    return [problem] if problem else []
+
+
+def _check_batch(c):
+    t, n_train = c["training"], c["data"]["n_train"]
+    if t["optimizer"] == "sgd" and t["batch_size"] is None:
+        return ["training.batch_size: null, but optimizer sgd needs a minibatch size ≤ n_train"]
+    if t["optimizer"] == "gd" and t["batch_size"] is not None:
+        return [
+            f"training.batch_size: {t['batch_size']} is not used by optimizer gd (full "
+            f"batch); set it to null, or choose optimizer sgd or momentum"
+        ]
+    if t["batch_size"] is not None and t["batch_size"] > n_train:
+        return [
+            f"training.batch_size: {t['batch_size']} is larger than data.n_train {n_train}; "
+            f"allowed: 1 … {n_train}"
+        ]
+    return []
+
+
+def _check_records(c):
+    t = c["training"]
+    if t["records"] > t["steps"] + 1:
+        return [
+            f"training.records: {t['records']} is more than the {t['steps'] + 1} steps "
+            f"0 … training.steps; allowed: 2 … {t['steps'] + 1}"
+        ]
+    return []
+
+
+def _check_analytic(c):
+    arch = c["model"]["architecture"]
+    if c["kernels"]["analytic"] and arch != "fc":
+        return [
+            f"kernels.analytic: true, but the analytic kernels exist only for "
+            f"model.architecture fc (here {arch}); set kernels.analytic: false"
+        ]
+    return []
+
+
+def _check_initial(c):
+    """kernels.initial: false only where nothing reads Θ̂₀ (kernel_init.zarr)."""
+    k, t = c["kernels"], c["training"]
+    if k["initial"]:
+        return []
+    why = "kernels.initial: false (no Θ̂₀, K̂₀ at θ₀)"
+    errors = []
+    if facts.closed_form(t):
+        errors.append(
+            f"{why}, but training.loss mse with training.optimizer gd evolves f_lin in closed "
+            f"form from Θ̂₀ (Eq. 8–11); set kernels.initial: true, or choose training.optimizer "
+            f"momentum or sgd, or training.loss xent (f_lin is then optimized directly)"
+        )
+    if k["final"]:
+        errors.append(
+            f"{why}, but kernels.final: true is only used for the kernel change "
+            f"‖Θ̂_T − Θ̂₀‖/‖Θ̂₀‖, which needs Θ̂₀; set kernels.final: false, or kernels.initial: true"
+        )
+    if k["analytic"]:
+        errors.append(
+            f"{why}, but kernels.analytic: true is only used to compare Θ̂₀ with Θ (analytic and "
+            f"Monte Carlo errors) and by the closed form; set kernels.analytic: false, or "
+            f"kernels.initial: true"
+        )
+    return errors
+
+
+def _check_outputs(c):
+    if c["training"]["loss"] == "xent" and _v.output_dim(c) < 2:
+        return ["training.loss: 'xent' needs at least 2 outputs (2 or more data.classes)"]
+    return []
+
+
+_CROSS_CHECKS = (
+    (("data.dataset", "data.classes", "data.n_train", "data.n_test"), _check_sizes),
+    (("data.dataset", "data.root"), _check_files),
+    (("training.optimizer", "training.batch_size", "data.n_train"), _check_batch),
+    (("training.records", "training.steps"), _check_records),
+    (("model.architecture", "kernels.analytic"), _check_analytic),
+    (("training.loss", "data.classes"), _check_outputs),
+    (
+        (
+            "kernels.initial",
+            "kernels.final",
+            "kernels.analytic",
+            "training.loss",
+            "training.optimizer",
+        ),
+        _check_initial,
+    ),
+)
+
+
+def seed_range_errors(config, invalid):
+    """Seeds beyond :data:`MAX_SEED` (start + count − 1, list items, the ensemble's members)."""
+    if {"seeds", "ensemble"} & {f.split(".")[0] for f in invalid}:
+        return []
+    seeds, errors = config["seeds"], []
+    last = max(seeds["list"]) if seeds["list"] else seeds["start"] + seeds["count"] - 1
+    field = "seeds.list" if seeds["list"] else "seeds.start"
+    if last > MAX_SEED:
+        errors.append(
+            f"{field}: the seeds reach {last}, but seeds must be at most 2^32 − 1 = {MAX_SEED} "
+            f"(JAX's PRNGKey keeps 32 bits: seed 2^32 would repeat seed 0)"
+        )
+    ensemble = config["ensemble"]
+    if ensemble["members"] and ensemble["seed"] + ensemble["members"] - 1 > MAX_SEED:
+        errors.append(
+            f"ensemble.seed: {ensemble['seed']} + ensemble.members {ensemble['members']} − 1 "
+            f"is more than {MAX_SEED} (2^32 − 1, JAX's PRNGKey keeps 32 bits)"
+        )
+    return errors
+
+
+def machine_memory_mb():
+    """This machine's physical memory in MiB (``os.sysconf``), or None where it is unknown."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_problems(runs, settings, cap_mb, where):
+    """Runs whose jobs the cost model estimates beyond ``cap_mb``, as messages (at most 3 named).
+
+    Args:
+        runs: the sweep's ``ntkpipe.sweep.runs.Run`` objects.
+        settings: ``ntkpipe.sweep.cost.load_settings`` of the ``resources`` section.
+        cap_mb: the memory a job may use (MiB), or None: nothing checked.
+        where: what the cap is, for the message ("this machine's memory", …).
+    """
+    if not cap_mb:
+        return []
+    from ntkpipe.sweep import cost
+
+    rules = ["run"] if settings["jobs"] == "runs" else list(cost.RULE_STAGES)
+    over = {}
+    for run in runs:
+        for rule in rules:
+            if rule == "analytic" and not run.config["kernels"]["analytic"]:
+                continue
+            need = cost.rule_resources(run.config, rule, 1, settings)["mem_mb"]
+            if need > cap_mb:
+                over.setdefault(run.run_id, (rule, need))
+                break
+    if not over:
+        return []
+    named = [f"{run_id} ({rule}: {need} MB)" for run_id, (rule, need) in list(over.items())[:3]]
+    more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+    return [
+        f"model: {len(over)} run(s) need more memory than {where} ({cap_mb} MB), as estimated "
+        f"by ntkpipe.sweep.cost: {', '.join(named)}{more}; reduce model.width / model.depth / "
+        f"data.n_train / seeds.per_job / kernels.block_size, or run them on a larger machine"
+    ]
