@@ -20,13 +20,15 @@ Subpackages, and what each may import (enforced by tests/test_architecture.py):
   ``errors``.
 - ``sweep``: everything before any job (schema, validation, run expansion and ids, the stage
   table, the cost model). No JAX, no xarray: the Snakefile imports it at every start. Imports
-  ``errors``, ``datasets``' light facts and itself.
+  ``errors``, ``datasets``' light facts, ``io.atomic`` (standard library only) and itself.
 - ``io``: stores, checkpoints, atomic files. Stores a config as provenance, never interprets it.
   Imports ``errors``.
 - ``analysis``: xarray in; xarray, figures and HTML out. Never imports ``core`` or ``jobs``.
 - ``jobs``: one module per rule file; the only place that reads run configs and stores and calls
   ``core``. May import everything above.
-- top level: ``errors``, ``datasets`` (numpy readers of the shipped and local data), ``cli``.
+- top level: ``errors``, ``datasets`` (numpy readers of the shipped and local data), ``cli``
+  and ``process`` (XLA threads and the compilation cache, set before JAX starts). Every part may
+  import the package root itself (its version).
 """
 
 from __future__ import annotations

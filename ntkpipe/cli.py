@@ -13,7 +13,7 @@ starts, before it creates any array (float64: on; float32, the default: off;
 see `ntkpipe.jobs._job.run_precision`), and restores the previous mode after.
 
 Compiled programs are kept in JAX's persistent compilation cache, shared by every
-job, so that only the first job of a kind compiles (see `configure_compilation_cache`):
+job, so that only the first job of a kind compiles (see `ntkpipe.process`):
 the folder is $NTKPIPE_JAX_CACHE (the workflow sets results/.jax_cache), else
 $JAX_COMPILATION_CACHE_DIR, else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off turns it off.
 """
@@ -21,10 +21,11 @@ $JAX_COMPILATION_CACHE_DIR, else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off tur
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
+
+from ntkpipe.process import configure_compilation_cache, pin_threads  # noqa: F401  (public here)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,94 +69,6 @@ def report_error(message: str) -> None:
             os.write(int(fd), message.encode() + b"\n")
         except OSError:
             pass
-
-
-def pin_threads(threads: int) -> None:
-    """Restrict this process (and so XLA's CPU thread pool) to `threads` cores.
-
-    XLA sizes its pool from the CPUs the process may run on, so narrowing the
-    affinity mask before JAX starts pins it. Jobs started in parallel by
-    Snakemake get different cores (chosen from the process id) so they do not
-    pile onto the same ones. With one thread, Eigen's own pool is switched off too.
-    BLAS/LAPACK (used by JAX's eigendecompositions on the CPU) start their own threads
-    whatever XLA does, so they get the same count.
-    """
-    if "jax" in sys.modules:
-        raise RuntimeError("pin_threads must run before jax is imported")
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, str(threads))
-    available = sorted(os.sched_getaffinity(0))
-    if threads >= len(available):
-        return
-    offset = os.getpid() % len(available)
-    chosen = {available[(offset + i) % len(available)] for i in range(threads)}
-    os.sched_setaffinity(0, chosen)
-    if threads == 1:
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
-
-
-def configure_compilation_cache(environ=None) -> str | None:
-    """Point JAX's persistent compilation cache at a folder shared by all jobs; before JAX starts.
-
-    The folder is ``$NTKPIPE_JAX_CACHE`` (the workflow sets ``results/.jax_cache``), else
-    ``$JAX_COMPILATION_CACHE_DIR``, else ``$XDG_CACHE_HOME/ntkpipe/jax`` (``~/.cache/ntkpipe/jax``);
-    ``NTKPIPE_JAX_CACHE=off`` (or ``0``) turns the cache off. Every compilation is cached (JAX's
-    default keeps only those over 1 s, which are few here), unless
-    ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` is set. Entries are keyed by the program, the
-    JAX version and the device, so one folder serves every sweep, CPU and GPU jobs alike.
-
-    In a process where JAX already runs (``main`` called from Python, e.g. a test), JAX has read
-    its settings: nothing is changed.
-
-    Args:
-        environ: the environment to read and update (default ``os.environ``).
-
-    Returns:
-        The cache folder, or None when the cache is off or JAX already runs.
-    """
-    env = os.environ if environ is None else environ
-    if "jax" in sys.modules and environ is None:
-        return None
-    choice = env.get("NTKPIPE_JAX_CACHE", "").strip()
-    if choice.lower() in ("off", "0", "false", "no"):
-        env.pop("JAX_COMPILATION_CACHE_DIR", None)
-        return None
-    folder = choice or env.get("JAX_COMPILATION_CACHE_DIR") or _default_cache_dir(env)
-    env["JAX_COMPILATION_CACHE_DIR"] = str(folder)
-    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    drop_empty_cache_entries(folder)
-    return str(folder)
-
-
-def drop_empty_cache_entries(folder) -> list[str]:
-    """Removes the empty entries of JAX's compilation cache (and their access times).
-
-    JAX writes an entry in place (``<key>-cache``, not through a rename): a job stopped by a
-    full disk or a kill leaves it empty, and every later job would read it and fail instead of
-    compiling again. Returns the names removed.
-    """
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        try:
-            empty = entry.name.endswith("-cache") and entry.stat().st_size == 0
-            if empty:
-                os.unlink(entry.path)
-                removed.append(entry.name)
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path[: -len("-cache")] + "-atime")
-        except OSError:
-            continue
-    return removed
-
-
-def _default_cache_dir(env) -> str:
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "ntkpipe", "jax")
 
 
 def _build_parser() -> argparse.ArgumentParser:

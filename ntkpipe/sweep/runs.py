@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass
 
 from ntkpipe.errors import ConfigError
+from ntkpipe.io import atomic
 from ntkpipe.sweep import stage_table
 from ntkpipe.sweep.loading import deep_update
 from ntkpipe.sweep.validate import (
@@ -289,10 +290,9 @@ def analytic_id(run):
 
 
 def write_if_changed(path, text):
-    """``storage.write_if_changed`` (here for Snakemake rules that import only config)."""
-    from ntkpipe.io import stores as storage  # xarray and zarr load only when a file is written
-
-    return storage.write_if_changed(path, text)
+    """:func:`ntkpipe.io.atomic.write_if_changed` (here for Snakemake rules that import only
+    the sweep; io.atomic needs the standard library alone)."""
+    return atomic.write_if_changed(path, text)
 
 
 def to_json(config):

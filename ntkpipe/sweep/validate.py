@@ -27,9 +27,9 @@ import jsonschema
 import yaml
 
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import facts
 from ntkpipe.sweep import validate_checks as _checks
 from ntkpipe.sweep.loading import read_source
+from ntkpipe.sweep.points import assign, axis_name, format_value, output_dim
 from ntkpipe.sweep.validate_checks import MissingDataWarning, data_files_optional
 
 __all__ = [
@@ -95,12 +95,6 @@ def load_config(source):
     return config
 
 
-def output_dim(config):
-    """k, the number of network outputs: 1 for a binary MSE task (±1 targets), else one
-    per class (one-hot targets; cross-entropy always has one logit per class)."""
-    return facts.n_outputs(len(config["data"]["classes"]), config["training"]["loss"])
-
-
 def sweepable_fields():
     """Dotted path → schema node of every field a sweep may vary."""
     props = _schema()["properties"]
@@ -109,45 +103,6 @@ def sweepable_fields():
         for key, node in props[section]["properties"].items():
             fields[f"{section}.{key}"] = node
     return fields
-
-
-def assign(config, assignment):
-    """A copy of the config (sections copied, not deep) with dotted paths set.
-
-    Args:
-        config: a configuration (sections as dicts).
-        assignment: dotted path (``model.width`` or a top-level key) → value.
-    """
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
-    for key, value in assignment.items():
-        parts = key.split(".")
-        if len(parts) == 1:
-            out[key] = value
-        else:
-            out[parts[0]][parts[1]] = value
-    return out
-
-
-def axis_name(key):
-    """The short axis name of a dotted sweep path, its last component (``model.width`` →
-    ``width``): it names the axis in run ids and in error messages."""
-    return key.split(".")[-1]
-
-
-def format_value(value):
-    """Stable text of a swept value: ints as ints, floats in shortest repr, lists with _.
-
-    The text of a value in a run id (``width~1024``) and in the sweep point an error
-    message names."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return repr(value).replace("e+", "e")
-    if isinstance(value, list | tuple):
-        return "_".join(format_value(v) for v in value)
-    return str(value)
 
 
 # ----------------------------------------------------------------------------- private

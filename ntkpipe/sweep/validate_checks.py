@@ -16,7 +16,7 @@ import warnings
 
 from ntkpipe import datasets
 from ntkpipe.sweep import facts
-from ntkpipe.sweep import validate as _v
+from ntkpipe.sweep import points as _v
 
 __all__ = [
     "MissingDataWarning",
