@@ -8,7 +8,7 @@ The paper trains the real network and, next to it, the linearized network
 (whose exact solution is the closed form of :mod:`ntkpipe.core.dynamics`), gradient descent with
 momentum, minibatch SGD, and softmax cross-entropy. :func:`train` does all of these.
 
-Conventions (DESIGN.md):
+Conventions (docs/architecture.md):
 
 - ``mse``: L = ½ · mean over all n·k entries of (f − y)²; the GD step on f_lin is then exactly
   f_{i+1} = f_i − η/(n·k) · Θ̂₀ (f_i − y), the discrete closed form.

@@ -1,6 +1,6 @@
 """Zarr v3 stores written with xarray: atomic, checksummed, with provenance.
 
-Every stage writes one store (DESIGN.md, "Store schema"): an ``xarray.Dataset`` with the
+Every stage writes one store (docs/store-schema.md): an ``xarray.Dataset`` with the
 fixed dimension names (``seed``, ``step``, ``train``, ``test``, ``train2``, ``out``,
 ``layer``), plus, for init and training, a group ``params/`` holding one array per
 parameter leaf (nested groups follow the parameter tree), each with a leading ``seed``

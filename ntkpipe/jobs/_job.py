@@ -5,7 +5,7 @@ A stage job is ``with stage_job(run, out, overwrite) as job: ...``: the run conf
 is read once, its ``precision`` checked and the existing store refused (unless ``overwrite``)
 before any work, and JAX's x64 mode set for the stage (:func:`run_precision`).
 
-Stores follow the schema of DESIGN.md: dimension names `seed`, `step`, `train`, `test`,
+Stores follow the schema of docs/store-schema.md: dimension names `seed`, `step`, `train`, `test`,
 `train2`, `out`, `layer`; every store carries the run config and provenance in its attributes
 (:mod:`ntkpipe.io.stores`).
 
@@ -52,7 +52,8 @@ class Job:
 
     Made first thing in a stage: it reads the run config (unless given it) and refuses an
     existing store (unless ``overwrite``) before any work; :meth:`write` writes the store with
-    that config, the stage's name and the job's wall time (the provenance of DESIGN.md).
+    that config, the stage's name and the job's wall time (the provenance of
+    docs/architecture.md, "Stores").
     """
 
     def __init__(

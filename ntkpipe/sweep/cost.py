@@ -2,7 +2,8 @@
 
 Every rule declares ``resources: mem_mb, runtime`` (and ``gpu`` for the heavy rules when the
 sweep config asks for GPUs) computed here from the run's configuration, so that a site profile
-only has to supply the account and partitions (DESIGN.md, "How rules call the library"). The
+only has to supply the account and partitions (docs/architecture.md, "How rules call the
+library"). The
 FLOPs and peak bytes of each stage are closed forms in the sizes of the config
 (:mod:`ntkpipe.sweep.cost_model`, with the notation and the memory terms of each stage).
 
