@@ -45,6 +45,7 @@ from ntkpipe.analysis.plots import (
     load_summary,
 )
 from ntkpipe.analysis.report_runs import MAX_RUN_ROWS, STATUS_LABELS
+from ntkpipe.sweep import calibrate
 
 __all__ = ["MAX_RUN_ROWS", "MEDIA_TYPES", "STATUS_LABELS", "render_report", "write_report"]
 
@@ -262,6 +263,7 @@ def _compute_rows(results_dir: Path | None) -> list[dict]:
     if results_dir is None:
         return []
     by_stage = ntk_provenance.compute_by_stage(ntk_provenance.read_benchmarks(results_dir))
+    asked = calibrate.asked_and_used(results_dir)
     return [
         {
             "stage": stage,
@@ -270,9 +272,20 @@ def _compute_rows(results_dir: Path | None) -> list[dict]:
             "cpu": _duration(e["cpu_s"]),
             "mean": _duration(e["mean_wall_s"]),
             "rss": f"{e['max_rss_mb']:.0f} MB" if math.isfinite(e["max_rss_mb"]) else "—",
+            "asked": _asked_text(asked.get(stage)),
         }
         for stage, e in by_stage.items()
     ]
+
+
+def _asked_text(row: dict | None) -> str:
+    """The largest runtime and memory a stage's jobs asked for, next to what they used."""
+    if not row:
+        return "—"
+    return (
+        f"{row['runtime_asked']:.0f} min / {_duration(60 * row['runtime_used'])}, "
+        f"{row['mem_asked']:.0f} / {row['mem_used']:.0f} MB"
+    )
 
 
 def _duration(seconds: float) -> str:

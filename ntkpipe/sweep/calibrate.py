@@ -40,6 +40,7 @@ from ntkpipe.sweep import cost, stage_table
 from ntkpipe.sweep.cost_settings import read_constants
 
 __all__ = [
+    "asked_and_used",
     "CALIBRATION_FILE",
     "STATED_FACTOR",
     "Measured",
@@ -191,6 +192,35 @@ def asked_over_used(job: Measured, settings: dict, resource: str) -> float:
     asks = cost.rule_resources(job.config, job.rule, 1, {**cost.DEFAULT_SETTINGS, **settings})
     used = job.seconds / 60 if resource == "runtime" else job.max_rss_mb
     return asks[resource] / max(used, 1e-9)
+
+
+def asked_and_used(results: str | Path) -> dict[str, dict]:
+    """Per rule of a sweep's finished jobs: what the workflow asked (first attempt, with the
+    scheduling it recorded in ``resources.json``) next to what the jobs used, for the report.
+
+    Returns:
+        rule → {"jobs", "runtime_asked", "runtime_used" (minutes), "mem_asked", "mem_used"
+        (MB)}, each the largest over the rule's jobs.
+    """
+    results = Path(results)
+    path = results / "resources.json"
+    scheduling = json.loads(path.read_text()) if path.is_file() else {}
+    settings = {**cost.DEFAULT_SETTINGS, **scheduling}
+    rows: dict[str, dict] = {}
+    for job in read_benchmarks(results):
+        asks = cost.rule_resources(job.config, job.rule, 1, settings)
+        row = rows.setdefault(job.rule, dict.fromkeys(_ASKED_USED, 0.0) | {"jobs": 0})
+        row["jobs"] += 1
+        for key, value in zip(
+            _ASKED_USED,
+            (asks["runtime"], job.seconds / 60, asks["mem_mb"], job.max_rss_mb),
+            strict=True,
+        ):
+            row[key] = max(row[key], float(value))
+    return rows
+
+
+_ASKED_USED = ("runtime_asked", "runtime_used", "mem_asked", "mem_used")
 
 
 # ----------------------------------------------------------------------------- private

@@ -11,6 +11,7 @@ with ±25 % scatter, up to width 4096 (where the FLOPs, not the start-up, set th
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,32 @@ def test_calibrate_command_and_its_errors(tmp_path, capsys):
     out.write_text('{"constants": {"cpu": {"train": {"start_s": -1}}}}')
     with pytest.raises(ConfigError, match="constants.cpu.train must hold start_s"):
         cost.load_settings({"calibration": str(out)})
+
+
+def test_asked_and_used_gives_each_rules_largest_ask_next_to_its_largest_use():
+    rows = calibrate.asked_and_used(RECORDED)
+    jobs = calibrate.read_benchmarks(RECORDED)
+    assert set(rows) == {job.rule for job in jobs}
+    for rule, row in rows.items():
+        own = [job for job in jobs if job.rule == rule]
+        assert row["jobs"] == len(own)
+        assert row["runtime_used"] == pytest.approx(max(job.seconds for job in own) / 60)
+        assert row["mem_used"] == pytest.approx(max(job.max_rss_mb for job in own))
+        asks = [cost.rule_resources(job.config, rule, 1, cost.DEFAULT_SETTINGS) for job in own]
+        assert row["runtime_asked"] == max(a["runtime"] for a in asks)
+        assert row["mem_asked"] == max(a["mem_mb"] for a in asks)
+        assert row["mem_asked"] >= row["mem_used"]  # the uncalibrated model asks enough
+
+
+def test_the_report_shows_asked_against_used_per_stage(tmp_path):
+    from ntkpipe.analysis import report
+    from tests.summary_fixture import make_summary
+
+    results = tmp_path / "tiny"
+    shutil.copytree(RECORDED, results)  # the report reads the folder it is written into
+    page = report.write_report(make_summary(), [], results / "report.html")
+    text = page.read_text(encoding="utf-8")
+    assert "<th>asked / used</th>" in text
+    train = calibrate.asked_and_used(RECORDED)["train"]
+    assert f"{train['runtime_asked']:.0f} min / " in text
+    assert f"{train['mem_asked']:.0f} / {train['mem_used']:.0f} MB" in text
