@@ -254,13 +254,6 @@ def record_steps(config) -> np.ndarray:
 # ---------------------------------------------------------------- log
 
 
-def log_progress(step, steps, loss, elapsed):
-    """Prints a training progress line (step, loss, elapsed and estimated remaining seconds): the
-    ``progress`` callback of :func:`ntkpipe.core.train.train`."""
-    eta = elapsed / max(step, 1) * (steps - step)
-    log(f"step {step}/{steps}  loss {loss:.6g}  elapsed {elapsed:.1f} s  eta {eta:.1f} s")
-
-
 def log(message: str) -> None:
     """Prints one line of a stage's log, flushed at once (the job's log file follows it live)."""
     print(message, flush=True)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ntkpipe.core import train as ntk_train
 from ntkpipe.errors import StageError
-from ntkpipe.jobs import _job
+from ntkpipe.jobs import _job, progress
 from ntkpipe.sweep import ensemble as ensemble_plan
 from ntkpipe.sweep import facts
 
@@ -101,6 +101,7 @@ def _train_members(job, net, data, x_line, steps) -> tuple[np.ndarray, np.ndarra
     y_line = np.zeros((len(x_line), data.y_train.shape[1]), dtype=data.y_train.dtype)
     fx, losses = [], []
     for chunk in ensemble_plan.member_chunks(job.config):
+        on_progress = progress.Progress(_job.log)  # by time, ETA after compilation
         trajectory = ntk_train.train(
             net.apply,
             _job.init_params(net, chunk, data.x_train),
@@ -113,8 +114,9 @@ def _train_members(job, net, data, x_line, steps) -> tuple[np.ndarray, np.ndarra
             learning_rate=training["learning_rate"],
             steps=training["steps"],
             record_steps=steps,
-            progress=_job.log_progress,
+            progress=on_progress,
         )
+        on_progress.close()
         fx.append(np.asarray(trajectory.fx_test))
         losses.append(np.asarray(trajectory.loss_train))
         _job.log(f"ensemble: members {chunk[0]}-{chunk[-1]} done, elapsed {job.elapsed():.1f} s")
