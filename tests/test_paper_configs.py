@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ntkpipe import datasets
-from ntkpipe.sweep import plan
+from ntkpipe.sweep import loading, plan
 from ntkpipe.sweep import runs as ntk_config
 from tests.sweep.test_plan import TOO_BIG
 from tests.workflow_helpers import REPO, job_counts, snakemake
@@ -96,7 +96,7 @@ def test_paper_config_passes_a_dry_run(path, fake_data, tmp_path):
         assert result.returncode != 0 and TOO_BIG[path.stem] in result.stderr
         return
     counts = job_counts(snakemake(tmp_path, config, "-n", "--quiet", "rules").stdout)
-    runs = len(ntk_config.expand_runs(ntk_config.load_config(config)))
+    runs = len(loading.resolve_sweep([config])[2])  # the sweep as the workflow reads it
     assert counts["train"] == counts["linear"] == counts["compare"] == runs
     assert counts["report"] == 1
     kernels = raw.get("kernels", {})

@@ -127,10 +127,14 @@ _ELSEWHERE = {
 _ELSEWHERE = os.environ.get("SNAKEMAKE_PROFILE") or any(
     a.split("=")[0] in _ELSEWHERE for a in sys.argv[1:]
 )
-if _MEM_CAP is None and not _ELSEWHERE:
+_ON_THIS_MACHINE = _MEM_CAP is None and not _ELSEWHERE
+if _ON_THIS_MACHINE:
     _MEM_CAP, _MEM_WHERE = ntk_checks.machine_memory_mb(), "this machine's memory"
 _problems = ntk_checks.memory_problems(RUNS.values(), RESOURCES, _MEM_CAP, _MEM_WHERE)
-if _problems:
+if _problems and DRY_RUN and _ON_THIS_MACHINE:  # planning here a sweep meant for elsewhere
+    for _problem in _problems:
+        print(f"ntkpipe: warning (dry run): {_problem}; a real run here stops", file=sys.stderr)
+elif _problems:
     sys.exit("ntkpipe: invalid config\n" + "\n".join(_problems))
 # One writer per results folder (ntkpipe.io.lock), whatever the working directory: taken by the
 # main Snakemake process of a run (not by cluster jobs, not by a dry run) and held until it exits.
