@@ -85,11 +85,14 @@ class Job:
 
 
 @contextlib.contextmanager
-def stage_job(run: Path, out: Path, overwrite: bool, inputs: dict | None = None):
+def stage_job(run: Path, out: Path, overwrite: bool, inputs: dict | None = None, check=None):
     """The :class:`Job` of a stage, computing in its run's precision (:func:`run_precision`):
-    the run config is read once, its precision checked, then the store refused if it exists and
-    the input stores (``inputs``: name → path or None) checked against the config."""
+    the run config is read once, its precision checked, ``check(config)`` run (the stage's own
+    refusals, which raise), then the store refused if it exists and the input stores
+    (``inputs``: name → path or None) checked against the config."""
     config = load_run(run)
+    if check is not None:
+        check(config)
     with run_precision(config):
         yield Job(run, out, overwrite, config=config, inputs=inputs)
 

@@ -60,14 +60,9 @@ def linear(
     None with ``kernels.initial: false``) nor `analytic` is read.
     """
     stores = {"init": init, "kernel": kernel, "analytic": analytic}
-    with stage_job(run, out, overwrite, inputs=stores) as job:
+    with stage_job(run, out, overwrite, inputs=stores, check=_needs_kernel(kernel)) as job:
         config = job.config
         closed_form = facts.closed_form(config["training"])
-        if closed_form and kernel is None:
-            raise StageError(
-                "--kernel: missing; training.loss mse with training.optimizer gd evolves f_lin "
-                "in closed form from Θ̂₀: pass the run's kernel_init.zarr"
-            )
         data, net = load_data_and_network(config)
         params0 = read_params(init, config)
         if closed_form:
@@ -86,6 +81,19 @@ def linear(
         ds.attrs["method"] = "closed_form" if final_params is None else "optimized"
         job.write(ds, stage="linear", params=final_params)
         remove_checkpoint(default_checkpoint(out))
+
+
+def _needs_kernel(kernel):
+    """The refusal of a closed-form run without Θ̂₀, before its inputs are read."""
+
+    def check(config):
+        if facts.closed_form(config["training"]) and kernel is None:
+            raise StageError(
+                "--kernel: missing; training.loss mse with training.optimizer gd evolves f_lin "
+                "in closed form from Θ̂₀: pass the run's kernel_init.zarr"
+            )
+
+    return check
 
 
 def _read(path):
