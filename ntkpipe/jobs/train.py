@@ -30,7 +30,7 @@ from ntkpipe.jobs._job import (
     record_steps,
     stage_job,
 )
-from ntkpipe.jobs._weights import WeightTrajectory
+from ntkpipe.jobs._weights import endpoint_weight_samples
 from ntkpipe.sweep import cost
 
 __all__ = ["train", "fit", "segment_ends", "trajectory_dataset", "default_checkpoint"]
@@ -45,22 +45,15 @@ def train(
         data, net = load_data_and_network(config)
         params0 = read_params(init, config)
         checkpoint = checkpoint or default_checkpoint(out)
-        weights = WeightTrajectory(params0, record_steps(config))
-        trajectory = fit(
-            net.apply, params0, data, config, linearized=False, checkpoint=checkpoint,
-            weights=weights,
-        )  # fmt: skip
+        trajectory = fit(net.apply, params0, data, config, linearized=False, checkpoint=checkpoint)
         ds = trajectory_dataset(trajectory, config)
-        ds["weight_sample"] = weights.finish(trajectory.params)
+        ds["weight_sample"] = endpoint_weight_samples(params0, trajectory.params, ds.step.values)
         job.write(ds, stage="train", params=trajectory.params)
         remove_checkpoint(checkpoint)
 
 
-def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights=None):
+def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
     """Trains f (or f_lin) for every seed of the run; the trajectory at ``record_steps(config)``.
-
-    ``weights`` (a :class:`ntkpipe.jobs._weights.WeightTrajectory`), if given, records the
-    sampled weights after every segment.
 
     With ``training.checkpoint_every`` = K > 0 and a ``checkpoint`` file, training runs in
     segments that also end at every multiple of K (those extra ends are evaluated, checked for
@@ -77,8 +70,6 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
     last_saved = [resume.step if resume is not None else 0]
 
     def on_segment(state):
-        if weights is not None:
-            weights.record(int(state.step), state.params)
         if every and int(state.step) - last_saved[0] >= every:
             _save_checkpoint(checkpoint, config, state)
             last_saved[0] = int(state.step)
