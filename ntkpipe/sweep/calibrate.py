@@ -203,9 +203,7 @@ def asked_and_used(results: str | Path) -> dict[str, dict]:
         (MB)}, each the largest over the rule's jobs.
     """
     results = Path(results)
-    path = results / "resources.json"
-    scheduling = json.loads(path.read_text()) if path.is_file() else {}
-    settings = {**cost.DEFAULT_SETTINGS, **scheduling}
+    settings = {**cost.DEFAULT_SETTINGS, **_scheduling(results)}
     rows: dict[str, dict] = {}
     for job in read_benchmarks(results):
         asks = cost.rule_resources(job.config, job.rule, 1, settings)
@@ -298,8 +296,12 @@ def _first_row(path: Path) -> tuple[float, float] | None:
 
 def _device_of(results: Path, rule: str) -> str:
     """The kind of device the rule's jobs ran on, from the workflow's resources.json."""
+    scheduling = _scheduling(results)
+    return "gpu" if scheduling.get("gpu") and rule in scheduling["gpu_rules"] else "cpu"
+
+
+def _scheduling(results: Path) -> dict:
+    """The scheduling the workflow recorded in ``resources.json`` (gpu, gpu_rules, jobs); {}
+    when there is none (CPU only)."""
     path = results / "resources.json"
-    if not path.is_file():
-        return "cpu"
-    scheduling = json.loads(path.read_text())
-    return "gpu" if scheduling["gpu"] and rule in scheduling["gpu_rules"] else "cpu"
+    return json.loads(path.read_text()) if path.is_file() else {}
