@@ -10,11 +10,13 @@ vmap over an axis of size 1 is not free on CPU: XLA then runs batched matrix pro
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ntkpipe.core._train_checks import LOSSES
@@ -29,6 +31,7 @@ class Programs(NamedTuple):
     """Jitted programs of one run; η is an argument, so runs differing in η share them."""
 
     segment: Callable  # (params, opt_state, key, params0, x, y, η, n_steps) -> first three
+    record: Callable  # a segment and its records, see record_program
     evaluate: Callable  # (params, params0, x_train, y_train, x_test, y_test) -> {field: [seed..]}
     init_opt: Callable  # params [seed, ...] -> opt_state [seed, ...]
     learning_rate: float  # η
@@ -51,6 +54,77 @@ def segment_program(
     apply_fn, loss, optimizer, momentum, batch_size, linearized, single=False
 ) -> Callable:
     """n_steps optimizer steps of every seed in one jitted loop (``single``: one seed)."""
+    seed_segment = _seed_segment(apply_fn, loss, momentum, batch_size, linearized)
+    return jax.jit(_over_seeds(seed_segment, (0, 0, 0, 0, None, None, None, None), single))
+
+
+def record_program(
+    apply_fn, loss, optimizer, momentum, batch_size, linearized, eval_block_size, single=False
+) -> Callable:
+    """One recorded segment of every seed in one jitted program (``single``: one seed).
+
+    ``(params, opt_state, key, diverged, params0, x_train, y_train, x_test, y_test, η,
+    n_steps)`` ↦ ``((params, opt_state, key), packed)``: n_steps optimizer steps, then the
+    records of :func:`evaluate_program` at the new θ, NaN for seeds that have diverged (``diverged``
+    bool [seed], or a non-finite training loss now), packed with the new divergence flags into
+    one array [seed, size] (:func:`unpack_records`). One dispatch and one transfer per segment:
+    a separate step and evaluation, and one transfer per record field, cost ≈ 0.5 ms more per
+    segment on CPU, 4–8 % of a 0.15 s SGD run with 12 records.
+    """
+    seed_segment = _seed_segment(apply_fn, loss, momentum, batch_size, linearized)
+    seed_evaluate = _seed_evaluate(apply_fn, loss, linearized, eval_block_size)
+
+    def seed_record(params, opt_state, key, diverged, params0, x, y, x_test, y_test, lr, n_steps):
+        params, opt_state, key = seed_segment(params, opt_state, key, params0, x, y, lr, n_steps)
+        records = seed_evaluate(params, params0, x, y, x_test, y_test)
+        diverged = diverged | ~jnp.isfinite(records["loss_train"])
+        records = {k: jnp.where(diverged, jnp.nan, v) for k, v in records.items()}
+        return (params, opt_state, key), (records, diverged)
+
+    in_axes = (0, 0, 0, 0, 0, None, None, None, None, None, None)
+    mapped = _over_seeds(seed_record, in_axes, single)
+
+    def record(*args):
+        carry, (records, diverged) = mapped(*args)
+        return carry, _pack(records, diverged)
+
+    return jax.jit(record)
+
+
+def _pack(records: dict[str, jax.Array], diverged: jax.Array) -> jax.Array:
+    """{field: [seed, ...]} and bool [seed] as one array [seed, size], fields in sorted order."""
+    dtype = jnp.result_type(*records.values())
+    parts = [records[k].reshape(diverged.shape[0], -1).astype(dtype) for k in sorted(records)]
+    return jnp.concatenate([*parts, diverged[:, None].astype(dtype)], axis=1)
+
+
+def unpack_records(packed: np.ndarray, like: dict[str, np.ndarray]):
+    """The inverse of the packing of :func:`record_program`, on the host.
+
+    Args:
+        packed: [seed, size] from the program.
+        like: the record arrays {field: [seed, rec, ...]}, which give the fields and shapes.
+
+    Returns:
+        ({field: [seed, ...]}, diverged bool [seed]).
+    """
+    values, start = {}, 0
+    for name in sorted(like):
+        shape = like[name].shape[2:]
+        size = math.prod(shape)
+        values[name] = packed[:, start : start + size].reshape(packed.shape[0], *shape)
+        start += size
+    return values, packed[:, start] != 0
+
+
+def evaluate_program(apply_fn, loss, linearized, eval_block_size, single=False) -> Callable:
+    """The recorded quantities of every seed, jitted (``single``: one seed)."""
+    seed_evaluate = _seed_evaluate(apply_fn, loss, linearized, eval_block_size)
+    return jax.jit(_over_seeds(seed_evaluate, (0, 0, None, None, None, None), single))
+
+
+def _seed_segment(apply_fn, loss, momentum, batch_size, linearized) -> Callable:
+    """(θ, opt_state, key, θ₀, x, y, η, n_steps) ↦ (θ, opt_state, key) after n_steps (one seed)."""
     model, loss_of = _model(apply_fn, linearized), loss_fn(loss)
 
     def seed_step(params, opt_state, key, params0, x, y, learning_rate):
@@ -67,11 +141,11 @@ def segment_program(
         # a traced trip count: one compilation serves every segment length
         return jax.lax.fori_loop(0, n_steps, body, (params, opt_state, key))
 
-    return jax.jit(_over_seeds(seed_segment, (0, 0, 0, 0, None, None, None, None), single))
+    return seed_segment
 
 
-def evaluate_program(apply_fn, loss, linearized, eval_block_size, single=False) -> Callable:
-    """The recorded quantities of every seed, jitted (``single``: one seed)."""
+def _seed_evaluate(apply_fn, loss, linearized, eval_block_size) -> Callable:
+    """(θ, θ₀, x_train, y_train, x_test, y_test) ↦ {record field: value} of one seed."""
     model, loss_of = _model(apply_fn, linearized), loss_fn(loss)
 
     def seed_evaluate(params, params0, x_train, y_train, x_test, y_test):
@@ -87,7 +161,7 @@ def evaluate_program(apply_fn, loss, linearized, eval_block_size, single=False) 
             "weight_change": weight_change(params, params0),
         }
 
-    return jax.jit(_over_seeds(seed_evaluate, (0, 0, None, None, None, None), single))
+    return seed_evaluate
 
 
 def _over_seeds(fn: Callable, in_axes: tuple, single: bool) -> Callable:

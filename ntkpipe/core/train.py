@@ -62,7 +62,9 @@ from ntkpipe.core._train_programs import (
     evaluate_program,
     init_opt_program,
     loss_fn,
+    record_program,
     segment_program,
+    unpack_records,
     weight_change,
 )
 from ntkpipe.core._train_state import (
@@ -194,6 +196,17 @@ def train(
         segment=cached(
             segment_program, apply_fn, loss, optimizer, momentum, batch_size, lin, single
         ),
+        record=cached(
+            record_program,
+            apply_fn,
+            loss,
+            optimizer,
+            momentum,
+            batch_size,
+            lin,
+            eval_block_size,
+            single,
+        ),
         evaluate=cached(evaluate_program, apply_fn, loss, lin, eval_block_size, single),
         init_opt=cached(init_opt_program, momentum),
         learning_rate=float(learning_rate),
@@ -213,15 +226,19 @@ def train(
 
 
 def _run(programs, state, params0, data, record_steps, steps, on_segment, progress) -> TrainState:
-    """Segments between records: train, evaluate, check divergence, report."""
+    """Segments between records: train, evaluate and check divergence (one jitted program and
+    one transfer per segment), then report."""
     started = time.perf_counter()
+    # written in place from here on; copied per segment only for on_segment, whose states
+    # must not change afterwards (the records may be a resumed state's arrays: copy them once)
+    state = state._replace(records={k: np.array(v) for k, v in state.records.items()})
     for r in range(state.n_records, len(record_steps)):
         if np.all(state.diverged_step >= 0):
             return state
-        state = _advance(programs, state, params0, data, int(record_steps[r]))
-        state = _record(programs, state, params0, data, r, int(record_steps[r]))
+        state = _segment(programs, state, params0, data, r, int(record_steps[r]))
         if on_segment is not None:
             on_segment(state)
+            state = state._replace(records={k: v.copy() for k, v in state.records.items()})
         if progress is not None:
             progress(
                 state.step,
@@ -236,35 +253,47 @@ def _run(programs, state, params0, data, record_steps, steps, on_segment, progre
     return state
 
 
+def _segment(programs, state: TrainState, params0, data, r: int, step: int) -> TrainState:
+    """Trains to ``step`` and writes record r (NaN for diverged seeds) into ``state.records``."""
+    carry, packed = programs.record(
+        state.params,
+        state.opt_state,
+        state.key,
+        state.diverged_step >= 0,
+        params0,
+        *data,
+        programs.learning_rate,
+        step - state.step,
+    )
+    params, opt_state, key = carry
+    values, diverged = unpack_records(np.asarray(packed), state.records)  # the one transfer
+    for name, array in state.records.items():
+        array[:, r] = values[name]
+    new = (state.diverged_step < 0) & diverged
+    diverged_step = np.where(new, step, state.diverged_step)
+    return state._replace(
+        step=step,
+        n_records=r + 1,
+        params=params,
+        opt_state=opt_state,
+        key=key,
+        diverged_step=diverged_step,
+    )
+
+
 def _advance(programs, state: TrainState, params0, data, to_step: int) -> TrainState:
-    n_steps = to_step - state.step
-    if n_steps == 0:
-        return state
-    x_train, y_train = data[0], data[1]
+    """Trains to ``to_step`` without a record (the steps after the last record step)."""
     params, opt_state, key = programs.segment(
         state.params,
         state.opt_state,
         state.key,
         params0,
-        x_train,
-        y_train,
+        data[0],
+        data[1],
         programs.learning_rate,
-        n_steps,
+        to_step - state.step,
     )
     return state._replace(step=to_step, params=params, opt_state=opt_state, key=key)
-
-
-def _record(programs, state: TrainState, params0, data, r: int, step: int) -> TrainState:
-    values = {k: np.asarray(v) for k, v in programs.evaluate(state.params, params0, *data).items()}
-    diverged = state.diverged_step.copy()
-    diverged[(diverged < 0) & ~np.isfinite(values["loss_train"])] = step
-    records = {}
-    for name, array in state.records.items():
-        array = array.copy()  # records handed to on_segment are never mutated later
-        array[:, r] = values[name]
-        array[diverged >= 0, r] = np.nan
-        records[name] = array
-    return state._replace(n_records=r + 1, diverged_step=diverged, records=records)
 
 
 def _mean_finite(values: np.ndarray) -> float:

@@ -303,6 +303,102 @@ def test_divergence_is_recorded_at_the_first_non_finite_step():
     assert states[-1].step == max(traj.diverged_step) < steps  # stopped early, no crash
 
 
+def _mse_np(f, y):
+    return 0.5 * np.mean((np.asarray(f) - np.asarray(y)) ** 2)
+
+
+def _accuracy_np(f, y):
+    f, y = np.asarray(f), np.asarray(y)
+    if f.shape[-1] == 1:
+        return np.mean(f * y > 0)
+    return np.mean(np.argmax(f, -1) == np.argmax(y, -1))
+
+
+@pytest.mark.parametrize("k, seeds", [(1, 2), (3, 1)])
+def test_every_record_is_plain_gd_stopped_at_its_step(k, seeds):
+    """Record r of every field is explicit GD θ_{s+1} = θ_s − η∇L run to record_steps[r] and
+    evaluated there; the steps after the last record still run; the states handed to
+    on_segment keep the records of their time (the loop writes records in place)."""
+    net, params0, (x, y, xt, yt) = _setup(k=k, seeds=seeds)
+    eta, steps, record = 0.5, 20, [0, 1, 2, 5, 9, 16]
+    states = []
+    traj = train.train(
+        net.apply,
+        params0,
+        x,
+        y,
+        xt,
+        yt,
+        learning_rate=eta,
+        steps=steps,
+        record_steps=record,
+        on_segment=states.append,
+    )
+    grad = _mse_grad(net.apply, x, y)
+    for i in range(seeds):
+        p0 = params = _seed(params0, i)
+        for step in range(steps + 1):
+            if step in record:
+                r = record.index(step)
+                f, ft = net.apply(params, x), net.apply(params, xt)
+                np.testing.assert_allclose(traj.fx_train[i, r], f, rtol=1e-11, atol=1e-13)
+                np.testing.assert_allclose(traj.fx_test[i, r], ft, rtol=1e-11, atol=1e-13)
+                np.testing.assert_allclose(traj.loss_train[i, r], _mse_np(f, y), rtol=1e-10)
+                np.testing.assert_allclose(traj.loss_test[i, r], _mse_np(ft, yt), rtol=1e-10)
+                assert traj.acc_train[i, r] == pytest.approx(_accuracy_np(f, y), rel=1e-12)
+                assert traj.acc_test[i, r] == pytest.approx(_accuracy_np(ft, yt), rel=1e-12)
+                now, start = models.kernel_leaves(params), models.kernel_leaves(p0)
+                change = [np.linalg.norm(now[n] - start[n]) / np.linalg.norm(start[n]) for n in now]
+                np.testing.assert_allclose(traj.weight_change[i, r], change, rtol=1e-9, atol=1e-15)
+            if step < steps:
+                params = jax.tree.map(lambda p, g: p - eta * g, params, grad(params))
+        leaves = zip(jax.tree.leaves(_seed(traj.params, i)), jax.tree.leaves(params), strict=True)
+        for got, want in leaves:
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+    assert [s.step for s in states] == [*record, steps]
+    for r, state in enumerate(states[: len(record)]):
+        assert state.n_records == r + 1
+        for name in train.RECORD_FIELDS:
+            seen, later = state.records[name][:, : r + 1], state.records[name][:, r + 1 :]
+            np.testing.assert_array_equal(seen, getattr(traj, name)[:, : r + 1], err_msg=name)
+            assert np.all(np.isnan(later)), name
+
+
+def test_a_diverging_seed_leaves_the_other_seeds_as_trained_alone():
+    """Seed 1 (weights ×3) diverges at the first step with a non-finite loss; seed 0 trains on,
+    as it does alone, and training runs to the end."""
+    params0 = jax.tree.map(lambda a: a.at[1].multiply(3.0), PARAMS0)
+    eta, steps = 1.0, 30
+    both = train.train(
+        NET.apply, params0, *DATA, learning_rate=eta, steps=steps, record_steps=range(steps + 1)
+    )
+    alone = train.train(
+        NET.apply,
+        _seeds(params0, slice(0, 1)),
+        *DATA,
+        learning_rate=eta,
+        steps=steps,
+        record_steps=range(steps + 1),
+    )
+    x, y = DATA[0], DATA[1]
+    loss = jax.jit(lambda p: 0.5 * jnp.mean((NET.apply(p, x) - y) ** 2))
+    grad, params, first = _mse_grad(NET.apply, x, y), _seed(params0, 1), -1
+    for step in range(steps + 1):
+        if not np.isfinite(loss(params)):
+            first = step
+            break
+        params = jax.tree.map(lambda p, g: p - eta * g, params, grad(params))
+    assert 0 < first < steps, "the test needs seed 1 to diverge within the run"
+    np.testing.assert_array_equal(both.diverged_step, [-1, first])
+    assert np.all(np.isfinite(both.loss_train[1, :first]))
+    for name in train.RECORD_FIELDS:
+        assert np.all(np.isnan(getattr(both, name)[1, first:])), name
+        np.testing.assert_allclose(
+            getattr(both, name)[0], getattr(alone, name)[0], rtol=1e-10, atol=1e-12, err_msg=name
+        )
+    assert np.all(alone.diverged_step == -1)
+
+
 def test_resume_is_bit_identical():
     kwargs = dict(
         optimizer="momentum",  # SGD with momentum: optimizer state and keys both resume
@@ -317,6 +413,7 @@ def test_resume_is_bit_identical():
     assert [s.step for s in states] == [0, 3, 10, 25, 40]
     assert np.all(full.diverged_step == -1) and np.all(np.isfinite(full.fx_train))
     checkpoint = {name: np.array(a) for name, a in train.state_to_arrays(states[2]).items()}
+    untouched = {name: a.copy() for name, a in checkpoint.items()}
     resumed = train.train(
         NET.apply,
         PARAMS0,
@@ -326,6 +423,8 @@ def test_resume_is_bit_identical():
         **kwargs,
     )
     assert seen == [(25, 40), (40, 40)]  # only the remaining segments ran
+    for name, array in untouched.items():  # the caller's checkpoint arrays are not written
+        np.testing.assert_array_equal(checkpoint[name], array, err_msg=name)
     for name in train.RECORD_FIELDS + ("diverged_step",):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(full, name), err_msg=name)
     for got, want in zip(
