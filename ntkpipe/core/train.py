@@ -28,9 +28,12 @@ Seeds: every leaf of ``params0`` has a leading seed axis; the seeds are trained 
 ``jax.vmap`` (a single seed without it: a vmap over an axis of size 1 cost 1.4–1.5× per step on
 CPU, see :mod:`ntkpipe.core._train_programs`). Training runs as jitted loops over the steps
 between consecutive record steps (``lax.fori_loop`` with the number of steps as a traced argument,
-so one compilation serves every segment length; no Python loop per step). After each segment
-the outputs, losses, accuracies and per-layer weight changes are recorded, divergence is
-checked, and ``on_segment(state)`` lets the caller checkpoint an explicit :class:`TrainState`;
+so one compilation serves every segment length; no Python loop per step). The same jitted
+program then evaluates the records (outputs, losses, accuracies, per-layer weight changes),
+marks the seeds whose training loss is not finite as diverged and NaNs their records, and
+returns all of it packed in one array: one dispatch and one transfer per segment
+(:func:`ntkpipe.core._train_programs.record_program`). Then ``on_segment(state)`` lets the
+caller checkpoint an explicit :class:`TrainState`;
 passing it back as ``state=`` resumes and gives bit-identical results to an uninterrupted run
 (same device, same program).
 """
