@@ -14,7 +14,9 @@ from snakemake.utils import min_version
 min_version("8.20")
 
 
+include: "workflow/rules/config.smk"
 include: "workflow/rules/common.smk"
+include: "workflow/rules/stale.smk"
 
 
 # resources.jobs: one job per stage of a run (the default), or one job per run (run.smk).
