@@ -14,8 +14,9 @@ Both sides run in this process after one warm-up call each (compilation excluded
 interleaved rounds (the order alternates from round to round), and are timed in CPU seconds of
 the process (``time.process_time``) with XLA pinned to one thread (set before JAX starts,
 below) and the process pinned to one core (``--cpus``, default 0): other jobs on a shared
-machine do not inflate the figures much. Printed per case: the median time per side, the median
-of the per-round ratios ours / bare (target ≤ 1.10) with their range, and the largest difference
+machine do not inflate the figures much. Printed per case: the median time per side and their
+difference (Δ ms: with ``--width 8`` the arithmetic is negligible and it is the fixed cost), the
+median of the per-round ratios ours / bare (target ≤ 1.10) with their range, and the largest difference
 of the recorded training outputs (the two sides compute the same trajectory).
 
 Default shapes: an MLP 2×512 ReLU (NTK parameterization, σ_w = 1.4, σ_b = 0.1), d_in = 32,
@@ -70,7 +71,8 @@ def main() -> None:
         f"jax {jax.__version__}, {load_note()}"
     )
     hooks = f" {'hooks s':>8} {'hooks/bare':>16}" if args.hooks else ""
-    print(f"{'case':<36} {'ours s':>8} {'bare s':>8} {'ratio [range]':>20}{hooks} {'max |Δf|':>9}")
+    head = f"{'case':<36} {'ours s':>8} {'bare s':>8} {'Δ ms':>7} {'ratio [range]':>20}"
+    print(f"{head}{hooks} {'max |Δf|':>9}")
     rows = []
     cases = itertools.product(args.models, recipes, args.seeds, args.out_dims)
     for model, recipe, seeds, out in cases:
@@ -79,6 +81,7 @@ def main() -> None:
         extra = f" {row['hooks']:8.3f} {_ratio_text(row['hooks_ratios']):>16}" if args.hooks else ""
         print(
             f"{row['case']:<36} {row['ours']:8.3f} {row['bare']:8.3f} "
+            f"{1e3 * (row['ours'] - row['bare']):7.2f} "
             f"{_ratio_text(row['ratios']):>20}{extra} {row['max_diff']:9.2e}",
             flush=True,
         )
