@@ -16,8 +16,8 @@ the process (``time.process_time``) with XLA pinned to one thread (set before JA
 below) and the process pinned to one core (``--cpus``, default 0): other jobs on a shared
 machine do not inflate the figures much. Printed per case: the median time per side and their
 difference (Δ ms: with ``--width 8`` the arithmetic is negligible and it is the fixed cost), the
-median of the per-round ratios ours / bare (target ≤ 1.10) with their range, and the largest difference
-of the recorded training outputs (the two sides compute the same trajectory).
+median of the per-round ratios ours / bare (target ≤ 1.10) with their range, and the largest
+difference of the recorded training outputs (the two sides compute the same trajectory).
 
 Default shapes: an MLP 2×512 ReLU (NTK parameterization, σ_w = 1.4, σ_b = 0.1), d_in = 32,
 n_train = n_test = 128, 300 steps, 12 log-spaced record steps, float32. Cases: the real and the
