@@ -21,6 +21,7 @@ written again, replaced or edited has another one, so its cached arrays are neve
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -102,11 +103,27 @@ def _read_plain(path: Path, meta: dict) -> dict:
 
 def _check_decoding(attrs: dict) -> None:
     units = str(attrs.get("units", ""))
-    fill = attrs.get("_FillValue", "NaN")
     if any(key in attrs for key in _DECODED) or any(u in units for u in _TIME_UNITS):
         raise _Unsupported("CF encoding")
-    if not (fill == "NaN" or (isinstance(fill, float) and math.isnan(fill))):
+    if "_FillValue" in attrs and not _is_nan(attrs["_FillValue"]):
         raise _Unsupported("fill value")
+
+
+def _is_nan(fill) -> bool:
+    """Whether a ``_FillValue`` attribute is NaN: a number, "NaN", or (as xarray writes it in
+    Zarr v3) the base64 text of a float's bytes."""
+    if isinstance(fill, float):
+        return math.isnan(fill)
+    if not isinstance(fill, str):
+        return False
+    if fill == "NaN":
+        return True
+    try:
+        raw = base64.b64decode(fill, validate=True)
+    except ValueError:
+        return False
+    kinds = {8: "<f8", 4: "<f4"}
+    return len(raw) in kinds and bool(np.isnan(np.frombuffer(raw, dtype=kinds[len(raw)])[0]))
 
 
 def _decoded(attrs: dict) -> dict:
@@ -130,8 +147,8 @@ def _read_array(folder: str, node: dict) -> np.ndarray:
     text = node["data_type"] == "string"
     dtype = object if text else _numeric_dtype(node)
     fill = "" if text else _FILLS.get(node["fill_value"], node["fill_value"])
-    if isinstance(fill, str):
-        raise _Unsupported("fill value")
+    if isinstance(fill, str) and not text:
+        raise _Unsupported("fill value")  # e.g. a float's bytes as hex
     chunk = tuple(grid["configuration"]["chunk_shape"])
     out = np.full(shape, fill, dtype=dtype)
     zstd = numcodecs.Zstd() if names[-1] == "zstd" else None

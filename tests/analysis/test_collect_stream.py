@@ -217,9 +217,9 @@ def test_runs_that_cannot_be_stacked_are_refused_by_name(sweeps):
         _streamed(config, folder)
 
 
-def test_plain_arrays_are_those_of_read_store(sweeps, tmp_path):
-    """read_arrays decodes as xarray does: values, dtypes, attributes; a store it does not
-    decode itself (here one with a params/ group) goes through read_store."""
+def test_plain_arrays_are_those_of_read_store(sweeps, tmp_path, monkeypatch):
+    """read_arrays decodes as xarray does: values, dtypes, attributes; a metrics store without
+    xarray, a store it does not decode itself (here one with a params/ group) by read_store."""
     config, folder = sweeps["chunks"]
     path = next((folder / "runs").glob("*/*/*/metrics.zarr"))
     with_params = tmp_path / "init.zarr"
@@ -228,12 +228,19 @@ def test_plain_arrays_are_those_of_read_store(sweeps, tmp_path):
     stores.write_store(ds, with_params, config={}, stage="metrics", params=params)
     for store in (path, with_params):
         expected = stores.read_store(store, stage="metrics")
-        plain = arrays.read_arrays(store, stage="metrics")
+        with monkeypatch.context() as patch:
+            if store == path:  # decoded here: read_store is not used
+                patch.setattr(arrays, "read_store", _refused)
+            plain = arrays.read_arrays(store, stage="metrics")
         assert set(plain) == set(expected.variables)
         for name, (dims, values, attrs) in plain.items():
             var = expected[name]
             assert (dims, values.dtype, attrs) == (var.dims, var.dtype, var.attrs), name
             np.testing.assert_array_equal(values, var.values)
+
+
+def _refused(*args, **kwargs):
+    raise AssertionError("read_store was used for a store read_arrays decodes itself")
 
 
 def test_plain_arrays_refuse_a_corrupted_or_foreign_store(sweeps, tmp_path):
