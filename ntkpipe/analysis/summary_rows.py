@@ -142,6 +142,8 @@ def _grid(axes, runs, present) -> dict:
         "labels": labels,
         "coords": coords,
         "names": _names(first),
+        "gaps": {d: any(len(r[d][1]) != sizes[d] for _, r in present) for d in labels},
+        "where": {},
     }
 
 
@@ -156,10 +158,6 @@ def _equal(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and bool(np.all(a == b))
 
 
-def _has_gaps(grid, present, dim) -> bool:
-    return any(len(r[dim][1]) != grid["sizes"][dim] for _, r in present)
-
-
 # ---------------------------------------------------------------- stacking
 
 
@@ -170,7 +168,7 @@ def _stack(grid, name, present, missing) -> xr.Variable:
     out_dims = (*grid["axes"], *extra, *dims)
     shape = tuple(grid["sizes"][d] for d in out_dims)
     dtypes = [r[name][1].dtype for _, r in present]
-    gaps = [d for d in dims if d in grid["labels"] and _has_gaps(grid, present, d)]
+    gaps = [d for d in dims if grid["gaps"].get(d)]
     if name == "status":
         dtype = np.dtype(object)
     else:
@@ -186,7 +184,15 @@ def _stack(grid, name, present, missing) -> xr.Variable:
 
 
 def _where(grid, run, dims, extra, r) -> tuple:
-    """The index of `run`'s block in a stacked variable with own dims `dims`."""
+    """The index of `run`'s block in a stacked variable with own dims `dims` (made once per
+    run and dims: variables share them)."""
+    key = (run.run_id, dims, extra, r is None)
+    if key not in grid["where"]:
+        grid["where"][key] = _index(grid, run, dims, extra, r)
+    return grid["where"][key]
+
+
+def _index(grid, run, dims, extra, r) -> tuple:
     # Slices only (one label list at most): NumPy keeps every dimension in place.
     index = [_at(grid["position"][a][run.axes[a]]) for a in grid["axes"]]
     seeds = grid["seed_of"][tuple(run.seeds)]

@@ -164,11 +164,11 @@ def _read_array(folder: str, node: dict) -> np.ndarray:
             block = numcodecs.VLenUTF8().decode(raw).reshape(chunk)
         else:
             block = np.frombuffer(raw, dtype=dtype).reshape(chunk)
-        where = tuple(
-            slice(i * step, min((i + 1) * step, size))
-            for i, step, size in zip(index, chunk, shape, strict=True)
-        )
-        out[where] = block[tuple(slice(0, s.stop - s.start) for s in where)]
+        # the chunk's region of the array (an edge chunk is padded beyond the array's end)
+        at = list(zip(index, chunk, shape, strict=True))
+        out[tuple(slice(i * n, (i + 1) * n) for i, n, _ in at)] = block[
+            tuple(slice(0, min(n, size - i * n)) for i, n, size in at)
+        ]
     return out.astype(np.dtypes.StringDType()) if text else out
 
 
