@@ -48,6 +48,8 @@ _TIME_UNITS = ("days", "hours", "minutes", "seconds", "milliseconds", "microseco
 _ENCODINGS = ("_FillValue", "coordinates")
 _FILLS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _CACHE_FORMAT = 1
+#: Text as zarr-python returns it: NumPy 2's variable-width strings (object arrays before).
+_TEXT = np.dtypes.StringDType() if hasattr(np.dtypes, "StringDType") else np.dtype(object)
 
 
 class _Unsupported(Exception):
@@ -169,7 +171,7 @@ def _read_array(folder: str, node: dict) -> np.ndarray:
         out[tuple(slice(i * n, (i + 1) * n) for i, n, _ in at)] = block[
             tuple(slice(0, min(n, size - i * n)) for i, n, size in at)
         ]
-    return out.astype(np.dtypes.StringDType()) if text else out
+    return out.astype(_TEXT) if text else out
 
 
 def _numeric_dtype(node: dict) -> np.dtype:
@@ -204,7 +206,7 @@ def load_cache(path) -> dict:
         arrays = {}
         for name, dims, dtype, shape, attrs_id in layouts[layout]:
             if dtype == "string":
-                values = np.asarray(texts[name], dtype=np.dtypes.StringDType()).reshape(shape)
+                values = np.asarray(texts[name], dtype=_TEXT).reshape(shape)
             else:
                 member, size = f"{name}|{dtype}", math.prod(shape)
                 start = offsets[member]
