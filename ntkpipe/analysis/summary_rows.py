@@ -26,10 +26,22 @@ from ntkpipe.analysis import metrics
 UNION_DIMS = ("layer", "wsample")
 
 
-def row(arrays: dict) -> dict:
+def row(arrays: dict, shared: dict | None = None) -> dict:
     """A run's summary row from its metrics store's arrays {name: (dims, values, attrs)}
-    (:func:`ntkpipe.io.arrays.read_arrays`): everything but ``t``."""
-    return {name: entry for name, entry in arrays.items() if name != "t"}
+    (:func:`ntkpipe.io.arrays.read_arrays`): everything but ``t``.
+
+    Args:
+        shared: dims and attributes already seen (keep one for all rows of a sweep): equal
+            ones of every run are then one object, not one per run (most of a row's memory).
+    """
+    shared = {} if shared is None else shared
+    out = {}
+    for name, (dims, values, attrs) in arrays.items():
+        if name != "t":
+            dims = shared.setdefault(tuple(dims), tuple(dims))
+            key = (name, repr(sorted(attrs.items())))
+            out[name] = (dims, values, shared.setdefault(key, attrs))
+    return out
 
 
 def summarize(sweep_config: dict, runs: list) -> xr.Dataset:

@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -182,6 +183,8 @@ def _numeric_dtype(node: dict) -> np.dtype:
     if dtype.kind not in "biufc":
         raise _Unsupported("data type")
     endian = node["codecs"][0].get("configuration", {}).get("endian", "little")
+    if endian == sys.byteorder or dtype.itemsize == 1:
+        return dtype  # NumPy's own (shared) dtype, as zarr returns it
     return dtype.newbyteorder("<" if endian == "little" else ">")
 
 
@@ -212,7 +215,7 @@ def load_cache(path) -> dict:
                 start = offsets[member]
                 values = flat[member][start : start + size].reshape(shape)
                 offsets[member] = start + size
-            arrays[name] = (tuple(dims), values, dict(attrs[attrs_id]))
+            arrays[name] = (tuple(dims), values, attrs[attrs_id])  # one dict, shared
         out[key] = (digest, arrays)
     return out
 

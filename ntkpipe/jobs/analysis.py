@@ -41,7 +41,7 @@ def collect(
     job = Job(sweep, out, overwrite)
     sweep_config = job.config
     cache = Path(cache) if cache is not None else cache_path(Path(out))
-    cached, fresh, rows, read = arrays.load_cache(cache), {}, [], 0
+    cached, fresh, rows, read, shared = arrays.load_cache(cache), {}, [], 0, {}
     for one in ntk_config.expand_runs(sweep_config):
         path = Path(runs) / one.run_id / "metrics.zarr"
         row = None
@@ -49,7 +49,7 @@ def collect(
             digest = arrays.metadata_digest(path)
             hit = cached.get(one.run_id)
             if hit is None or digest is None or hit[0] != digest:
-                row = summary_rows.row(arrays.read_arrays(path, stage="metrics"))
+                row = summary_rows.row(arrays.read_arrays(path, stage="metrics"), shared)
                 read += 1
             else:
                 row = hit[1]
