@@ -18,7 +18,9 @@ from ntkpipe.io import invocations as ntk_invocations
 min_version("8.20")
 
 
+include: "workflow/rules/config.smk"
 include: "workflow/rules/common.smk"
+include: "workflow/rules/stale.smk"
 
 
 # The user's command, once per sweep start, for the report's provenance: WRITES holds only in

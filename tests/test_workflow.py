@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 import sys
 
@@ -34,12 +33,9 @@ RUN_STAGES = {row.rule for row in stage_table.RUN_STAGES}
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A tiny sweep run to its report."""
-    workdir = tmp_path_factory.mktemp("sweep")
-    config = shutil.copy(TINY, workdir / "tiny.yaml")
-    snakemake(workdir, config)
-    return workdir, config
+def finished(tiny_sweep):
+    """A tiny sweep run to its report (the session's, tests/conftest.py: dry runs only here)."""
+    return tiny_sweep
 
 
 def test_every_store_and_the_report_exist(finished):
