@@ -23,16 +23,22 @@ def weight_sample_index(theta) -> list[tuple[str, tuple[int, ...]]]:
     entries (0, 0), (1, 1), … of a dense layer. They exist at every width, so the entries, and
     the ``wsample`` coordinate, are the same for every run of a width sweep (the summary combines
     runs by their coordinates); at initialization they are i.i.d. N(0, 1) like any other entry.
-    Listed in the text order of their labels (:func:`weight_sample_labels`).
+    The input layer of a dense network (a 2-d first kernel, rows = the d_in input features) takes
+    its rows spread over the input instead, row ⌊(m + 1)·d_in/(M + 1)⌋ for M samples: the first
+    features of an image are its corner pixels, often constant (pixel 0 of the digits is always 0),
+    and their weights get no gradient. d_in is fixed by the dataset, so these rows are the same at
+    every width too. Listed in the text order of their labels (:func:`weight_sample_labels`).
 
     Args:
         theta: the parameters of one network (no seed axis).
     """
     picks = []
-    for name, kernel in models.kernel_leaves(theta).items():
+    for layer, (name, kernel) in enumerate(models.kernel_leaves(theta).items()):
         shape = tuple(kernel.shape)
         count = min(WEIGHTS_PER_LAYER, max(shape))
         entries = {tuple(m % size for size in shape) for m in range(count)}
+        if layer == 0 and len(shape) == 2 and shape[0] > count:
+            entries = {((m + 1) * shape[0] // (count + 1), m % shape[1]) for m in range(count)}
         picks += [(name, entry) for entry in entries]
     return sorted(picks, key=_weight_label)
 
