@@ -73,7 +73,7 @@ def read_arrays(path, *, stage=None) -> dict:
     except _Unsupported:
         ds = read_store(path, stage=stage)
         return {str(n): (v.dims, v.values, dict(v.attrs)) for n, v in ds.variables.items()}
-    except (OSError, ValueError) as err:
+    except Exception as err:  # unreadable chunk files: what read_store says of them
         raise _corrupted(path, attrs, f"{type(err).__name__}: {err}") from err
     values = {name: v for name, (_, v, _) in arrays.items()}
     _verify(path, attrs, values, attrs.get(_DIGEST_ATTR, {}).get("dataset", {}))

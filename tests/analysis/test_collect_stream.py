@@ -255,6 +255,9 @@ def test_plain_arrays_refuse_a_corrupted_or_foreign_store(sweeps, tmp_path):
     chunk.write_bytes(_recompressed(data, flip=True))
     with pytest.raises(StoreError, match="rmse_test differ from their digest"):
         arrays.read_arrays(copy, stage="metrics")
+    chunk.write_bytes(b"not zstd")
+    with pytest.raises(StoreError, match=r"corrupted \(stage metrics\)"):
+        arrays.read_arrays(copy, stage="metrics")
 
 
 def _copy(source: Path, target: Path) -> None:
