@@ -123,7 +123,7 @@ def test_final_with_a_time_coordinate_and_runs_that_end_early():
     step = [0, 10, 20]
     coords = {"step": step, "t": ("step", [0.0, 5.0, 10.0])}
     loss = xr.DataArray([[1.0, 2.0, 3.0], [1.0, 5.0, np.nan]], dims=("run", "step"), coords=coords)
-    change = xr.DataArray([[0.0, 0.1, np.nan], [0.0, 0.2, 0.3]], dims=("run", "step"), coords=coords)
+    change = xr.DataArray([[0.0, 0.1, np.nan], [0, 0.2, 0.3]], dims=("run", "step"), coords=coords)
     end = analysis.final(xr.Dataset({"loss": loss, "weight_change": change}))
     np.testing.assert_array_equal(end["loss"].values, [3.0, 5.0])
     np.testing.assert_array_equal(end["weight_change"].values, [0.1, 0.3])
