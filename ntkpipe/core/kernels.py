@@ -31,6 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ntkpipe.core._conv_ntk import conv_features, conv_gram, conv_kernel, conv_module_of
 from ntkpipe.core._dense_ntk import (
     check_dense,
     dense_features,
@@ -121,6 +122,7 @@ def empirical_nngp(
 def _empirical(apply_fn, params, x1, x2, block_size, kind):
     x1, x2 = _check_inputs(x1, x2, block_size)
     spec = dense_spec_of(apply_fn)
+    conv = conv_module_of(apply_fn) if kind != "nngp" else None
     if spec is not None:
         x1, x2 = check_dense(spec, params, x1, x2)
         # σ_w, σ_b and the parameterization enter as traced scales: no recompilation per value.
@@ -129,6 +131,11 @@ def _empirical(apply_fn, params, x1, x2, block_size, kind):
         features = lambda p, x: dense_features(*static[:2], p, x, scales)
         gram = lambda fa, fb: dense_gram(*static[1:], fa, fb, scales[-1] ** 2)
         whole = lambda p, xa, xb: dense_kernel(*static, p, xa, xb, scales)
+    elif conv is not None:
+        check_generic(apply_fn.apply if isinstance(apply_fn, Network) else apply_fn, params, x1)
+        features = functools.partial(conv_features, conv, kind)
+        gram = functools.partial(conv_gram, kind)
+        whole = functools.partial(conv_kernel, conv, kind)
     else:
         apply_fn = apply_fn.apply if isinstance(apply_fn, Network) else apply_fn
         check_generic(apply_fn, params, x1)
