@@ -13,13 +13,18 @@ over the output axis (the Θ ⊗ I convention of neural-tangents). Two paths com
   pass gives every a_l and φ'(h_l); the k signals of each layer are propagated together as one
   [n·k, width] matrix, so k outputs cost one matrix product per layer, not k backward passes.
   For the traced kernel the layer below the readout needs only √(Σ_j W_L[:, j]²/k) ⊙ φ'(h_{L−1}).
-* The **generic path** for any other ``apply(params, x)`` (CNN, WRN) contracts per-example
-  Jacobians, see :func:`ntkpipe.core._jacobian_ntk.generic_features`.
+* The **conv path** for :func:`ntkpipe.core.models.cnn` and :func:`ntkpipe.core.models.wrn`
+  (``net`` or ``net.apply``, without batch norm) builds the per-example Jacobians from the layer
+  structure, ∂f_j/∂ω_l = s_w Σ_p patch_p(a_l) ⊗ δ_l^j[p], with the signals of all k outputs
+  from one vmapped reverse pass; see :mod:`ntkpipe.core._conv_ntk`.
+* The **generic path** for any other ``apply(params, x)`` (and for the NNGP kernel of conv
+  nets) contracts per-example jacrev Jacobians, see
+  :func:`ntkpipe.core._jacobian_ntk.generic_features`.
 
-Both are blocked over x1 × x2 (``block_size``): features of one block of rows and one block of
+All are blocked over x1 × x2 (``block_size``): features of one block of rows and one block of
 columns are held at a time, so memory is O(block² + params) for the dense path (plus
-O(block · out · params) for the per-example Jacobians of the generic path), never the whole
-N × P Jacobian. With ``x2=None`` only the tiles on and above the diagonal are computed.
+O(block · out · params) for the per-example Jacobians of the conv and generic paths), never
+the whole N × P Jacobian. With ``x2=None`` only the tiles on and above the diagonal are computed.
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ def empirical_ntk(
 
     Args:
         apply_fn: ``f(params, x) -> [n, out]``; ``net.apply`` of an :func:`ntkpipe.core.models.mlp`
-            (or the network itself) takes the fast dense path, anything else the generic path.
+            (or the network itself) takes the fast dense path, of a ``cnn`` / ``wrn`` the conv
+            path, anything else the generic path.
         params: parameters θ.
         x1: inputs [n1, ...].
         x2: inputs [n2, ...] with the same trailing shape; None means x2 = x1.
