@@ -9,12 +9,24 @@
 # run is one job, or (resources.jobs: runs) all of a run's stages are one job.
 
 
+import sys
+
 from snakemake.utils import min_version
+
+from ntkpipe.io import invocations as ntk_invocations
 
 min_version("8.20")
 
 
+include: "workflow/rules/config.smk"
 include: "workflow/rules/common.smk"
+include: "workflow/rules/stale.smk"
+
+
+# The user's command, once per sweep start, for the report's provenance: WRITES holds only in
+# Snakemake's main process (never a job's own snakemake) of a command that runs jobs.
+if WRITES:
+    ntk_invocations.record(OUT, sys.argv)
 
 
 # resources.jobs: one job per stage of a run (the default), or one job per run (run.smk).

@@ -54,7 +54,7 @@ def report_error(message: str) -> None:
     """Prints an error to stderr and, in a workflow job, to the job's own stderr too.
 
     The rules send a job's output to its log (``> {log} 2>&1``); the workflow keeps the job's
-    stderr open as descriptor ``$NTKPIPE_ERROR_FD`` (workflow/rules/common.smk), so the error
+    stderr open as descriptor ``$NTKPIPE_ERROR_FD`` (workflow/rules/config.smk), so the error
     reaches Snakemake's output even when the log cannot be written (a full disk).
     """
     text = f"{message}\n(set NTKPIPE_DEBUG=1 for the traceback)\n"

@@ -24,11 +24,9 @@ CHEAP = "results/tiny/sweep.json"  # a target that runs no stage: the workflow's
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("sweep")
-    config = shutil.copy(TINY, workdir / "tiny.yaml")
-    snakemake(workdir, config)
-    return workdir
+def finished(tiny_sweep):
+    """The session's tiny sweep (tests/conftest.py); every test works on a copy of it."""
+    return tiny_sweep[0]
 
 
 @pytest.fixture

@@ -470,7 +470,7 @@ def test_an_error_reaches_the_jobs_stderr_when_its_log_cannot_be_written(tmp_pat
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=_env())
     assert result.returncode == 1
     assert result.stderr == f"ntkpipe init: error: --run: no run config at {missing}\n"
-    rules = (Path(__file__).parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    rules = (Path(__file__).parents[1] / "workflow" / "rules" / "config.smk").read_text()
     assert 'shell.prefix("set -euo pipefail; export NTKPIPE_ERROR_FD=3; exec 3>&2; ")' in rules
 
 

@@ -6,9 +6,9 @@ what it would do after a change, and the bad-input tests check that nothing star
 
 from __future__ import annotations
 
+import html
 import json
 import re
-import shutil
 import subprocess
 import sys
 
@@ -16,8 +16,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from ntkpipe.io import invocations
 from ntkpipe.sweep import stage_table
-from tests.workflow_helpers import CONFIGS, REPO, job_counts, snakemake, write_config
+from tests.workflow_helpers import (
+    CONFIGS,
+    REPO,
+    job_counts,
+    snakemake,
+    snakemake_command,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 TINY = CONFIGS / "tiny.yaml"
@@ -25,12 +33,9 @@ RUN_STAGES = {row.rule for row in stage_table.RUN_STAGES}
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A tiny sweep run to its report."""
-    workdir = tmp_path_factory.mktemp("sweep")
-    config = shutil.copy(TINY, workdir / "tiny.yaml")
-    snakemake(workdir, config)
-    return workdir, config
+def finished(tiny_sweep):
+    """A tiny sweep run to its report (the session's, tests/conftest.py: dry runs only here)."""
+    return tiny_sweep
 
 
 def test_every_store_and_the_report_exist(finished):
@@ -53,6 +58,19 @@ def test_every_store_and_the_report_exist(finished):
                 assert config["run_id"] == str(run)
     assert (out / "report.html").stat().st_size > 10_000
     assert list((out / "figures").glob("*.svg"))
+
+
+def test_the_report_shows_the_users_snakemake_command_recorded_once(finished):
+    """The main snakemake process records its command once; its jobs (the report job among
+    them) record nothing, and the report's provenance shows that command, not its own."""
+    workdir, config = finished
+    out = workdir / "results" / "tiny"
+    (start,) = invocations.read(out)
+    assert start.argv[1:] == tuple(snakemake_command(workdir, config)[0][3:])
+    assert start.cwd == str(workdir.resolve())  # Snakemake's --directory
+    page = html.unescape((out / "report.html").read_text())
+    assert f"<th>command</th><td>{start.command}</td>" in page
+    assert start.command.startswith("snakemake --snakefile") and "sweep starts" not in page
 
 
 def test_summary_has_the_sweep_axes_as_dimensions(finished):
@@ -79,6 +97,7 @@ def test_stores_follow_the_schema(finished):
 def test_nothing_to_do_after_a_complete_run(finished):
     workdir, config = finished
     assert job_counts(snakemake(workdir, config, "-n").stdout) == {}
+    assert len(invocations.read(workdir / "results" / "tiny")) == 1  # a dry run starts nothing
 
 
 def test_forcerun_a_stage_reruns_it_and_downstream_only(finished):

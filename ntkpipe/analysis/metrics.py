@@ -106,15 +106,7 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
 
 
 def summarize(sweep_config, found):
-    """One dataset over the sweep axes from {run_id: (Run, metrics Dataset or None)}.
-
-    Self-describing (`ntkpipe.io.variables`): ``long_name``, ``units`` and ``description`` on
-    every variable and coordinate; dimensions in the order sweep axes (config order), model,
-    seed, step, sample, layer, wsample; the coordinates ``t = η·step`` (on ``step`` alone when
-    every run has the same η, else also on the sweep axes) and ``sample``; ``status_flag``
-    (CF flags of ``status``); the fixed settings of the sweep as plain attributes named by
-    their config path (``training.steps``, …) next to the full ``config`` (JSON).
-    """
+    """The runs {run_id: (Run, metrics Dataset or None)} stacked along the sweep axes."""
     axes = [path.split(".")[-1] for path in sweep_config.get("sweep", {})]
     present = [(run, _with_role_codes(ds)) for run, ds in found.values() if ds is not None]
     pieces = [_with_axes(ds, run.axes, axes) for run, ds in present]
@@ -127,6 +119,15 @@ def summarize(sweep_config, found):
     # union, so that combine_by_coords stacks along the sweep axes only.
     pieces = _on_shared_labels(pieces, ("layer", "wsample"))
     summary = xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer")
+    return finish_summary(summary, sweep_config, axes)
+
+
+def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
+    """The stacked runs (with ``layer_role_code``, ``status`` NaN where missing) described by
+    `ntkpipe.io.variables`, dimensions in schema order (sweep axes in config order first), with
+    ``t = η·step`` (on ``step`` alone when η is one value, else on η's axes too), ``sample``,
+    ``status_flag`` (CF flags of ``status``) and the sweep's fixed settings as attributes named
+    by their config path (``training.steps``, …) next to the full ``config`` (JSON)."""
     status = summary.status.astype(object)
     summary["status"] = status.where(status.notnull(), STATUS_MISSING).astype(str)
     summary["status_flag"] = _status_flags(summary["status"])

@@ -152,10 +152,10 @@ def _panel_weights(ax, run: xr.Dataset) -> None:
             ax.plot(steps, one.sel(model="lin").values, color=color, ls="--", lw=1.1)
         if "net" in one["model"].values:
             net = one.sel(model="net").values
-            ok = np.isfinite(net)
-            ax.plot(steps[ok], net[ok], color=color, ls="", marker="o", ms=4, label=str(label))
+            ok = np.isfinite(net)  # a diverged seed's records are NaN
+            ax.plot(steps[ok], net[ok], color=color, ls="-", lw=1.4, label=str(label))
     ax.set_ylabel(r"$\theta_t - \theta_0$ (trainable entry)")
-    _legend_below(ax, ncol=3, title=r"$f$ (dots), $f^{\mathrm{lin}}$ (dashed)")
+    _legend_below(ax, ncol=3, title=r"$f$ (solid), $f^{\mathrm{lin}}$ (dashed)")
 
 
 def _panel_losses(ax, run: xr.Dataset) -> None:

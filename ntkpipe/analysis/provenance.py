@@ -2,8 +2,9 @@
 
 Snakemake writes one benchmark TSV per job (``results/<name>/benchmarks/<rule>/<job>.tsv``,
 columns ``s`` = wall seconds, ``cpu_time``, ``max_rss`` MB, …) once the job has succeeded; the
-report's provenance and ``ntkpipe status`` read them here. Pure file reading: no JAX, no
-Snakemake import.
+report's provenance and ``ntkpipe status`` read them here. The user's command comes from the
+sweep-start log that the Snakefile keeps (:mod:`ntkpipe.io.invocations`). Pure file reading:
+no JAX, no Snakemake import.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["Benchmark", "read_benchmarks", "compute_by_stage", "git_state", "versions", "now"]
+from ntkpipe.io import invocations
+
+__all__ = [
+    "Benchmark",
+    "read_benchmarks",
+    "compute_by_stage",
+    "git_state",
+    "versions",
+    "now",
+    "command_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,24 @@ def versions() -> dict[str, str]:
 def now() -> str:
     """The current time, UTC, to the second (ISO 8601)."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def command_rows(results_dir: str | Path | None, fallback: str) -> list[tuple[str, str]]:
+    """The provenance rows of the user's command: the latest recorded sweep start
+    (:mod:`ntkpipe.io.invocations`), when, where and by whom, and how many there were; without
+    a record (a report built outside a sweep), ``fallback`` (e.g. this process's command)."""
+    starts = invocations.read(results_dir) if results_dir is not None else []
+    if not starts:
+        return [("command", f"{fallback} (this report's own: no sweep start recorded)")]
+    latest = starts[-1]
+    where = f"{latest.user}@{latest.host}" if latest.user else latest.host
+    rows = [
+        ("command", latest.command),
+        ("started", f"{latest.time} on {where} in {latest.cwd}"),
+    ]
+    if len(starts) > 1:
+        rows.append(("sweep starts", f"{len(starts)}, the latest shown ({invocations.FILE})"))
+    return rows
 
 
 def _number(text) -> float:

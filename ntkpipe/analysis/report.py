@@ -165,7 +165,7 @@ def render_report(
         generated=ntk_provenance.now(),
         toc=toc,
         axes=[(a, ", ".join(str(v) for v in ds[a].values)) for a in analysis.sweep_axes(ds)],
-        provenance=_provenance_rows(ds),
+        provenance=_provenance_rows(ds, results_dir),
         compute=_compute_rows(results_dir),
         config_text=_config_text(ds),
         runs=report_runs.runs_context(run_table, ds, results_dir, runs_tsv),
@@ -232,13 +232,13 @@ def _relative(path: Path, folder: Path) -> str:
 # ---------------------------------------------------------------- sweep and provenance
 
 
-def _provenance_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
+def _provenance_rows(ds: xr.Dataset, results_dir: Path | None) -> list[tuple[str, str]]:
     commit, dirty = ntk_provenance.git_state()
     versions = ntk_provenance.versions()
     stored = ds.attrs.get("git_commit")
     rows = [
         ("report written", ntk_provenance.now()),
-        ("command", shlex.join(sys.argv) or "(library call)"),
+        *ntk_provenance.command_rows(results_dir, shlex.join(sys.argv) or "(library call)"),
         ("git commit (report)", _commit_text(commit, dirty)),
     ]
     if stored and stored != commit:

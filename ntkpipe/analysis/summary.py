@@ -99,7 +99,8 @@ def final(ds: xr.Dataset) -> xr.Dataset:
         if "step" in var.dims and np.issubdtype(var.dtype, np.floating):
             out[name] = last_finite(var, "step")
         elif "step" in var.dims:
-            out[name] = var.isel(step=-1, drop=True)
+            along = [c for c, coord in var.coords.items() if "step" in coord.dims]
+            out[name] = var.drop_vars(along).isel(step=-1)
         else:
             out[name] = var
     return xr.Dataset(out, attrs=ds.attrs).drop_vars("step", errors="ignore")
@@ -171,11 +172,16 @@ def format_number(value: float, digits: int = 2) -> str:
 
 
 def last_finite(var: xr.DataArray, dim: str) -> xr.DataArray:
-    """`var` at the last position along `dim` where it is finite (position 0 when none is)."""
+    """`var` at the last position along `dim` where it is finite (position 0 when none is).
+
+    The coordinates along `dim` (the step itself, t = η·step) are dropped: each run may end at
+    a different step, so they would no longer be one value per position.
+    """
     finite = np.isfinite(var)
     position = xr.DataArray(np.arange(var.sizes[dim]), dims=dim)
     last = position.where(finite, 0).max(dim)
-    return var.isel({dim: last}).drop_vars(dim, errors="ignore")
+    along = [name for name, coord in var.coords.items() if dim in coord.dims]
+    return var.drop_vars(along).isel({dim: last})
 
 
 def require_variable(ds: xr.Dataset, name: str, *, width: bool = False) -> None:

@@ -1,5 +1,6 @@
-"""Training checkpoints: a pytree state in one ``.npz`` file, written atomically, resumed only by
-the run it belongs to (its fingerprint). Re-exported by :mod:`ntkpipe.io.stores`."""
+"""Training checkpoints: a pytree state, and the named arrays a job records next to it (e.g. the
+sampled weights of Fig. 3), in one ``.npz`` file, written atomically, resumed only by the run it
+belongs to (its fingerprint). Re-exported by :mod:`ntkpipe.io.stores`."""
 
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ from ntkpipe.io.atomic import _host
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
 
 _CKPT_PREFIX = "state"
+_EXTRA_PREFIX = "extra."
 
 
 class Checkpoint(dict):
@@ -19,7 +21,12 @@ class Checkpoint(dict):
 
     Its ``step`` is the value at path ``.step`` (``train.TrainState.step``), else None.
     ``train.train(..., state=checkpoint)`` matches it leaf by leaf against a fresh state.
+    ``extra`` holds the named arrays saved with the state ({} if none), apart from its leaves.
     """
+
+    def __init__(self, leaves=(), extra=None):
+        super().__init__(leaves)
+        self.extra = dict(extra or {})
 
     @property
     def step(self):
@@ -27,7 +34,7 @@ class Checkpoint(dict):
         return None if value is None else int(value)
 
 
-def save_checkpoint(path, state, *, fingerprint):
+def save_checkpoint(path, state, *, fingerprint, extra=None):
     """Saves a pytree state (e.g. ``train.TrainState``) to one ``.npz`` file, atomically.
 
     Args:
@@ -36,6 +43,8 @@ def save_checkpoint(path, state, *, fingerprint):
         state: any pytree of arrays and numbers (no Python objects).
         fingerprint: text identifying what the state belongs to (e.g. a hash of the
             run config); ``load_checkpoint`` ignores a checkpoint of another one.
+        extra: {name: array} saved in the same file, hence as of the same step as the state
+            (``Checkpoint.extra`` when loaded), e.g. records the job keeps outside the state.
     """
     import jax  # pytree paths; jax is loaded anyway where states exist
 
@@ -47,6 +56,11 @@ def save_checkpoint(path, state, *, fingerprint):
         if value.dtype.kind == "O":
             raise StoreError(f"checkpoint: leaf {name} is a Python object, not an array")
         arrays[_CKPT_PREFIX + name] = value
+    for name, value in (extra or {}).items():
+        value = np.asarray(value)
+        if value.dtype.kind == "O":
+            raise StoreError(f"checkpoint: extra array {name} is a Python object, not an array")
+        arrays[_EXTRA_PREFIX + name] = value
     arrays["fingerprint"] = np.asarray(str(fingerprint))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +91,12 @@ def load_checkpoint(path, *, fingerprint):
             if str(npz["fingerprint"]) != str(fingerprint):
                 return None
             return Checkpoint(
-                {k[len(_CKPT_PREFIX) :]: npz[k] for k in npz.files if k.startswith(_CKPT_PREFIX)}
+                {k[len(_CKPT_PREFIX) :]: npz[k] for k in npz.files if k.startswith(_CKPT_PREFIX)},
+                extra={
+                    k[len(_EXTRA_PREFIX) :]: npz[k]
+                    for k in npz.files
+                    if k.startswith(_EXTRA_PREFIX)
+                },
             )
     except Exception as err:
         raise StoreError(

@@ -318,6 +318,11 @@ def _move_into_place(tmp, path, overwrite):
 
 def _complete_attrs(path, stage):
     """The root attributes of a complete store; StoreError saying what is wrong otherwise."""
+    return _complete_meta(path, stage)["attributes"]
+
+
+def _complete_meta(path, stage):
+    """The root metadata (zarr.json) of a complete store; StoreError otherwise."""
     if ".partial-" in path.name or ".old-" in path.name:
         raise StoreError(
             f"{path}: a leftover of an interrupted job, not a store; delete it (ntkpipe "
@@ -347,7 +352,7 @@ def _complete_attrs(path, stage):
         raise StoreError(
             f"{path}: holds stage {attrs.get('stage')!r}, expected {stage!r}; check the path"
         )
-    return attrs
+    return meta
 
 
 def _missing_text(path):

@@ -108,8 +108,8 @@ VARIABLES: dict[str, Variable] = {
     "weight_sample": Variable(
         "sampled weight change θ_t − θ_0",
         "1",
-        "A few fixed trainable entries; f only at step 0 and T (NaN between), f^lin at every "
-        "record step (Fig. 3).",
+        "A few fixed trainable entries of f and f^lin at every record step (Fig. 3); NaN at and "
+        "after a seed's diverged_step.",
         _RUN,
     ),
     "fx_sample_train": Variable(

@@ -18,27 +18,56 @@ __all__ = ["collect", "figures", "report"]
 
 
 def collect(
-    sweep: Path, runs: Path, out: Path, ensembles: Path | None = None, overwrite: bool = False
+    sweep: Path,
+    runs: Path,
+    out: Path,
+    ensembles: Path | None = None,
+    overwrite: bool = False,
+    cache: Path | None = None,
 ) -> None:
     """Every run's metrics in one dataset with the sweep axes as dimensions (summary.zarr).
 
-    Given `ensembles` (the folder holding ``<point>/ensemble.zarr``), the ensemble of every sweep
-    point is added (:func:`ntkpipe.jobs.ensemble.summarize`).
+    Each run's metrics store is read once into its summary row (plain arrays,
+    :func:`ntkpipe.io.arrays.read_arrays`) and the rows are stacked
+    (:func:`ntkpipe.analysis.summary_rows.summarize`). The rows are kept in `cache` (default:
+    ``.<summary name>-rows.npz`` next to `out`), keyed by the SHA-256 of each store's metadata,
+    so a rerun reads only the stores that are new or changed since (a store written again has
+    another digest). Given `ensembles` (the folder holding ``<point>/ensemble.zarr``), the
+    ensemble of every sweep point is added (:func:`ntkpipe.jobs.ensemble.summarize`).
     """
-    from ntkpipe.analysis import metrics
+    from ntkpipe.analysis import metrics, summary_rows
+    from ntkpipe.io import arrays
 
     job = Job(sweep, out, overwrite)
     sweep_config = job.config
-    found = {}
+    cache = Path(cache) if cache is not None else cache_path(Path(out))
+    cached, fresh, rows, read, shared = arrays.load_cache(cache), {}, [], 0, {}
     for one in ntk_config.expand_runs(sweep_config):
         path = Path(runs) / one.run_id / "metrics.zarr"
-        ds = storage.read_store(path, stage="metrics") if path.exists() else None
-        found[one.run_id] = (one, ds)
-    ds = metrics.summarize(sweep_config, found)
-    log(f"collect: {sum(v is not None for _, v in found.values())}/{len(found)} runs")
+        row = None
+        if path.exists():
+            digest = arrays.metadata_digest(path)
+            hit = cached.get(one.run_id)
+            if hit is None or digest is None or hit[0] != digest:
+                row = summary_rows.row(arrays.read_arrays(path, stage="metrics"), shared)
+                read += 1
+            else:
+                row = hit[1]
+            fresh[one.run_id] = (digest, row)
+        rows.append((one, row))
+    ds = summary_rows.summarize(sweep_config, rows)
+    log(f"collect: {len(fresh)}/{len(rows)} runs ({read} read, {len(fresh) - read} cached)")
     if ensembles is not None:
         ds = metrics.in_schema_order(_with_ensembles(ds, sweep_config, Path(ensembles)))
     job.write(ds, stage="summary")
+    if read or fresh.keys() != cached.keys():
+        arrays.save_cache(cache, fresh)
+
+
+def cache_path(out: Path) -> Path:
+    """Where collect keeps the summary rows of the runs: ``.<summary name>-rows.npz`` next to
+    the summary (outside it: the workflow removes the summary before collect writes it)."""
+    return Path(out).with_name(f".{Path(out).stem}-rows.npz")
 
 
 def figures(summary: Path, out: Path) -> None:

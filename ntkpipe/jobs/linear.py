@@ -24,6 +24,7 @@ from ntkpipe.io import stores as storage
 from ntkpipe.jobs._job import load_data_and_network, log, read_params, record_steps, stage_job
 from ntkpipe.jobs._weights import (
     WEIGHTS_PER_LAYER,
+    WeightTrajectory,
     endpoint_weight_samples,
     omega_records,
     weight_sample_index,
@@ -70,9 +71,13 @@ def linear(
             final_params = None
         else:
             ckpt = default_checkpoint(out)
-            trajectory = fit(net.apply, params0, data, config, linearized=True, checkpoint=ckpt)
+            weights = WeightTrajectory(params0, record_steps(config))
+            trajectory = fit(
+                net.apply, params0, data, config, linearized=True, checkpoint=ckpt,
+                weights=weights,
+            )  # fmt: skip
             ds, final_params = trajectory_dataset(trajectory, config), trajectory.params
-            ds["weight_sample"] = endpoint_weight_samples(params0, final_params, ds.step.values)
+            ds["weight_sample"] = weights.finish(final_params, trajectory.diverged_step)
         ds.attrs["method"] = "closed_form" if final_params is None else "optimized"
         job.write(ds, stage="linear", params=final_params)
         remove_checkpoint(default_checkpoint(out))

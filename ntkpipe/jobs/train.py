@@ -30,7 +30,7 @@ from ntkpipe.jobs._job import (
     record_steps,
     stage_job,
 )
-from ntkpipe.jobs._weights import endpoint_weight_samples
+from ntkpipe.jobs._weights import WeightTrajectory
 from ntkpipe.sweep import cost
 
 __all__ = ["train", "fit", "segment_ends", "trajectory_dataset", "default_checkpoint"]
@@ -45,15 +45,23 @@ def train(
         data, net = load_data_and_network(config)
         params0 = read_params(init, config)
         checkpoint = checkpoint or default_checkpoint(out)
-        trajectory = fit(net.apply, params0, data, config, linearized=False, checkpoint=checkpoint)
+        weights = WeightTrajectory(params0, record_steps(config))
+        trajectory = fit(
+            net.apply, params0, data, config, linearized=False, checkpoint=checkpoint,
+            weights=weights,
+        )  # fmt: skip
         ds = trajectory_dataset(trajectory, config)
-        ds["weight_sample"] = endpoint_weight_samples(params0, trajectory.params, ds.step.values)
+        ds["weight_sample"] = weights.finish(trajectory.params, trajectory.diverged_step)
         job.write(ds, stage="train", params=trajectory.params)
         remove_checkpoint(checkpoint)
 
 
-def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
+def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights=None):
     """Trains f (or f_lin) for every seed of the run; the trajectory at ``record_steps(config)``.
+
+    ``weights`` (a :class:`ntkpipe.jobs._weights.WeightTrajectory` at ``record_steps(config)``),
+    if given, records the sampled weights θ_t − θ₀ after every segment; its records so far are
+    saved in each checkpoint next to the TrainState and restored on resume.
 
     With ``training.checkpoint_every`` = K > 0 and a ``checkpoint`` file, training runs in
     segments that also end at every multiple of K (those extra ends are evaluated, checked for
@@ -66,12 +74,14 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None):
     every = (training.get("checkpoint_every") or 0) if checkpoint else 0
     wanted = record_steps(config)
     ends = segment_ends(wanted, training["steps"], every)
-    resume = _load_checkpoint(checkpoint, config) if every else None
+    resume = _load_checkpoint(checkpoint, config, weights) if every else None
     last_saved = [resume.step if resume is not None else 0]
 
     def on_segment(state):
+        if weights is not None:
+            weights.record(int(state.step), state.params)
         if every and int(state.step) - last_saved[0] >= every:
-            _save_checkpoint(checkpoint, config, state)
+            _save_checkpoint(checkpoint, config, state, weights)
             last_saved[0] = int(state.step)
 
     on_progress = progress.Progress(log)  # by time, ETA after compilation
@@ -157,15 +167,28 @@ def remove_checkpoint(path: Path) -> None:
         Path(path).unlink()
 
 
-def _save_checkpoint(path: Path, config: dict, state) -> None:
-    storage.save_checkpoint(path, state, fingerprint=_fingerprint(config))
+_WEIGHTS = "weight_sample"  # the checkpoint's extra array of a WeightTrajectory's values
+
+
+def _save_checkpoint(path: Path, config: dict, state, weights=None) -> None:
+    """The TrainState and, if recorded, the sampled weights so far, in one atomic file."""
+    extra = {_WEIGHTS: weights.values} if weights is not None else None
+    storage.save_checkpoint(path, state, fingerprint=_fingerprint(config), extra=extra)
     log(f"checkpoint: step {int(state.step)} -> {path}")
 
 
-def _load_checkpoint(path: Path, config: dict):
+def _load_checkpoint(path: Path, config: dict, weights=None):
+    """The checkpoint to resume from (None: start at step 0); restores ``weights`` from it."""
     state = storage.load_checkpoint(path, fingerprint=_fingerprint(config))
-    if state is not None:
-        log(f"checkpoint: resuming from step {int(state.step)} ({path})")
+    if state is None:
+        return None
+    if weights is not None:
+        saved = state.extra.get(_WEIGHTS)
+        if saved is None or saved.shape != weights.values.shape:
+            log(f"checkpoint: {path} lacks this run's sampled weights (older version); restart")
+            return None
+        weights.restore(state.extra[_WEIGHTS])
+    log(f"checkpoint: resuming from step {int(state.step)} ({path})")
     return state
 
 

@@ -1,7 +1,7 @@
 """The plan of a sweep before launch: every job's request, per rule and in total, and the caps.
 
 :func:`sweep_jobs` lists the jobs the workflow submits (the same rules, the same resources as
-``workflow/rules/common.smk`` computes from :mod:`ntkpipe.sweep.cost`), without the data files:
+``workflow/rules/config.smk`` computes from :mod:`ntkpipe.sweep.cost`), without the data files:
 the shapes of each dataset are known (``ntkpipe.datasets.INPUT_SHAPES``). :func:`plan_rows`
 sums them per rule, :func:`format_plan` prints the table of ``ntkpipe plan``, and
 :func:`summary_line` the one line the workflow prints at start. :func:`limit_problems` names

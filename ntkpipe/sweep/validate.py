@@ -28,6 +28,7 @@ import yaml
 
 from ntkpipe.errors import ConfigError
 from ntkpipe.sweep import validate_checks as _checks
+from ntkpipe.sweep.cost_settings import load_settings
 from ntkpipe.sweep.loading import read_source
 from ntkpipe.sweep.points import assign, axis_name, format_value, output_dim
 from ntkpipe.sweep.validate_checks import MissingDataWarning, data_files_optional
@@ -68,7 +69,9 @@ def load_config(source):
 
     Args:
         source: path of a YAML file, or a mapping (e.g. Snakemake's ``config``); a
-            mapping is not modified.
+            mapping is not modified. Its ``resources`` section (how jobs are scheduled, never
+            part of a run) is checked by :func:`ntkpipe.sweep.cost_settings.load_settings`
+            and left out of the result.
 
     Returns:
         The configuration with every default filled in, numbers normalized (integer
@@ -80,6 +83,8 @@ def load_config(source):
             and what is allowed.
     """
     raw, origin = read_source(source)
+    if "resources" in raw:
+        load_settings(raw.pop("resources"))
     schema = _schema()
     config = _fill_defaults(copy.deepcopy(raw), schema)
     errors, invalid = _schema_errors(config, schema)

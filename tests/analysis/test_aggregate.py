@@ -117,6 +117,19 @@ def test_final_takes_last_finite_value_per_run():
     assert list(end["label"].values) == ["a", "b", "c"]
 
 
+def test_final_with_a_time_coordinate_and_runs_that_end_early():
+    """Variables whose last finite steps differ (a run recorded fewer steps) do not carry
+    conflicting t = η·step coordinates into the result (the default sweep's figures failed)."""
+    step = [0, 10, 20]
+    coords = {"step": step, "t": ("step", [0.0, 5.0, 10.0])}
+    loss = xr.DataArray([[1.0, 2.0, 3.0], [1.0, 5.0, np.nan]], dims=("run", "step"), coords=coords)
+    change = xr.DataArray([[0.0, 0.1, np.nan], [0, 0.2, 0.3]], dims=("run", "step"), coords=coords)
+    end = analysis.final(xr.Dataset({"loss": loss, "weight_change": change}))
+    np.testing.assert_array_equal(end["loss"].values, [3.0, 5.0])
+    np.testing.assert_array_equal(end["weight_change"].values, [0.1, 0.3])
+    assert "t" not in end.coords and "step" not in end.dims
+
+
 def test_final_on_summary_is_the_last_step_for_complete_runs(summary):
     end = analysis.final(summary)
     ok = summary["status"] == "ok"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from ntkpipe import datasets
 from ntkpipe.analysis import metrics
 from ntkpipe.core import dynamics, kernels, models
 from ntkpipe.core import train as ntk_train
@@ -30,13 +31,23 @@ def test_sampled_weights_are_the_same_entries_at_every_width():
     labels = [linear.weight_sample_labels(_net(w).init(jax.random.PRNGKey(0), x)) for w in (4, 64)]
     assert labels[0] == labels[1] == sorted(labels[0])
     assert labels[0] == [
-        "dense_0[0,0]",
-        "dense_0[1,1]",
+        "dense_0[1,0]",  # input rows spread over the d_in = 5 features: ⌊5/3⌋, ⌊10/3⌋
+        "dense_0[3,1]",
         "dense_1[0,0]",
         "dense_1[1,1]",
         "dense_2[0,0]",
         "dense_2[1,0]",
     ]
+
+
+def test_sampled_input_weights_see_pixels_that_vary():
+    """On the digits, corner pixels are constant (pixel 0 is always 0): their input weights get
+    no gradient, so the sampled input rows lie inside the image."""
+    digits = datasets.load_dataset(dataset="digits", classes=[3, 8], n_train=64, n_test=8)
+    theta = _net(16).init(jax.random.PRNGKey(0), jnp.asarray(digits.x_train[:1]))
+    rows = [entry[0] for name, entry in linear.weight_sample_index(theta) if name == "dense_0"]
+    assert np.asarray(digits.x_train).std(axis=0)[0] == 0
+    assert (np.asarray(digits.x_train).std(axis=0)[rows] > 0.5).all()
 
 
 def test_endpoint_weight_samples_are_zero_at_start_and_the_change_at_the_end():

@@ -200,12 +200,19 @@ def test_kernel_mc_has_one_line_per_width_with_the_fitted_exponent(summary):
     np.testing.assert_allclose(_line(ax, "n = 256").get_ydata(), curve.values)
 
 
-def test_linearization_shows_the_network_weights_only_where_recorded(summary):
-    fig = plots.plot_linearization(summary)
+def test_linearization_draws_the_weight_trajectories_of_f_and_f_lin_as_lines(summary):
+    steps = summary.step.values
+    ds = summary.copy()
+    ds["weight_sample"] = summary.weight_sample.where(summary.step != steps[2])  # e.g. diverged
+    fig = plots.plot_linearization(ds)
     assert len(fig.axes) == 4 and "seed 0" in fig.get_suptitle()
-    weights = fig.axes[1]
-    dots = [line for line in weights.get_lines() if line.get_marker() == "o"]
-    assert dots and all(len(line.get_xdata()) == 2 for line in dots)  # step 0 and T
+    lines = fig.axes[1].get_lines()
+    net = [line for line in lines if line.get_linestyle() == "-"]
+    lin = [line for line in lines if line.get_linestyle() == "--"]
+    n_samples = summary.sizes["wsample"]
+    assert len(net) == len(lin) == n_samples and not [x for x in lines if x.get_marker() == "o"]
+    assert all(len(line.get_xdata()) == len(steps) - 1 for line in net)  # NaN steps left out
+    assert all(len(line.get_xdata()) == len(steps) for line in lin)
     rmse = fig.axes[3]
     assert {line.get_linestyle() for line in rmse.get_lines()} == {"-", "--"}  # Θ̂_0 and Θ
 

@@ -299,6 +299,12 @@ def test_checkpoint_round_trip_fingerprint_and_corruption(tmp_path):
     assert loaded[".params['params']['dense_1']['kernel']"].dtype == np.float32
     np.testing.assert_array_equal(loaded[".records['loss_train']"], [[0.5, np.nan]])
     assert storage.load_checkpoint(path, fingerprint="other run") is None
+    assert loaded.extra == {}
+    partial = np.array([[0.0, 0.25, np.nan]])  # e.g. sampled weights recorded up to the step
+    storage.save_checkpoint(path, state, fingerprint="abc", extra={"weight_sample": partial})
+    loaded = storage.load_checkpoint(path, fingerprint="abc")
+    np.testing.assert_array_equal(loaded.extra["weight_sample"], partial)
+    assert loaded.step == 7 and not [key for key in loaded if "weight_sample" in key]
     assert [p.name for p in tmp_path.iterdir()] == ["train.zarr.ckpt"]
     path.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(StoreError, match="unreadable checkpoint"):

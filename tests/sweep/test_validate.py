@@ -57,6 +57,15 @@ def test_loading_is_idempotent_and_does_not_modify_its_input():
     assert validation.load_config(once) == once
 
 
+def test_the_resources_section_is_checked_and_left_out():
+    """A sweep file's scheduling section is no part of any run; a bad one is still refused."""
+    config = validation.load_config({"name": "x", "resources": {"jobs": "runs", "gpu": 1}})
+    assert "resources" not in config
+    assert config == validation.load_config({"name": "x"})
+    with pytest.raises(ConfigError, match="resources.jobs: 'chunks' is not one of stages, runs"):
+        validation.load_config({"name": "x", "resources": {"jobs": "chunks"}})
+
+
 def test_numbers_are_normalized():
     config = validation.load_config(
         {"model": {"width": 512.0, "w_std": 2}, "training": {"learning_rate": 1}}
