@@ -13,13 +13,18 @@ over the output axis (the Θ ⊗ I convention of neural-tangents). Two paths com
   pass gives every a_l and φ'(h_l); the k signals of each layer are propagated together as one
   [n·k, width] matrix, so k outputs cost one matrix product per layer, not k backward passes.
   For the traced kernel the layer below the readout needs only √(Σ_j W_L[:, j]²/k) ⊙ φ'(h_{L−1}).
-* The **generic path** for any other ``apply(params, x)`` (CNN, WRN) contracts per-example
-  Jacobians, see :func:`ntkpipe.core._jacobian_ntk.generic_features`.
+* The **conv path** for :func:`ntkpipe.core.models.cnn` and :func:`ntkpipe.core.models.wrn`
+  (``net`` or ``net.apply``, without batch norm) builds the per-example Jacobians from the layer
+  structure, ∂f_j/∂ω_l = s_w Σ_p patch_p(a_l) ⊗ δ_l^j[p], with the signals of all k outputs
+  from one vmapped reverse pass; see :mod:`ntkpipe.core._conv_ntk`.
+* The **generic path** for any other ``apply(params, x)`` (and for the NNGP kernel of conv
+  nets) contracts per-example jacrev Jacobians, see
+  :func:`ntkpipe.core._jacobian_ntk.generic_features`.
 
-Both are blocked over x1 × x2 (``block_size``): features of one block of rows and one block of
+All are blocked over x1 × x2 (``block_size``): features of one block of rows and one block of
 columns are held at a time, so memory is O(block² + params) for the dense path (plus
-O(block · out · params) for the per-example Jacobians of the generic path), never the whole
-N × P Jacobian. With ``x2=None`` only the tiles on and above the diagonal are computed.
+O(block · out · params) for the per-example Jacobians of the conv and generic paths), never
+the whole N × P Jacobian. With ``x2=None`` only the tiles on and above the diagonal are computed.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ntkpipe.core._conv_ntk import conv_features, conv_gram, conv_kernel, conv_module_of
 from ntkpipe.core._dense_ntk import (
     check_dense,
     dense_features,
@@ -57,7 +63,8 @@ def empirical_ntk(
 
     Args:
         apply_fn: ``f(params, x) -> [n, out]``; ``net.apply`` of an :func:`ntkpipe.core.models.mlp`
-            (or the network itself) takes the fast dense path, anything else the generic path.
+            (or the network itself) takes the fast dense path, of a ``cnn`` / ``wrn`` the conv
+            path, anything else the generic path.
         params: parameters θ.
         x1: inputs [n1, ...].
         x2: inputs [n2, ...] with the same trailing shape; None means x2 = x1.
@@ -121,6 +128,7 @@ def empirical_nngp(
 def _empirical(apply_fn, params, x1, x2, block_size, kind):
     x1, x2 = _check_inputs(x1, x2, block_size)
     spec = dense_spec_of(apply_fn)
+    conv = conv_module_of(apply_fn) if kind != "nngp" else None
     if spec is not None:
         x1, x2 = check_dense(spec, params, x1, x2)
         # σ_w, σ_b and the parameterization enter as traced scales: no recompilation per value.
@@ -129,6 +137,11 @@ def _empirical(apply_fn, params, x1, x2, block_size, kind):
         features = lambda p, x: dense_features(*static[:2], p, x, scales)
         gram = lambda fa, fb: dense_gram(*static[1:], fa, fb, scales[-1] ** 2)
         whole = lambda p, xa, xb: dense_kernel(*static, p, xa, xb, scales)
+    elif conv is not None:
+        check_generic(apply_fn.apply if isinstance(apply_fn, Network) else apply_fn, params, x1)
+        features = functools.partial(conv_features, conv, kind)
+        gram = functools.partial(conv_gram, kind)
+        whole = functools.partial(conv_kernel, conv, kind)
     else:
         apply_fn = apply_fn.apply if isinstance(apply_fn, Network) else apply_fn
         check_generic(apply_fn, params, x1)
