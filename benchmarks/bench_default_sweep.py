@@ -13,7 +13,7 @@ the summed wall time of the jobs per rule, against the sweep's wall time and the
 
     python benchmarks/bench_default_sweep.py                     # both layouts, one round each
     python benchmarks/bench_default_sweep.py --rounds 3 --compare
-    python benchmarks/bench_default_sweep.py --layouts runs
+    python benchmarks/bench_default_sweep.py --layouts runs --threads 1 2   # per-run job threads
 """
 
 from __future__ import annotations
@@ -42,30 +42,31 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ntkpipe-default-") as tmp:
         for round_ in range(args.rounds):
             for layout in args.layouts:
-                workdir = Path(tmp) / f"{layout}-{round_}"
-                wall = run_sweep(workdir, layout, args.cores)
-                walls[layout].append(wall)
-                print(f"round {round_ + 1}, resources.jobs: {layout}: {wall:.1f} s wall")
-                _print_breakdown(workdir, wall, args.cores)
+                for threads in args.threads or [None]:
+                    name = layout if threads is None else f"{layout}, {threads} thread(s)"
+                    workdir = Path(tmp) / f"{layout}-{threads}-{round_}"
+                    wall = run_sweep(workdir, layout, args.cores, threads)
+                    walls[name].append(wall)
+                    print(f"round {round_ + 1}, resources.jobs: {name}: {wall:.1f} s wall")
+                    _print_breakdown(workdir, wall, args.cores)
             if round_ == 0 and args.compare and len(args.layouts) == 2:
-                a, b = (Path(tmp) / f"{layout}-0" for layout in args.layouts)
+                first = (args.threads or [None])[0]
+                a, b = (Path(tmp) / f"{layout}-{first}-0" for layout in args.layouts)
                 print(f"stores equal across layouts: {compare_stores(a, b)}")
     print()
-    for layout in args.layouts:
-        median = statistics.median(walls[layout])
+    for name, times in walls.items():
+        median = statistics.median(times)
         verdict = "meets" if median <= TARGET_S else "misses"
-        rounds = len(walls[layout])
-        print(
-            f"{layout:>7}: median {median:.1f} s, {rounds} round(s): {verdict} ≤ {TARGET_S:.0f} s"
-        )
-    if len(args.layouts) == 2:
-        a, b = (statistics.median(walls[layout]) for layout in args.layouts)
-        print(f"ratio {args.layouts[1]}/{args.layouts[0]}: {b / a:.2f}")
+        print(f"{name}: median {median:.1f} s, {len(times)} round(s): {verdict} ≤ {TARGET_S:.0f} s")
+    if len(walls) == 2:
+        (a_name, a), (b_name, b) = ((n, statistics.median(t)) for n, t in walls.items())
+        print(f"ratio ({b_name}) / ({a_name}): {b / a:.2f}")
     return 0
 
 
-def run_sweep(workdir: Path, layout: str, cores: str) -> float:
-    """Runs the default sweep with `resources.jobs: layout` in `workdir`; returns its wall time."""
+def run_sweep(workdir: Path, layout: str, cores: str, threads: int | None = None) -> float:
+    """Runs the default sweep with `resources.jobs: layout` in `workdir` (the per-run jobs with
+    `threads` threads: --set-threads; None: the rules' own); returns its wall time."""
     workdir.mkdir(parents=True)
     config = yaml.safe_load(DEFAULT.read_text())
     config.setdefault("resources", {})["jobs"] = layout
@@ -80,6 +81,9 @@ def run_sweep(workdir: Path, layout: str, cores: str) -> float:
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir), "--configfile", str(config_path), "--cores", cores,
     ]  # fmt: skip
+    if threads is not None:
+        rules = ["run"] if layout == "runs" else ["kernel_init", "train", "kernel_final", "linear"]
+        command += ["--set-threads", *(f"{rule}={threads}" for rule in rules)]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
     wall = time.perf_counter() - start
@@ -117,7 +121,7 @@ def compare_stores(a: Path, b: Path) -> bool:
     import numpy as np
     import zarr
 
-    stores = sorted(p.relative_to(a) for p in a.glob("results/*/runs/*/*.zarr"))
+    stores = sorted(p.relative_to(a) for p in a.glob("results/*/runs/**/*.zarr"))
     if not stores:
         return False
     for rel in stores:
@@ -142,6 +146,7 @@ def _parse(argv):
         "--layouts", nargs="+", default=["stages", "runs"], choices=["stages", "runs"]
     )
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", help="threads of the per-run jobs")
     parser.add_argument("--cores", default="all")
     parser.add_argument(
         "--compare", action="store_true", help="check the two layouts' run stores are equal"

@@ -18,7 +18,10 @@ rule run:
         f"{OUT}/benchmarks/run/{{run}}.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    # One thread: this layout is for sweeps of many runs, so jobs side by side keep every core
+    # busy, and a small run's start-up and compilation use one thread anyway (the default sweep:
+    # 106 s against 128 s with two, benchmarks/bench_default_sweep.py). --set-threads run=N.
+    threads: 1
     resources:
         **resources_of("run"),
     params:
