@@ -101,22 +101,21 @@ def _train_members(job, net, data, x_line, steps) -> tuple[np.ndarray, np.ndarra
     y_line = np.zeros((len(x_line), data.y_train.shape[1]), dtype=data.y_train.dtype)
     fx, losses = [], []
     for chunk in ensemble_plan.member_chunks(job.config):
-        on_progress = progress.Progress(_job.log)  # by time, ETA after compilation
-        trajectory = ntk_train.train(
-            net.apply,
-            _job.init_params(net, chunk, data.x_train),
-            data.x_train,
-            data.y_train,
-            x_line,
-            y_line,
-            loss="mse",
-            optimizer="gd",
-            learning_rate=training["learning_rate"],
-            steps=training["steps"],
-            record_steps=steps,
-            progress=on_progress,
-        )
-        on_progress.close()
+        with progress.Progress(_job.log) as on_progress:  # by time; stops even on an error
+            trajectory = ntk_train.train(
+                net.apply,
+                _job.init_params(net, chunk, data.x_train),
+                data.x_train,
+                data.y_train,
+                x_line,
+                y_line,
+                loss="mse",
+                optimizer="gd",
+                learning_rate=training["learning_rate"],
+                steps=training["steps"],
+                record_steps=steps,
+                progress=on_progress,
+            )
         fx.append(np.asarray(trajectory.fx_test))
         losses.append(np.asarray(trajectory.loss_train))
         _job.log(f"ensemble: members {chunk[0]}-{chunk[-1]} done, elapsed {job.elapsed():.1f} s")

@@ -84,29 +84,29 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
             _save_checkpoint(checkpoint, config, state, weights)
             last_saved[0] = int(state.step)
 
-    on_progress = progress.Progress(log)  # by time, ETA after compilation
-    trajectory = ntk_train.train(
-        apply_fn,
-        params0,
-        data.x_train,
-        data.y_train,
-        data.x_test,
-        data.y_test,
-        loss=training["loss"],
-        optimizer=training["optimizer"],
-        learning_rate=training["learning_rate"],
-        steps=training["steps"],
-        momentum=training["momentum"] if training["optimizer"] == "momentum" else None,
-        batch_size=training["batch_size"],
-        record_steps=ends,
-        key=keys,
-        linearized=linearized,
-        state=resume,
-        on_segment=on_segment,
-        progress=on_progress,
-        eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
-    )
-    on_progress.close()
+    # by time, ETA after compilation; the heartbeat thread stops even when training raises
+    with progress.Progress(log) as on_progress:
+        trajectory = ntk_train.train(
+            apply_fn,
+            params0,
+            data.x_train,
+            data.y_train,
+            data.x_test,
+            data.y_test,
+            loss=training["loss"],
+            optimizer=training["optimizer"],
+            learning_rate=training["learning_rate"],
+            steps=training["steps"],
+            momentum=training["momentum"] if training["optimizer"] == "momentum" else None,
+            batch_size=training["batch_size"],
+            record_steps=ends,
+            key=keys,
+            linearized=linearized,
+            state=resume,
+            on_segment=on_segment,
+            progress=on_progress,
+            eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
+        )
     return _trajectory_at(trajectory, wanted)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -124,6 +126,8 @@ def test_a_checkpoint_carries_the_partial_trajectory_and_a_resumed_run_continues
     checkpoint = tmp_path / "train.zarr.ckpt"
     with pytest.raises(_Killed):
         _fit(setup, _KilledAt(params0, steps, at=40), checkpoint)
+    time.sleep(0.05)  # the progress heartbeat stops when training raises (no thread left behind)
+    assert not any(t.name == "progress" and t.is_alive() for t in threading.enumerate())
     saved = storage.load_checkpoint(checkpoint, fingerprint=train_job._fingerprint(config))
     assert saved.step == 32
     partial = saved.extra["weight_sample"]
@@ -149,6 +153,8 @@ def test_a_checkpoint_without_the_sampled_weights_is_not_resumed(setup, tmp_path
     checkpoint = tmp_path / "train.zarr.ckpt"
     with pytest.raises(_Killed):
         _fit(setup, _KilledAt(params0, steps, at=40), checkpoint)
+    time.sleep(0.05)  # the progress heartbeat stops when training raises (no thread left behind)
+    assert not any(t.name == "progress" and t.is_alive() for t in threading.enumerate())
     state = storage.load_checkpoint(checkpoint, fingerprint=train_job._fingerprint(config))
     old = tmp_path / "old.ckpt"
     with open(old, "wb") as f:  # the format before the weights were carried
