@@ -161,13 +161,15 @@ def test_many_small_runs_share_allocations(cluster, tmp_path):
     # Four runs, one job per run (resources.jobs: runs), bundled four to an allocation with
     # Snakemake's groups: two submissions in all (the bundle and the shared analytic kernels)
     # instead of 4 x 6 + 1 = 25 with one job per stage. --cores caps a group job's request (its
-    # four 2-thread runs would otherwise ask for 8 CPUs, more than the node has: SLURM holds it
-    # as PartitionConfig forever); within the allocation the runs then go one after another.
+    # four runs could otherwise ask for more CPUs than the node has: SLURM holds it as
+    # PartitionConfig forever); within the allocation the runs then go one after another. Each
+    # run asks for a GPU (resources.gpu: 1): the bundle asks for one GPU, not the sum of four
+    # (the node has one: the sum would never be scheduled).
     site = _site_profile(tmp_path)
     config = write_config(
         tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="slurm",
         sweep={"model.width": [16, 24]}, seeds__count=2, seeds__per_job=1,
-        resources__gpu=0, resources__jobs="runs",
+        resources__gpu=1, resources__jobs="runs",
     )  # fmt: skip
     result = _snakemake_on_slurm(
         tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
@@ -183,7 +185,11 @@ def test_many_small_runs_share_allocations(cluster, tmp_path):
     jobs = _slurm_jobs(result.prefix)
     per_run = len(jobs) / len(runs)
     assert len(jobs) == 2, jobs
-    assert {job["Partition"] for job in jobs} == {"debug"}  # no GPU asked: the CPU partition
+    (analytic,) = [job for job in jobs if job["rule"] == "analytic"]
+    (bundle,) = [job for job in jobs if job["rule"] != "analytic"]  # the group "runs" of 4 runs
+    assert analytic["Partition"] == "debug" and "gpu" not in analytic.get("TresPerJob", "")
+    assert bundle["Partition"] == "gpu", bundle
+    assert bundle.get("TresPerJob") == "gres:gpu:1", bundle  # one GPU, not 4 × 1
     print(f"many small runs: {len(jobs)} submissions for {len(runs)} runs ({per_run:.2f} per run)")
 
 
