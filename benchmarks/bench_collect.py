@@ -18,7 +18,9 @@ too). Per size, interleaved:
 - ``after``: the streamed collect, no cache (every store read);
 - ``rerun``: the streamed collect again with every row cached (nothing changed);
 - ``+1%``: 1 % of the runs' stores replaced by new ones (written again): only they are read;
-- ``report``: the report stage on the summary (its time and the size of report.html).
+- ``figures``: the figures stage on the summary (its time and the figures' total size);
+- ``report``: the report stage on the summary and those figures (its time and the size of
+  report.html, figures inlined).
 
     python benchmarks/bench_collect.py --source results/tiny [--sizes 10 100 1000 10000]
 
@@ -42,7 +44,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
-MODES = ("before", "after", "rerun", "+1%", "report")
+MODES = ("before", "after", "rerun", "+1%", "figures", "report")
 
 
 def main(argv=None) -> int:
@@ -180,6 +182,9 @@ def _child(mode: str, folder: Path, n: int) -> int:
     with contextlib.redirect_stdout(io.StringIO()) as log:
         if mode == "before":
             _collect_before(Job(sweep, summary, True), runs)
+        elif mode == "figures":
+            shutil.rmtree(folder / "figures", ignore_errors=True)
+            analysis.figures(summary, folder / "figures")
         elif mode == "report":
             figures = folder / "figures"
             figures.mkdir(exist_ok=True)
@@ -189,6 +194,9 @@ def _child(mode: str, folder: Path, n: int) -> int:
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
     if mode == "report":
         note = f"report.html {(folder / 'report.html').stat().st_size / 1e3:.0f} KB"
+    elif mode == "figures":
+        files = list((folder / "figures").iterdir())
+        note = f"{len(files)} files, {sum(f.stat().st_size for f in files) / 1e3:.0f} KB"
     else:
         lines = [line for line in log.getvalue().splitlines() if line.startswith("collect:")]
         note = lines[-1] if lines else ""

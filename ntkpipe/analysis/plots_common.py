@@ -360,13 +360,16 @@ def _check_width_figure(ds: xr.Dataset, names) -> None:
 
 def _combinations(ds: xr.Dataset, free):
     """('' or '__axis~value…', sub-dataset) per combination of the sweep axes with several
-    values that a figure cannot show (all but `free`)."""
+    values that a figure cannot show (all but `free`); an axis of one value is fixed in every
+    sub-dataset (named in the title, not in the file name)."""
     extra = _extra_axes(ds, exclude=free)
+    single = {a: ds[a].values[0] for a in analysis.sweep_axes(ds) if a not in free}
+    single = {a: v for a, v in single.items() if ds.sizes[a] == 1}
     for values in itertools.product(*(ds[a].values for a in extra)):
         point = dict(zip(extra, values, strict=True))
         suffix = "".join(f"__{a}~{_safe(_scalar(v))}" for a, v in point.items())
-        sub = ds.sel(point)
-        sub.attrs = {**ds.attrs, "_fixed": point}
+        sub = ds.sel(point).isel({a: 0 for a in single})
+        sub.attrs = {**ds.attrs, "_fixed": {**single, **point}}
         yield suffix, sub
 
 

@@ -241,3 +241,13 @@ def test_make_figures_works_for_any_set_of_sweep_axes(tmp_path, kwargs):
     assert {"loss_curves", "linearization"} <= stems
     assert not stems & {"weight_change", "kernel_change", "rmse_vs_width", "kernel_error"}
     assert "weight_change" in plots.figure_notes(ds)
+
+
+def test_make_figures_with_a_sweep_axis_of_one_value(tmp_path):
+    """`sweep: {training.learning_rate: [0.5]}` is a valid sweep: the one-valued axis is fixed
+    (named in the figures' own titles), not left as a dimension the curves would carry."""
+    ds = make_summary(
+        widths=(64, 128, 256), n_trains=(32,), seeds=1, extra_axes={"learning_rate": [0.5]}
+    )
+    names = {p.name for p in plots.make_figures(ds, tmp_path, formats=("svg",))}
+    assert {"loss_curves.svg", "rmse_curves.svg", "weight_change.svg"} <= names, names
