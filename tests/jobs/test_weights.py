@@ -115,6 +115,15 @@ class _KilledAt(WeightTrajectory):
         super().record(step, params)
 
 
+def _kill_before_step(setup, params0, steps, at, checkpoint):
+    """Trains until the record at step `at`, dying there (after the last checkpoint before it);
+    the progress heartbeat stops with it (no thread left behind)."""
+    with pytest.raises(_Killed):
+        _fit(setup, _KilledAt(params0, steps, at=at), checkpoint)
+    time.sleep(0.05)
+    assert not any(t.name == "progress" and t.is_alive() for t in threading.enumerate())
+
+
 def test_a_checkpoint_carries_the_partial_trajectory_and_a_resumed_run_continues_it(
     setup, tmp_path, capsys
 ):
@@ -124,10 +133,7 @@ def test_a_checkpoint_carries_the_partial_trajectory_and_a_resumed_run_continues
     uninterrupted = _fit(setup, reference, tmp_path / "reference.ckpt")
 
     checkpoint = tmp_path / "train.zarr.ckpt"
-    with pytest.raises(_Killed):
-        _fit(setup, _KilledAt(params0, steps, at=40), checkpoint)
-    time.sleep(0.05)  # the progress heartbeat stops when training raises (no thread left behind)
-    assert not any(t.name == "progress" and t.is_alive() for t in threading.enumerate())
+    _kill_before_step(setup, params0, steps, 40, checkpoint)
     saved = storage.load_checkpoint(checkpoint, fingerprint=train_job._fingerprint(config))
     assert saved.step == 32
     partial = saved.extra["weight_sample"]
@@ -151,10 +157,7 @@ def test_a_checkpoint_without_the_sampled_weights_is_not_resumed(setup, tmp_path
     config, _, _, params0 = setup
     steps = record_steps(config)
     checkpoint = tmp_path / "train.zarr.ckpt"
-    with pytest.raises(_Killed):
-        _fit(setup, _KilledAt(params0, steps, at=40), checkpoint)
-    time.sleep(0.05)  # the progress heartbeat stops when training raises (no thread left behind)
-    assert not any(t.name == "progress" and t.is_alive() for t in threading.enumerate())
+    _kill_before_step(setup, params0, steps, 40, checkpoint)
     state = storage.load_checkpoint(checkpoint, fingerprint=train_job._fingerprint(config))
     old = tmp_path / "old.ckpt"
     with open(old, "wb") as f:  # the format before the weights were carried
