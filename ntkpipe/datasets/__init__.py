@@ -38,6 +38,7 @@ from ntkpipe.datasets.files import (
     read_idx,
     read_mnist,
 )
+from ntkpipe.datasets import arrays
 from ntkpipe.datasets.sizes import (
     CIFAR10_CLASS_COUNTS,
     DIGITS_CLASS_COUNTS,
@@ -72,7 +73,7 @@ __all__ = [
     "digits_file",
 ]
 
-DATASETS = ("digits", "mnist", "cifar10")
+DATASETS = ("digits", "mnist", "cifar10", "arrays")
 PREPROCESS = ("standardize", "l2", "none")
 PRECISIONS = {"float32": np.float32, "float64": np.float64}
 """The config's ``precision`` → the numpy dtype of inputs and targets."""
@@ -92,7 +93,17 @@ CIFAR10_CLASSES = (
 )
 
 _PIXEL_MAX = {"digits": 16.0, "mnist": 255.0, "cifar10": 255.0}
-_DATA_KEYS = ("dataset", "root", "classes", "n_train", "n_test", "preprocess", "seed")
+_DATA_KEYS = (
+    "dataset",
+    "root",
+    "path",
+    "input_shape",
+    "classes",
+    "n_train",
+    "n_test",
+    "preprocess",
+    "seed",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +166,8 @@ def load_dataset(data=None, /, **kwargs):
             allowed), missing or malformed files, or too few examples of a class.
     """
     args = _resolve_args(data, kwargs)
+    if args["dataset"] == "arrays":
+        return _load_arrays(args)
     _check_args(args)
     name, classes = args["dataset"], args["classes"]
     x_pool, y_pool = _read_split(name, args["root"])
@@ -239,6 +252,8 @@ def _resolve_args(data, kwargs):
             raise DatasetError(f"load_dataset: data.{key} is required")
     defaults = {
         "root": None,
+        "path": None,
+        "input_shape": None,
         "preprocess": "standardize",
         "seed": 0,
         "one_hot": None,
@@ -278,6 +293,58 @@ def _check_args(args):
             f"data.classes: {bad} not among the classes of {name} (integers 0 … {n_cls - 1})"
         )
     args["classes"] = tuple(int(c) for c in classes)
+
+
+def _load_arrays(args):
+    """The task of ``data.dataset: arrays`` (:mod:`ntkpipe.datasets.arrays`): class-balanced
+    seeded subsets of the labels in data.classes, or seeded subsets of real-valued targets."""
+    problems = arrays.problems(args, "xent" if args["one_hot"] else "mse")
+    if problems:
+        raise DatasetError("; ".join(problems))
+    if args["precision"] not in PRECISIONS:
+        raise DatasetError(
+            f"precision: {args['precision']!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    pool = arrays.read(args["path"])
+    x_pool = {split: pool[f"x_{split}"] for split in ("train", "test")}
+    y_pool = {split: pool[f"y_{split}"] for split in ("train", "test")}
+    dtype, seed = PRECISIONS[args["precision"]], int(args["seed"])
+    if arrays.is_regression(pool):
+        sel_train = _class_rows(np.zeros(len(y_pool["train"])), 0, seed, 1)[: args["n_train"]]
+        sel_test = _class_rows(np.zeros(len(y_pool["test"])), 0, seed, 2)[: args["n_test"]]
+        y_train, y_test = (
+            y_pool[s][sel].reshape(len(sel), -1)
+            for s, sel in (("train", sel_train), ("test", sel_test))
+        )
+        labels_train = np.zeros(len(sel_train), np.int32)
+        labels_test = np.zeros(len(sel_test), np.int32)
+        classes = ()
+    else:
+        classes = tuple(int(c) for c in args["classes"])
+        sel_train, sel_test = _select(
+            "arrays", y_pool, classes, args["n_train"], args["n_test"], args
+        )
+        labels_train = _class_index(y_pool["train"][sel_train], classes)
+        labels_test = _class_index(y_pool["test"][sel_test], classes)
+        one_hot = bool(args["one_hot"]) or len(classes) > 2
+        y_train = _targets(labels_train, len(classes), one_hot)
+        y_test = _targets(labels_test, len(classes), one_hot)
+    x_train = x_pool["train"][sel_train].reshape(len(sel_train), -1)
+    x_test = x_pool["test"][sel_test].reshape(len(sel_test), -1)
+    x_train, x_test = preprocess(x_train, x_test, args["preprocess"], dtype=dtype)
+    return Dataset(
+        name="arrays",
+        x_train=x_train,
+        y_train=np.asarray(y_train, dtype=dtype),
+        x_test=x_test,
+        y_test=np.asarray(y_test, dtype=dtype),
+        labels_train=labels_train,
+        labels_test=labels_test,
+        index_train=np.asarray(sel_train, dtype=np.int64),
+        index_test=np.asarray(sel_test, dtype=np.int64),
+        input_shape=arrays.input_shape(args),
+        classes=classes,
+    )
 
 
 def _is_int(value):

@@ -240,7 +240,22 @@ def build_network(model: dict, data) -> models.Network:
             input_shape=data.input_shape,
             **common,
         )
-    raise StageError(f"model.architecture: {arch!r} is not one of fc, cnn, wrn")
+    if arch == "custom":
+        return _custom_network(model, data)
+    raise StageError(f"model.architecture: {arch!r} is not one of fc, cnn, wrn, custom")
+
+
+def _custom_network(model: dict, data) -> models.Network:
+    """The run's own Flax module (``model.factory``), checked against the task; the probe has
+    checked it before the sweep started, this catches a factory edited since."""
+    from ntkpipe.jobs import custom_model
+
+    dtype, k = data.x_train.dtype.type, data.y_train.shape[1]
+    net = custom_model.build_custom(model, data.input_shape, k, dtype)
+    problems, _ = custom_model.custom_problems(net, data.input_shape, k, dtype, nngp=False)
+    if problems:
+        raise StageError("; ".join(problems))
+    return net
 
 
 def init_params(net, seeds, x_example):

@@ -36,6 +36,7 @@ Nothing here imports JAX: every count is a closed form in the sizes of the confi
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from ntkpipe.datasets import INPUT_SHAPES
@@ -285,13 +286,42 @@ STAGE_COSTS = {
 def network(config: dict) -> Net:
     model = config["model"]
     arch, width, depth = model["architecture"], int(model["width"]), int(model["depth"])
-    height, wide, channels = INPUT_SHAPES.get(config["data"]["dataset"], (28, 28, 1))
+    if arch == "custom":
+        return _custom(config)
+    height, wide, channels = _image_shape(config["data"])
     k, bias = outputs(config), bool(model.get("b_std"))
     if arch == "fc":
         return _mlp(height * wide * channels, width, depth, k, bias)
     if arch == "cnn":
         return _cnn(height * wide, channels, width, depth, k, bias)
     return _wrn(height * wide, channels, width, depth, k, bias)
+
+
+def _custom(config: dict) -> Net:
+    """A custom module's sizes from XLA's cost analysis of its compiled forward and backward
+    pass on a few examples (:mod:`ntkpipe.sweep.custom_model`, cached): F and A per example, the
+    cost formulas scale them to the run's examples, seeds and steps. Its kernels take the
+    generic Jacobian path (feature_width 0)."""
+    from ntkpipe.sweep import custom_model
+    from ntkpipe.sweep.validate_checks import data_input_shape
+
+    sizes = custom_model.net_sizes(config, data_input_shape(config))
+    return Net(
+        params=int(sizes["params"]),
+        activations=float(sizes["activations"]),
+        forward_flops=float(sizes["forward_flops"]),
+        feature_width=0.0,
+    )
+
+
+def _image_shape(data: dict) -> tuple[int, int, int]:
+    """(H, W, C) of a dataset's example; an arrays file's shape, padded with ones."""
+    if data["dataset"] != "arrays":
+        return INPUT_SHAPES.get(data["dataset"], (28, 28, 1))
+    from ntkpipe.datasets import arrays
+
+    shape = (*arrays.input_shape(data), 1, 1, 1)
+    return (shape[0], shape[1], math.prod(shape[2:]))
 
 
 def _mlp(d_in: int, width: int, depth: int, k: int, bias: bool) -> Net:
@@ -331,6 +361,10 @@ def _wrn(pixels: int, channels: int, width: int, blocks: int, k: int, bias: bool
 
 
 def outputs(config: dict) -> int:
+    if config["data"].get("dataset") == "arrays" and config["data"].get("classes") is None:
+        from ntkpipe.sweep.points import output_dim
+
+        return output_dim(config)
     classes = config["data"].get("classes") or list(range(10))
     loss = (config.get("training") or {}).get("loss", "mse")
     return facts.n_outputs(len(classes), loss)

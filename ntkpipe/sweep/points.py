@@ -11,7 +11,12 @@ __all__ = ["assign", "axis_name", "format_value", "output_dim"]
 
 
 def output_dim(config):
-    """k, the number of network outputs of a resolved config (:func:`facts.n_outputs`)."""
+    """k, the number of network outputs of a resolved config (:func:`facts.n_outputs`); with
+    real-valued targets (data.dataset arrays, data.classes null) the columns of y_train."""
+    if config["data"].get("classes") is None:
+        from ntkpipe.datasets import arrays
+
+        return arrays.target_dim(config["data"], config["training"]["loss"])
     return facts.n_outputs(len(config["data"]["classes"]), config["training"]["loss"])
 
 
@@ -27,8 +32,12 @@ def assign(config, assignment):
         parts = key.split(".")
         if len(parts) == 1:
             out[key] = value
-        else:
-            out[parts[0]][parts[1]] = value
+            continue
+        node = out[parts[0]]
+        for part in parts[1:-1]:  # model.options.<key>: the nested mapping is copied too
+            node[part] = dict(node.get(part) or {})
+            node = node[part]
+        node[parts[-1]] = value
     return out
 
 

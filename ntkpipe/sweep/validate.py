@@ -55,6 +55,8 @@ VALUE_PATTERN = r"[A-Za-z0-9_.\-]+"
 directory names and Snakemake wildcards (``ntkpipe.sweep.runs.run_id_pattern``)."""
 
 _VALUE_RE = re.compile(rf"^{VALUE_PATTERN}$")
+_OPTION_RE = re.compile(r"^model\.options\.[A-Za-z_][A-Za-z0-9_]*$")
+"""Sweep keys of a custom model's free options (model.options.<key>)."""
 _SWEEPABLE_SECTIONS = ("data", "model", "training", "kernels")
 _SWEEPABLE_TOP = ("precision",)
 
@@ -86,7 +88,7 @@ def load_config(source):
     if "resources" in raw:
         load_settings(raw.pop("resources"))
     schema = _schema()
-    config = _fill_defaults(copy.deepcopy(raw), schema)
+    config = _fill_defaults(_custom_defaults(copy.deepcopy(raw)), schema)
     errors, invalid = _schema_errors(config, schema)
     errors += _seed_errors(raw, invalid)
     _normalize(config, schema)
@@ -95,6 +97,8 @@ def load_config(source):
     errors += _checks.grid_errors(config, axes, invalid)
     errors += _checks.momentum_errors(config, invalid)
     errors += _checks.seed_range_errors(config, invalid)
+    if not errors:  # the probe builds the custom models of a config valid in every other way
+        errors += _checks.custom_model_errors(config, axes)
     if errors:
         raise ConfigError(errors, source=origin)
     return config
@@ -111,6 +115,22 @@ def sweepable_fields():
 
 
 # ----------------------------------------------------------------------------- private
+
+
+def _custom_defaults(raw):
+    """kernels.analytic defaults to false for a custom model (``model.architecture: custom``,
+    not swept): an arbitrary module has no infinite-width kernels, so the analytic stage is
+    left out and the claims that need Θ and K are not applicable, rather than an error."""
+    model, kernels = raw.get("model"), raw.get("kernels")
+    if not isinstance(model, dict) or model.get("architecture") != "custom":
+        return raw
+    if "model.architecture" in (raw.get("sweep") or {}):
+        return raw
+    if kernels is None:
+        raw["kernels"] = kernels = {}
+    if isinstance(kernels, dict):
+        kernels.setdefault("analytic", False)
+    return raw
 
 
 @functools.cache
@@ -264,8 +284,8 @@ def _normalize(config, schema):
 def _normal_value(value, leaf):
     types = leaf.get("type")
     types = [types] if isinstance(types, str) else list(types or [])
-    if isinstance(value, bool) or value is None:
-        return value
+    if isinstance(value, bool) or value is None or {"integer", "number"} <= set(types):
+        return value  # booleans, null, and a custom model's options: kept as given
     if isinstance(value, float) and "integer" in types and value.is_integer():
         return int(value)
     if isinstance(value, int) and "number" in types:
@@ -284,6 +304,13 @@ def _sweep_errors(config, invalid):
     for key, values in sweep.items():
         if f"sweep.{key}" in invalid or not isinstance(values, list):
             continue
+        if key not in fields and _OPTION_RE.match(key):
+            fields = {
+                **fields,
+                key: _schema()["properties"]["model"]["properties"]["options"][
+                    "additionalProperties"
+                ],
+            }
         if key not in fields:
             errors.append(_unknown_sweep_key(key, fields))
             continue

@@ -15,6 +15,7 @@ import os
 import warnings
 
 from ntkpipe import datasets
+from ntkpipe.datasets import arrays
 from ntkpipe.sweep import facts
 from ntkpipe.sweep import points as _v
 
@@ -26,6 +27,8 @@ __all__ = [
     "grid_errors",
     "momentum_errors",
     "seed_range_errors",
+    "custom_model_errors",
+    "data_input_shape",
     "machine_memory_mb",
     "memory_problems",
 ]
@@ -105,7 +108,15 @@ def _cross_errors(c, invalid):
 
 def _check_sizes(c):
     d = c["data"]
-    fewest = max(MIN_EXAMPLES, len(d["classes"]))
+    if d["classes"] is None and d["dataset"] != "arrays":
+        return [
+            f"data.classes: null is only for data.dataset arrays with real-valued targets; "
+            f"{d['dataset']} is a classification task: list its classes, e.g. [3, 8]"
+        ]
+    above = [cls for cls in d["classes"] or () if cls > 9]
+    if above and d["dataset"] != "arrays":
+        return [f"data.classes: {above} not among the classes of {d['dataset']} (0 … 9)"]
+    fewest = max(MIN_EXAMPLES, len(d["classes"] or ()))
     small = [
         f"data.{field}: {d[field]} is too few examples; at least {fewest} are needed (one per "
         f"class of data.classes {d['classes']}, and the comparison keeps the outputs of "
@@ -158,6 +169,12 @@ def _check_records(c):
 
 def _check_analytic(c):
     arch = c["model"]["architecture"]
+    if c["kernels"]["analytic"] and arch == "custom":
+        return [
+            "kernels.analytic: true, but a custom module has no infinite-width kernels (the "
+            "analytic stage and the claims that need Θ and K are not applicable to it); leave "
+            "kernels.analytic out (it is then false for custom models) or set it to false"
+        ]
     if c["kernels"]["analytic"] and arch != "fc":
         return [
             f"kernels.analytic: true, but the analytic kernels exist only for "
@@ -193,7 +210,22 @@ def _check_initial(c):
     return errors
 
 
+def _check_arrays(c):
+    """data.dataset arrays: the .npz file (ntkpipe.datasets.arrays); its fields unused else."""
+    d = c["data"]
+    if d["dataset"] == "arrays":
+        return arrays.problems(d, c["training"]["loss"])
+    return [
+        f"data.{field}: {d[field]!r} is set, but it is used only with data.dataset arrays "
+        f"(here {d['dataset']}); remove it"
+        for field in ("path", "input_shape")
+        if d[field] is not None
+    ]
+
+
 def _check_outputs(c):
+    if c["data"]["dataset"] == "arrays" and arrays.problems(c["data"], c["training"]["loss"]):
+        return []  # reported by _check_arrays; k is not known
     if c["training"]["loss"] == "xent" and _v.output_dim(c) < 2:
         return ["training.loss: 'xent' needs at least 2 outputs (2 or more data.classes)"]
     return []
@@ -207,6 +239,10 @@ _CROSS_CHECKS = (
     (("model.architecture", "kernels.analytic"), _check_analytic),
     (("training.loss", "data.classes"), _check_outputs),
     (
+        ("data.dataset", "data.path", "data.input_shape", "data.classes", "data.n_train"),
+        _check_arrays,
+    ),
+    (
         (
             "kernels.initial",
             "kernels.final",
@@ -217,6 +253,35 @@ _CROSS_CHECKS = (
         _check_initial,
     ),
 )
+
+
+def custom_model_errors(config, axes):
+    """The custom models of every grid point, checked by the probe (one subprocess for the
+    points not cached; :mod:`ntkpipe.sweep.custom_model`); nothing for built-in models."""
+    points = [
+        _v.assign(config, dict(zip(axes, point, strict=True)))
+        for point in itertools.product(*axes.values())
+    ]
+    if all(
+        p["model"]["architecture"] != "custom"
+        and p["model"]["factory"] is None
+        and not p["model"]["options"]
+        for p in points
+    ):
+        return []
+    from ntkpipe.sweep import custom_model
+
+    return custom_model.problems(points, data_input_shape)
+
+
+def data_input_shape(config):
+    """The shape of one example of a config's dataset (None where its data has problems)."""
+    d = config["data"]
+    if d["dataset"] != "arrays":
+        return datasets.INPUT_SHAPES[d["dataset"]]
+    if arrays.problems(d, config["training"]["loss"]):
+        return None
+    return arrays.input_shape(d)
 
 
 def seed_range_errors(config, invalid):
