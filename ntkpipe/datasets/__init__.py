@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ntkpipe.datasets import arrays
 from ntkpipe.datasets.files import (
     CIFAR10_FILES,
     MNIST_FILES,
@@ -38,7 +39,6 @@ from ntkpipe.datasets.files import (
     read_idx,
     read_mnist,
 )
-from ntkpipe.datasets import arrays
 from ntkpipe.datasets.sizes import (
     CIFAR10_CLASS_COUNTS,
     DIGITS_CLASS_COUNTS,
