@@ -14,7 +14,16 @@ __all__ = [
     "closed_form",
     "init_scales",
     "kernel_arguments",
+    "NO_ANALYTIC_KERNELS",
+    "not_applicable",
 ]
+
+NO_ANALYTIC_KERNELS = (
+    "model.architecture custom: an arbitrary module has no infinite-width kernels Θ and K "
+    "(the analytic stage does not run; analytic errors are NaN)"
+)
+"""Why a custom model's sweep has no analytic kernels (the claims that need them are not
+applicable)."""
 
 STATUSES = ("ok", "lr_above_critical", "diverged", "missing")
 """Run statuses recorded by ``ntkpipe collect``: finished, learning rate above η_crit (its
@@ -54,3 +63,27 @@ def kernel_arguments(model: dict) -> dict:
         parameterization=model["parameterization"],
         width=model["width"],
     )
+
+
+def not_applicable(config: dict) -> dict[str, str]:
+    """What a sweep cannot measure by construction, {what: why}: ``analytic_kernels`` when
+    every run is a custom model (:data:`NO_ANALYTIC_KERNELS`), ``layer_roles`` when the layers
+    are a custom module's (named by its parameter tree, in natural name order: the first is not
+    known to be the input layer, the last is the readout). The summary stores it as its
+    ``not_applicable`` attribute (JSON) for the claims and the report.
+
+    Args:
+        config: a resolved sweep config (``sweep`` may vary ``model.architecture``).
+    """
+    swept = config.get("sweep", {}).get("model.architecture")
+    architectures = set(swept) if swept else {config["model"]["architecture"]}
+    if architectures != {"custom"}:
+        return {}
+    return {
+        "analytic_kernels": NO_ANALYTIC_KERNELS,
+        "layer_roles": (
+            "model.architecture custom: layers are the module's 'kernel' leaves in natural name "
+            "order; which is the input layer (and which are hidden) is not known, only that the "
+            "last is the readout"
+        ),
+    }
