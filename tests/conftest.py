@@ -28,3 +28,26 @@ def tiny_sweep(tmp_path_factory):
     config = shutil.copy(CONFIGS / "tiny.yaml", workdir / "tiny.yaml")
     snakemake(workdir, config)
     return workdir, config
+
+
+@pytest.fixture(scope="session")
+def tiny_custom_sweep(tmp_path_factory):
+    """tests/configs/tiny_custom.yaml: the attention model of examples/custom (copied into the
+    working directory, as a user keeps it next to the config) run once to its report, one job
+    per run, for the whole session. Its probe cache lives in the working directory. Returns
+    (working directory, its copy of the config)."""
+    from tests.workflow_helpers import CONFIGS, REPO, snakemake
+
+    workdir = tmp_path_factory.mktemp("tiny-custom-sweep")
+    shutil.copytree(REPO / "examples" / "custom", workdir / "examples" / "custom")
+    config = shutil.copy(CONFIGS / "tiny_custom.yaml", workdir / "tiny_custom.yaml")
+    before = os.environ.get("NTKPIPE_CACHE_DIR")
+    os.environ["NTKPIPE_CACHE_DIR"] = str(workdir / "cache")
+    try:
+        snakemake(workdir, config)
+    finally:
+        if before is None:
+            os.environ.pop("NTKPIPE_CACHE_DIR")
+        else:
+            os.environ["NTKPIPE_CACHE_DIR"] = before
+    return workdir, config

@@ -159,7 +159,8 @@ def custom_problems(net: models.Network, input_shape, out_dim: int, dtype, nngp:
             f"(n = {x.shape[0]} examples, k = {out_dim} outputs); it returned "
             f"{getattr(out, 'shape', type(out).__name__)}"
         )
-    errors += _readout_problems(params, out_dim, nngp)
+    else:  # the readout's shape is only worth naming when the output's is right
+        errors += _readout_problems(params, out_dim, nngp)
     return errors, params
 
 
