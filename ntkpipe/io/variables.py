@@ -335,6 +335,7 @@ def render_markdown() -> str:
         + ", ".join(f"{i} = {s}" for i, s in enumerate(STATUS_FLAGS))
         + "). NaN: not computed (e.g. no Θ̂_0 with `kernels.initial: false`) or missing.",
         "",
+        *_CUSTOM_MODELS,
         "## Variables and coordinates",
         "",
         "| name | long name | units | stores | description |",
@@ -350,6 +351,33 @@ def render_markdown() -> str:
     ]
     lines += [_row(name, v) for name, v in SWEEP_AXES.items()]
     return "\n".join(lines) + "\n"
+
+
+_CUSTOM_MODELS = (
+    "## Custom models and your own data",
+    "",
+    "Runs of `model.architecture: custom` (your Flax module, `model.factory`) have the same stores"
+    " with these differences:",
+    "",
+    "- No `analytic.zarr`: an arbitrary module has no infinite-width kernels, so the analytic "
+    "stage does not run (`kernels.analytic` is false), `ntk_analytic_error` / "
+    "`nngp_analytic_error` and every `*_analytic` variable are NaN, and the summary's attribute "
+    "`not_applicable` (JSON, {what: why}) holds `analytic_kernels` with the reason; the claims "
+    "that need Θ or K read it and are not applicable.",
+    "- `layer` (of `weight_change`, `weight_sample`'s `wsample` labels) names the module's own "
+    "weight matrices, the leaves named `kernel` of its parameter tree, by their path "
+    "(`block_0/query`, `readout`), in natural name order; the last is the readout (its tangent "
+    "kernel is K̂). `layer_role` is by position (first `input`, last `output`), which for a "
+    "custom module is only sure of the readout: `not_applicable` holds `layer_roles`.",
+    "- `params/` groups hold the module's parameter tree as it is (every collection path), "
+    "floating leaves in the run's precision.",
+    "- A swept `model.options.<key>` is a summary axis named `<key>` (e.g. `heads`).",
+    "",
+    "`data.dataset: arrays` (an `.npz` of yours) gives the same stores; with real-valued targets "
+    "(`data.classes: null`) `out` is the columns of `y_train`, and `acc_*` compare signs (one "
+    "output) or argmaxes, which mean nothing for a regression task.",
+    "",
+)
 
 
 def _row(name: str, v: Variable) -> str:
