@@ -113,9 +113,12 @@ def _check_sizes(c):
             f"data.classes: null is only for data.dataset arrays with real-valued targets; "
             f"{d['dataset']} is a classification task: list its classes, e.g. [3, 8]"
         ]
-    above = [cls for cls in d["classes"] or () if cls > 9]
-    if above and d["dataset"] != "arrays":
-        return [f"data.classes: {above} not among the classes of {d['dataset']} (0 … 9)"]
+    above = [(i, cls) for i, cls in enumerate(d["classes"] or ()) if cls > 9]
+    if above and d["dataset"] != "arrays":  # any label ≥ 0 is allowed in an arrays file
+        return [
+            f"data.classes[{i}]: {cls} must be ≤ 9 (the classes of {d['dataset']} are 0 … 9)"
+            for i, cls in above
+        ]
     fewest = max(MIN_EXAMPLES, len(d["classes"] or ()))
     small = [
         f"data.{field}: {d[field]} is too few examples; at least {fewest} are needed (one per "
