@@ -284,7 +284,7 @@ def analytic_id(run):
     parts = [
         f"{axis}~{format_value(value)}"
         for axis, value in config["axes"].items()
-        if _analytic_depends_on(paths[axis], config)
+        if _analytic_depends_on(paths.get(axis, f"model.options.{axis}"), config)
     ]
     return "/".join(parts) or "all"
 

@@ -88,11 +88,18 @@ def test_a_factory_module_that_cannot_be_imported_or_found(workdir):
 
 def test_a_good_factory_is_probed_once_then_read_from_the_cache(workdir):
     config = _config(workdir, factory="bad.py:make", options={"kind": "ok"})
-    config["sweep"] = {"model.width": [8, 16]}
+    config["sweep"] = {"model.width": [8, 16], "model.options.kind": ["ok", "plain"]}
     loaded = runs.load_config(config)
     assert loaded["kernels"]["analytic"] is False  # no infinite-width kernels for custom
     cached = sorted((workdir / "cache" / "probes").glob("*.json"))
-    assert len(cached) == 2
+    assert len(cached) == 4  # one probe subprocess, one answer per model point
+    expanded = runs.expand_runs(loaded)
+    assert [r.run_id for r in expanded][:2] == [
+        "width~8/kind~ok/seeds~0-1",
+        "width~8/kind~plain/seeds~0-1",
+    ]
+    assert expanded[1].config["model"]["options"] == {"kind": "plain"}
+    assert runs.analytic_id(expanded[1]) == "kind~plain"
     answer = json.loads(cached[0].read_text())
     assert answer["errors"] == [] and answer["layers"] == ["readout"]
     # the digits rows have 64 features, one output: P = 64 + 1; a Dense forward ≈ 2·64 FLOPs
