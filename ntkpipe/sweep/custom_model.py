@@ -72,6 +72,7 @@ FACTORY_KEYS = (
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _FUNCTION_RE = re.compile(r"^[A-Za-z_]\w*$")
 _FIELD = "model.factory"
+_MEMO: dict[str, dict] = {}
 
 
 def parse_factory(text) -> tuple[str, str, str]:
@@ -185,8 +186,10 @@ def probe(specs: list[dict]) -> list[dict]:
     ``params`` P, ``forward_flops`` F and ``activations`` A per example, ``readout`` (the layer
     taken as the readout) and ``layers`` (the kernel leaves, in layer order).
     """
-    keys = [_digest(spec) for spec in specs]
-    answers = [_read_cache(key) if key else None for key in keys]
+    texts = [json.dumps([spec, _source_stamp(spec["factory"])], sort_keys=True) for spec in specs]
+    answers = [_MEMO.get(text) for text in texts]
+    keys = [None if answer else _digest(spec) for spec, answer in zip(specs, answers, strict=True)]
+    answers = [a or (_read_cache(k) if k else None) for a, k in zip(answers, keys, strict=True)]
     missing = [i for i, answer in enumerate(answers) if answer is None]
     if missing:
         fresh = _run_probe([specs[i] for i in missing])
@@ -194,6 +197,9 @@ def probe(specs: list[dict]) -> list[dict]:
             answers[i] = answer
             if keys[i] and not answer.get("crashed"):
                 _write_cache(keys[i], answer)
+    for text, answer in zip(texts, answers, strict=True):
+        if not answer.get("crashed"):
+            _MEMO[text] = answer  # one process (a sweep's start) reads each answer once
     return answers
 
 
@@ -252,6 +258,15 @@ def _at(message, spec):
     if section["options"]:
         where += ", options " + ", ".join(f"{k}={v!r}" for k, v in section["options"].items())
     return f"{message} (for {where})"
+
+
+def _source_stamp(factory: str):
+    """(path, size, mtime) of the factory's source: the in-process memo's part of the key."""
+    path = source_file(factory)
+    if path is None:
+        return None
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
 def _digest(spec: dict) -> str | None:
