@@ -135,7 +135,6 @@ def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
         "name": sweep_config["name"],
         "config": json.dumps(sweep_config, sort_keys=True),
         "sweep_axes": json.dumps(axes),
-        "not_applicable": json.dumps(facts.not_applicable(sweep_config)),
         **fixed_settings(sweep_config),
     }
     roles = _role_coordinate(summary["layer_role_code"])

@@ -4,6 +4,7 @@ ensembles) in summary.zarr, the figures drawn from it, and the HTML report.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import xarray as xr
@@ -12,6 +13,7 @@ from ntkpipe.io import stores as storage
 from ntkpipe.jobs import ensemble as ntk_ensemble
 from ntkpipe.jobs._job import Job, log
 from ntkpipe.sweep import ensemble as ensemble_plan
+from ntkpipe.sweep import facts
 from ntkpipe.sweep import runs as ntk_config
 
 __all__ = ["collect", "figures", "report"]
@@ -59,6 +61,8 @@ def collect(
     log(f"collect: {len(fresh)}/{len(rows)} runs ({read} read, {len(fresh) - read} cached)")
     if ensembles is not None:
         ds = metrics.in_schema_order(_with_ensembles(ds, sweep_config, Path(ensembles)))
+    # What the sweep cannot measure by construction (custom models: no Θ, K), for the claims.
+    ds.attrs["not_applicable"] = json.dumps(facts.not_applicable(sweep_config))
     job.write(ds, stage="summary")
     if read or fresh.keys() != cached.keys():
         arrays.save_cache(cache, fresh)
