@@ -40,6 +40,7 @@ from pathlib import Path
 
 __all__ = [
     "PROBE_BATCH",
+    "PROBE_TIMEOUT_S",
     "PROBE_VERSION",
     "cache_dir",
     "factory_problem",
@@ -55,6 +56,8 @@ PROBE_VERSION = 1
 """Bumped when the probe measures differently: old cache entries are then not read."""
 PROBE_BATCH = 4
 """Examples of the probe's compiled steps; FLOPs and activations are divided by it."""
+PROBE_TIMEOUT_S = 900
+"""Longest the probe subprocess may take (a factory that hangs is then a model.factory error)."""
 FACTORY_KEYS = (
     "width",
     "depth",
@@ -306,14 +309,18 @@ def _write_cache(key: str, answer: dict) -> None:
 def _run_probe_cached(payload: str) -> str:
     env = dict(os.environ)
     env.setdefault("JAX_PLATFORMS", "cpu")  # measure on the CPU; never take a login node's GPU
-    done = subprocess.run(
-        [sys.executable, "-m", "ntkpipe.jobs.probe_model"],
-        input=payload,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ntkpipe.jobs.probe_model"],
+            input=payload,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=PROBE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return json.dumps({"crashed": f"no answer within {PROBE_TIMEOUT_S} s (does it hang?)"})
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         return json.dumps({"crashed": tail or f"exit status {done.returncode}"})
