@@ -82,8 +82,17 @@ def acquire(folder, command=None) -> ResultsLock:
         "command": " ".join(command if command is not None else sys.argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(record).encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+    except OSError as error:  # a full disk: leave no empty lock behind
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+        raise NtkpipeError(
+            f"{path}: cannot write the results lock ({error.strerror or error}); free space "
+            f"on {folder} and start again"
+        ) from error
     lock = ResultsLock(path, fd, note)
     atexit.register(lock.release)
     return lock

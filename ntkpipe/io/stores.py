@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -131,10 +132,28 @@ def write_store(
         _mark_complete(tmp, digests)
         _consolidate(tmp)
         _move_into_place(tmp, path, overwrite)
+    except OSError as error:
+        _discard(tmp)
+        raise StoreError(
+            f"{path}: cannot write the store ({error.strerror or error}); nothing was put in "
+            f"its place"
+        ) from error
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp: Path) -> None:
+    """Removes a failed write's partial store. Zarr writes chunks from a thread pool: writes
+    still in flight when one failed can recreate files after a first removal, so it is
+    repeated until the folder stays gone (a leftover would otherwise wait for the next
+    writer's clean-up of dead processes' partials)."""
+    for _ in range(50):
+        shutil.rmtree(tmp, ignore_errors=True)
+        time.sleep(0.02)
+        if not tmp.exists():
+            return
 
 
 def read_store(path, *, stage=None, load=True, verify=True):

@@ -94,3 +94,15 @@ def test_two_snakemake_processes_sharing_one_results_folder(tmp_path):
     assert took.returncode == 0, took.stderr[-3000:]
     assert f"took over the lock of process {writer.pid}" in took.stderr
     assert not lock_file.exists(), lock_file.read_text()
+
+
+def test_a_full_disk_leaves_no_empty_lock_and_names_the_path(tmp_path):
+    from tests.full_disk import fill, full_disk
+
+    with full_disk(tmp_path / "disk") as disk:
+        folder = disk / "results" / "sweep"
+        folder.mkdir(parents=True)
+        fill(disk)
+        with pytest.raises(lock.NtkpipeError, match=r"\.ntkpipe\.lock: cannot write the results"):
+            lock.acquire(folder, ["snakemake"])
+        assert not (folder / lock.LOCK_NAME).exists()
