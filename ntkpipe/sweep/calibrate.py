@@ -187,7 +187,9 @@ def calibrate(
     try:
         atomic.atomic_write_text(out, text)  # a full disk leaves the old file, never a part
     except OSError as error:
-        raise ConfigError([f"{out}: cannot write the calibration ({error.strerror or error})"]) from error
+        raise ConfigError(
+            [f"{out}: cannot write the calibration ({error.strerror or error})"]
+        ) from error
     return Calibration(out, ", ".join(sorted(set(kinds.values()))), stages)
 
 

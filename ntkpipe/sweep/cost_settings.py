@@ -148,14 +148,18 @@ def _constant_errors(where: str, stage: str, values) -> list[str]:
         value = values[key]
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not number or not math.isfinite(value) or not low <= value <= high:
-            errors.append(f"{where}.{key}: {value!r} must be a finite number in [{low:g}, {high:g}]")
+            errors.append(
+                f"{where}.{key}: {value!r} must be a finite number in [{low:g}, {high:g}]"
+            )
     jobs = values["jobs"]
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         errors.append(f"{where}.jobs: {jobs!r} must be a whole number ≥ 1 (jobs fitted)")
     if not errors and values["start_s"] == 0 and values["s_per_flop"] == 0:
-        errors.append(f"{where}: start_s and s_per_flop are both 0 (every job would take no time)")
+        errors.append(f"{where}: start_s and s_per_flop are both 0 (jobs would take no time)")
     if not errors and values["base_mb"] == 0 and values["mb_per_byte"] == 0:
-        errors.append(f"{where}: base_mb and mb_per_byte are both 0 (every job would need no memory)")
+        errors.append(
+            f"{where}: base_mb and mb_per_byte are both 0 (every job would need no memory)"
+        )
     return errors
 
 
