@@ -95,8 +95,8 @@ Run a sweep (from the repository root):
   snakemake --cores all --configfile config/small/fig1.yaml
   snakemake --cores all --configfile base.yaml overlay.yaml   a variant: the overlay wins
   snakemake --cores all --config name=mine               override one key
-  snakemake --workflow-profile workflow/profiles/slurm --profile ntkpipe-site \
-      --configfile config/paper/fig1.yaml                   on a SLURM cluster (README)
+  snakemake --profile slurm --configfile config/paper/fig1.yaml
+                                              on a SLURM cluster, after `ntkpipe install-profile`
 
 Watch it and read it:
   ntkpipe status results/<name>       runs done / running / failed / missing, compute, ETA
@@ -212,7 +212,7 @@ def _calibrate_args(parser):
 def _profile_args(parser):
     parser.add_argument(
         "--dest", type=Path, default=None,
-        help="profile folder (default ~/.config/snakemake/ntkpipe-site)",
+        help="profile folder (default ~/.config/snakemake/slurm: snakemake --profile slurm)",
     )  # fmt: skip
     parser.add_argument("--account", default=None, help="SLURM account to charge")
     parser.add_argument(
@@ -389,7 +389,8 @@ _COMMANDS = [
     ),
     (
         "install-profile",
-        "write a SLURM site profile (account, CPU and GPU partitions) for --profile",
+        "write the SLURM profile (the workflow's settings, account, CPU and GPU partitions) "
+        "for snakemake --profile slurm",
         _profile_args,
         _install_profile,
     ),

@@ -191,7 +191,7 @@ def test_the_report_shows_asked_against_used_per_stage(tmp_path):
     "train, message",
     [
         ({"start_s": 0, "s_per_flop": 0, "base_mb": 0, "mb_per_byte": 0, "jobs": 3}, "both 0"),
-        ({"start_s": 1, "s_per_flop": 0, "base_mb": 0, "mb_per_byte": 0, "jobs": 3}, "need no memory"),
+        ({"start_s": 1, "s_per_flop": 0, "base_mb": 0, "mb_per_byte": 0, "jobs": 3}, "no memory"),
         ({"start_s": 1e308, "s_per_flop": 0, "base_mb": 9, "mb_per_byte": 0, "jobs": 3}, "start_s"),
         ({"start_s": 1, "s_per_flop": 1e-9, "base_mb": 9, "mb_per_byte": 0, "jobs": 0}, "jobs"),
         ({"start_s": 1, "s_per_flop": 1e-9, "base_mb": 9}, "must hold exactly"),
