@@ -1,7 +1,6 @@
 """The `ntkpipe` command: one subcommand per workflow stage.
 
-Each Snakemake rule runs one of these commands in `shell:`, so a failed job can
-be rerun by hand from the command in its log, e.g.
+Each Snakemake rule runs one of these commands in `shell:`; rerun a failed job by hand, e.g.
 
     ntkpipe train --run results/digits-binary/runs/width~64/n_train~32/seeds~0-1/run.json \\
         --init .../init.zarr --out .../train.zarr
@@ -12,10 +11,10 @@ spirit, a stage sets JAX's x64 mode from its run config's `precision` when it
 starts, before it creates any array (float64: on; float32, the default: off;
 see `ntkpipe.jobs._job.run_precision`), and restores the previous mode after.
 
-Compiled programs are kept in JAX's persistent compilation cache, shared by every
-job, so that only the first job of a kind compiles (see `ntkpipe.process`):
-the folder is $NTKPIPE_JAX_CACHE (the workflow sets results/.jax_cache), else
-$JAX_COMPILATION_CACHE_DIR, else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off turns it off.
+Compiled programs are kept in JAX's persistent compilation cache, shared by every job, so
+that only the first job of a kind compiles (see `ntkpipe.process`): the folder is
+$NTKPIPE_JAX_CACHE (the workflow sets results/.jax_cache), else $JAX_COMPILATION_CACHE_DIR,
+else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off turns it off.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import xarray as xr
 from ntkpipe.core import train as ntk_train
 from ntkpipe.io import stores as storage
 from ntkpipe.jobs import progress
-from ntkpipe.jobs.stop_signals import Stopped, stop_requests
 from ntkpipe.jobs._job import (
     TRAIN_STREAM,
     load_data_and_network,
@@ -32,6 +31,7 @@ from ntkpipe.jobs._job import (
     stage_job,
 )
 from ntkpipe.jobs._weights import WeightTrajectory
+from ntkpipe.jobs.stop_signals import Stopped, stop_requests
 from ntkpipe.sweep import cost
 
 __all__ = ["train", "fit", "segment_ends", "trajectory_dataset", "default_checkpoint"]
