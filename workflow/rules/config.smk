@@ -196,6 +196,14 @@ if WRITES:
         sys.exit(f"ntkpipe: {error}")
     if _LOCK.note:
         print(_LOCK.note, file=sys.stderr)
+elif workflow.is_main_process and DRY_RUN:
+    # A dry run beside a running sweep: name the writer instead of
+    # Snakemake's incomplete-files advice about the outputs its jobs are writing.
+    from ntkpipe.io import lock as ntk_lock
+
+    _WRITER = ntk_lock.writer(OUT)
+    if _WRITER:
+        sys.exit(f"ntkpipe: {ntk_lock.busy_message(OUT, _WRITER)}")
 
 
 # Fig. 2 / S1: one ensemble per sweep point (the first seed chunk's run config stands for it).
