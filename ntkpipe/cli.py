@@ -40,13 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     from ntkpipe.errors import NtkpipeError
 
     try:
-        args.handler(args)
+        return args.handler(args) or 0  # a handler may return its own exit status
     except (NtkpipeError, ValueError, OSError) as error:
         if os.environ.get("NTKPIPE_DEBUG"):
             raise
         report_error(f"ntkpipe {args.command}: error: {error}")
         return 1
-    return 0
 
 
 def report_error(message: str) -> None:
@@ -94,16 +93,15 @@ Run a sweep (from the repository root):
   snakemake --cores all --configfile config/small/fig1.yaml
   snakemake --cores all --configfile base.yaml overlay.yaml   a variant: the overlay wins
   snakemake --cores all --config name=mine               override one key
-  snakemake --profile slurm --configfile config/paper/fig1.yaml
-                                              on a SLURM cluster, after `ntkpipe install-profile`
+  snakemake --profile slurm --configfile config/paper/fig1.yaml   SLURM (install-profile first)
 
 Watch it and read it:
-  ntkpipe status results/<name>       runs done / running / failed / missing, compute, ETA
+  ntkpipe status results/<name>       runs done / running / missing, ETA, how to finish it
   results/<name>/report.html          the report (its path is printed when the sweep ends)
   results/<name>/summary.zarr         every run's metrics: xr.open_zarr(...)
 
-The commands below are the workflow's stages (each Snakemake job runs one; a failed job can
-be rerun by hand from the command in its log), plus status and install-profile."""
+The commands below: the workflow's stages (each job runs one; rerun a failed one by hand from
+the command in its log), status, validate, plan, calibrate, install-profile."""
 _EPILOG = "Store schema: docs/store-schema.md. Help on a command: ntkpipe COMMAND --help."
 
 
@@ -284,12 +282,15 @@ def _validate(args):
 
 def _status_args(parser):
     parser.add_argument("results", type=Path, help="the sweep's results folder, results/<name>")
+    parser.add_argument("--verify", action="store_true", help="check every store's digests")
 
 
 def _status(args):
     from ntkpipe.analysis import status
 
-    print(status.format_status(status.sweep_status(args.results)))
+    found = status.sweep_status(args.results, verify=args.verify)
+    print(status.format_status(found))
+    return int(any(c.corrupted for c in found.stages.values()))
 
 
 def _plan(args):
@@ -299,8 +300,7 @@ def _plan(args):
     print(table)
     for note in notes:
         print(f"ntkpipe plan: {note}", file=sys.stderr)
-    if any(note.startswith("refused") for note in notes):
-        raise SystemExit(1)
+    return int(any(note.startswith("refused") for note in notes))
 
 
 def _calibrate(args):
