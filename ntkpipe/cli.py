@@ -1,7 +1,6 @@
 """The `ntkpipe` command: one subcommand per workflow stage.
 
-Each Snakemake rule runs one of these commands in `shell:`, so a failed job can
-be rerun by hand from the command in its log, e.g.
+Each Snakemake rule runs one of these commands in `shell:`; rerun a failed job by hand, e.g.
 
     ntkpipe train --run results/digits-binary/runs/width~64/n_train~32/seeds~0-1/run.json \\
         --init .../init.zarr --out .../train.zarr
@@ -12,10 +11,10 @@ spirit, a stage sets JAX's x64 mode from its run config's `precision` when it
 starts, before it creates any array (float64: on; float32, the default: off;
 see `ntkpipe.jobs._job.run_precision`), and restores the previous mode after.
 
-Compiled programs are kept in JAX's persistent compilation cache, shared by every
-job, so that only the first job of a kind compiles (see `ntkpipe.process`):
-the folder is $NTKPIPE_JAX_CACHE (the workflow sets results/.jax_cache), else
-$JAX_COMPILATION_CACHE_DIR, else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off turns it off.
+Compiled programs are kept in JAX's persistent compilation cache, shared by every job, so
+that only the first job of a kind compiles (see `ntkpipe.process`): the folder is
+$NTKPIPE_JAX_CACHE (the workflow sets results/.jax_cache), else $JAX_COMPILATION_CACHE_DIR,
+else ~/.cache/ntkpipe/jax; NTKPIPE_JAX_CACHE=off turns it off.
 """
 
 from __future__ import annotations
@@ -41,13 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     from ntkpipe.errors import NtkpipeError
 
     try:
-        args.handler(args)
+        return args.handler(args) or 0  # a handler may return its own exit status
     except (NtkpipeError, ValueError, OSError) as error:
         if os.environ.get("NTKPIPE_DEBUG"):
             raise
         report_error(f"ntkpipe {args.command}: error: {error}")
         return 1
-    return 0
 
 
 def report_error(message: str) -> None:
@@ -95,16 +93,15 @@ Run a sweep (from the repository root):
   snakemake --cores all --configfile config/small/fig1.yaml
   snakemake --cores all --configfile base.yaml overlay.yaml   a variant: the overlay wins
   snakemake --cores all --config name=mine               override one key
-  snakemake --workflow-profile workflow/profiles/slurm --profile ntkpipe-site \
-      --configfile config/paper/fig1.yaml                   on a SLURM cluster (README)
+  snakemake --profile slurm --configfile config/paper/fig1.yaml   SLURM (install-profile first)
 
 Watch it and read it:
-  ntkpipe status results/<name>       runs done / running / failed / missing, compute, ETA
+  ntkpipe status results/<name>       runs done / running / missing, ETA, how to finish it
   results/<name>/report.html          the report (its path is printed when the sweep ends)
   results/<name>/summary.zarr         every run's metrics: xr.open_zarr(...)
 
-The commands below are the workflow's stages (each Snakemake job runs one; a failed job can
-be rerun by hand from the command in its log), plus status and install-profile."""
+The commands below: the workflow's stages (each job runs one; rerun a failed one by hand from
+the command in its log), status, validate, plan, calibrate, install-profile."""
 _EPILOG = "Store schema: docs/store-schema.md. Help on a command: ntkpipe COMMAND --help."
 
 
@@ -212,7 +209,7 @@ def _calibrate_args(parser):
 def _profile_args(parser):
     parser.add_argument(
         "--dest", type=Path, default=None,
-        help="profile folder (default ~/.config/snakemake/ntkpipe-site)",
+        help="profile folder (default ~/.config/snakemake/slurm: snakemake --profile slurm)",
     )  # fmt: skip
     parser.add_argument("--account", default=None, help="SLURM account to charge")
     parser.add_argument(
@@ -285,12 +282,15 @@ def _validate(args):
 
 def _status_args(parser):
     parser.add_argument("results", type=Path, help="the sweep's results folder, results/<name>")
+    parser.add_argument("--verify", action="store_true", help="check every store's digests")
 
 
 def _status(args):
     from ntkpipe.analysis import status
 
-    print(status.format_status(status.sweep_status(args.results)))
+    found = status.sweep_status(args.results, verify=args.verify)
+    print(status.format_status(found))
+    return int(any(c.corrupted for c in found.stages.values()))
 
 
 def _plan(args):
@@ -300,8 +300,7 @@ def _plan(args):
     print(table)
     for note in notes:
         print(f"ntkpipe plan: {note}", file=sys.stderr)
-    if any(note.startswith("refused") for note in notes):
-        raise SystemExit(1)
+    return int(any(note.startswith("refused") for note in notes))
 
 
 def _calibrate(args):
@@ -389,7 +388,8 @@ _COMMANDS = [
     ),
     (
         "install-profile",
-        "write a SLURM site profile (account, CPU and GPU partitions) for --profile",
+        "write the SLURM profile (the workflow's settings, account, CPU and GPU partitions) "
+        "for snakemake --profile slurm",
         _profile_args,
         _install_profile,
     ),

@@ -1,24 +1,29 @@
-"""Write a site profile for Snakemake: the SLURM account and the CPU and GPU partitions.
+"""Write the SLURM profile ``slurm``: the workflow's SLURM settings plus the site's account and
+partitions, so that ``snakemake --profile slurm`` works as typed.
 
-ntkpipe runs on SLURM with two layered profiles (Snakemake's own mechanism):
+The workflow's settings (executor, retries, latency, squeue status queries, …) have one home, the
+shipped *workflow profile* ``workflow/profiles/slurm/config.yaml``; the site's (the account, a CPU
+partition with no GPUs, a GPU partition) are given to :func:`install_profile`. It writes one
+Snakemake profile holding both, ``config.yaml`` and the plugin's partition file
+``partitions.yaml`` (``slurm-partition-config``), by default in Snakemake's user profile folder
+under the name ``slurm`` (``~/.config/snakemake/slurm``), where ``snakemake --profile slurm``
+finds it from any directory. The plugin then sends each job to the partition that fits it: jobs
+that ask for ``gpu`` (the heavy rules, when the sweep config sets ``resources.gpu``) to the GPU
+partition, the others (config files, init, compare, collect, figures, report) to the CPU one.
 
-- the *workflow profile* ``workflow/profiles/slurm`` (shipped, ``--workflow-profile``): executor,
-  retries, latency, status queries; it sets no resources, so the site profile's pass through;
-- a *site profile* (yours, ``--profile``): ``default-resources`` with the account, and the
-  plugin's partition file (``slurm-partition-config``) naming a CPU partition (no GPUs) and a GPU
-  partition. The plugin then sends each job to the partition that fits it: jobs that ask for
-  ``gpu`` (the heavy rules, when the sweep config sets ``resources.gpu``) to the GPU partition,
-  the others (config files, init, compare, collect, figures, report) to the CPU partition.
-
-:func:`install_profile` writes such a site profile (``config.yaml`` and ``partitions.yaml``) in
-its own folder, by default ``~/.config/snakemake/ntkpipe-site``, so that it clashes with no other
-workflow's ``slurm`` profile. A previous file that differs is backed up first. It is a small,
-readable profile: edit it by hand to add limits (``max_runtime``, ``max_mem_mb``, ``max_gpu`` of
-each partition) or other resources (``qos``, ``constraint``, ``slurm_extra``).
+Why one profile and not two layered ones (``--workflow-profile workflow/profiles/slurm --profile
+<site>``, which still works): the design card's command is ``snakemake --profile slurm``, and a
+site profile alone (no executor) silently ran a whole sweep on the login node. The installed
+``config.yaml`` records the SHA-256 of the workflow profile it copied; after updating ntkpipe,
+``ntkpipe install-profile`` again rewrites it (the previous file is kept as ``.bak``).
+It is a small, readable profile: edit the partition file by hand to add limits (``max_runtime``,
+``max_mem_mb``, ``max_gpu`` of each partition), or ``default-resources`` (``qos``,
+``constraint``, ``slurm_extra``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -31,22 +36,26 @@ from ntkpipe.errors import NtkpipeError
 __all__ = [
     "ProfileError",
     "ProfileInstall",
-    "SITE_PROFILE_NAME",
+    "PROFILE_NAME",
     "default_dest",
     "install_profile",
     "site_profile",
+    "workflow_profile_file",
 ]
 
-SITE_PROFILE_NAME = "ntkpipe-site"
-"""The folder name of the site profile in Snakemake's user config folder."""
+PROFILE_NAME = "slurm"
+"""The folder name of the installed profile in Snakemake's user config folder: ``--profile
+slurm``."""
 
 # Partition and account names reach `sbatch -p` / `-A` (quoted by the plugin); keep them plain.
 _SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _HEADER = """\
-# Site profile for ntkpipe (written by `ntkpipe install-profile`; edit freely). Use it with
-#   snakemake --workflow-profile workflow/profiles/slurm --profile {profile} ...
-# The plugin picks each job's partition from partitions.yaml: jobs that ask for GPUs go to the
-# GPU partition, the others to the CPU partition.
+# SLURM profile for ntkpipe, written by `ntkpipe install-profile`. Use it from the repository:
+#   snakemake --profile {profile} --configfile <sweep.yaml>
+# The workflow's settings below are a copy of {source}
+# (sha256 {digest}): after updating ntkpipe, run `ntkpipe install-profile` again. The site's
+# settings (account, partition file) come last. The plugin picks each job's partition from
+# partitions.yaml: jobs that ask for GPUs go to the GPU partition, the others to the CPU one.
 """
 
 
@@ -76,18 +85,35 @@ class ProfileInstall:
             lines = [f"wrote {path}" for path in self.written]
         lines += [f"  previous file kept as {path}" for path in self.backups]
         lines.append(
-            "use it with: snakemake --workflow-profile workflow/profiles/slurm "
-            f"--profile {_profile_argument(self.folder)} --configfile <sweep.yaml>"
+            f"use it with: snakemake --profile {_profile_argument(self.folder)} "
+            "--configfile <sweep.yaml>"
         )
         return "\n".join(lines)
 
 
 def default_dest() -> Path:
-    """``<Snakemake's user config folder>/ntkpipe-site``, where ``--profile ntkpipe-site``
-    finds it (``~/.config/snakemake/ntkpipe-site`` on Linux)."""
+    """``<Snakemake's user config folder>/slurm``, where ``--profile slurm`` finds it
+    (``~/.config/snakemake/slurm`` on Linux)."""
     import platformdirs  # a dependency of snakemake; the same folder snakemake searches
 
-    return Path(platformdirs.user_config_dir("snakemake", "snakemake")) / SITE_PROFILE_NAME
+    return Path(platformdirs.user_config_dir("snakemake", "snakemake")) / PROFILE_NAME
+
+
+def workflow_profile_file() -> Path:
+    """The shipped workflow profile, ``workflow/profiles/slurm/config.yaml``: in the checkout
+    ntkpipe is installed from (``pip install -e .``), else in the working directory.
+
+    Raises:
+        ProfileError: neither has it (run the command from the repository's root).
+    """
+    relative = Path("workflow") / "profiles" / "slurm" / "config.yaml"
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (root / relative).is_file():
+            return root / relative
+    raise ProfileError(
+        f"{relative} not found next to the ntkpipe package nor in {Path.cwd()}: run "
+        "`ntkpipe install-profile` from the ntkpipe repository's root"
+    )
 
 
 def site_profile(
@@ -97,8 +123,9 @@ def site_profile(
     cpu_partition: str,
     gpu_partition: str | None,
     gpus_per_node: int = 8,
+    workflow_profile: Path | None = None,
 ) -> dict[str, str]:
-    """The texts of a site profile's two files, ``config.yaml`` and ``partitions.yaml``.
+    """The texts of the profile's two files, ``config.yaml`` and ``partitions.yaml``.
 
     Args:
         folder: where the files will be (the partition file is named by its absolute path).
@@ -106,6 +133,12 @@ def site_profile(
         cpu_partition: the partition of the jobs that ask for no GPU.
         gpu_partition: the partition of the GPU jobs (None: every job on ``cpu_partition``).
         gpus_per_node: GPUs one job may ask for on the GPU partition.
+        workflow_profile: the workflow profile whose settings are copied (default
+            :func:`workflow_profile_file`).
+
+    Raises:
+        ProfileError: a name that is not a plain SLURM name, or a workflow profile that is not
+            a mapping of options or already names site settings.
     """
     for field, value in (
         ("account", account),
@@ -113,19 +146,36 @@ def site_profile(
         ("gpu_partition", gpu_partition),
     ):
         _check_name(field, value)
+    source = Path(workflow_profile or workflow_profile_file())
+    text = source.read_text()
+    settings = yaml.safe_load(text)
+    site_keys = {"default-resources", "slurm-partition-config"}
+    if not isinstance(settings, dict) or site_keys & set(settings):
+        raise ProfileError(
+            f"{source}: expected a mapping of snakemake options without "
+            f"{', '.join(sorted(site_keys))} (the site's settings)"
+        )
     partitions = {cpu_partition: {"max_gpu": 0}}
     if gpu_partition is not None:
         partitions[gpu_partition] = {"max_gpu": int(gpus_per_node)}
-    config = {"slurm-partition-config": str(Path(folder).resolve() / "partitions.yaml")}
+    site = {"slurm-partition-config": str(Path(folder).resolve() / "partitions.yaml")}
     if account is not None:
-        config["default-resources"] = {"slurm_account": account}
-    header = _HEADER.format(profile=_profile_argument(folder))
+        site["default-resources"] = {"slurm_account": account}
+    header = _HEADER.format(
+        profile=_profile_argument(folder),
+        source=source,
+        digest=hashlib.sha256(text.encode()).hexdigest()[:16],
+    )
     limits = (
         "# Partition limits the plugin matches jobs against (add max_runtime in minutes,\n"
         "# max_mem_mb, max_cpus_per_task where your site has them).\n"
     )
     return {
-        "config.yaml": header + yaml.safe_dump(config, sort_keys=False),
+        "config.yaml": header
+        + "\n# The workflow's settings\n"
+        + yaml.safe_dump(settings, sort_keys=False)
+        + "\n# The site's settings\n"
+        + yaml.safe_dump(site, sort_keys=False),
         "partitions.yaml": limits + yaml.safe_dump({"partitions": partitions}, sort_keys=False),
     }
 
@@ -137,12 +187,14 @@ def install_profile(
     cpu_partition: str,
     gpu_partition: str | None = None,
     gpus_per_node: int = 8,
+    workflow_profile: Path | None = None,
 ) -> ProfileInstall:
-    """Write the site profile (:func:`site_profile`) into the folder ``dest``.
+    """Write the profile (:func:`site_profile`) into the folder ``dest``.
 
     Args:
         dest: the profile folder; default :func:`default_dest`.
-        account, cpu_partition, gpu_partition, gpus_per_node: as for :func:`site_profile`.
+        account, cpu_partition, gpu_partition, gpus_per_node, workflow_profile: as for
+            :func:`site_profile`.
 
     Returns:
         A :class:`ProfileInstall` naming the files written and the backups.
@@ -162,6 +214,7 @@ def install_profile(
         cpu_partition=cpu_partition,
         gpu_partition=gpu_partition,
         gpus_per_node=gpus_per_node,
+        workflow_profile=workflow_profile,
     )
     written, backups = [], []
     folder.mkdir(parents=True, exist_ok=True)

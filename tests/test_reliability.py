@@ -204,6 +204,42 @@ def test_training_resumes_from_its_last_checkpoint(tmp_path, float32, capsys, mo
     _assert_same_store(reference, killed)
     assert not checkpoint.exists()
 
+    # SIGTERM (SLURM's time limit or preemption): the job checkpoints at the end of its segment
+    # and exits with a message; the rerun resumes there, bit-identical.
+    stopped = tmp_path / "stopped.zarr"
+    message = _signal_at_checkpoint(
+        ["train", "--run", run, "--init", init, "--out", stopped], signal.SIGTERM
+    )
+    assert "SIGTERM at step" in message and "rerunning the job" in message, message
+    step = int(message.split("SIGTERM at step")[1].split()[0])
+    assert 0 < step < 4000 and not stopped.exists()
+    log = _cli("train", "--run", run, "--init", init, "--out", stopped)
+    assert f"resuming from step {step}" in log, log
+    _assert_same_store(reference, stopped)
+
+
+def _signal_at_checkpoint(args, number: int) -> str:
+    """Runs an ntkpipe command, sends it ``number`` right after its first checkpoint; returns
+    its output, asserting that it exited with status 1 (an error message, not the signal)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ntkpipe.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+    )
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("checkpoint: step"):
+            process.send_signal(number)
+            break
+    lines += process.stdout.readlines()
+    process.wait()
+    output = "".join(lines)
+    assert process.returncode == 1, output
+    return output
+
 
 def _kill_at_checkpoint(args, at_step: int | None = None) -> int:
     """Runs an ntkpipe command and SIGKILLs it right after it logs its first checkpoint."""

@@ -5,13 +5,14 @@ as root; `.ci/slurm-down` stops it). Without one the tests skip, saying why; wit
 NTKPIPE_REQUIRE_SLURM=1 (CI) they fail instead, and with NTKPIPE_SLURM_UP=1 the fixture starts
 the cluster itself with `.ci/slurm-up` and stops it afterwards.
 
-Every job goes through the layered profiles, as a cluster user runs them: `snakemake
---workflow-profile workflow/profiles/slurm --profile <site profile>` (the site profile written by
-`ntkpipe install-profile`, with a CPU partition `debug` and a GPU partition `gpu`, both added by
-.ci/slurm-up): sbatch, the plugin's squeue status queries (there is no accounting database),
-retries with `attempt`-dependent memory, the plugin's choice of partition per job, and the jobs'
-`python -m snakemake` on the node. What SLURM allocated is read back with `scontrol show job`
-(finished jobs stay visible for MinJobAge = 300 s).
+Every job goes through the profiles as a cluster user runs them: the design card's `snakemake
+--profile slurm` after `ntkpipe install-profile` in a fresh home (the tiny sweep), or the layered
+`snakemake --workflow-profile workflow/profiles/slurm --profile <profile>` (with a CPU partition
+`debug` and a GPU partition `gpu`, both added by .ci/slurm-up): sbatch, the plugin's squeue
+status queries (there is no accounting database), retries with `attempt`-dependent memory, the
+plugin's choice of partition per job, and the jobs' `python -m snakemake` on the node. What
+SLURM allocated is read back with `scontrol show job` (finished jobs stay visible for MinJobAge
+= 300 s).
 """
 
 from __future__ import annotations
@@ -124,7 +125,20 @@ def test_tiny_sweep_routes_gpu_jobs_to_the_gpu_partition(cluster, tmp_path):
     # One sweep point, one seed, resources.gpu: 1: every per-run stage once, each its own SLURM
     # job; the plugin sends the jobs that ask for a GPU to `gpu`, the others to `debug`. The
     # summary, figures and report (three more serial jobs) are left to tests/test_workflow.py.
-    site = _site_profile(tmp_path)
+    # The design card's command, `snakemake --profile slurm`, after the README's one set-up step
+    # (`ntkpipe install-profile`) in a fresh home: no --workflow-profile.
+    home = tmp_path / "home"
+    env = {
+        **_job_environment(tmp_path),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+    }
+    setup = [
+        sys.executable, "-m", "ntkpipe.cli", "install-profile", "--cpu-partition",
+        _default_partition(), "--gpu-partition", "gpu", "--gpus-per-node", "1",
+    ]  # fmt: skip
+    installed = subprocess.run(setup, env=env, capture_output=True, text=True, check=True)
+    assert "use it with: snakemake --profile slurm " in installed.stdout
     config = write_config(
         tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="slurm", sweep={"model.width": [16]},
         seeds__count=1, seeds__per_job=1, resources__gpu=1,
@@ -132,7 +146,8 @@ def test_tiny_sweep_routes_gpu_jobs_to_the_gpu_partition(cluster, tmp_path):
     started = time.monotonic()
     result = _snakemake_on_slurm(
         tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
-        "--until", "compare", "--slurm-keep-successful-logs", profile=site,
+        "--until", "compare", "--slurm-keep-successful-logs", profile="slurm", env=env,
+        workflow_profile=False,
     )  # fmt: skip
     elapsed = time.monotonic() - started
     assert "ntkpipe plan: " in result.stderr  # the one-line plan at start
@@ -270,15 +285,20 @@ def _slurm_jobs(prefix: str) -> list[dict[str, str]]:
 
 
 def _snakemake_on_slurm(
-    workdir: Path, *args: str, profile: Path | None = None, env: dict | None = None
+    workdir: Path,
+    *args: str,
+    profile: Path | str | None = None,
+    env: dict | None = None,
+    workflow_profile: bool = True,
 ) -> subprocess.CompletedProcess:
-    """`snakemake --workflow-profile workflow/profiles/slurm [--profile <site profile>]` in
+    """`snakemake [--workflow-profile workflow/profiles/slurm] [--profile <profile>]` in
     `workdir`; on failure, the tail of its output and logs. The result's `prefix` is the job
     name prefix of its SLURM jobs."""
     prefix = f"ntkpipetest{os.getpid()}n{next(_RUNS)}"
     site = ["--profile", str(profile)] if profile is not None else []
+    layered = ["--workflow-profile", str(PROFILE)] if workflow_profile else []
     command = [
-        sys.executable, "-m", "snakemake", "--workflow-profile", str(PROFILE), *site,
+        sys.executable, "-m", "snakemake", *layered, *site,
         "--directory", str(workdir),
         # First status query after 2 s (the profile waits 20 s, for large sweeps).
         "--slurm-init-seconds-before-status-checks", "2",

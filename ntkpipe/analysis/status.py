@@ -1,11 +1,17 @@
 """Where a sweep stands: runs done / running / failed / missing per stage, compute and an ETA.
 
 ``ntkpipe status results/<name>`` (while a sweep runs or after it) reads only files: the
-expanded runs (``sweep.json``); each run's stores (complete: done; started by Snakemake and not
-finished, or a ``.<store>.partial-<host>-<pid>`` of a live process: running); the job logs (an
-error in the log of a store that is not there: failed); Snakemake's benchmark TSVs (compute so
-far; the ETA is the mean wall time of each stage's finished jobs times the jobs left, divided
-by the parallelism seen so far).
+expanded runs (``sweep.json``); whether a live ``snakemake`` holds the results folder's lock
+(:func:`ntkpipe.io.lock.writer`: a sweep running, or none, e.g. killed); each run's stores
+(complete: done; started by Snakemake and not finished while the sweep runs, or a
+``.<store>.partial-<host>-<pid>`` of a live process: running; started by a sweep that no longer
+runs: missing, "interrupted"); the job logs (an error in the log of a store that is not there:
+failed); Snakemake's benchmark TSVs (compute so far; the ETA is the mean wall time of each
+stage's finished jobs times the jobs left, divided by the parallelism seen so far). When runs
+are left and no sweep runs, it prints the command that finishes the sweep: the last recorded
+start (``invocations.jsonl``) with ``--rerun-incomplete``, after ``snakemake --unlock`` where a
+killed Snakemake left its lock. ``--verify`` also reads every finished store and checks each
+array against its stored SHA-256 digest, naming every corrupted store and how to recompute it.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ntkpipe.analysis import provenance
-from ntkpipe.errors import NtkpipeError
-from ntkpipe.io import stores
+from ntkpipe.errors import NtkpipeError, StoreError
+from ntkpipe.io import invocations, lock, stores
 
 __all__ = ["STORES", "StageCount", "SweepStatus", "sweep_status", "format_status"]
 
@@ -43,6 +49,8 @@ class StageCount:
     failed: int = 0
     missing: int = 0
     failed_runs: list = field(default_factory=list)
+    missing_runs: list = field(default_factory=list)  # interrupted ones included
+    corrupted: list = field(default_factory=list)  # (path, reason) of stores failing --verify
 
 
 @dataclass
@@ -55,6 +63,8 @@ class SweepStatus:
     remaining_s: float | None  # compute left (serial), None: no finished job to measure
     parallelism: float
     outputs: dict  # "summary", "figures", "report" → path or None
+    writer: dict | None = None  # the live snakemake writing the folder (lock owner), or None
+    finish: tuple = ()  # the commands that finish the sweep (none while one runs)
 
     @property
     def eta_s(self) -> float | None:
@@ -63,8 +73,11 @@ class SweepStatus:
         return self.remaining_s / max(self.parallelism, 1.0)
 
 
-def sweep_status(results_dir: str | Path) -> SweepStatus:
+def sweep_status(results_dir: str | Path, verify: bool = False) -> SweepStatus:
     """The status of the sweep whose results are in `results_dir` (``results/<name>``).
+
+    With ``verify``, every finished store is read and checked against its digests; a
+    corrupted one counts as missing and is listed with its reason.
 
     Raises:
         NtkpipeError: `results_dir` holds no ``sweep.json`` (not a sweep's results folder).
@@ -82,15 +95,21 @@ def sweep_status(results_dir: str | Path) -> SweepStatus:
     expanded = sweep_runs.expand_runs(config)
     present = _stores_in_use(root, expanded)
     stages = {name: StageCount() for name in present}
-    started = _incomplete_outputs(root)
+    writer = lock.writer(root)
+    started = _incomplete_outputs(root) if writer else frozenset()
     for run in expanded:
         folder = root / "runs" / run.run_id
         for name in present:
             state = _store_state(root, folder, name, run.run_id, started)
             count = stages[name]
+            if state == "done" and verify:
+                problem = _corruption(folder / f"{name}.zarr")
+                if problem:
+                    count.corrupted.append((folder / f"{name}.zarr", problem))
+                    state = "missing"
             setattr(count, state, getattr(count, state) + 1)
-            if state == "failed":
-                count.failed_runs.append(run.run_id)
+            if state in ("failed", "missing"):
+                getattr(count, f"{state}_runs").append(run.run_id)
     benchmarks = provenance.read_benchmarks(root)
     by_stage = provenance.compute_by_stage(benchmarks)
     total = by_stage.get("total", {})
@@ -110,12 +129,23 @@ def sweep_status(results_dir: str | Path) -> SweepStatus:
                 ("report", "report.html"),
             )
         },
+        writer=writer,
+        finish=() if writer else _finishing_commands(root, stages),
     )
 
 
 def format_status(status: SweepStatus) -> str:
     """The status as the lines ``ntkpipe status`` prints."""
-    lines = [f"{status.name}: {status.runs} runs", ""]
+    lines = [f"{status.name}: {status.runs} runs"]
+    if status.writer:
+        w = status.writer
+        lines.append(
+            f"running: snakemake process {w.get('pid')} on {w.get('host')} since "
+            f"{w.get('started')} ({w.get('command')})"
+        )
+    else:
+        lines.append("not running: no snakemake is writing this folder")
+    lines.append("")
     lines.append(f"{'stage':<14}{'done':>7}{'running':>9}{'failed':>8}{'missing':>9}")
     for name, c in status.stages.items():
         lines.append(f"{name:<14}{c.done:>7}{c.running:>9}{c.failed:>8}{c.missing:>9}")
@@ -134,12 +164,62 @@ def format_status(status: SweepStatus) -> str:
     for name, c in status.stages.items():
         for run_id in c.failed_runs[:5]:
             lines.append(f"failed: {name} of {run_id} (see its log under logs/)")
+        lines += _listed("missing", name, c.missing_runs)
+        for path, problem in c.corrupted:
+            lines.append(f"corrupted: {path}: {problem}")
+    if any(c.corrupted for c in status.stages.values()):
+        lines.append(
+            "recompute a corrupted store: remove it (rm -r <path>) and run the sweep again; it "
+            "is computed anew with everything that depends on it"
+        )
+    if status.finish:
+        lines.append("finish the sweep with:")
+        lines += [f"  {command}" for command in status.finish]
     for key, path in status.outputs.items():
         lines.append(f"{key}: {path if path is not None else 'not yet'}")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _listed(state: str, name: str, run_ids: list, most: int = 5) -> list[str]:
+    lines = [f"{state}: {name} of {run_id}" for run_id in run_ids[:most]]
+    if len(run_ids) > most:
+        lines.append(f"{state}: {name} of {len(run_ids) - most} more runs")
+    return lines
+
+
+def _corruption(path: Path) -> str | None:
+    """What is wrong with a finished store (None: every array matches its digest)."""
+    try:
+        stores.read_store(path, load=True, verify=True)
+        if (path / "params").is_dir():
+            stores.read_params(path, verify=True)
+    except (StoreError, OSError, ValueError) as error:
+        return str(error).removeprefix(f"{path}: ")
+    return None
+
+
+def _finishing_commands(root: Path, stages: dict) -> tuple[str, ...]:
+    """The commands that finish a sweep no snakemake runs: its last recorded start with
+    ``--rerun-incomplete`` (after ``snakemake --unlock`` where a killed one left its lock)."""
+    if not any(c.missing or c.failed for c in stages.values()):
+        return ()
+    started = invocations.read(root)
+    if started:
+        last = started[-1]
+        command = last.command
+        where = "" if Path(last.cwd) == Path.cwd() else f"cd {last.cwd} && "
+    else:
+        command, where = "snakemake --cores all --configfile <the sweep's config>", ""
+    workdir = root.resolve().parent.parent
+    locks = workdir / ".snakemake" / "locks"
+    program, _, rest = command.partition(" ")
+    unlock = (f"{where}{program} --unlock {rest}".rstrip(),)
+    if "--rerun-incomplete" not in command and "--ri" not in command.split():
+        command += " --rerun-incomplete"
+    return (unlock if locks.is_dir() and any(locks.iterdir()) else ()) + (f"{where}{command}",)
 
 
 def _stores_in_use(root: Path, expanded) -> list[str]:

@@ -9,9 +9,10 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "write_if_changed"]
+__all__ = ["atomic_write_text", "write_if_changed", "discard"]
 
 
 def atomic_write_text(path, text):
@@ -45,6 +46,18 @@ def write_if_changed(path, text):
         pass
     atomic_write_text(path, text)
     return True
+
+
+def discard(partial):
+    """Removes a failed write's partial folder. Zarr writes chunks from a thread pool: writes
+    still in flight when one failed can recreate files after a first removal, so it is repeated
+    until the folder stays gone (a leftover would otherwise wait for the clean-up of dead
+    processes' partials, :func:`_remove_stale`)."""
+    for _ in range(50):
+        shutil.rmtree(partial, ignore_errors=True)
+        time.sleep(0.02)
+        if not Path(partial).exists():
+            return
 
 
 def _remove_stale(path):

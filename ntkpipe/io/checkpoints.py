@@ -3,6 +3,8 @@ sampled weights of Fig. 3), in one ``.npz`` file, written atomically, resumed on
 belongs to (its fingerprint). Re-exported by :mod:`ntkpipe.io.stores`."""
 
 import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,17 +73,24 @@ def save_checkpoint(path, state, *, fingerprint, extra=None):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(
+            f"{path}: cannot write the checkpoint ({error.strerror or error}); the previous "
+            f"checkpoint, if any, is kept"
+        ) from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
 def load_checkpoint(path, *, fingerprint):
-    """The ``Checkpoint`` saved at ``path``, or None if there is none or it belongs to
-    another fingerprint (a stale checkpoint of a changed run is not resumed).
+    """The ``Checkpoint`` saved at ``path``, or None if there is none, it belongs to another
+    fingerprint (a stale checkpoint of a changed run is not resumed), or it cannot be read.
 
-    Raises:
-        StoreError: the file exists but cannot be read (delete it to start over).
+    An unreadable checkpoint (truncated by a full disk or a copy cut short, or damaged) is
+    moved aside to ``<name>.unreadable-<time>`` with a note on stderr, and training starts
+    over from step 0: a retry then succeeds instead of failing on the same file every time.
     """
     path = Path(path)
     if not path.is_file():
@@ -99,7 +108,11 @@ def load_checkpoint(path, *, fingerprint):
                 },
             )
     except Exception as err:
-        raise StoreError(
-            f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it and rerun "
-            f"(training restarts from step 0)"
-        ) from err
+        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        print(
+            f"ntkpipe: {path}: unreadable checkpoint ({type(err).__name__}: {err}); moved to "
+            f"{aside.name}, training starts over from step 0",
+            file=sys.stderr,
+        )
+        return None

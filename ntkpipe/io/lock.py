@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ntkpipe.errors import NtkpipeError
 
-__all__ = ["LOCK_NAME", "LockedError", "ResultsLock", "acquire"]
+__all__ = ["LOCK_NAME", "LockedError", "ResultsLock", "acquire", "writer", "busy_message"]
 
 LOCK_NAME = ".ntkpipe.lock"
 
@@ -82,11 +82,52 @@ def acquire(folder, command=None) -> ResultsLock:
         "command": " ".join(command if command is not None else sys.argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(record).encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+    except OSError as error:  # a full disk: leave no empty lock behind
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+        raise NtkpipeError(
+            f"{path}: cannot write the results lock ({error.strerror or error}); free space "
+            f"on {folder} and start again"
+        ) from error
     lock = ResultsLock(path, fd, note)
     atexit.register(lock.release)
     return lock
+
+
+def writer(folder) -> dict | None:
+    """The live process writing a results folder (its pid, host, command, start), or None.
+
+    Takes nothing: for a dry run or ``ntkpipe status`` beside a running sweep. The lock is only
+    tested (a shared ``flock`` for an instant, refused while the writer holds its own).
+    """
+    path = Path(folder) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _owner(path) or {"pid": "?", "command": "?"}
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def busy_message(folder, owner: dict) -> str:
+    """Why a dry run beside a running sweep stops: the writer and what to do instead."""
+    return (
+        f"{folder}: is being written by process {owner.get('pid')} on {owner.get('host')} "
+        f"(started {owner.get('started')}: {owner.get('command')}). A dry run now would see its "
+        "running jobs' outputs as incomplete (do not follow Snakemake's --cleanup-metadata "
+        f"advice then); follow it with `ntkpipe status {folder}`, or dry-run when it has ended"
+    )
 
 
 def _locked_fd(path: Path, folder: Path) -> int:

@@ -1,27 +1,21 @@
 """Zarr v3 stores written with xarray: atomic, checksummed, with provenance.
 
-Every stage writes one store (docs/store-schema.md): an ``xarray.Dataset`` with the
-fixed dimension names (``seed``, ``step``, ``train``, ``test``, ``train2``, ``out``,
-``layer``), plus, for init and training, a group ``params/`` holding one array per
-parameter leaf (nested groups follow the parameter tree), each with a leading ``seed``
-axis.
+Every stage writes one store (docs/store-schema.md): an ``xarray.Dataset`` with the fixed
+dimension names (``seed``, ``step``, ``train``, ``test``, ``train2``, ``out``, ``layer``), plus,
+for init and training, a group ``params/`` holding one array per parameter leaf (nested groups
+follow the parameter tree), each with a leading ``seed`` axis.
 
-A store is written into a hidden sibling ``.<name>.partial-<host>-<pid>`` and renamed
-into place only when complete, so a job killed at any point (kill -9 included) never
-leaves something that looks complete: the store is either absent or whole. The last
-thing written is the completion marker (attribute ``ntkpipe_complete``) next to a
-SHA-256 digest of every array, so a partial or corrupted copy is recognized as such.
-Reading checks all of this and raises ``StoreError`` naming the path, what is wrong and
-how to fix it.
+A store is written into a hidden sibling ``.<name>.partial-<host>-<pid>`` and renamed into place
+only when complete, so a job killed at any point (kill -9 included) never leaves something that
+looks complete: the store is either absent or whole. The last thing written is the completion
+marker (attribute ``ntkpipe_complete``) next to a SHA-256 digest of every array, so a partial or
+corrupted copy is recognized as such. Reading checks all of this and raises ``StoreError``
+naming the path, what is wrong and how to fix it.
 
-Attributes of every store: ``config`` (the run configuration, JSON), ``inputs`` (the content
-digests of the stores it was computed from, JSON; :mod:`ntkpipe.io.provenance`), ``stage``,
-``ntkpipe_version``, ``git_commit``, ``jax_version``, ``jax_device``, ``wall_time_s``.
-Checkpoints of training are in :mod:`ntkpipe.io.checkpoints`, atomic text files in
-:mod:`ntkpipe.io.atomic`, the provenance attributes in :mod:`ntkpipe.io.provenance` (their names
-are re-exported here). Kernels are chunked by the config's ``kernels.block_size`` along ``train``,
-``train2``
-and ``test`` (and one chunk per seed), the blocks the kernel computation produces.
+Attributes: ``config``, ``inputs`` (digests of its input stores), ``stage``, ``ntkpipe_version``,
+``git_commit``, ``jax_version``, ``jax_device``, ``wall_time_s`` (:mod:`ntkpipe.io.provenance`).
+Checkpoints: :mod:`ntkpipe.io.checkpoints`; atomic text files: :mod:`ntkpipe.io.atomic`. Kernels
+are chunked by ``kernels.block_size`` along ``train``, ``train2``, ``test`` (a chunk per seed).
 """
 
 import hashlib
@@ -42,6 +36,7 @@ from ntkpipe.io.atomic import (
     _host,
     _remove_stale,
     atomic_write_text,
+    discard,
     write_if_changed,
 )
 from ntkpipe.io.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
@@ -106,8 +101,8 @@ def write_store(
         The store's path.
 
     Raises:
-        StoreError: the store exists and ``overwrite`` is False, or the parameters or
-            the configuration cannot be stored (checked before anything is written).
+        StoreError: the store exists and ``overwrite`` is False, the parameters or the
+            configuration cannot be stored (checked first), or the write failed (its path).
     """
     path = Path(path)
     _check_target(path, overwrite)
@@ -131,8 +126,13 @@ def write_store(
         _mark_complete(tmp, digests)
         _consolidate(tmp)
         _move_into_place(tmp, path, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as error:
+        discard(tmp)
+        if isinstance(error, OSError):
+            why = error.strerror or error
+            raise StoreError(
+                f"{path}: cannot write the store ({why}); nothing put in place"
+            ) from error
         raise
     return path
 

@@ -31,6 +31,7 @@ from ntkpipe.jobs._job import (
     stage_job,
 )
 from ntkpipe.jobs._weights import WeightTrajectory
+from ntkpipe.jobs.stop_signals import Stopped, stop_requests
 from ntkpipe.sweep import cost
 
 __all__ = ["train", "fit", "segment_ends", "trajectory_dataset", "default_checkpoint"]
@@ -67,6 +68,10 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
     segments that also end at every multiple of K (those extra ends are evaluated, checked for
     divergence, then dropped from the trajectory), the state is saved there, and a rerun of the
     same config resumes from the last checkpoint with bit-identical results.
+
+    SIGTERM or SIGUSR1 (SLURM's time limit, preemption, ``sbatch --signal``;
+    :mod:`ntkpipe.jobs.stop_signals`) stops training at the end of the current segment: with a
+    ``checkpoint`` file the state is saved there first. Raises :class:`Stopped` then.
     """
     training = config["training"]
     seeds = config["seeds"]
@@ -74,7 +79,7 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
     every = (training.get("checkpoint_every") or 0) if checkpoint else 0
     wanted = record_steps(config)
     ends = segment_ends(wanted, training["steps"], every)
-    resume = _load_checkpoint(checkpoint, config, weights) if every else None
+    resume = _load_checkpoint(checkpoint, config, weights) if checkpoint else None
     last_saved = [resume.step if resume is not None else 0]
 
     def on_segment(state):
@@ -83,9 +88,11 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
         if every and int(state.step) - last_saved[0] >= every:
             _save_checkpoint(checkpoint, config, state, weights)
             last_saved[0] = int(state.step)
+        if stop.signal is not None and int(state.step) < training["steps"]:
+            _stop(stop.signal.name, checkpoint, config, state, weights, last_saved[0])
 
     # by time, ETA after compilation; the heartbeat thread stops even when training raises
-    with progress.Progress(log) as on_progress:
+    with progress.Progress(log) as on_progress, stop_requests() as stop:
         trajectory = ntk_train.train(
             apply_fn,
             params0,
@@ -175,6 +182,18 @@ def _save_checkpoint(path: Path, config: dict, state, weights=None) -> None:
     extra = {_WEIGHTS: weights.values} if weights is not None else None
     storage.save_checkpoint(path, state, fingerprint=_fingerprint(config), extra=extra)
     log(f"checkpoint: step {int(state.step)} -> {path}")
+
+
+def _stop(signal_name: str, path: Path | None, config: dict, state, weights, saved: int) -> None:
+    """Saves the state (where there is a checkpoint file) and raises :class:`Stopped`."""
+    step = int(state.step)
+    if path is not None and saved != step:
+        _save_checkpoint(path, config, state, weights)
+    where = f"checkpoint {path} holds step {step}" if path is not None else "no checkpoint file"
+    raise Stopped(
+        f"{signal_name} at step {step} of {config['training']['steps']}: stopped ({where}); "
+        "rerunning the job (Snakemake's retry does) resumes from there"
+    )
 
 
 def _load_checkpoint(path: Path, config: dict, weights=None):

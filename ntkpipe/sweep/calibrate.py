@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ntkpipe.errors import ConfigError
+from ntkpipe.io import atomic
 from ntkpipe.sweep import cost, stage_table
 from ntkpipe.sweep.cost_settings import read_constants
 
@@ -182,8 +183,13 @@ def calibrate(
         fitted = fit(group, kind)
         stored.setdefault(kind, {}).update(fitted)
         stages.update(_comparison(group, kind, fitted))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"constants": stored}, indent=1, sort_keys=True) + "\n")
+    text = json.dumps({"constants": stored}, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    try:
+        atomic.atomic_write_text(out, text)  # a full disk leaves the old file, never a part
+    except OSError as error:
+        raise ConfigError(
+            [f"{out}: cannot write the calibration ({error.strerror or error})"]
+        ) from error
     return Calibration(out, ", ".join(sorted(set(kinds.values()))), stages)
 
 
@@ -284,14 +290,16 @@ def _job_config(results: Path, rule: str, key: str) -> dict | None:
 
 
 def _first_row(path: Path) -> tuple[float, float] | None:
-    """Seconds and max_rss (MB) of a benchmark TSV's first row; None when unreadable."""
+    """Seconds and max_rss (MB) of a benchmark TSV's first row; None when unreadable or not a
+    measurement (a job takes some time and some memory: 0 is Snakemake's "not measured")."""
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     try:
         seconds, rss = float(rows[0]["s"]), float(rows[0]["max_rss"])
     except (IndexError, KeyError, ValueError):
         return None
-    return (seconds, rss) if math.isfinite(seconds) and math.isfinite(rss) else None
+    measured = all(math.isfinite(v) and v > 0 for v in (seconds, rss))
+    return (seconds, rss) if measured else None
 
 
 def _device_of(results: Path, rule: str) -> str:

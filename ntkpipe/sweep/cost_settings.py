@@ -19,10 +19,12 @@ jobs are scheduled, never what they compute, so it reruns nothing.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ntkpipe.errors import ConfigError
 from ntkpipe.sweep.cost import DEFAULT_SETTINGS, GPU_RULES, JOB_LAYOUTS
+from ntkpipe.sweep.stage_table import COST_STAGES
 
 __all__ = ["DEVICE_KINDS", "CONSTANT_KEYS", "load_settings", "read_constants"]
 
@@ -30,6 +32,14 @@ DEVICE_KINDS = ("cpu", "gpu")
 """Kinds of partition (and of calibrated constants)."""
 CONSTANT_KEYS = ("start_s", "s_per_flop", "base_mb", "mb_per_byte", "jobs")
 """Fields of one stage's calibrated constants (:mod:`ntkpipe.sweep.calibrate`)."""
+CONSTANT_RANGES = {
+    "start_s": (0.0, 1e6),  # a job's fixed cost: at most ≈ 12 days
+    "s_per_flop": (0.0, 1e-3),  # at least 1 kFLOP/s
+    "base_mb": (0.0, 1e8),  # at most 100 TB
+    "mb_per_byte": (0.0, 1e3),  # at most 1 kB resident per modelled byte
+}
+"""The plausible range of each calibrated constant; a value outside (``Infinity``, ``1e308``,
+a negative number) is a damaged or hand-edited file, refused before it reaches a job's ask."""
 _CAPS = {"max_runtime": "minutes", "max_mem_mb": "MB"}
 
 
@@ -108,17 +118,49 @@ def read_constants(path: str | Path) -> dict:
     constants = data.get("constants") if isinstance(data, dict) else None
     if not isinstance(constants, dict) or not set(constants) <= set(DEVICE_KINDS):
         raise ConfigError([f"{where}: no 'constants' mapping of {', '.join(DEVICE_KINDS)}"])
+    errors = []
     for kind, stages in constants.items():
-        for stage, values in (stages or {}).items():
-            good = isinstance(values, dict) and all(
-                isinstance(values.get(key), int | float) and values[key] >= 0
-                for key in CONSTANT_KEYS
-            )
-            if not good:
-                raise ConfigError(
-                    [f"{where}: constants.{kind}.{stage} must hold {', '.join(CONSTANT_KEYS)} ≥ 0"]
-                )
+        if not isinstance(stages, dict):
+            errors.append(f"{where}: constants.{kind} must map stages to constants, not {stages!r}")
+            continue
+        for stage, values in stages.items():
+            errors += _constant_errors(f"{where}: constants.{kind}.{stage}", stage, values)
+    if errors:
+        raise ConfigError(errors + [f"{where}: rerun `ntkpipe calibrate`, or delete the file"])
     return constants
+
+
+def _constant_errors(where: str, stage: str, values) -> list[str]:
+    """What is wrong with one stage's calibrated constants (empty: nothing).
+
+    Each constant is a finite number in its plausible range (:data:`CONSTANT_RANGES`), ``jobs``
+    a count ≥ 1, and the constants predict some time and some memory for every job: with
+    ``start_s = s_per_flop = 0`` or ``base_mb = mb_per_byte = 0`` every job would ask for
+    nothing, and SLURM would give it the partition's default instead.
+    """
+    known = (*COST_STAGES, "run")
+    if stage not in known:
+        return [f"{where}: unknown stage {stage!r}; calibrated stages are {', '.join(known)}"]
+    if not isinstance(values, dict) or set(values) != set(CONSTANT_KEYS):
+        return [f"{where} must hold exactly {', '.join(CONSTANT_KEYS)}, not {values!r}"]
+    errors = []
+    for key, (low, high) in CONSTANT_RANGES.items():
+        value = values[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or not low <= value <= high:
+            errors.append(
+                f"{where}.{key}: {value!r} must be a finite number in [{low:g}, {high:g}]"
+            )
+    jobs = values["jobs"]
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        errors.append(f"{where}.jobs: {jobs!r} must be a whole number ≥ 1 (jobs fitted)")
+    if not errors and values["start_s"] == 0 and values["s_per_flop"] == 0:
+        errors.append(f"{where}: start_s and s_per_flop are both 0 (jobs would take no time)")
+    if not errors and values["base_mb"] == 0 and values["mb_per_byte"] == 0:
+        errors.append(
+            f"{where}: base_mb and mb_per_byte are both 0 (every job would need no memory)"
+        )
+    return errors
 
 
 def _gpu_errors(settings: dict) -> list[str]:

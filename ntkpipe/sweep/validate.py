@@ -96,6 +96,7 @@ def load_config(source):
     errors += sweep_errors
     errors += _checks.grid_errors(config, axes, invalid)
     errors += _checks.momentum_errors(config, invalid)
+    errors += _checks.name_errors(config, invalid)
     errors += _checks.seed_range_errors(config, invalid)
     if not errors:  # the probe builds the custom models of a config valid in every other way
         errors += _checks.custom_model_errors(config, axes)
@@ -239,8 +240,8 @@ _TYPE_WORDS = {
 
 _PATTERN_WORDS = {
     "^[A-Za-z0-9_][A-Za-z0-9_.-]*$": (
-        "may only contain letters, digits, _ . - and must not start with . or - (it "
-        "becomes a directory name)"
+        "may only contain ASCII letters (A-Z, a-z), digits, _ . - and must not start with . "
+        "or - (it becomes a directory name and a SLURM job name)"
     ),
     "^[^\\x00-\\x1f]*$": "must not contain control characters (newlines, tabs, …)",
 }

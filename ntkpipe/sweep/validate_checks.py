@@ -29,6 +29,8 @@ __all__ = [
     "seed_range_errors",
     "custom_model_errors",
     "data_input_shape",
+    "RESERVED_NAMES",
+    "name_errors",
     "machine_memory_mb",
     "memory_problems",
 ]
@@ -70,6 +72,25 @@ def grid_errors(config, axes, invalid):
         for message in _cross_errors(point_config, invalid - set(assignment)):
             seen.setdefault(message, []).append(assignment)
     return [_with_point(message, points, n_points) for message, points in seen.items()]
+
+
+RESERVED_NAMES = ("README.md", "calibration.json")
+"""Files that ``results/`` itself holds (its README; ``ntkpipe calibrate``'s shared constants,
+``results/calibration.json``): a sweep of that name would turn the file into its folder."""
+
+
+def name_errors(config, invalid):
+    """``name`` that is one of :data:`RESERVED_NAMES` (compared without case: macOS and Windows
+    file systems ignore it)."""
+    name = config.get("name")
+    if "name" in invalid or not isinstance(name, str):
+        return []
+    if name.casefold() in {reserved.casefold() for reserved in RESERVED_NAMES}:
+        return [
+            f"name: {name!r} is the name of a file results/ holds ({', '.join(RESERVED_NAMES)}); "
+            f"give the sweep another name"
+        ]
+    return []
 
 
 def momentum_errors(config, invalid):

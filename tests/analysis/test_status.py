@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -119,5 +120,83 @@ def test_outputs_snakemake_has_started_count_as_running(tmp_path):
     (markers / base64.urlsafe_b64encode(relative.encode()).decode()).write_text("")
     (root / "logs" / "train").mkdir(parents=True)  # Snakemake opens the job's log as it starts
     (root / "logs" / "train" / "a.log").write_text("step 1/16  loss 0.5\n")
-    got = status.sweep_status(root).stages["train"]
+    with _live_writer(root):  # the snakemake that started them still runs
+        got = status.sweep_status(root).stages["train"]
     assert (got.running, got.missing) == (1, 2)
+    got = status.sweep_status(root).stages["train"]  # it was killed: they are not running
+    assert (got.running, got.missing) == (0, 3)
+
+
+@contextlib.contextmanager
+def _live_writer(root):
+    """A live process holding the results folder's lock, as a running snakemake does."""
+    code = (
+        "import sys, time; from ntkpipe.io import lock; lock.acquire(sys.argv[1], "
+        "['snakemake', '-c1']); print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_sweep_is_not_running_and_status_says_how_to_finish_it(tmp_path, capsys):
+    import base64
+
+    from ntkpipe.io import invocations
+
+    root, (a, b, c) = _sweep(tmp_path)
+    _store(root / "runs" / a / "metrics.zarr")
+    markers = tmp_path / ".snakemake" / "incomplete"  # left by the killed snakemake
+    markers.mkdir(parents=True)
+    relative = f"results/st/runs/{b}/train.zarr"
+    (markers / base64.urlsafe_b64encode(relative.encode()).decode()).write_text("")
+    (tmp_path / ".snakemake" / "locks").mkdir()
+    (tmp_path / ".snakemake" / "locks" / "0.input.lock").write_text("")
+    argv = ["/venv/bin/snakemake", "--cores", "all", "--configfile", "st.yaml"]
+    invocations.record(root, argv, cwd=tmp_path)
+    got = status.sweep_status(root)
+    assert got.writer is None and not any(c.running for c in got.stages.values())
+    assert got.stages["metrics"].missing_runs == [b, c]
+    assert got.finish == (
+        f"cd {tmp_path} && snakemake --unlock --cores all --configfile st.yaml",
+        f"cd {tmp_path} && snakemake --cores all --configfile st.yaml --rerun-incomplete",
+    )
+    text = status.format_status(got)
+    assert "not running: no snakemake is writing this folder" in text
+    assert f"missing: metrics of {b}" in text and "finish the sweep with:" in text
+
+
+def test_status_names_the_live_writer_and_prints_no_finishing_command(tmp_path):
+    from ntkpipe.io import lock
+
+    root, _ = _sweep(tmp_path)
+    with _live_writer(root) as holder:
+        got = status.sweep_status(root)
+        assert got.writer["pid"] == holder.pid and got.finish == ()
+        assert f"running: snakemake process {holder.pid} on " in status.format_status(got)
+    assert lock.writer(root) is None
+
+
+def test_verify_names_a_store_whose_chunk_was_damaged(tmp_path, capsys):
+    root, (a, *_rest) = _sweep(tmp_path)
+    path = root / "runs" / a / "metrics.zarr"
+    _store(path)
+    assert cli.main(["status", str(root), "--verify"]) == 0
+    assert "corrupted" not in capsys.readouterr().out
+    chunk = next(
+        p for p in (path / "loss_train").rglob("*") if p.is_file() and p.name != "zarr.json"
+    )
+    data = bytearray(chunk.read_bytes())
+    data[-3:] = bytes(x ^ 0xFF for x in data[-3:])  # 3 bytes flipped, as on a failing disk
+    chunk.write_bytes(bytes(data))
+    assert status.sweep_status(root).stages["metrics"].done == 1  # without --verify: unseen
+    assert cli.main(["status", str(root), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"corrupted: {path}: " in out and "rm -r <path>" in out
+    assert status.sweep_status(root, verify=True).stages["metrics"].missing == 3

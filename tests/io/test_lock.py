@@ -86,6 +86,12 @@ def test_two_snakemake_processes_sharing_one_results_folder(tmp_path):
         assert f"is being written by process {writer.pid} on {socket.gethostname()}" in (
             refused.stderr
         ), refused.stderr[-2000:]
+        assert lock.writer(shared / "tiny")["pid"] == writer.pid
+        # A dry run beside it names the writer, not Snakemake's incomplete-files advice.
+        dry = subprocess.run(_snakemake(second, "-n"), capture_output=True, text=True)
+        assert dry.returncode != 0 and "IncompleteFiles" not in dry.stderr
+        assert f"is being written by process {writer.pid}" in dry.stderr, dry.stderr[-2000:]
+        assert "A dry run now would see its running jobs' outputs as incomplete" in dry.stderr
     finally:
         os.killpg(writer.pid, signal.SIGKILL)
         writer.wait()
@@ -94,3 +100,16 @@ def test_two_snakemake_processes_sharing_one_results_folder(tmp_path):
     assert took.returncode == 0, took.stderr[-3000:]
     assert f"took over the lock of process {writer.pid}" in took.stderr
     assert not lock_file.exists(), lock_file.read_text()
+    assert lock.writer(shared / "tiny") is None
+
+
+def test_a_full_disk_leaves_no_empty_lock_and_names_the_path(tmp_path):
+    from tests.full_disk import fill, full_disk
+
+    with full_disk(tmp_path / "disk") as disk:
+        folder = disk / "results" / "sweep"
+        folder.mkdir(parents=True)
+        fill(disk)
+        with pytest.raises(lock.NtkpipeError, match=r"\.ntkpipe\.lock: cannot write the results"):
+            lock.acquire(folder, ["snakemake"])
+        assert not (folder / lock.LOCK_NAME).exists()

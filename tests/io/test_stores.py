@@ -280,7 +280,7 @@ def test_atomic_write_text_and_write_if_changed(tmp_path):
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def test_checkpoint_round_trip_fingerprint_and_corruption(tmp_path):
+def test_checkpoint_round_trip_fingerprint_and_corruption(tmp_path, capsys):
     from typing import NamedTuple
 
     class State(NamedTuple):
@@ -306,6 +306,26 @@ def test_checkpoint_round_trip_fingerprint_and_corruption(tmp_path):
     np.testing.assert_array_equal(loaded.extra["weight_sample"], partial)
     assert loaded.step == 7 and not [key for key in loaded if "weight_sample" in key]
     assert [p.name for p in tmp_path.iterdir()] == ["train.zarr.ckpt"]
-    path.write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(StoreError, match="unreadable checkpoint"):
-        storage.load_checkpoint(path, fingerprint="abc")
+    saved = path.read_bytes()
+    path.write_bytes(saved[: len(saved) // 2])  # truncated, as by a full disk or a cut copy
+    assert storage.load_checkpoint(path, fingerprint="abc") is None  # training starts over
+    assert "unreadable checkpoint" in capsys.readouterr().err
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("train.zarr.ckpt.unreadable-")]
+    assert aside.read_bytes() == saved[: len(saved) // 2] and not path.exists()
+    storage.save_checkpoint(path, state, fingerprint="abc")  # the retry's next checkpoint
+    assert storage.load_checkpoint(path, fingerprint="abc").step == 7
+
+
+def test_a_full_disk_names_the_store_and_the_checkpoint_and_leaves_no_part(tmp_path):
+    from tests.full_disk import full_disk
+
+    with full_disk(tmp_path / "disk", size_kb=48) as disk:
+        store = disk / "train.zarr"
+        with pytest.raises(StoreError, match=f"{store}: cannot write the store .No space left"):
+            storage.write_store(_dataset(n_train=40), store, config=CONFIG, stage="kernel_init")
+        assert list(disk.iterdir()) == []
+        checkpoint = disk / "train.zarr.ckpt"
+        big = {"w": np.ones((64, 1024))}  # 512 KB: more than the disk holds
+        with pytest.raises(StoreError, match=f"{checkpoint}: cannot write the checkpoint"):
+            storage.save_checkpoint(checkpoint, big, fingerprint="abc")
+        assert list(disk.iterdir()) == []

@@ -154,7 +154,7 @@ def test_calibrate_command_and_its_errors(tmp_path, capsys):
     assert cli.main(["calibrate", str(tmp_path / "none"), "--out", str(out)]) == 1
     assert "no benchmark files" in capsys.readouterr().err
     out.write_text('{"constants": {"cpu": {"train": {"start_s": -1}}}}')
-    with pytest.raises(ConfigError, match="constants.cpu.train must hold start_s"):
+    with pytest.raises(ConfigError, match="constants.cpu.train must hold exactly start_s"):
         cost.load_settings({"calibration": str(out)})
 
 
@@ -185,3 +185,50 @@ def test_the_report_shows_asked_against_used_per_stage(tmp_path):
     train = calibrate.asked_and_used(RECORDED)["train"]
     assert f"{train['runtime_asked']:.0f} min / " in text
     assert f"{train['mem_asked']:.0f} / {train['mem_used']:.0f} MB" in text
+
+
+@pytest.mark.parametrize(
+    "train, message",
+    [
+        ({"start_s": 0, "s_per_flop": 0, "base_mb": 0, "mb_per_byte": 0, "jobs": 3}, "both 0"),
+        ({"start_s": 1, "s_per_flop": 0, "base_mb": 0, "mb_per_byte": 0, "jobs": 3}, "no memory"),
+        ({"start_s": 1e308, "s_per_flop": 0, "base_mb": 9, "mb_per_byte": 0, "jobs": 3}, "start_s"),
+        ({"start_s": 1, "s_per_flop": 1e-9, "base_mb": 9, "mb_per_byte": 0, "jobs": 0}, "jobs"),
+        ({"start_s": 1, "s_per_flop": 1e-9, "base_mb": 9}, "must hold exactly"),
+    ],
+)
+def test_damaged_calibration_constants_are_refused_naming_file_and_field(tmp_path, train, message):
+    out = tmp_path / "calibration.json"
+    out.write_text(json.dumps({"constants": {"cpu": {"train": train}}}))
+    with pytest.raises(ConfigError, match=message) as error:
+        cost.load_settings({"calibration": str(out)})
+    assert str(out) in str(error.value) and "constants.cpu.train" in str(error.value)
+
+
+def test_infinite_constants_and_unknown_stages_are_refused(tmp_path):
+    out = tmp_path / "calibration.json"
+    good = {"start_s": 1, "s_per_flop": 1e-9, "base_mb": 200, "mb_per_byte": 1e-6, "jobs": 2}
+    out.write_text(
+        '{"constants": {"cpu": {"train": {"start_s": Infinity, "s_per_flop": 1e-9, '
+        '"base_mb": 200, "mb_per_byte": 1e-6, "jobs": 2}}}}'
+    )
+    with pytest.raises(ConfigError, match=r"constants.cpu.train.start_s: inf must be a finite"):
+        cost.load_settings({"calibration": str(out)})
+    out.write_text(json.dumps({"constants": {"cpu": {"trian": good}}}))
+    with pytest.raises(ConfigError, match="unknown stage 'trian'"):
+        cost.load_settings({"calibration": str(out)})
+
+
+def test_calibrate_writes_atomically_and_keeps_the_old_file_when_the_disk_is_full(tmp_path):
+    from tests.full_disk import fill, full_disk
+
+    results = _recorded_sweep(tmp_path)
+    with full_disk(tmp_path / "disk") as disk:
+        out = disk / "c.json"
+        calibrate.calibrate(results, out=out)
+        before = out.read_text()
+        fill(disk)
+        with pytest.raises(ConfigError, match=f"{out}: cannot write the calibration"):
+            calibrate.calibrate(results, out=out, device="gpu")
+        assert out.read_text() == before
+        assert sorted(p.name for p in disk.iterdir()) == ["c.json", "filler", "filler-tail"]

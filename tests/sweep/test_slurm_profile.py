@@ -8,6 +8,7 @@ slurmctld, with a CPU and a GPU partition.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from contextlib import redirect_stderr
 from pathlib import Path
@@ -54,6 +55,46 @@ def test_site_profile_layers_under_the_workflow_profile(tmp_path):
     assert Path(args.slurm_partition_config) == (site.folder / "partitions.yaml").resolve()
 
 
+def test_the_installed_profile_alone_carries_the_workflows_settings_and_the_sites(tmp_path):
+    installed = install_profile(
+        tmp_path / "slurm", account="lab42", cpu_partition="cpu", gpu_partition="gpu"
+    )
+    args = _snakemake_args("--profile", str(installed.folder))
+    shipped = _snakemake_args("--workflow-profile", str(WORKFLOW_PROFILE))
+    for option in ("executor", "slurm_status_command", "retries", "latency_wait", "jobs"):
+        assert getattr(args, option) == getattr(shipped, option), option
+    assert args.executor == "slurm" and args.slurm_status_command == "squeue"
+    assert args.default_resources["slurm_account"].raw == "lab42"
+    assert Path(args.slurm_partition_config) == (installed.folder / "partitions.yaml").resolve()
+    digest = hashlib.sha256((WORKFLOW_PROFILE / "config.yaml").read_bytes()).hexdigest()[:16]
+    assert digest in (installed.folder / "config.yaml").read_text()
+
+
+def test_the_default_profile_is_named_slurm_where_snakemake_looks(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    installed = install_profile(cpu_partition="cpu")
+    assert installed.folder == tmp_path / "config" / "snakemake" / "slurm"
+    from snakemake.cli import get_profile_dir
+
+    found, _ = get_profile_dir("slurm")
+    assert Path(found) == installed.folder
+    assert "use it with: snakemake --profile slurm " in installed.summary()
+
+
+def test_a_changed_workflow_profile_rewrites_the_copy_and_keeps_the_old(tmp_path):
+    source = tmp_path / "workflow.yaml"
+    source.write_text((WORKFLOW_PROFILE / "config.yaml").read_text())
+    install_profile(tmp_path / "p", cpu_partition="cpu", workflow_profile=source)
+    source.write_text(source.read_text().replace("retries: 2", "retries: 3"))
+    again = install_profile(tmp_path / "p", cpu_partition="cpu", workflow_profile=source)
+    assert [p.name for p in again.written] == ["config.yaml"]
+    assert [p.name for p in again.backups] == ["config.yaml.bak"]
+    assert _snakemake_args("--profile", str(again.folder)).retries == 3
+    source.write_text("default-resources: {slurm_account: x}\n")
+    with pytest.raises(ProfileError, match="without default-resources"):
+        install_profile(tmp_path / "q", cpu_partition="cpu", workflow_profile=source)
+
+
 def test_partition_file_is_read_by_the_plugin(tmp_path):
     from snakemake_executor_plugin_slurm.partitions import read_partition_file
 
@@ -78,7 +119,7 @@ def test_rerun_writes_nothing_and_a_change_keeps_the_previous_file(tmp_path):
     assert "gpu:" in changed.backups[0].read_text()
     summary = changed.summary().splitlines()
     assert summary[0] == f"wrote {first.folder / 'partitions.yaml'}"
-    assert "--workflow-profile workflow/profiles/slurm --profile" in summary[-1]
+    assert summary[-1].startswith("use it with: snakemake --profile ")
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,9 @@ def test_width_must_be_positive(width):
         ({"precision": "float16"}, "precision: 'float16' is not one of float32, float64"),
         ({"model": {"b_std": "none"}}, "model.b_std: 'none' is not a number or null"),
         ({"data": "digits"}, "data: 'digits' is not a mapping"),
+        ({"name": "calibration.json"}, "name: 'calibration.json' is the name of a file results/"),
+        ({"name": "README.md"}, "name: 'README.md' is the name of a file results/ holds"),
+        ({"name": "résumé"}, "name: 'résumé' may only contain ASCII letters (A-Z, a-z)"),
     ],
 )
 def test_bad_values_name_field_value_and_allowed(config, expected):

@@ -26,6 +26,7 @@ from pathlib import Path
 from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import cost as ntk_cost
 from ntkpipe.sweep import ensemble as ntk_ensemble
+from ntkpipe.sweep import gpu_placement as ntk_gpus
 from ntkpipe.sweep import loading as ntk_loading
 from ntkpipe.sweep import plan as ntk_plan
 from ntkpipe.sweep import stage_table as ntk_stages
@@ -90,6 +91,14 @@ OUT = f"results/{SWEEP['name']}"
 # Which rules run on GPUs: the device kind of each benchmark file, for `ntkpipe calibrate`
 # (written when the workflow runs, not by a dry run or --lint).
 onstart:
+    _gpu_problem = ntk_gpus.local_gpu_problem(
+        RESOURCES,
+        workflow.executor_plugin.name,
+        ntk_gpus.gpus_on_this_machine(),
+        SWEEP["name"],
+    )
+    if _gpu_problem:
+        sys.exit(f"ntkpipe: {_gpu_problem}")
     _scheduling = {key: RESOURCES[key] for key in ("gpu", "gpu_rules", "jobs")}
     Path(OUT).mkdir(parents=True, exist_ok=True)
     ntk_config.write_if_changed(
@@ -196,6 +205,14 @@ if WRITES:
         sys.exit(f"ntkpipe: {error}")
     if _LOCK.note:
         print(_LOCK.note, file=sys.stderr)
+elif workflow.is_main_process and DRY_RUN:
+    # A dry run beside a running sweep: name the writer instead of
+    # Snakemake's incomplete-files advice about the outputs its jobs are writing.
+    from ntkpipe.io import lock as ntk_lock
+
+    _WRITER = ntk_lock.writer(OUT)
+    if _WRITER:
+        sys.exit(f"ntkpipe: {ntk_lock.busy_message(OUT, _WRITER)}")
 
 
 # Fig. 2 / S1: one ensemble per sweep point (the first seed chunk's run config stands for it).
