@@ -94,9 +94,11 @@ def load_config(source):
     errors += sweep_errors
     errors += _checks.grid_errors(config, axes, invalid)
     errors += _checks.momentum_errors(config, invalid)
+    errors += _checks.lr_factor_errors(raw, config, invalid)
     errors += _checks.seed_range_errors(config, invalid)
     if errors:
         raise ConfigError(errors, source=origin)
+    _checks.resolve_lr_factor(config)
     return config
 
 
