@@ -28,8 +28,8 @@ def run_table(ds: xr.Dataset) -> pd.DataFrame:
     Columns: the sweep axes, ``seed``, ``status``, ``regime``, ``learning_rate``,
     ``lr_critical``, ``lr_critical_traced``, ``diverged_step`` (−1 = none) and its parts
     ``diverged_step_net``, ``diverged_step_lin`` (those the summary has), then whichever of
-    ``loss_train`` / ``loss_test`` of f and f_lin and ``rmse_train`` / ``rmse_test`` exist, at the last record (so a diverged run shows
-    its non-finite values, not the last finite ones).
+    ``loss_train`` / ``loss_test`` of f and f_lin and ``rmse_train`` / ``rmse_test`` exist, at
+    the last record (so a diverged run shows its non-finite values, not the last finite ones).
     """
     end = ds.isel(step=-1, drop=True) if "step" in ds.dims else ds
     axes = sweep_axes(ds)
