@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis.captions_beyond import BEYOND_FIGURES
 
 #: Figure file stem → (title, caption), in the order the report shows them.
 FIGURES = {
@@ -89,6 +90,7 @@ FIGURES = {
         "NNGP (Eq. S22–S23, red band), and at the last step its t → ∞ limit, the NNGP posterior "
         "of Eq. 13 (red dashed). The paper: the ensemble follows the NTK-GP (Fig. 2 / S1).",
     ),
+    **BEYOND_FIGURES,
 }
 
 #: Figure stem → the experiments (keys of `claims.EXPERIMENTS`) it illustrates; the report shows
@@ -103,6 +105,7 @@ FIGURE_EXPERIMENTS = {
     "kernel_error": ("figS9",),
     "kernel_mc": ("figS9",),
     "ensemble": ("fig2",),
+    **{stem: ("beyond",) for stem in BEYOND_FIGURES},
 }
 
 _STEP_LABEL = r"step $i$  (time $t = \eta\, i$)"
