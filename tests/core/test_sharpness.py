@@ -106,3 +106,20 @@ def test_training_without_sharpness_records_none_and_bad_options_are_refused():
     assert train.train(net.apply, params0, x, y, x, y, learning_rate=0.1, steps=2).sharpness is None
     with pytest.raises(ConfigError, match="sharpness"):
         train.train(net.apply, params0, x, y, x, y, learning_rate=0.1, steps=2, sharpness="yes")
+
+
+def test_a_resumed_run_continues_the_warm_started_sharpness_bit_for_bit():
+    """The power iteration's vector is part of the TrainState: a run resumed from a checkpoint
+    (state_to_arrays) records the same sharpness as the uninterrupted one."""
+    from ntkpipe.core import train
+
+    net, params, x = _network(1)
+    params0 = jax.tree.map(lambda a: a[None], params)
+    y = jnp.sign(x[:, :1])
+    kwargs = dict(learning_rate=0.5, steps=8, record_steps=[0, 2, 4, 8], sharpness=True)
+    states = []
+    full = train.train(net.apply, params0, x, y, x, y, on_segment=states.append, **kwargs)
+    saved = train.state_to_arrays(states[1])  # after the record at step 2
+    assert any("power" in name for name in saved)
+    resumed = train.train(net.apply, params0, x, y, x, y, state=saved, **kwargs)
+    np.testing.assert_array_equal(resumed.sharpness, full.sharpness)
