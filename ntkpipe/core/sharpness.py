@@ -43,13 +43,15 @@ __all__ = [
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
-DEFAULT_TOLERANCE = 1e-3
+DEFAULT_TOLERANCE = 1e-2
 """Relative residual at which the power iteration stops: λ_max then carries a relative error of
-about tol² · λ_max/(λ_max − λ₂), far below what the regime criterion and the 2·n·k/η line need."""
+about tol² · λ_max/(λ_max − λ₂): 0.2% measured on a 3 × 512 ReLU net with 10 outputs whose top
+eigenvalues lie 4% apart (λ₂/λ_max = 0.957), far below what the regime criterion and the
+2·n·k/η line need. Warm-started records then take 1–14 products there (tol 1e-3: 15–56)."""
 
 DEFAULT_MAX_ITERATIONS = 200
-"""Iterations at most per record (a cold start on a kernel with λ₂/λ_max = 0.9 needs ≈ 70 for
-tol 1e-3; warm starts need a few)."""
+"""Iterations at most per record (the cold start of the net above needs 58 at tol 1e-2, 108 at
+1e-3; warm starts a few)."""
 
 
 class SharpnessOptions(NamedTuple):
