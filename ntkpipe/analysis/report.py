@@ -37,7 +37,7 @@ import yaml
 from markupsafe import Markup
 
 from ntkpipe.analysis import aggregate as analysis
-from ntkpipe.analysis import claims_tsv, report_runs
+from ntkpipe.analysis import claims_table, claims_tsv, report_runs
 from ntkpipe.analysis import provenance as ntk_provenance
 from ntkpipe.analysis.claims import EXPERIMENTS, VERDICTS, Claim, paper_claims
 from ntkpipe.analysis.plots import (
@@ -136,7 +136,7 @@ def render_report(
         k for k in EXPERIMENTS if k not in tested and any(c.experiment == k for c in claims)
     ]
     notes = figure_notes(ds)
-    placed = {key: {"figures": [], "notes": []} for key in tested}
+    placed = {key: {"figures": [], "notes": [], "departures": []} for key in tested}
     others, other_notes = [], []
     for figure in figures:
         home = next((k for k in FIGURE_EXPERIMENTS.get(figure["stem"], ()) if k in placed), None)
@@ -144,6 +144,9 @@ def render_report(
     for stem, note in notes.items():
         home = next((k for k in FIGURE_EXPERIMENTS.get(stem, ()) if k in placed), None)
         (placed[home]["notes"] if home else other_notes).append(note)
+    for key, texts in claims_table.departures(ds).items():
+        if key in placed:
+            placed[key]["departures"] = texts
     experiments = [
         {
             "key": f"experiment-{key}",
