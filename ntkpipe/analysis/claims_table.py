@@ -28,6 +28,7 @@ import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis import claims_outputs as outputs
+from ntkpipe.analysis import claims_regime as regime
 from ntkpipe.analysis import claims_width as width
 from ntkpipe.analysis.claims_applicability import CUSTOM_ARCHITECTURE
 from ntkpipe.analysis.claims_base import Claim, ClaimRow, power
@@ -57,6 +58,17 @@ def _analytic_width_data(name: str):
 
     def present(ds: xr.Dataset) -> bool:
         return analysis.is_width_sweep(ds) and (analysis.has_data(ds, name) or _custom(ds))
+
+    return present
+
+
+def _lr_sweep(name: str):
+    """Present when lr_factor is swept (≥ 2 values) and `name` has data."""
+
+    def present(ds: xr.Dataset) -> bool:
+        axes = analysis.sweep_axes(ds)
+        swept = regime.LR_AXIS in axes and ds.sizes[regime.LR_AXIS] >= 2
+        return swept and analysis.has_data(ds, name) and "regime" in ds
 
     return present
 
@@ -329,5 +341,45 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
             present=_mc_present,
         )
         for kernel, s, a in (("ntk", "Θ̂", "Θ"), ("nngp", "K̂", "K"))
+    ),
+    ClaimRow(
+        key="beyond.tracking_below_critical",
+        figure="Beyond the paper",
+        wording="below η_crit (lr_factor < 1) the network tracks f^lin ever better with width: "
+        "RMSE(f_T, f^lin_T) falls with n (Theorem 2.1)",
+        metric="rmse_test",
+        axis="width",
+        paper="exponent < 0",
+        margin=0.0,
+        test=regime.tracking_below_critical_claims,
+        requires=("widths", "seeds", "trained", "lazy"),
+        present=_lr_sweep("rmse_test"),
+    ),
+    ClaimRow(
+        key="beyond.largest_converging",
+        figure="Beyond the paper",
+        wording="the largest learning rate at which the network still converges, as "
+        "η·λ_max(Θ̂₀)/(n·k) (η·λ₀ of Lewkowycz et al. 2020), lies in "
+        f"[{regime.CONVERGENCE_BAND[0]:g}, {regime.CONVERGENCE_BAND[1]:g}]: above the linear "
+        "stability edge 2 (catapult phase), at most ≈ 12 (their deep ReLU nets; 4 for their "
+        "two-layer linear model)",
+        metric="sharpness,regime",
+        axis="lr_factor",
+        paper=regime.CONVERGENCE_BAND,
+        margin=regime.EDGE_MARGIN,
+        test=regime.largest_converging_claims,
+        present=_lr_sweep("sharpness"),
+    ),
+    ClaimRow(
+        key="beyond.catapult_flatter",
+        figure="Beyond the paper",
+        wording="catapult runs end flatter than their linear stability edge: sharpness "
+        "λ_max(Θ̂_T) < 2·n·k/η",
+        metric="sharpness,regime",
+        axis="runs",
+        paper="η·λ_T/(n·k) < 2",
+        margin=regime.EDGE_MARGIN,
+        test=regime.catapult_flatter_claims,
+        present=_lr_sweep("sharpness"),
     ),
 )
