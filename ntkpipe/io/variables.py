@@ -125,34 +125,24 @@ VARIABLES: dict[str, Variable] = {
         _RUN,
     ),
     "diverged_step_net": Variable(
-        "first diverged step of f",
-        "1",
-        "First record step with a non-finite loss of the network f alone; −1: never.",
-        _SUM,
+        "first diverged step of f", "1", "As diverged_step, of the network f alone.", _SUM
     ),
     "diverged_step_lin": Variable(
-        "first diverged step of f^lin",
-        "1",
-        "First record step with a non-finite loss of f^lin (Θ̂_0) alone; −1: never. Above "
-        "2·n·k/λ_max(Θ̂_0) f^lin diverges while f may converge (status catapult).",
-        _SUM,
+        "first diverged step of f^lin", "1", "As diverged_step, of f^lin (Θ̂_0) alone.", _SUM
     ),
     "sharpness": Variable(
         "sharpness λ_max(Θ̂_t)",
         "1",
-        "Top eigenvalue of the full tangent kernel [n·k, n·k] on the train set at each record "
-        "step (units of Θ̂), by warm-started power iteration on NTK-vector products; f^lin: "
-        "of Θ̂_0 at every step. GD is linearly stable while η·sharpness/(n·k) < 2. Recorded "
-        "with training.sharpness (default: with training.lr_factor).",
+        "Top eigenvalue of the full kernel [n·k, n·k] on the train set at each record step, by "
+        "warm-started power iteration on NTK-vector products (f^lin: Θ̂_0's); GD is linearly "
+        "stable while η·sharpness/(n·k) < 2. Recorded with training.sharpness / lr_factor.",
         _RUN,
     ),
     "regime": Variable(
         "training regime",
         "1",
-        "lazy, catapult or divergent, from f's train loss and sharpness "
-        "(ntkpipe/analysis/regime.py): divergent = loss not finite or ending above its start; "
-        "catapult = converged after starting above η·λ_max(Θ̂_0)/(n·k) = 2 or after a loss "
-        'spike above 2× its start; lazy otherwise. "": missing run.',
+        "lazy, catapult or divergent from f's loss and sharpness (criteria: "
+        'ntkpipe/analysis/regime.py); "": missing run.',
         _SUM,
     ),
     # ---- f against f_lin
@@ -213,18 +203,12 @@ VARIABLES: dict[str, Variable] = {
         "kernels, metrics, summary",
     ),
     "learning_rate": Variable(
-        "learning rate η",
-        "1",
-        "The run's gradient-descent step size (with training.lr_factor: lr_factor × the "
-        "smallest η_crit of the job's seeds, as resolved by train and linear).",
-        "train, linear, metrics, summary",
+        "learning rate η", "1", "The step size trained with (lr_factor × η_crit with it).", _RUN
     ),
     "lr_critical_traced": Variable(
-        "critical learning rate of the traced Θ̂_0",
+        "η_crit of the traced Θ̂_0",
         "1",
-        "2·n·k/(λ_min + λ_max) of the output-traced Θ̂_0 (ntk_eigvals); equals lr_critical "
-        "for k = 1, above it (by up to k) for k > 1, where η between the two is flagged "
-        "lr_between_critical.",
+        "From ntk_eigvals; above lr_critical (by up to k) for k > 1: lr_between_critical.",
         _SUM,
     ),
     "ntk_change": Variable(
@@ -258,10 +242,8 @@ VARIABLES: dict[str, Variable] = {
     "status": Variable(
         "run status",
         "1",
-        "ok; lr_above_critical (η > η_crit); diverged (f's loss not finite, see "
-        "diverged_step_net, or ending above its start); missing (no metrics); catapult (f "
-        "converges while f^lin diverges: left out of lazy-regime fits); lr_between_critical "
-        "(k > 1: η between the full and the traced kernel's η_crit).",
+        "ok; lr_above_critical (η > η_crit); diverged (f's loss not finite or ending above its "
+        "start); missing; catapult (f converges, f^lin diverges); lr_between_critical.",
         _SUM,
     ),
     "status_flag": Variable(
@@ -298,12 +280,7 @@ SWEEP_AXES: dict[str, Variable] = {
     "momentum": Variable("momentum", "1", "Momentum coefficient.", "summary"),
     "batch_size": Variable("batch size", "1", "Minibatch size of SGD.", "summary"),
     "steps": Variable("training steps T", "1", "Number of optimizer steps.", "summary"),
-    "lr_factor": Variable(
-        "learning rate factor η/η_crit",
-        "1",
-        "η = lr_factor × the run's η_crit of Θ̂_0 (training.lr_factor).",
-        "summary",
-    ),
+    "lr_factor": Variable("factor η/η_crit", "1", "η = lr_factor × the run's η_crit.", "summary"),
     "architecture": Variable("architecture", "1", "Network family.", "summary"),
 }
 
