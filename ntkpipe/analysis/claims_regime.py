@@ -27,7 +27,7 @@ import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis.claims_base import Claim
-from ntkpipe.analysis.regime import STABILITY_EDGE
+from ntkpipe.analysis.regime import STABILITY_EDGE, as_text
 from ntkpipe.analysis.summary import format_number
 from ntkpipe.analysis.verdicts import CONSISTENT, INCONCLUSIVE, INCONSISTENT
 
@@ -74,7 +74,7 @@ def largest_converging_claims(ds: xr.Dataset, row, confidence: float) -> list[Cl
     claims = []
     for group, sub in _per_width(ds):
         x = normalized_rate(sub, 0).values.ravel()
-        regime = sub["regime"].broadcast_like(normalized_rate(sub, 0)).values.ravel()
+        regime = as_text(sub["regime"].broadcast_like(normalized_rate(sub, 0))).ravel()
         ok = np.isfinite(x) & np.isin(regime, ["lazy", "catapult", "divergent"])
         converged = x[ok & (regime != "divergent")]
         diverged = x[ok & (regime == "divergent")]
@@ -117,8 +117,8 @@ def largest_converging_claims(ds: xr.Dataset, row, confidence: float) -> list[Cl
 def catapult_flatter_claims(ds: xr.Dataset, row, confidence: float) -> list[Claim]:
     """Every catapult run ends with η·λ_T/(n·k) below 2 (+ EDGE_MARGIN)."""
     end = normalized_rate(ds, -1)
-    regime = ds["regime"].broadcast_like(end)
-    values = end.values[(regime.values == "catapult") & np.isfinite(end.values)]
+    regime = as_text(ds["regime"].broadcast_like(end))
+    values = end.values[(regime == "catapult") & np.isfinite(end.values)]
     if values.size == 0:
         return [
             _claim(

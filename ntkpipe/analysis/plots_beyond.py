@@ -26,7 +26,7 @@ from ntkpipe.analysis.plots_common import (
     _plain_log_ticks,
     _styled,
 )
-from ntkpipe.analysis.regime import REGIMES, STABILITY_EDGE
+from ntkpipe.analysis.regime import REGIMES, STABILITY_EDGE, as_text
 
 __all__ = ["plot_lr_phase", "plot_sharpness_curves", "plot_rmse_vs_lr_factor", "LR_AXIS"]
 
@@ -159,7 +159,7 @@ def _values(ds: xr.Dataset, axis: str) -> np.ndarray:
 
 def _majority_regime(ds: xr.Dataset) -> np.ndarray:
     """[width, lr_factor] of str: the regime most seeds of the point have ("" if none)."""
-    regime = ds["regime"].transpose("width", LR_AXIS, "seed").values.astype(str)
+    regime = as_text(ds["regime"].transpose("width", LR_AXIS, "seed"))
     out = np.full(regime.shape[:2], "", dtype=object)
     for index in np.ndindex(*regime.shape[:2]):
         found = [r for r in regime[index] if r in REGIMES]

@@ -22,6 +22,9 @@ steps and its sharpness λ_t = λ_max(Θ̂_t) (when recorded):
   below the edge decreases every mode of the linear model, so its loss never rises);
 - ``lazy``: otherwise (converged, started below the edge, no spike).
 
+The stability edge is the MSE loss's; for cross-entropy (whose Hessian is not Θ̂/(n·k)) the
+regime is read from the loss alone.
+
 The claim that catapult runs *end* flatter, η·λ_T/(n·k) < 2, is not part of the criterion
 (which reads λ only at step 0), so it is a test, not a tautology.
 
@@ -49,6 +52,7 @@ __all__ = [
     "diverges",
     "regimes",
     "run_state",
+    "as_text",
     "statuses",
     "traced_lr_critical",
 ]
@@ -68,6 +72,13 @@ STABILITY_EDGE = 2.0
 STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING, STATUS_CATAPULT, STATUS_BETWEEN = (
     facts.STATUSES
 )
+
+
+def as_text(values: xr.DataArray) -> np.ndarray:
+    """A text variable (``regime``, ``status``) as an object array of str of its shape, whatever
+    dtype the store gave it (numpy's StringDType from Zarr, fixed-width or object)."""
+    raw = np.asarray(values.values, dtype=object)
+    return np.array([str(v) for v in raw.ravel()], dtype=object).reshape(raw.shape)
 
 
 def diverges(loss: np.ndarray) -> bool:
@@ -165,7 +176,9 @@ def run_state(config, trained, linear, kernel_init, seeds) -> dict:
         if kernel_init is None or "ntk_eigvals" not in kernel_init
         else traced_lr_critical(kernel_init, n_out)
     )
-    sharpness = trained["sharpness"] if "sharpness" in trained else None
+    # the edge η·λ_max/(n·k) = 2 is the MSE loss's; cross-entropy runs are judged by the loss
+    mse = config["training"].get("loss", "mse") == "mse"
+    sharpness = trained["sharpness"] if "sharpness" in trained and mse else None
     n_k = trained.sizes["train"] * n_out
     return {
         "lr_critical": critical,
