@@ -194,7 +194,7 @@ def lazy(ds: xr.Dataset, row, group: dict) -> Finding:
     reasons["η above η_crit (Theorem 2.1 needs η < η_crit)"] = above
     reasons["catapult: the network converged while f_lin diverged"] = status == "catapult"
     if "regime" in ds:
-        regime = ds["regime"].astype(str)
+        regime = ds["regime"].astype(object).astype(str)  # StringDType from Zarr: via object
         reasons["regime not lazy"] = (regime != "lazy") & (regime != "") & (regime != "nan")
     out = None
     for bad in reasons.values():
