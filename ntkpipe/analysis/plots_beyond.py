@@ -44,7 +44,7 @@ def plot_lr_phase(ds: xr.Dataset) -> Figure:
         ds: the summary with ``regime`` (width, lr_factor, seed) for one value of every other
             axis.
     """
-    fig = _new_figure(1, 1, legend=True)
+    fig = _new_figure(1, 2, legend=True)  # one wide panel: readable at the report's width
     ax = fig.subplots()
     widths, factors = _values(ds, "width"), _values(ds, LR_AXIS)
     majority = _majority_regime(ds)  # [width, factor]
@@ -82,12 +82,13 @@ def plot_sharpness_curves(ds: xr.Dataset) -> Figure:
         ds: the summary with ``sharpness`` (width?, lr_factor, model, seed, step), η in
             ``learning_rate`` and the train-set size and outputs in its attributes.
     """
-    fig = _new_figure(1, 1, legend=True)
+    fig = _new_figure(1, 2, legend=True)  # one wide panel: readable at the report's width
     ax = fig.subplots()
     sub = ds.isel(width=-1) if "width" in ds.dims else ds
     factors = _values(sub, LR_AXIS)
     colors = sns.color_palette("viridis", len(factors))
     n_k = n_times_k(ds)
+    edges = []
     for factor, color in zip(factors, colors, strict=True):
         run = sub.sel({LR_AXIS: factor}).isel(seed=0)
         sharp = run["sharpness"].sel(model="net") if "model" in run.dims else run["sharpness"]
@@ -95,9 +96,17 @@ def plot_sharpness_curves(ds: xr.Dataset) -> Figure:
         ax.plot(steps, sharp.values, color=color, label=f"{factor:g}")
         eta = float(run["learning_rate"])
         if np.isfinite(eta) and n_k:
-            ax.axhline(STABILITY_EDGE * n_k / eta, color=color, ls="--", lw=0.9)
+            edges.append(STABILITY_EDGE * n_k / eta)
+            ax.axhline(edges[-1], color=color, ls="--", lw=0.9)
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=0)
     ax.set_yscale("log")
+    # diverging runs leave for 10^15: keep the lines of every run and the converging curves
+    start = sub["sharpness"].isel(step=0).values
+    finite = np.asarray([*edges, *start.ravel()], dtype=float)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    if finite.size:
+        ax.set_ylim(finite.min() / 4, finite.max() * 4)
     ax.set_xlabel(_STEP_LABEL)
     ax.set_ylabel(r"sharpness $\lambda_{\max}(\hat\Theta_t)$")
     ax.legend(title=r"$\eta/\eta_{\mathrm{crit}}$ (dashed: $2nk/\eta$)", loc="center left",
@@ -114,7 +123,7 @@ def plot_rmse_vs_lr_factor(ds: xr.Dataset) -> Figure:
     Args:
         ds: the summary with ``rmse_test`` (width?, lr_factor, seed, step).
     """
-    fig = _new_figure(1, 1, legend=True)
+    fig = _new_figure(1, 2, legend=True)  # one wide panel: readable at the report's width
     ax = fig.subplots()
     factors = _values(ds, LR_AXIS)
     widths = _values(ds, "width") if "width" in ds.dims else [None]
