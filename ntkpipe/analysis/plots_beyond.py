@@ -44,7 +44,7 @@ def plot_lr_phase(ds: xr.Dataset) -> Figure:
         ds: the summary with ``regime`` (width, lr_factor, seed) for one value of every other
             axis.
     """
-    fig = _new_figure(1, 2, legend=True)  # one wide panel: readable at the report's width
+    fig = _new_figure(1, 1, legend=True)
     ax = fig.subplots()
     widths, factors = _values(ds, "width"), _values(ds, LR_AXIS)
     majority = _majority_regime(ds)  # [width, factor]
@@ -82,7 +82,7 @@ def plot_sharpness_curves(ds: xr.Dataset) -> Figure:
         ds: the summary with ``sharpness`` (width?, lr_factor, model, seed, step), η in
             ``learning_rate`` and the train-set size and outputs in its attributes.
     """
-    fig = _new_figure(1, 2, legend=True)  # one wide panel: readable at the report's width
+    fig = _new_figure(1, 1, legend=True)
     ax = fig.subplots()
     sub = ds.isel(width=-1) if "width" in ds.dims else ds
     factors = _values(sub, LR_AXIS)
@@ -123,7 +123,7 @@ def plot_rmse_vs_lr_factor(ds: xr.Dataset) -> Figure:
     Args:
         ds: the summary with ``rmse_test`` (width?, lr_factor, seed, step).
     """
-    fig = _new_figure(1, 2, legend=True)  # one wide panel: readable at the report's width
+    fig = _new_figure(1, 1, legend=True)
     ax = fig.subplots()
     factors = _values(ds, LR_AXIS)
     widths = _values(ds, "width") if "width" in ds.dims else [None]

@@ -1,13 +1,11 @@
-"""Shared parts of the figures (`ntkpipe.analysis.plots`): the catalogue of figures, the house
-style, figure sizes and the axis helpers.
+"""Shared parts of the figures (`ntkpipe.analysis.plots`): catalogue, style, sizes, axis helpers.
 
-Sizes: a panel is 5.2 × 3.8 in and a figure at most two panels wide (or a 2 × 2 grid), so that
-the report shows every figure at its native size (1 pt = 1/72 in) with readable fonts. Legends
-go outside the axes (below a panel, or right of the figure) under constrained layout, so they
-never cover data or titles. Log-log panels against width carry the paper's reference slopes
-n^−½ (dark grey, dashed) and n^−1 (magenta, dash-dotted) through the data at the smallest width.
-A panel of 5.2 in (499 px in the report) leaves a plot area of ≥ 400 px next to its axis labels;
-tick labels are 9.4 pt (12.5 px).
+Sizes: a panel is 5.2 × 3.8 in and a figure at most two panels wide (or a 2 × 2 grid), so that the
+report shows every figure at its native size with readable fonts. Legends go outside the axes
+(below a panel, or right of the figure) under constrained layout, so they never cover data or
+titles. Log-log panels against width carry the paper's reference slopes n^−½ (dark grey, dashed)
+and n^−1 (magenta, dash-dotted) through the data at the smallest width. A panel of 5.2 in (499 px
+in the report) leaves a plot area of ≥ 400 px next to its axis labels; ticks are 9.4 pt (12.5 px).
 """
 
 from __future__ import annotations
