@@ -99,6 +99,13 @@ def test_eta_above_eta_crit_everywhere_is_not_applicable():
     assert "η above η_crit" in c.reason and "η = 1.000, η_crit ≈ 0.500" in c.reason
 
 
+def test_a_sweep_without_eta_crit_says_the_lazy_condition_was_not_checked():
+    ds = make_summary(n_trains=(32,))
+    ds["lr_critical"] = ds["lr_critical"] * np.nan  # kernels.initial: false
+    (c,) = [c for c in paper_claims(ds) if c.key == "fig1.hidden_weights"]
+    assert c.verdict == "consistent" and c.reason.startswith("η_crit not computed")
+
+
 def test_one_seed_per_point_is_not_applicable_not_inconclusive():
     claims = paper_claims(add_linearization(make_summary(widths=(64, 128), seeds=1)))
     tracking = [c for c in claims if c.key == "fig3.tracking"]

@@ -276,3 +276,13 @@ def test_figures_are_readable_at_the_report_width(summary, stem):
         half, one = (_line(fig.axes[0], text) for text in (r"$n^{-1/2}$", r"$n^{-1}$"))
         assert half.get_color() != one.get_color()
         assert half.get_linestyle() != one.get_linestyle()
+
+
+def test_curve_captions_name_colours_and_panels_only_where_the_sweep_has_them(summary):
+    _, caption = plots.figure_caption("loss_curves.svg", summary)
+    assert "Colour: the width n." in caption and "One panel per dataset size |D|." in caption
+    one_point = make_summary(widths=(512,), n_trains=None, seeds=1)  # e.g. a Fig. 2 sweep
+    _, caption = plots.figure_caption("loss_curves.svg", one_point)
+    assert "Colour" not in caption and "panel" not in caption and "width" not in caption
+    _, caption = plots.figure_caption("linearization.svg", summary)
+    assert "dots" not in caption  # panel (b) draws lines for f and f^lin
