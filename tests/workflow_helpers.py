@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -92,11 +93,14 @@ def stage_commands(model, run, stores: dict, analytic=None) -> list[list[str]]:
     if analytic:
         f["analytic"] = str(analytic)
     configs = {"model.json": str(model), "run.json": str(run)}
+    run_config = json.loads(Path(run).read_text()) if Path(run).is_file() else {}
     commands = []
     for row in stage_table.RUN_STAGES:
         if _key(row.rule) not in f:
             continue
-        inputs = [[one.flag, f[_key(one.stage)]] for one in row.inputs if _key(one.stage) in f]
+        # as the rules: the inputs a switch of the run config turns off are not given
+        wanted = [one for one in row.inputs if stage_table.switch_on(run_config, one.when)]
+        inputs = [[one.flag, f[_key(one.stage)]] for one in wanted if _key(one.stage) in f]
         commands.append(
             [row.command, "--run", configs[row.config_file], *sum(inputs, []), "--out"]
             + [f[_key(row.rule)]]

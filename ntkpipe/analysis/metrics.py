@@ -21,8 +21,10 @@ kernel is available), `seed`, `step`, `layer`:
 - ntk_mc_error, nngp_mc_error (seed): ‖mean of Θ̂_0 over the run's seeds up to this one − Θ‖_F /
   ‖Θ‖_F (K̂ on the scale of K, as above), with mc_samples (seed) the number of seeds averaged
   (Monte Carlo estimate, Fig. S9–S10)
-- lr_critical, diverged_step (first step where f or f_lin diverged, −1: none), status (seed);
-  learning_rate (scalar)
+- sharpness (model, seed, step): λ_max(Θ̂_t) when recorded (f_lin: Θ̂₀'s)
+- lr_critical, lr_critical_traced, diverged_step (first step where f or f_lin diverged, −1:
+  none), diverged_step_net, diverged_step_lin, status and regime (seed; criteria in
+  :mod:`ntkpipe.analysis.regime`); learning_rate (scalar: the η trained with)
 
 Without Θ̂₀ (``kernels.initial: false``, no ``kernel_init.zarr``) every metric of Θ̂₀ is NaN:
 lr_critical, the kernel changes, the analytic and Monte Carlo errors; the learning rate is then
@@ -41,11 +43,12 @@ import re
 import numpy as np
 import xarray as xr
 
+from ntkpipe.analysis import regime
 from ntkpipe.io import variables
 from ntkpipe.sweep import facts
 
 N_SAMPLES = 4
-STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING = facts.STATUSES
+STATUS_MISSING = facts.STATUSES[3]
 
 
 def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None, analytic=None):
@@ -91,18 +94,7 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
                 _nan_per_seed(ds.seed) if store is None else _mc_error(store[name], analytic[name])
             )
         ds["mc_samples"] = xr.DataArray(np.arange(1, ds.sizes["seed"] + 1), dims="seed")
-    lr = config["training"]["learning_rate"]
-    ds["lr_critical"] = _nan_per_seed(ds.seed) if kernel_init is None else kernel_init.lr_critical
-    ds["diverged_step"] = _first_divergence(trained.diverged_step, linear.diverged_step)
-    ds["learning_rate"] = lr
-    ds["status"] = xr.DataArray(
-        [
-            _status(int(d), lr, float(c))
-            for d, c in zip(ds.diverged_step.values, ds.lr_critical.values, strict=True)
-        ],
-        dims="seed",
-    )
-    return ds
+    return ds.assign(regime.run_state(config, trained, linear, kernel_init, ds.seed))
 
 
 def summarize(sweep_config, found):
@@ -130,6 +122,9 @@ def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
     by their config path (``training.steps``, …) next to the full ``config`` (JSON)."""
     status = summary.status.astype(object)
     summary["status"] = status.where(status.notnull(), STATUS_MISSING).astype(str)
+    if "regime" in summary:
+        found = summary.regime.astype(object)
+        summary["regime"] = found.where(found.notnull(), "").astype(str)
     summary["status_flag"] = _status_flags(summary["status"])
     summary.attrs = {
         "name": sweep_config["name"],
@@ -256,6 +251,7 @@ def _natural_key(text: str) -> list:
 
 def _curves(store) -> xr.Dataset:
     names = ["loss_train", "loss_test", "acc_train", "acc_test", "weight_change", "weight_sample"]
+    names += ["sharpness"]
     ds = store[[n for n in names if n in store]]
     ds["fx_sample_train"] = _samples(store.fx_train)
     ds["fx_sample_test"] = _samples(store.fx_test)
@@ -366,23 +362,6 @@ def _nngp_on_k_scale(kernel_init, model: dict):
     except ValueError:
         return None
     return kernel_init.assign(nngp_train_train=(kernel_init["nngp_train_train"] - b) / a)
-
-
-def _first_divergence(net_step, lin_step) -> xr.DataArray:
-    """The first step at which f or f_lin diverged (−1: neither did)."""
-    steps = np.stack([np.asarray(net_step, dtype=int), np.asarray(lin_step, dtype=int)])
-    first = np.where(steps < 0, np.iinfo(int).max, steps).min(axis=0)
-    return xr.DataArray(np.where(first == np.iinfo(int).max, -1, first), dims="seed")
-
-
-def _status(diverged_step: int, lr: float, lr_critical: float) -> str:
-    """diverged, else lr_above_critical when η > η_crit, else ok (also when η_crit is NaN:
-    not computed, kernels.initial false)."""
-    if diverged_step >= 0:
-        return STATUS_DIVERGED
-    if not np.isnan(lr_critical) and lr > lr_critical:
-        return STATUS_HIGH_LR
-    return STATUS_OK
 
 
 def _with_axes(ds, values, axes) -> xr.Dataset:

@@ -25,6 +25,12 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis.plots_beyond import (
+    LR_AXIS,
+    plot_lr_phase,
+    plot_rmse_vs_lr_factor,
+    plot_sharpness_curves,
+)
 from ntkpipe.analysis.plots_common import (
     _PANEL_AXIS,
     FIGURE_EXPERIMENTS,
@@ -59,6 +65,9 @@ __all__ = [
     "plot_kernel_error",
     "plot_kernel_mc",
     "plot_linearization",
+    "plot_lr_phase",
+    "plot_rmse_vs_lr_factor",
+    "plot_sharpness_curves",
     "plot_loss_curves",
     "plot_rmse_curves",
     "plot_rmse_vs_width",
@@ -84,7 +93,8 @@ class Plot(NamedTuple):
     function: Callable[[xr.Dataset], Figure]
     names: tuple[str, ...]
     needs_width: bool
-    free: str  # "hue": the hue axis and n_train; "width": width and n_train
+    free: str  # "hue": the hue axis and n_train; "width": width and n_train; "lr": width and
+    # lr_factor (the figures beyond the paper, drawn only for a sweep over lr_factor)
 
 
 #: Figure stem → Plot, in the order of `FIGURES`.
@@ -100,6 +110,9 @@ PLOTS: dict[str, Plot] = {
     "kernel_mc": Plot(plot_kernel_mc, ("ntk_mc_error", "nngp_mc_error"), False, "width"),
     "linearization": Plot(plot_linearization, ("fx_sample_test",), False, "width"),
     "ensemble": Plot(plot_ensemble, ("ensemble_fx",), False, "width"),
+    "lr_phase": Plot(plot_lr_phase, ("learning_rate",), False, "lr"),
+    "sharpness_curves": Plot(plot_sharpness_curves, ("sharpness",), False, "lr"),
+    "rmse_vs_lr_factor": Plot(plot_rmse_vs_lr_factor, ("rmse_test",), False, "lr"),
 }
 
 
@@ -164,20 +177,38 @@ def figure_order(path: str | Path) -> tuple[int, str]:
     return (stems.index(stem) if stem in stems else len(stems), Path(path).name)
 
 
-def figure_caption(path: str | Path) -> tuple[str, str]:
+def figure_caption(path: str | Path, ds: xr.Dataset | None = None) -> tuple[str, str]:
     """(title, caption) of a file written by `make_figures`, from its name.
 
     The part of the stem after ``__`` (fixed values of further sweep axes) is appended to the
-    title; an unknown stem gets its name as title and an empty caption.
+    title; an unknown stem gets its name as title and an empty caption. Given the summary, the
+    curves' captions say what their colours and panels are where the sweep has them (a colour
+    per width, a panel per dataset size) and nothing where it has not.
     """
     stem, *fixed = Path(path).stem.split("__")
     title, caption = FIGURES.get(stem, (stem.replace("_", " "), ""))
     if fixed:
         title = f"{title} ({', '.join(part.replace('~', ' = ') for part in fixed)})"
+    if ds is not None and stem in ("loss_curves", "rmse_curves"):
+        caption = f"{caption} {_curve_encoding(ds)}".strip()
     return title, caption
 
 
+def _curve_encoding(ds: xr.Dataset) -> str:
+    """What colour and panels of the curves figures stand for in this sweep."""
+    axes = analysis.sweep_axes(ds)
+    parts = []
+    hue = _hue_axis(ds)
+    if hue is not None and ds.sizes.get(hue, 1) > 1:
+        parts.append(f"Colour: {'the width n' if hue == 'width' else hue}.")
+    if _PANEL_AXIS in axes and ds.sizes[_PANEL_AXIS] > 1:
+        parts.append("One panel per dataset size |D|.")
+    return " ".join(parts)
+
+
 def _free_axes(ds: xr.Dataset, plot: Plot) -> tuple:
+    if plot.free == "lr":
+        return ("width", LR_AXIS)
     if plot.free == "hue":
         return (_hue_axis(ds), _PANEL_AXIS)
     return ("width", _PANEL_AXIS)
@@ -185,6 +216,10 @@ def _free_axes(ds: xr.Dataset, plot: Plot) -> tuple:
 
 def _skip_reason(stem: str, plot: Plot, sub: xr.Dataset) -> str | None:
     """Why `stem` is not drawn for `sub` ("no data …" when it has nothing to show), or None."""
+    if plot.free == "lr":  # every run counts here, catapult and divergent ones included
+        lr_sweep = LR_AXIS in analysis.sweep_axes(sub) and sub.sizes[LR_AXIS] >= 2
+        has = lr_sweep and any(analysis.has_data(sub, name) for name in plot.names)
+        return None if has and (stem != "lr_phase" or "regime" in sub) else _NO_DATA
     usable = analysis.usable_runs(sub)
     if not any(analysis.has_data(usable, name) for name in plot.names):
         return _NO_DATA

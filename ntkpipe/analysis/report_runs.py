@@ -23,6 +23,8 @@ STATUS_LABELS = {
     "lr_above_critical": "lr above η_crit",
     "diverged": "diverged",
     "missing": "missing",
+    "catapult": "catapult (f converges, f_lin diverges)",
+    "lr_between_critical": "η between full and traced η_crit",
 }
 #: Runs shown in the page's table at most (a 10,000-run sweep stays well under 1 MB); every
 #: run is in runs.tsv next to the report.

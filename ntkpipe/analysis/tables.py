@@ -10,20 +10,32 @@ import xarray as xr
 
 from ntkpipe.analysis.summary import STATUSES, sweep_axes
 
+_RUN_COLUMNS = (
+    "status",
+    "regime",
+    "learning_rate",
+    "lr_critical",
+    "lr_critical_traced",
+    "diverged_step",
+    "diverged_step_net",
+    "diverged_step_lin",
+)
+
 
 def run_table(ds: xr.Dataset) -> pd.DataFrame:
     """One row per run (sweep point × seed): status, η, η_crit, divergence and final metrics.
 
-    Columns: the sweep axes, ``seed``, ``status``, ``learning_rate``, ``lr_critical``,
-    ``diverged_step`` (−1 = none), then whichever of ``loss_train`` / ``loss_test`` of f and
-    f_lin and ``rmse_train`` / ``rmse_test`` exist, at the last record (so a diverged run shows
-    its non-finite values, not the last finite ones).
+    Columns: the sweep axes, ``seed``, ``status``, ``regime``, ``learning_rate``,
+    ``lr_critical``, ``lr_critical_traced``, ``diverged_step`` (−1 = none) and its parts
+    ``diverged_step_net``, ``diverged_step_lin`` (those the summary has), then whichever of
+    ``loss_train`` / ``loss_test`` of f and f_lin and ``rmse_train`` / ``rmse_test`` exist, at
+    the last record (so a diverged run shows its non-finite values, not the last finite ones).
     """
     end = ds.isel(step=-1, drop=True) if "step" in ds.dims else ds
     axes = sweep_axes(ds)
     index_dims = [*axes, "seed"] if "seed" in ds.dims else axes
     columns = {}
-    for name in ("status", "learning_rate", "lr_critical", "diverged_step"):
+    for name in _RUN_COLUMNS:
         if name in end and name not in index_dims:
             columns[name] = end[name]
     for name in ("loss_train", "loss_test", "acc_test"):

@@ -22,6 +22,7 @@ import optax
 from ntkpipe.core._train_checks import LOSSES
 from ntkpipe.core.linearize import linearize
 from ntkpipe.core.models import kernel_leaves
+from ntkpipe.core.sharpness import SharpnessOptions, top_eigenvalue
 from ntkpipe.errors import ConfigError
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
@@ -35,6 +36,7 @@ class Programs(NamedTuple):
     evaluate: Callable  # (params, params0, x_train, y_train, x_test, y_test) -> {field: [seed..]}
     init_opt: Callable  # params [seed, ...] -> opt_state [seed, ...]
     learning_rate: float  # η
+    sharpness: SharpnessOptions | None = None  # record λ_max(Θ̂_t) (None: not recorded)
 
 
 def cached(build: Callable, *args) -> Callable:
@@ -59,29 +61,47 @@ def segment_program(
 
 
 def record_program(
-    apply_fn, loss, optimizer, momentum, batch_size, linearized, eval_block_size, single=False
+    apply_fn,
+    loss,
+    optimizer,
+    momentum,
+    batch_size,
+    linearized,
+    eval_block_size,
+    single=False,
+    sharpness: SharpnessOptions | None = None,
 ) -> Callable:
     """One recorded segment of every seed in one jitted program (``single``: one seed).
 
-    ``(params, opt_state, key, diverged, params0, x_train, y_train, x_test, y_test, η,
-    n_steps)`` ↦ ``((params, opt_state, key), packed)``: n_steps optimizer steps, then the
-    records of :func:`evaluate_program` at the new θ, NaN for seeds that have diverged (``diverged``
-    bool [seed], or a non-finite training loss now), packed with the new divergence flags into
-    one array [seed, size] (:func:`unpack_records`). One dispatch and one transfer per segment:
-    a separate step and evaluation, and one transfer per record field, cost ≈ 0.5 ms more per
-    segment on CPU, 4–8 % of a 0.15 s SGD run with 12 records.
+    ``(params, opt_state, key, power, diverged, params0, x_train, y_train, x_test, y_test, η,
+    n_steps)`` ↦ ``((params, opt_state, key, power), packed)``: n_steps optimizer steps, then
+    the records of :func:`evaluate_program` at the new θ, NaN for seeds that have diverged
+    (``diverged`` bool [seed], or a non-finite training loss now), packed with the new
+    divergence flags into one array [seed, size] (:func:`unpack_records`). One dispatch and one
+    transfer per segment: a separate step and evaluation, and one transfer per record field,
+    cost ≈ 0.5 ms more per segment on CPU, 4–8 % of a 0.15 s SGD run with 12 records.
+
+    With ``sharpness``, the record ``sharpness`` is λ_max(Θ̂_t) of the model trained (Θ̂₀ for
+    f_lin) on the training set, by power iteration from ``power`` [seed, n_train, k] (the last
+    record's eigenvector: a warm start), which comes back updated; without it ``power`` is None.
     """
     seed_segment = _seed_segment(apply_fn, loss, momentum, batch_size, linearized)
     seed_evaluate = _seed_evaluate(apply_fn, loss, linearized, eval_block_size)
+    model = _model(apply_fn, linearized)
 
-    def seed_record(params, opt_state, key, diverged, params0, x, y, x_test, y_test, lr, n_steps):
+    def seed_record(
+        params, opt_state, key, power, diverged, params0, x, y, x_test, y_test, lr, n_steps
+    ):
         params, opt_state, key = seed_segment(params, opt_state, key, params0, x, y, lr, n_steps)
         records = seed_evaluate(params, params0, x, y, x_test, y_test)
+        if sharpness is not None:
+            apply_at = lambda p, xx: model(p, params0, xx)  # noqa: E731
+            records["sharpness"], power, _ = top_eigenvalue(apply_at, params, x, power, sharpness)
         diverged = diverged | ~jnp.isfinite(records["loss_train"])
         records = {k: jnp.where(diverged, jnp.nan, v) for k, v in records.items()}
-        return (params, opt_state, key), (records, diverged)
+        return (params, opt_state, key, power), (records, diverged)
 
-    in_axes = (0, 0, 0, 0, 0, None, None, None, None, None, None)
+    in_axes = (0, 0, 0, 0, 0, 0, None, None, None, None, None, None)
     mapped = _over_seeds(seed_record, in_axes, single)
 
     def record(*args):

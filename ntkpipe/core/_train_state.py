@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkpipe.core.sharpness import initial_vector
 from ntkpipe.errors import ConfigError
 
 RECORD_FIELDS = (
@@ -37,6 +38,7 @@ class TrainState(NamedTuple):
     key: Any  # uint32 [seed, 2]: raw PRNG key data, advanced once per SGD step
     diverged_step: np.ndarray  # int64 [seed]: first record step with non-finite loss, −1 if none
     records: dict[str, np.ndarray]  # RECORD_FIELDS as in Trajectory, NaN where not recorded yet
+    power: Any = None  # [seed, n_train, k]: the last top eigenvector of Θ̂ (sharpness), or None
 
 
 def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:
@@ -58,6 +60,12 @@ def initial_state(programs, params0, key, record_steps, data) -> TrainState:
         name: np.full((n_seeds, n_rec, *shapes[name].shape[1:]), np.nan, shapes[name].dtype)
         for name in RECORD_FIELDS
     }
+    power = None
+    if programs.sharpness is not None:
+        n, k = shapes["fx_train"].shape[1:]
+        dtype = shapes["fx_train"].dtype
+        records["sharpness"] = np.full((n_seeds, n_rec), np.nan, dtype)
+        power = jnp.broadcast_to(initial_vector(n, k, dtype), (n_seeds, n, k))
     return TrainState(
         step=0,
         n_records=0,
@@ -66,6 +74,7 @@ def initial_state(programs, params0, key, record_steps, data) -> TrainState:
         key=_seed_keys(key, n_seeds),
         diverged_step=np.full((n_seeds,), -1, np.int64),
         records=records,
+        power=power,
     )
 
 

@@ -79,6 +79,8 @@ from ntkpipe.core._train_state import (
     state_to_arrays,
 )
 from ntkpipe.core.models import kernel_leaves
+from ntkpipe.core.sharpness import SharpnessOptions
+from ntkpipe.errors import ConfigError
 
 __all__ = [
     "DEFAULT_MOMENTUM",
@@ -86,6 +88,7 @@ __all__ = [
     "LOSSES",
     "OPTIMIZERS",
     "RECORD_FIELDS",
+    "SharpnessOptions",
     "TrainState",
     "Trajectory",
     "accuracy",
@@ -115,6 +118,7 @@ class Trajectory(NamedTuple):
     layer_names: tuple[str, ...]  # [layer], from models.kernel_leaves
     params: Any  # final parameters θ_T (f_lin: θ₀ + ω_T), leaves [seed, ...]
     diverged_step: np.ndarray  # int [seed]: first record step with non-finite loss, −1 if none
+    sharpness: np.ndarray | None = None  # [seed, rec]: λ_max(Θ̂_t) (f_lin: of Θ̂₀), or None
 
 
 def train(
@@ -138,6 +142,7 @@ def train(
     on_segment: Callable[[TrainState], None] | None = None,
     progress: Callable[[int, int, float, float], None] | None = None,
     eval_block_size: int | None = None,
+    sharpness: SharpnessOptions | bool | None = None,
 ) -> Trajectory:
     """Trains f (or f_lin around each seed's θ₀) from ``params0`` for every seed at once.
 
@@ -169,6 +174,10 @@ def train(
             the mean training loss over the seeds that have not diverged (NaN if none).
         eval_block_size: evaluate the recorded outputs in blocks of this many examples (memory);
             None: all at once. Blocks change nothing unless the network uses batch statistics.
+        sharpness: also record λ_max(Θ̂_t) of the full kernel on the training set at every
+            record step (Θ̂₀'s for f_lin), by warm-started power iteration on kernel-vector
+            products (:mod:`ntkpipe.core.sharpness`); True: the default
+            :class:`~ntkpipe.core.sharpness.SharpnessOptions`. None or False: not recorded.
 
     Returns:
         The :class:`Trajectory` (host NumPy arrays, final params as JAX arrays).
@@ -195,6 +204,7 @@ def train(
     )
     momentum = effective_momentum(optimizer, momentum)
     single, lin = count_seeds(params0) == 1, bool(linearized)
+    sharpness_options = _sharpness_options(sharpness)
     programs = Programs(
         segment=cached(
             segment_program, apply_fn, loss, optimizer, momentum, batch_size, lin, single
@@ -209,10 +219,12 @@ def train(
             lin,
             eval_block_size,
             single,
+            sharpness_options,
         ),
         evaluate=cached(evaluate_program, apply_fn, loss, lin, eval_block_size, single),
         init_opt=cached(init_opt_program, momentum),
         learning_rate=float(learning_rate),
+        sharpness=sharpness_options,
     )
     data = tuple(jnp.asarray(a) for a in (x_train, y_train, x_test, y_test))
     fresh = initial_state(programs, params0, key, record_steps, data)
@@ -225,7 +237,20 @@ def train(
         layer_names=layer_names,
         params=state.params,
         diverged_step=state.diverged_step,
+        sharpness=state.records.get("sharpness"),
     )
+
+
+def _sharpness_options(sharpness) -> SharpnessOptions | None:
+    if sharpness is None or sharpness is False:
+        return None
+    if sharpness is True:
+        return SharpnessOptions()
+    if not isinstance(sharpness, SharpnessOptions):
+        raise ConfigError(
+            f"sharpness: must be None, a bool or a SharpnessOptions; got {sharpness!r}"
+        )
+    return sharpness
 
 
 def _run(programs, state, params0, data, record_steps, steps, on_segment, progress) -> TrainState:
@@ -262,13 +287,14 @@ def _segment(programs, state: TrainState, params0, data, r: int, step: int) -> T
         state.params,
         state.opt_state,
         state.key,
+        state.power,
         state.diverged_step >= 0,
         params0,
         *data,
         programs.learning_rate,
         step - state.step,
     )
-    params, opt_state, key = carry
+    params, opt_state, key, power = carry
     values, diverged = unpack_records(np.asarray(packed), state.records)  # the one transfer
     for name, array in state.records.items():
         array[:, r] = values[name]
@@ -281,6 +307,7 @@ def _segment(programs, state: TrainState, params0, data, r: int, step: int) -> T
         opt_state=opt_state,
         key=key,
         diverged_step=diverged_step,
+        power=power,
     )
 
 

@@ -42,7 +42,7 @@ _KER = "kernels (init/final), analytic"
 _ENS = "ensemble, summary"
 
 #: Run statuses (the summary's ``status``, text, and ``status_flag``, CF flags).
-STATUS_FLAGS = ("ok", "lr_above_critical", "diverged", "missing")
+STATUS_FLAGS = ("ok", "lr_above_critical", "diverged", "missing", "catapult", "lr_between_critical")
 
 #: name → Variable, in the order the schema reference (and `order`) lists them.
 VARIABLES: dict[str, Variable] = {
@@ -124,6 +124,27 @@ VARIABLES: dict[str, Variable] = {
         "First record step with a non-finite loss (of f or f^lin in the summary); −1: never.",
         _RUN,
     ),
+    "diverged_step_net": Variable(
+        "first diverged step of f", "1", "As diverged_step, of the network f alone.", _SUM
+    ),
+    "diverged_step_lin": Variable(
+        "first diverged step of f^lin", "1", "As diverged_step, of f^lin (Θ̂_0) alone.", _SUM
+    ),
+    "sharpness": Variable(
+        "sharpness λ_max(Θ̂_t)",
+        "1",
+        "Top eigenvalue of the full kernel [n·k, n·k] on the train set at each record step, by "
+        "warm-started power iteration on NTK-vector products (f^lin: Θ̂_0's); GD is linearly "
+        "stable while η·sharpness/(n·k) < 2. Recorded with training.sharpness / lr_factor.",
+        _RUN,
+    ),
+    "regime": Variable(
+        "training regime",
+        "1",
+        "lazy, catapult or divergent from f's loss and sharpness (criteria: "
+        'ntkpipe/analysis/regime.py); "": missing run.',
+        _SUM,
+    ),
     # ---- f against f_lin
     "rmse_train": Variable(
         "RMSE(f_t, f^lin_t) train",
@@ -165,17 +186,30 @@ VARIABLES: dict[str, Variable] = {
     "nngp_test_train": Variable("NNGP K(x_test, x_train)", "1", "NNGP kernel.", _KER),
     "nngp_test_test": Variable("NNGP K(x_test, x_test)", "1", "NNGP kernel.", _KER),
     "ntk_eigvals": Variable(
-        "eigenvalues of Θ̂_0", "1", "Ascending eigenvalues on the train set.", "kernels"
+        "eigenvalues of Θ̂_0",
+        "1",
+        "Ascending eigenvalues on the train set of the stored [train, train2] kernel: with k > 1 "
+        "outputs the traced Θ̄ = (1/k) Σ_j Θ̂_jj, not the full [n·k, n·k] kernel η_crit is "
+        "computed from.",
+        "kernels",
     ),
     "lr_critical": Variable(
         "critical learning rate η_crit",
         "1",
-        "2·n·k/(λ_min + λ_max) of Θ̂_0 (Theorem 2.1, ½·mean loss); the runs with η above it "
-        "are flagged lr_above_critical. NaN: not computed.",
+        "2·n·k/(λ_min + λ_max) of Θ̂_0 (Theorem 2.1, ½·mean loss), of the kernel f_lin evolves: "
+        "with k > 1 outputs the full [n·k, n·k] Θ̂_0, whose eigenvalues are not ntk_eigvals "
+        "(those of the traced kernel); the runs with η above it are flagged lr_above_critical. "
+        "NaN: not computed.",
         "kernels, metrics, summary",
     ),
     "learning_rate": Variable(
-        "learning rate η", "1", "The run's gradient-descent step size.", _SUM
+        "learning rate η", "1", "The step size trained with (lr_factor × η_crit with it).", _RUN
+    ),
+    "lr_critical_traced": Variable(
+        "η_crit of the traced Θ̂_0",
+        "1",
+        "From ntk_eigvals; above lr_critical (by up to k) for k > 1: lr_between_critical.",
+        _SUM,
     ),
     "ntk_change": Variable(
         "relative NTK change ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F",
@@ -208,7 +242,8 @@ VARIABLES: dict[str, Variable] = {
     "status": Variable(
         "run status",
         "1",
-        "ok; lr_above_critical (η > η_crit); diverged (see diverged_step); missing (no metrics).",
+        "ok; lr_above_critical (η > η_crit); diverged (f's loss not finite or ending above its "
+        "start); missing; catapult (f converges, f^lin diverges); lr_between_critical.",
         _SUM,
     ),
     "status_flag": Variable(
@@ -245,6 +280,7 @@ SWEEP_AXES: dict[str, Variable] = {
     "momentum": Variable("momentum", "1", "Momentum coefficient.", "summary"),
     "batch_size": Variable("batch size", "1", "Minibatch size of SGD.", "summary"),
     "steps": Variable("training steps T", "1", "Number of optimizer steps.", "summary"),
+    "lr_factor": Variable("factor η/η_crit", "1", "η = lr_factor × the run's η_crit.", "summary"),
     "architecture": Variable("architecture", "1", "Network family.", "summary"),
 }
 
@@ -300,7 +336,7 @@ def annotate(ds, axes=()):
         if name == "status_flag":
             var.attrs["flag_values"] = list(range(len(STATUS_FLAGS)))
             var.attrs["flag_meanings"] = " ".join(STATUS_FLAGS)
-        if name == "diverged_step":
+        if name in ("diverged_step", "diverged_step_net", "diverged_step_lin"):
             var.attrs.setdefault("missing_value_meaning", "-1: never diverged")
     return ds
 

@@ -269,6 +269,39 @@ def record_steps(config) -> np.ndarray:
     return ntk_train.log_record_steps(config["training"]["steps"], config["training"]["records"])
 
 
+def resolved_training(config: dict, kernel_init: Path | None) -> dict:
+    """The run config with ``training.learning_rate`` the η the run trains with.
+
+    With ``training.lr_factor`` (:func:`ntkpipe.sweep.facts.lr_from_factor`), η = lr_factor ×
+    the smallest η_crit of the run's seeds in ``kernel_init.zarr`` (each seed's
+    2·n·k/(λ_min + λ_max) of Θ̂₀, the full kernel when k > 1): every seed is then at or below
+    lr_factor × its own threshold, exactly at it with one seed per job. train and linear both
+    call this, so f and f_lin use the same η. The store's ``config`` attribute stays the run's
+    own (its provenance); the resolved η is stored as the variable ``learning_rate``.
+
+    Raises:
+        StageError: lr_factor without kernel_init.zarr, or with no finite η_crit in it.
+    """
+    training = config["training"]
+    if not facts.lr_from_factor(training):
+        return config
+    if kernel_init is None:
+        raise StageError(
+            f"--kernel-init: missing; training.lr_factor {training['lr_factor']} sets η from "
+            "η_crit of Θ̂₀: pass the run's kernel_init.zarr"
+        )
+    critical = np.asarray(storage.read_store(kernel_init, stage="kernels").lr_critical.values)
+    if not np.isfinite(critical).all():
+        raise StageError(
+            f"{kernel_init}: η_crit is not finite for seeds at positions "
+            f"{np.flatnonzero(~np.isfinite(critical)).tolist()} (Θ̂₀ not finite): no η can be "
+            "resolved from training.lr_factor"
+        )
+    eta = float(training["lr_factor"]) * float(critical.min())
+    log(f"learning rate: η = {training['lr_factor']} × η_crit {critical.min():.6g} = {eta:.6g}")
+    return {**config, "training": {**training, "learning_rate": eta}}
+
+
 # ---------------------------------------------------------------- log
 
 

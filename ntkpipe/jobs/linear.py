@@ -2,7 +2,8 @@
 
 Closed form (Eq. 8–11, discrete steps) for MSE with full-batch GD
 (:func:`ntkpipe.sweep.facts.closed_form`); direct optimization of f_lin otherwise. Writes
-``linear.zarr`` with the variables of ``train.zarr`` (:mod:`ntkpipe.jobs.train`), the sampled
+``linear.zarr`` with the variables of ``train.zarr`` (:mod:`ntkpipe.jobs.train`; its
+``sharpness`` is λ_max(Θ̂₀) at every step), the sampled
 weights of Fig. 3 at every step (closed form, :mod:`ntkpipe.jobs._weights`), ``*_analytic``
 (the closed form with the analytic Θ) and the attribute ``method`` (closed_form, optimized).
 """
@@ -21,7 +22,14 @@ from ntkpipe.core import kernels as ntk_kernels
 from ntkpipe.core import train as ntk_train
 from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
-from ntkpipe.jobs._job import load_data_and_network, log, read_params, record_steps, stage_job
+from ntkpipe.jobs._job import (
+    load_data_and_network,
+    log,
+    read_params,
+    record_steps,
+    resolved_training,
+    stage_job,
+)
 from ntkpipe.jobs._weights import (
     WEIGHTS_PER_LAYER,
     WeightTrajectory,
@@ -61,7 +69,7 @@ def linear(
     """
     stores = {"init": init, "kernel": kernel, "analytic": analytic}
     with stage_job(run, out, overwrite, inputs=stores, check=_needs_kernel(kernel)) as job:
-        config = job.config
+        config = resolved_training(job.config, kernel)  # η from η_crit with lr_factor
         closed_form = facts.closed_form(config["training"])
         data, net = load_data_and_network(config)
         params0 = read_params(init, config)
@@ -78,6 +86,7 @@ def linear(
             )  # fmt: skip
             ds, final_params = trajectory_dataset(trajectory, config), trajectory.params
             ds["weight_sample"] = weights.finish(final_params, trajectory.diverged_step)
+        ds["learning_rate"] = ((), float(config["training"]["learning_rate"]))
         ds.attrs["method"] = "closed_form" if final_params is None else "optimized"
         job.write(ds, stage="linear", params=final_params)
         remove_checkpoint(default_checkpoint(out))
@@ -126,6 +135,8 @@ def _linear_closed_form(net, params0, data, config, init_ds, kernel_ds, analytic
             )
             one.update({f"{name}_analytic": var for name, var in analytic_part.items()})
         one["diverged_step"] = ((), _first_nonfinite(steps, one.loss_train.values))
+        if facts.records_sharpness(config["training"]):
+            one["sharpness"] = (("step",), np.full(len(steps), _top_eigenvalue(ntk_tt)))
         per_seed.append(one)
         log(f"linear: seed {seed} closed form at {len(steps)} steps")
     first = jax.tree_util.tree_map(lambda x: x[0], params0)
@@ -182,6 +193,18 @@ def _outputs_dataset(fx_train, fx_test, data, loss) -> xr.Dataset:
             "acc_test": (("step",), np.asarray(per_step_acc(fx_test, data.y_test))),
         }
     )
+
+
+def _top_eigenvalue(ntk_train_train) -> float:
+    """λ_max of Θ̂₀ as the closed form evolves it ([n, n], or full [n, n, k, k] flattened to
+    [n·k, n·k]): f_lin's sharpness at every step (its kernel never changes)."""
+    kernel = np.asarray(ntk_train_train, dtype=np.float64)
+    if kernel.ndim == 4:
+        n, k = kernel.shape[0], kernel.shape[2]
+        kernel = kernel.transpose(0, 2, 1, 3).reshape(n * k, n * k)
+    if not np.isfinite(kernel).all():
+        return float("nan")
+    return float(np.linalg.eigvalsh(kernel)[-1])
 
 
 def _first_nonfinite(steps, losses) -> int:

@@ -4,7 +4,8 @@ optimizer and loss; also the training driver that the linearized network's direc
 
 Writes ``train.zarr``: ``fx_train (seed, step, train, out)``, ``fx_test (seed, step, test, out)``,
 ``loss_*``, ``acc_*`` (seed, step), ``weight_change (seed, step, layer)``,
-``weight_sample (seed, step, wsample)``, ``diverged_step (seed)`` and θ_T under ``params/``;
+``weight_sample (seed, step, wsample)``, ``diverged_step (seed)``, ``learning_rate`` (the η
+trained with), ``sharpness (seed, step)`` when recorded, and θ_T under ``params/``;
 coordinates ``step``, ``t`` = η·step, ``layer``.
 """
 
@@ -28,21 +29,32 @@ from ntkpipe.jobs._job import (
     log,
     read_params,
     record_steps,
+    resolved_training,
     stage_job,
 )
 from ntkpipe.jobs._weights import WeightTrajectory
 from ntkpipe.jobs.stop_signals import Stopped, stop_requests
-from ntkpipe.sweep import cost
+from ntkpipe.sweep import cost, facts
 
 __all__ = ["train", "fit", "segment_ends", "trajectory_dataset", "default_checkpoint"]
 
 
 def train(
-    run: Path, init: Path, out: Path, checkpoint: Path | None = None, overwrite: bool = False
+    run: Path,
+    init: Path,
+    out: Path,
+    kernel_init: Path | None = None,
+    checkpoint: Path | None = None,
+    overwrite: bool = False,
 ) -> None:
-    """Train every seed of the run from θ₀; record outputs, losses and weight changes."""
-    with stage_job(run, out, overwrite, inputs={"init": init}) as job:
-        config = job.config
+    """Train every seed of the run from θ₀; record outputs, losses and weight changes (and the
+    sharpness λ_max(Θ̂_t) with :func:`ntkpipe.sweep.facts.records_sharpness`).
+
+    ``kernel_init`` (Θ̂₀'s η_crit) is read with ``training.lr_factor``: η = lr_factor × η_crit
+    (:func:`ntkpipe.jobs._job.resolved_training`).
+    """
+    with stage_job(run, out, overwrite, inputs={"init": init, "kernel": kernel_init}) as job:
+        config = resolved_training(job.config, kernel_init)
         data, net = load_data_and_network(config)
         params0 = read_params(init, config)
         checkpoint = checkpoint or default_checkpoint(out)
@@ -113,6 +125,7 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
             on_segment=on_segment,
             progress=on_progress,
             eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
+            sharpness=facts.records_sharpness(training),
         )
     return _trajectory_at(trajectory, wanted)
 
@@ -129,9 +142,11 @@ def _trajectory_at(trajectory, steps: np.ndarray):
     index = np.searchsorted(trajectory.steps, steps)
     if np.array_equal(trajectory.steps, steps):
         return trajectory
+    sharpness = trajectory.sharpness
     return trajectory._replace(
         steps=np.asarray(steps),
         **{name: getattr(trajectory, name)[:, index] for name in ntk_train.RECORD_FIELDS},
+        sharpness=None if sharpness is None else sharpness[:, index],
     )
 
 
@@ -139,8 +154,13 @@ def trajectory_dataset(trajectory, config) -> xr.Dataset:
     """A Trajectory of :func:`ntkpipe.core.train.train` as the store schema of `train.zarr`."""
     lr = config["training"]["learning_rate"]
     steps = np.asarray(trajectory.steps)
+    extra = {}
+    if trajectory.sharpness is not None:
+        extra["sharpness"] = (("seed", "step"), np.asarray(trajectory.sharpness))
     return xr.Dataset(
         {
+            **extra,
+            "learning_rate": ((), float(lr)),
             "fx_train": (("seed", "step", "train", "out"), np.asarray(trajectory.fx_train)),
             "fx_test": (("seed", "step", "test", "out"), np.asarray(trajectory.fx_test)),
             "loss_train": (("seed", "step"), np.asarray(trajectory.loss_train)),

@@ -12,6 +12,8 @@ __all__ = [
     "USABLE_STATUSES",
     "n_outputs",
     "closed_form",
+    "lr_from_factor",
+    "records_sharpness",
     "init_scales",
     "kernel_arguments",
     "NO_ANALYTIC_KERNELS",
@@ -25,11 +27,15 @@ NO_ANALYTIC_KERNELS = (
 """Why a custom model's sweep has no analytic kernels (the claims that need them are not
 applicable)."""
 
-STATUSES = ("ok", "lr_above_critical", "diverged", "missing")
+STATUSES = ("ok", "lr_above_critical", "diverged", "missing", "catapult", "lr_between_critical")
 """Run statuses recorded by ``ntkpipe collect``: finished, learning rate above η_crit (its
-values are kept), diverged, missing."""
-USABLE_STATUSES = STATUSES[:2]
-"""Runs whose values enter fits and figures: finished and not diverged."""
+values are kept), diverged (the network's loss not finite or ending above its start),
+missing, catapult (the network converges while f_lin diverges: listed, left out of fits),
+η between the full kernel's η_crit and the traced kernel's (k > 1; values kept). New statuses
+are appended: the position is the summary's ``status_flag`` code
+(:mod:`ntkpipe.analysis.regime` states the criteria)."""
+USABLE_STATUSES = ("ok", "lr_above_critical", "lr_between_critical")
+"""Runs whose values enter fits and figures: finished, neither diverged nor catapulted."""
 
 
 def n_outputs(n_classes: int, loss: str) -> int:
@@ -45,6 +51,19 @@ def closed_form(training: dict) -> bool:
         training: a run config's ``training`` section (``loss``, ``optimizer``).
     """
     return training["loss"] == "mse" and training["optimizer"] == "gd"
+
+
+def lr_from_factor(training: dict) -> bool:
+    """Whether the run's η is ``training.lr_factor`` × its η_crit (read from kernel_init.zarr by
+    train and linear) rather than ``training.learning_rate``."""
+    return training.get("lr_factor") is not None
+
+
+def records_sharpness(training: dict) -> bool:
+    """Whether training records the sharpness λ_max(Θ̂_t): ``training.sharpness``, or when it
+    is null, exactly when η comes from ``lr_factor`` (the runs whose regime is needed)."""
+    chosen = training.get("sharpness")
+    return lr_from_factor(training) if chosen is None else bool(chosen)
 
 
 def init_scales(model: dict) -> dict:

@@ -45,7 +45,8 @@ class Input(NamedTuple):
             keyword), or None where the command takes the input another way (collect's runs).
         stage: the rule that writes it (its ``store`` is the file read).
         when: the run-config switch under which it is read (``kernels.initial``,
-            ``kernels.final``, ``kernels.analytic``, ``ensemble.members``), None: always.
+            ``kernels.final``, ``kernels.analytic``, ``ensemble.members``, ``training.lr_factor``),
+            None: always.
         help: the flag's help text.
     """
 
@@ -93,6 +94,16 @@ class Stage(NamedTuple):
 
 _ANALYTIC = Input("analytic", "--analytic", "analytic", "kernels.analytic", "analytic.zarr")
 
+# training.lr_factor: η = lr_factor × η_crit of Θ̂₀, so train reads kernel_init.zarr (linear
+# already does: lr_factor needs kernels.initial true, see sweep.validate_checks)
+_LR_FROM_KERNEL = Input(
+    "kernel_init",
+    "--kernel-init",
+    "kernel_init",
+    "training.lr_factor",
+    "kernel_init.zarr (η_crit): η = training.lr_factor × η_crit",
+)
+
 STAGES = (
     Stage("init", "run", "stages", "model.json", (), "init.zarr", "init", "init", "init",
           "init", "init", True),
@@ -102,9 +113,10 @@ STAGES = (
           "kernel_init.zarr", "kernels", "kernels", "kernels", "kernels", "kernels", True),
     Stage("analytic", "analytic", None, "analytic.json", (), "analytic.zarr", "analytic",
           "analytic", "analytic", "analytic", "analytic", True),
-    Stage("train", "run", "stages", "run.json", (Input("init", "--init", "init", None,
-                                                       "init.zarr"),),
-          "train.zarr", "train", "train", "train", "train", "train", True),
+    Stage("train", "run", "stages", "run.json", (
+        Input("init", "--init", "init", None, "init.zarr"),
+        _LR_FROM_KERNEL,
+    ), "train.zarr", "train", "train", "train", "train", "train", True),
     Stage("kernel_final", "run", "stages", "run.json",
           (Input("trained", "--params", "train", None,
                  "store holding params/ (init.zarr or train.zarr)"),),
@@ -175,12 +187,16 @@ def stage(rule: str) -> Stage:
 
 
 def switch_on(config: dict, when: str | None) -> bool:
-    """Whether the run-config switch ``when`` (``kernels.initial``, ``ensemble.members``, …) is
-    on in ``config`` (None: always). A missing key is on (the schema's defaults are true)."""
+    """Whether the run-config switch ``when`` (``kernels.initial``, ``ensemble.members``,
+    ``training.lr_factor``, …) is on in ``config`` (None: always): a true or non-null value. A
+    missing key is on (the schema's defaults are true), except ``training.lr_factor`` (null)."""
     if when is None:
         return True
     section, key = when.split(".")
-    return bool((config.get(section) or {}).get(key, True))
+    return bool((config.get(section) or {}).get(key, when not in _OFF_WHEN_MISSING))
+
+
+_OFF_WHEN_MISSING = ("training.lr_factor",)  # a value (default null), not a switch
 
 
 def reads(rule: str, config: dict) -> tuple[Input, ...]:

@@ -97,11 +97,13 @@ def load_config(source):
     errors += _checks.grid_errors(config, axes, invalid)
     errors += _checks.momentum_errors(config, invalid)
     errors += _checks.name_errors(config, invalid)
+    errors += _checks.lr_factor_errors(raw, config, invalid)
     errors += _checks.seed_range_errors(config, invalid)
     if not errors:  # the probe builds the custom models of a config valid in every other way
         errors += _checks.custom_model_errors(config, axes)
     if errors:
         raise ConfigError(errors, source=origin)
+    _checks.resolve_lr_factor(config)
     return config
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "MAX_SEED",
     "grid_errors",
     "momentum_errors",
+    "lr_factor_errors",
+    "resolve_lr_factor",
     "seed_range_errors",
     "custom_model_errors",
     "data_input_shape",
@@ -109,6 +111,53 @@ def momentum_errors(config, invalid):
         f"term, so it would be ignored); for SGD with momentum set training.optimizer: "
         f"momentum with a training.batch_size, else remove training.momentum"
     ]
+
+
+def lr_factor_errors(raw, config, invalid):
+    """training.lr_factor (η = factor × the run's η_crit) against what it needs: not together
+    with training.learning_rate, Θ̂₀ computed (kernels.initial), no Fig. 2 ensemble (which
+    trains at a fixed η without Θ̂₀), and numbers in a sweep of it."""
+    if {"training", "sweep", "kernels", "ensemble"} & set(invalid):
+        return []
+    raw_training, raw_sweep = raw.get("training") or {}, raw.get("sweep") or {}
+    factors = config["sweep"].get("training.lr_factor", [config["training"]["lr_factor"]])
+    if all(value is None for value in factors):
+        return []
+    errors = []
+    if None in factors:
+        errors.append(
+            f"training.lr_factor: a sweep of it takes numbers > 0; got {factors} (null would "
+            "mean training.learning_rate, which is exclusive with lr_factor)"
+        )
+    rates = raw_sweep.get("training.learning_rate", [raw_training.get("learning_rate")])
+    if any(rate is not None for rate in rates):
+        errors.append(
+            f"training.learning_rate: {rates[0] if len(rates) == 1 else rates} and "
+            f"training.lr_factor: {factors[0] if len(factors) == 1 else factors} are exclusive "
+            "(lr_factor gives each run η = lr_factor × its own η_crit); remove one of them"
+        )
+    initial = config["sweep"].get("kernels.initial", [config["kernels"]["initial"]])
+    if not all(initial):
+        errors.append(
+            "kernels.initial: false, but training.lr_factor resolves η from η_crit of Θ̂₀ "
+            "(kernel_init.zarr); set kernels.initial: true, or give training.learning_rate"
+        )
+    members = config["sweep"].get("ensemble.members", [config["ensemble"]["members"]])
+    if any(members):
+        errors.append(
+            f"ensemble.members: {max(members)}, but the Fig. 2 ensembles train at one fixed "
+            "training.learning_rate without Θ̂₀, and training.lr_factor gives none; set "
+            "ensemble.members: 0 in an lr_factor sweep"
+        )
+    return errors
+
+
+def resolve_lr_factor(config) -> None:
+    """With training.lr_factor (fixed or swept) set, training.learning_rate is null in the
+    loaded config: each run's η is resolved by its train and linear jobs from its η_crit."""
+    factors = config["sweep"].get("training.lr_factor", [config["training"]["lr_factor"]])
+    if any(value is not None for value in factors):
+        config["training"]["learning_rate"] = None
 
 
 def _with_point(message, points, n_points):

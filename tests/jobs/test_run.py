@@ -217,3 +217,28 @@ def test_closed_form_without_initial_kernel_is_refused_before_any_work(tmp_path,
     err = capsys.readouterr().err
     assert "--kernel: missing; training.loss mse with training.optimizer gd" in err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_lr_factor_resolves_eta_from_kernel_init_and_records_sharpness_and_regime(tmp_path):
+    """training.lr_factor through the one-job-per-run layout: train and linear train at η =
+    factor × η_crit of kernel_init.zarr (stored as learning_rate), the sharpness is recorded
+    (f_lin's constant, λ_max of Θ̂₀, equal to f's at step 0), and the metrics carry η, the
+    regime and the status."""
+    sweep = {**SWEEP, "training": {"steps": 8, "records": 4, "lr_factor": 0.5},
+             "seeds": {"count": 1, "per_job": 1}, "kernels": {"block_size": 8, "final": False,
+             "analytic": False}}  # fmt: skip
+    (run,) = ntk_config.expand_runs(ntk_config.load_config(sweep))
+    config = json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
+    assert config["training"]["learning_rate"] is None
+    run_job.run_all_stages(config, tmp_path, None, log=lambda _: None)
+    critical = float(storage.read_store(tmp_path / "kernel_init.zarr").lr_critical[0])
+    trained = storage.read_store(tmp_path / "train.zarr")
+    linear = storage.read_store(tmp_path / "linear.zarr")
+    metrics = storage.read_store(tmp_path / "metrics.zarr")
+    for store in (trained, linear, metrics):
+        np.testing.assert_allclose(float(store.learning_rate), 0.5 * critical, rtol=1e-6)
+    np.testing.assert_allclose(trained.t.values, 0.5 * critical * trained.step.values, rtol=1e-6)
+    lin_sharp = linear.sharpness.values[0]
+    assert np.all(lin_sharp == lin_sharp[0])
+    np.testing.assert_allclose(trained.sharpness.values[0, 0], lin_sharp[0], rtol=2e-2)
+    assert str(metrics.regime.values[0]) == "lazy" and str(metrics.status.values[0]) == "ok"

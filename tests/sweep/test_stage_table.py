@@ -156,3 +156,13 @@ def test_the_switches_leave_out_the_stages_nothing_reads():
     assert [row.rule for row in stage_table.wanted(off)] == ["init", "train", "linear", "compare"]
     assert [one.name for one in stage_table.reads("compare", off)] == ["train", "linear"]
     assert [one.name for one in stage_table.reads("linear", on)] == ["init", "kernel", "analytic"]
+
+
+def test_train_reads_kernel_init_exactly_when_lr_factor_sets_eta():
+    """training.lr_factor: η = factor × η_crit of Θ̂₀, so train (and linear, which needs
+    kernels.initial) read kernel_init.zarr; without it (null or absent) train does not."""
+    factor = {"training": {"lr_factor": 1.5}, "kernels": {"initial": True}}
+    assert [one.name for one in stage_table.reads("train", factor)] == ["init", "kernel_init"]
+    assert "kernel" in [one.name for one in stage_table.reads("linear", factor)]
+    for plain in ({"training": {"lr_factor": None}}, {"training": {}}, {}):
+        assert [one.name for one in stage_table.reads("train", plain)] == ["init"]

@@ -434,3 +434,33 @@ def test_machine_memory_is_read_from_the_system():
     with open("/proc/meminfo") as f:
         total_kb = int(f.readline().split()[1])
     assert abs(validate_checks.machine_memory_mb() - total_kb // 1024) <= 1
+
+
+def test_lr_factor_resolves_eta_later_and_is_exclusive_with_learning_rate():
+    """lr_factor (fixed or swept) leaves learning_rate null; with learning_rate, with
+    kernels.initial false, with an ensemble or with a null in its sweep, a clear error."""
+
+    def _joined(config):
+        return "\n".join(_errors(config))
+
+    config = validation.load_config({"name": "x", "sweep": {"training.lr_factor": [0.5, 1.5]}})
+    assert config["training"]["learning_rate"] is None
+    assert validation.load_config(config) == config  # idempotent
+    fixed = validation.load_config({"name": "x", "training": {"lr_factor": 2.0}})
+    assert fixed["training"]["learning_rate"] is None and fixed["training"]["lr_factor"] == 2.0
+    both = _joined({"name": "x", "training": {"learning_rate": 0.1, "lr_factor": 2.0}})
+    assert "training.learning_rate: 0.1 and training.lr_factor: 2.0 are exclusive" in both
+    swept = _joined(
+        {"name": "x", "training": {"lr_factor": 2.0}, "sweep": {"training.learning_rate": [1, 2]}}
+    )
+    assert "training.learning_rate: [1, 2] and training.lr_factor" in swept
+    assert "kernels.initial: false, but training.lr_factor" in _joined(
+        {"name": "x", "training": {"lr_factor": 2.0}, "kernels": {"initial": False}}
+    )
+    assert "ensemble.members: 4, but the Fig. 2 ensembles" in _joined(
+        {"name": "x", "training": {"lr_factor": 2.0}, "ensemble": {"members": 4}}
+    )
+    assert "training.lr_factor: a sweep of it takes numbers > 0" in _joined(
+        {"name": "x", "sweep": {"training.lr_factor": [None, 2.0]}}
+    )
+    assert "training.lr_factor" in _joined({"name": "x", "training": {"lr_factor": -1}})
