@@ -27,6 +27,7 @@ from ntkpipe.analysis.claims_base import (
     ClaimRow,
     exponent_claim,
     fit_numbers,
+    fitted,
     power,
     range_text,
 )
@@ -63,7 +64,7 @@ def weight_exponent_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> 
             f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
             f"{power(paper)} (finite-width margin), i.e. inside {range_text(allowed)}",
         )
-        for f in analysis.weight_change_exponents(ds, confidence=confidence)
+        for f in fitted(analysis.weight_change_exponents, ds, confidence)
         if f.label == row.label
     ]
 
@@ -125,7 +126,7 @@ def kernel_change_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> li
             f"the {100 * confidence:g}% CI of the fitted exponent lies in {range_text(allowed)} "
             f"(the paper's range widened by a finite-width margin ±{tol:g})",
         )
-        for f in analysis.kernel_change_exponents(ds, confidence=confidence)
+        for f in fitted(analysis.kernel_change_exponents, ds, confidence)
         if f.quantity == row.metrics[0]
     ]
 
@@ -142,7 +143,7 @@ def analytic_error_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> l
             f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
             f"{power(paper)} (finite-width margin)",
         )
-        for f in analysis.analytic_error_exponents(ds, confidence=confidence)
+        for f in fitted(analysis.analytic_error_exponents, ds, confidence)
         if f.quantity == row.metrics[0]
     ]
 
