@@ -12,6 +12,8 @@ import json
 import numpy as np
 import xarray as xr
 
+from ntkpipe.analysis import montecarlo
+
 PAPER_EXPONENTS = {
     "input": -0.5,
     "hidden": -1.0,
@@ -207,25 +209,32 @@ def add_linearization(ds, *, ratio_analytic=5.0, relative=0.03, samples=3, rng_s
     return ds.assign_coords(wsample=labels)
 
 
-def add_mc(ds, *, seeds_per_chunk=None, exponent=-0.5, bias=0.0, noise=0.03, rng_seed=2):
-    """Fig. S9–S10 variables: the error of the mean of M kernels ~ c · M^exponent / √n + bias.
-
-    mc_samples counts the seeds 1, 2, … within each chunk of `seeds_per_chunk` seeds (one chunk
-    of all seeds by default).
+def add_mc(ds, *, seeds_per_chunk=None, plateau=0.0, dims=2000, rng_seed=2):
+    """Fig. S9–S10 variables: the per-seed Monte Carlo statistics of deviations
+    D_s = b + √(v/dims)·z_s (z_s standard normal in `dims` dimensions), v = 0.09·64/n and
+    b² = `plateau`·v, in runs (chunks) of `seeds_per_chunk` seeds (one run of all by default).
     """
     rng = np.random.default_rng(rng_seed)
     ds = ds.copy()
     n_seed = ds.sizes["seed"]
     chunk = seeds_per_chunk or n_seed
-    counts = xr.DataArray([i % chunk + 1 for i in range(n_seed)], dims="seed")
-    width = ds["width"] if "width" in ds.dims else 256
-    grid = ds["status"] == ds["status"]
+    grid = (ds["status"] == ds["status"]).transpose(..., "seed")
+    widths = (ds["width"] if "width" in ds.dims else xr.DataArray(256.0)).broadcast_like(grid)
+    missing = (ds["status"] == "missing").transpose(*grid.dims).values
     for kernel, scale in (("ntk", 0.3), ("nngp", 0.2)):
-        value = scale * (width / 64.0) ** -0.5 * counts.astype(float) ** exponent + bias
-        jitter = grid.copy(data=np.exp(noise * rng.standard_normal(grid.shape)))
-        value = (value * jitter).transpose(*grid.dims)
-        ds[f"{kernel}_mc_error"] = value.where(ds["status"] != "missing")
-    ds["mc_samples"] = (counts * grid).astype(int)
+        out = {name: np.full(grid.shape, np.nan) for name in ("sq", "cross", "partners")}
+        for index in np.ndindex(grid.shape[:-1]):
+            v = scale**2 * 64.0 / float(widths.values[index][0])
+            bias = np.sqrt(plateau * v / dims) * np.ones(dims)
+            draws = bias + np.sqrt(v / dims) * rng.standard_normal((n_seed, dims))
+            for start in range(0, n_seed, chunk):
+                part = slice(start, start + chunk)
+                found = montecarlo.per_seed_statistics(draws[part])
+                for name, values in zip(("sq", "cross", "partners"), found, strict=True):
+                    out[name][index][part] = values
+        for name in ("sq", "cross"):
+            ds[f"{kernel}_mc_{name}"] = grid.copy(data=np.where(missing, np.nan, out[name]))
+        ds["mc_partners"] = grid.copy(data=np.where(missing, np.nan, out["partners"]))
     return ds
 
 

@@ -18,9 +18,10 @@ kernel is available), `seed`, `step`, `layer`:
   with the analytic Θ (model "lin_analytic"; NaN without it)
 - output_change_train, output_change_test (seed, step): √mean of (f_t − f_0)² of the network,
   the scale against which RMSE(f, f_lin) is judged (relative linearization error)
-- ntk_mc_error, nngp_mc_error (seed): ‖mean of Θ̂_0 over the run's seeds up to this one − Θ‖_F /
-  ‖Θ‖_F (K̂ on the scale of K, as above), with mc_samples (seed) the number of seeds averaged
-  (Monte Carlo estimate, Fig. S9–S10)
+- ntk_mc_sq, ntk_mc_cross, nngp_mc_sq, nngp_mc_cross, mc_partners (seed): the per-seed
+  statistics of the Monte Carlo claim (Fig. S9–S10, `ntkpipe.analysis.montecarlo`): with
+  D_s = (Θ̂_s − Θ)/‖Θ‖_F, ‖D_s‖² and Σ over the run's other seeds of ⟨D_s, D_s'⟩, and the number
+  of those seeds (K̂ on the scale of K, as above); a sweep point pools them over its runs
 - lr_critical, diverged_step (first step where f or f_lin diverged, −1: none), status (seed);
   learning_rate (scalar)
 
@@ -41,6 +42,7 @@ import re
 import numpy as np
 import xarray as xr
 
+from ntkpipe.analysis import montecarlo
 from ntkpipe.io import variables
 from ntkpipe.sweep import facts
 
@@ -87,10 +89,8 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
     if analytic is not None:
         for kernel, store in (("ntk", kernel_init), ("nngp", nngp_init)):
             name = f"{kernel}_train_train"
-            ds[f"{kernel}_mc_error"] = (
-                _nan_per_seed(ds.seed) if store is None else _mc_error(store[name], analytic[name])
-            )
-        ds["mc_samples"] = xr.DataArray(np.arange(1, ds.sizes["seed"] + 1), dims="seed")
+            stats = _mc_statistics(None if store is None else store[name], analytic[name], ds.seed)
+            ds[f"{kernel}_mc_sq"], ds[f"{kernel}_mc_cross"], ds["mc_partners"] = stats
     lr = config["training"]["learning_rate"]
     ds["lr_critical"] = _nan_per_seed(ds.seed) if kernel_init is None else kernel_init.lr_critical
     ds["diverged_step"] = _first_divergence(trained.diverged_step, linear.diverged_step)
@@ -316,11 +316,15 @@ def _analytic_error(kernel_init, analytic, name, seeds) -> xr.DataArray:
     return _frobenius(kernel_init[name] - exact) / float(np.sqrt((exact**2).sum()))
 
 
-def _mc_error(kernels, exact) -> xr.DataArray:
-    """‖(1/m) Σ_{s ≤ m} K̂_s − K‖_F/‖K‖_F for m = 1 … n_seed (the running mean over seeds)."""
-    count = xr.DataArray(np.arange(1, kernels.sizes["seed"] + 1), dims="seed")
-    running = kernels.cumsum("seed") / count
-    return _frobenius(running - exact) / float(np.sqrt((exact**2).sum()))
+def _mc_statistics(kernels, exact, seeds) -> tuple:
+    """(sq, cross, partners) per seed of `montecarlo.per_seed_statistics` for the deviations
+    (K̂_s − K)/‖K‖_F of the run's seeds; NaN without the kernels."""
+    if kernels is None:
+        return tuple(_nan_per_seed(seeds) for _ in range(3))
+    exact = np.asarray(exact.transpose(*kernels.dims[1:]).values, dtype=float)
+    deviations = (np.asarray(kernels.values, dtype=float) - exact) / np.sqrt((exact**2).sum())
+    found = montecarlo.per_seed_statistics(deviations)
+    return tuple(xr.DataArray(values, dims="seed") for values in found)
 
 
 def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, float]:

@@ -85,8 +85,11 @@ VARIABLES: dict[str, Variable] = {
     "train2": Variable("training example", "1", "Second index of a train×train kernel.", _KER),
     "test2": Variable("test example", "1", "Second index of a test×test kernel.", _KER),
     "out": Variable("output", "1", "Output unit (logit) of the network.", "init, train, ensemble"),
-    "mc_samples": Variable(
-        "Monte Carlo samples M", "1", "Number of seeds averaged in the kernel estimate.", _SUM
+    "mc_partners": Variable(
+        "Monte Carlo pair partners",
+        "1",
+        "Seeds of the same run paired with this one in *_mc_cross (run seeds − 1).",
+        _SUM,
     ),
     # ---- training curves
     "loss_train": Variable("train loss", "1", "Loss L on the training set (MSE: ½ mean).", _RUN),
@@ -195,14 +198,26 @@ VARIABLES: dict[str, Variable] = {
     "nngp_analytic_error": Variable(
         "NNGP error ‖K̂_0 − K‖_F/‖K‖_F", "1", "As ntk_analytic_error, for K̂.", _SUM
     ),
-    "ntk_mc_error": Variable(
-        "Monte Carlo NTK error ‖mean_M Θ̂_0 − Θ‖_F/‖Θ‖_F",
+    "ntk_mc_sq": Variable(
+        "squared NTK deviation ‖Θ̂_0 − Θ‖²_F/‖Θ‖²_F",
         "1",
-        "Mean over the run's seeds up to this one (M = mc_samples) against Θ (Fig. S9–S10).",
+        "Per seed; E = b² + v, the Monte Carlo bias² and variance (Fig. S9–S10).",
         _SUM,
     ),
-    "nngp_mc_error": Variable(
-        "Monte Carlo NNGP error ‖mean_M K̂_0 − K‖_F/‖K‖_F", "1", "As ntk_mc_error, for K̂.", _SUM
+    "ntk_mc_cross": Variable(
+        "NTK deviation products Σ_s' ⟨Θ̂_s − Θ, Θ̂_s' − Θ⟩/‖Θ‖²_F",
+        "1",
+        "Over the other seeds s' of the run (mc_partners of them); each has E = b².",
+        _SUM,
+    ),
+    "nngp_mc_sq": Variable(
+        "squared NNGP deviation ‖K̂_0 − K‖²_F/‖K‖²_F", "1", "As ntk_mc_sq, for K̂.", _SUM
+    ),
+    "nngp_mc_cross": Variable(
+        "NNGP deviation products Σ_s' ⟨K̂_s − K, K̂_s' − K⟩/‖K‖²_F",
+        "1",
+        "As ntk_mc_cross, for K̂.",
+        _SUM,
     ),
     # ---- status
     "status": Variable(
