@@ -18,10 +18,9 @@ kernel is available), `seed`, `step`, `layer`:
   with the analytic Θ (model "lin_analytic"; NaN without it)
 - output_change_train, output_change_test (seed, step): √mean of (f_t − f_0)² of the network,
   the scale against which RMSE(f, f_lin) is judged (relative linearization error)
-- ntk_mc_sq, ntk_mc_cross, nngp_mc_sq, nngp_mc_cross, mc_partners (seed): the per-seed
-  statistics of the Monte Carlo claim (Fig. S9–S10, `ntkpipe.analysis.montecarlo`): with
-  D_s = (Θ̂_s − Θ)/‖Θ‖_F, ‖D_s‖² and Σ over the run's other seeds of ⟨D_s, D_s'⟩, and the number
-  of those seeds (K̂ on the scale of K, as above); a sweep point pools them over its runs
+- ntk_mc_sq, ntk_mc_cross, nngp_mc_sq, nngp_mc_cross, mc_partners (seed): ‖D_s‖², Σ over the
+  run's other seeds of ⟨D_s, D_s'⟩ and their number, D_s = (Θ̂_s − Θ)/‖Θ‖_F (K̂ as above), pooled
+  over the runs of a point by the Monte Carlo claim (Fig. S9–S10, `ntkpipe.analysis.montecarlo`)
 - lr_critical, diverged_step (first step where f or f_lin diverged, −1: none), status (seed);
   learning_rate (scalar)
 
@@ -88,8 +87,7 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
     ds["nngp_analytic_error"] = _analytic_error(nngp_init, analytic, "nngp_train_train", ds.seed)
     if analytic is not None:
         for kernel, store in (("ntk", kernel_init), ("nngp", nngp_init)):
-            name = f"{kernel}_train_train"
-            stats = _mc_statistics(None if store is None else store[name], analytic[name], ds.seed)
+            stats = _mc_statistics(store, analytic, f"{kernel}_train_train", ds.seed)
             ds[f"{kernel}_mc_sq"], ds[f"{kernel}_mc_cross"], ds["mc_partners"] = stats
     lr = config["training"]["learning_rate"]
     ds["lr_critical"] = _nan_per_seed(ds.seed) if kernel_init is None else kernel_init.lr_critical
@@ -316,15 +314,13 @@ def _analytic_error(kernel_init, analytic, name, seeds) -> xr.DataArray:
     return _frobenius(kernel_init[name] - exact) / float(np.sqrt((exact**2).sum()))
 
 
-def _mc_statistics(kernels, exact, seeds) -> tuple:
-    """(sq, cross, partners) per seed of `montecarlo.per_seed_statistics` for the deviations
-    (K̂_s − K)/‖K‖_F of the run's seeds; NaN without the kernels."""
-    if kernels is None:
-        return tuple(_nan_per_seed(seeds) for _ in range(3))
-    exact = np.asarray(exact.transpose(*kernels.dims[1:]).values, dtype=float)
-    deviations = (np.asarray(kernels.values, dtype=float) - exact) / np.sqrt((exact**2).sum())
-    found = montecarlo.per_seed_statistics(deviations)
-    return tuple(xr.DataArray(values, dims="seed") for values in found)
+def _mc_statistics(kernel_init, analytic, name, seeds) -> tuple:
+    """`montecarlo.per_seed_statistics` of (K̂_s − K)/‖K‖_F; NaN without the kernels."""
+    if kernel_init is None:
+        return (_nan_per_seed(seeds),) * 3
+    exact = analytic[name].transpose(*kernel_init[name].dims[1:]).values.astype(float)
+    deviations = (kernel_init[name].values.astype(float) - exact) / np.sqrt((exact**2).sum())
+    return tuple(xr.DataArray(v, dims="seed") for v in montecarlo.per_seed_statistics(deviations))
 
 
 def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, float]:

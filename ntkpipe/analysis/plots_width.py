@@ -163,9 +163,7 @@ def plot_kernel_mc(ds: xr.Dataset) -> Figure:
         _plain_log_ticks(ax.yaxis)
         ax.set_xlabel(r"Monte Carlo samples $M$ (seeds averaged)")
         tex, exact = _KERNEL_TEX[kernel], _ANALYTIC_TEX[kernel]
-        ax.set_ylabel(
-            rf"$\sqrt{{E\|\overline{{{tex}}}_M - {exact}\|_F^2}} \,/\, \|{exact}\|_F$"
-        )
+        ax.set_ylabel(rf"$\sqrt{{E\|\overline{{{tex}}}_M - {exact}\|_F^2}} \,/\, \|{exact}\|_F$")
         _legend_below(ax, title="width (fit)", ncol=2)
     _finish(fig, ds, "kernel_mc")
     return fig

@@ -89,9 +89,8 @@ def test_mc_statistics_are_the_gram_of_the_relative_deviations_of_the_run():
     exact = rng.standard_normal((4, 4))
     draws = exact + 0.3 * rng.standard_normal((5, 4, 4))
     kernel = xr.DataArray(draws, dims=("seed", "train", "train2"))
-    sq, cross, partners = metrics._mc_statistics(
-        kernel, xr.DataArray(exact, dims=("train", "train2")), kernel.seed
-    )
+    exact_store = xr.Dataset({"k": xr.DataArray(exact, dims=("train", "train2"))})
+    sq, cross, partners = metrics._mc_statistics({"k": kernel}, exact_store, "k", kernel.seed)
     d = (draws - exact).reshape(5, -1) / np.linalg.norm(exact)
     for s in range(5):
         assert float(sq[s]) == pytest.approx(d[s] @ d[s], rel=1e-12)
