@@ -239,26 +239,32 @@ def add_mc(ds, *, seeds_per_chunk=None, plateau=0.0, dims=2000, rng_seed=2):
 
 
 def add_ensemble(ds, *, members=64, alphas=9, offset=0.0, std_scale=1.0, rng_seed=3):
-    """Fig. 2 variables: an ensemble drawn from the NTK-GP itself (shifted by `offset`, spread
-    scaled by `std_scale`), with NNGP bands that differ from it."""
+    """Fig. 2 variables: an ensemble drawn from a GP over (step, alpha) with factor F (points
+    correlated across α and t; members whitened so that the ensemble's mean and covariance are
+    exactly μ and F Fᵀ), shifted by `offset` and its spread scaled by `std_scale`, with NNGP
+    predictions that differ from it."""
     rng = np.random.default_rng(rng_seed)
     ds = ds.copy()
     alpha = xr.DataArray(np.linspace(0, 1, alphas), dims="alpha")
     step = ds["step"].astype(float)
     progress = 1 - np.exp(-step / 100.0)
     mu = (2 * alpha - 1) * progress
-    sigma = 0.3 * (1 - 0.8 * progress * (4 * alpha * (1 - alpha) < 0.5)) + 0 * alpha
+    decay = 1 - 0.8 * progress * (4 * alpha * (1 - alpha) < 0.5)
+    a = np.linspace(0, 1, alphas)
+    prior = 0.09 * np.exp(-((a[:, None] - a[None, :]) ** 2) / 0.1) + 1e-6 * np.eye(alphas)
+    root = xr.DataArray(np.linalg.cholesky(prior), dims=("alpha", "gp"))
+    factor = (decay * root).transpose("step", "alpha", "gp")
+    sigma = np.sqrt((factor**2).sum("gp"))
     grid = _grid({a: ds[a].values for a in json.loads(ds.attrs["sweep_axes"])}, xr.DataArray(1.0))
     member = xr.DataArray(np.arange(members), dims="member")
-    draws = xr.DataArray(
-        rng.standard_normal((members, ds.sizes["step"], alphas)), dims=("member", "step", "alpha")
-    )
-    draws = (draws - draws.mean("member")) / draws.std("member", ddof=1)
-    ds["ensemble_fx"] = (grid * (mu + offset + std_scale * sigma * draws)).assign_coords(
-        member=member
-    )
+    z = rng.standard_normal((members, alphas))
+    z = np.linalg.qr(z - z.mean(0))[0] * np.sqrt(members - 1)  # sample mean 0, covariance I
+    z = xr.DataArray(z, dims=("member", "gp"))
+    draws = (factor * z).sum("gp")
+    ds["ensemble_fx"] = (grid * (mu + offset + std_scale * draws)).assign_coords(member=member)
     ds["ensemble_loss_train"] = grid * 0.5 * np.exp(-step / 50.0) * (member * 0 + 1)
     ds["ntkgp_mean"], ds["ntkgp_std"] = grid * mu, grid * sigma
+    ds["ntkgp_factor"] = grid * factor
     ds["nngp_mean"], ds["nngp_std"] = grid * mu * 0.6, grid * sigma * 0.8
     ds["nngp_posterior_mean"] = grid * (2 * alpha - 1) * 0.6
     ds["nngp_posterior_std"] = grid * 0.1 * (alpha * 0 + 1)

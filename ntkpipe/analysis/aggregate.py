@@ -23,7 +23,6 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis.ensembles import (  # noqa: F401  (re-exported)
-    band_statistics,
     ensemble_agreement,
     ensemble_moments,
 )

@@ -75,6 +75,9 @@ VARIABLES: dict[str, Variable] = {
         "sampled weight", "1", "A fixed trainable entry θ[i, j] of a layer (Fig. 3).", _RUN
     ),
     "member": Variable("ensemble member", "1", "Seed of one network of the ensemble.", _ENS),
+    "gp": Variable(
+        "NTK-GP factor column", "1", "Index of z in f = μ + F z, z ~ N(0, I) (n + n_alpha).", _ENS
+    ),
     "alpha": Variable(
         "interpolation α", "1", "x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ between two training inputs.", _ENS
     ),
@@ -235,6 +238,12 @@ VARIABLES: dict[str, Variable] = {
     "ensemble_loss_train": Variable("ensemble train loss", "1", "Per member.", _ENS),
     "ntkgp_mean": Variable("NTK-GP mean", "1", "Mean of the NTK-GP at time t (Eq. 14).", _ENS),
     "ntkgp_std": Variable("NTK-GP standard deviation", "1", "√diag of Eq. 15.", _ENS),
+    "ntkgp_factor": Variable(
+        "NTK-GP factor F",
+        "1",
+        "Cov(f_t(x(α)), f_s(x(α'))) = Σ_gp F F: the NTK-GP across times and α (Fig. 2 test).",
+        _ENS,
+    ),
     "nngp_mean": Variable("NNGP mean, readout only", "1", "Readout-only dynamics (Eq. S22).", _ENS),
     "nngp_std": Variable("NNGP standard deviation", "1", "√diag of Eq. S23.", _ENS),
     "nngp_posterior_mean": Variable("NNGP posterior mean", "1", "t → ∞ (Eq. 13).", _ENS),
@@ -271,6 +280,7 @@ DIM_ORDER = (
     "step",
     "sample",
     "alpha",
+    "gp",
     "train",
     "test",
     "train2",
