@@ -18,6 +18,7 @@ Every verdict is an interval or fraction test (`ntkpipe.analysis.verdicts`):
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -25,8 +26,8 @@ import xarray as xr
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis import gp_test
 from ntkpipe.analysis.aggregate import format_number
-from ntkpipe.analysis.claims_base import Claim, at_width, widest
-from ntkpipe.analysis.fits import mean_intervals, value_intervals
+from ntkpipe.analysis.claims_base import Claim, ClaimRow, at_width, widest
+from ntkpipe.analysis.fits import mean_intervals, slope_intervals, value_intervals
 from ntkpipe.analysis.verdicts import (
     INCONCLUSIVE,
     interval_needs,
@@ -50,35 +51,43 @@ _TRACKING_FIELDS = (
 )
 
 
-def tracking_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
-    """Fig. 3 / 4: f follows f^lin, per group of the axes other than width, at the widest."""
+def tracking_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. 3 (row label ``plain``: fc, gd, mse) or Fig. 4 / S2–S4 (label ``beyond``: every
+    other setting): f follows f^lin, per group of the axes other than width, at the widest."""
     relative = analysis.relative_rmse_final(ds, "test").to_dataset(name="relative")
     relative.attrs = ds.attrs
     claims = []
     for group, sub in analysis.groups(relative, exclude=("width",)):
+        settings = {k: analysis.training_setting(ds, group, k) for k in _TRACKING_FIELDS}
+        plain, how = _tracking_setting(settings)
+        if plain != (row.label == "plain"):
+            continue
         at_widest, width = widest(sub, "relative")
-        value, low, high, how_measured = _relative_at_widest(sub, at_widest, width, confidence)
+        value, low, high, n, how_measured = _relative_at_widest(sub, at_widest, width, confidence)
         if not math.isfinite(value):
             continue
-        settings = {k: analysis.training_setting(ds, group, k) for k in _TRACKING_FIELDS}
         loss = settings["training.loss"] or "mse"
-        tol = TRACKING_TOLERANCE.get(loss, TRACKING_TOLERANCE["mse"])
-        figure, how = _tracking_figure(settings)
+        tol = row.margin.get(loss, row.margin["mse"])
         verdict = str(range_verdict(low, high, (-math.inf, tol)))
         needs = interval_needs(low, high, (0.0, tol), "seeds")
         claims.append(
             Claim(
-                figure,
-                f"the network f follows its linearization f^lin over training ({how})",
-                f"RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set = {format_number(value, 3)} "
-                f"({100 * confidence:g}% CI [{format_number(low, 3)}, {format_number(high, 3)}]"
-                f"; {how_measured})",
+                row.figure,
+                row.wording,
+                f"{how}: RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set = "
+                f"{format_number(value, 3)} ({100 * confidence:g}% CI "
+                f"[{format_number(low, 3)}, {format_number(high, 3)}]; {how_measured})",
                 verdict,
                 f"the {100 * confidence:g}% CI of the relative RMSE at the widest width (of the "
                 f"power law fitted against width with ≥ 3 widths, else of the mean over seeds) "
                 f"is below {tol:g} ({loss} loss); inconsistent when it lies above",
                 at_width(group, width),
                 needs if verdict == INCONCLUSIVE else "",
+                row.label,
+                value,
+                low,
+                high,
+                n,
             )
         )
     return claims
@@ -97,24 +106,24 @@ def _relative_at_widest(sub, at_widest, width, confidence):
             for v in value_intervals(log_x, log_y, math.log(width), confidence=confidence)
         )
         n = int(np.isfinite(log_y).sum())
-        return value, low, high, f"power law against width fitted on {n} runs, at n = {width}"
+        return value, low, high, n, f"power law against width fitted on {n} runs, at n = {width}"
     values = np.ravel(at_widest["relative"].values)
     mean, half, n = (float(v) for v in mean_intervals(values, confidence=confidence))
     where = f" at n = {width}" if width is not None else ""
-    return mean, mean - half, mean + half, f"mean over {int(n)} seeds{where}"
+    return mean, mean - half, mean + half, int(n), f"mean over {int(n)} seeds{where}"
 
 
-def _tracking_figure(settings: dict) -> tuple[str, str]:
+def _tracking_setting(settings: dict) -> tuple[bool, str]:
+    """Whether the setting is Fig. 3's (fc, full-batch gd, mse), and the setting in words."""
     arch = settings["model.architecture"] or "fc"
     optimizer = settings["training.optimizer"] or "gd"
     loss = settings["training.loss"] or "mse"
     batch = settings["training.batch_size"]
     how = f"{arch}, {optimizer}{f' (batch {batch})' if batch else ''}, {loss} loss"
-    plain = arch == "fc" and optimizer == "gd" and loss == "mse"
-    return ("Fig. 3" if plain else "Fig. 4 / S2–S4"), how
+    return arch == "fc" and optimizer == "gd" and loss == "mse", how
 
 
-def empirical_closer_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
+def empirical_closer_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
     """Fig. 3: f^lin with Θ̂_0 closer to f than f^lin with Θ."""
     both = analysis.empirical_vs_analytic(ds, "test")
     ok = np.isfinite(both["rmse"]) & np.isfinite(both["rmse_analytic"])
@@ -126,21 +135,25 @@ def empirical_closer_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
     log_ratio = np.log(both["rmse"] / both["rmse_analytic"]).where(ok).values.ravel()
     mean, half, _ = (float(v) for v in mean_intervals(log_ratio, confidence=confidence))
     low, high = mean - half, mean + half
-    verdict = str(sign_verdict(low, high, direction=-1, margin=CLOSER_MARGIN))
-    needs = sign_needs(low, high, direction=-1, margin=CLOSER_MARGIN, what="seeds")
+    margin = row.margin
+    verdict = str(sign_verdict(low, high, direction=-1, margin=margin))
+    needs = sign_needs(low, high, direction=-1, margin=margin, what="seeds")
     return [
         Claim(
-            "Fig. 3",
-            "at finite width f^lin with the empirical Θ̂_0 is closer to the network than with "
-            "the analytic Θ",
+            row.figure,
+            row.wording,
             f"Θ̂_0 closer in {closer} of {n_runs} runs; geometric-mean RMSE ratio (Θ̂_0 / Θ) on "
             f"the test set at the end {format_number(math.exp(mean), 3)} "
             f"({100 * confidence:g}% CI [{format_number(math.exp(low), 3)}, "
             f"{format_number(math.exp(high), 3)}])",
             verdict,
             f"the {100 * confidence:g}% CI over runs of the mean log(RMSE with Θ̂_0 / RMSE with "
-            f"Θ) is below 0; inconsistent when it lies above −{CLOSER_MARGIN:g}",
-            needs=needs if verdict == INCONCLUSIVE else "",
+            f"Θ) is below 0; inconsistent when it lies above −{margin:g}",
+            reason=needs if verdict == INCONCLUSIVE else "",
+            estimate=mean,
+            ci_low=low,
+            ci_high=high,
+            n_points=n_runs,
         )
     ]
 
@@ -150,15 +163,16 @@ def ensemble_claims(ds: xr.Dataset) -> list[Claim]:
     max-statistic test over (t > 0, α) with the NTK-GP's own covariance
     (`ntkpipe.analysis.gp_test`)."""
     if "ntkgp_factor" not in ds:
-        return [_old_ensemble_store()]
+        return _old_ensemble_store()
     agreement = analysis.ensemble_agreement(ds)
+    points = int((ds["step"] > 0).sum()) * int(ds.sizes.get("alpha", 0))  # (t > 0, α) judged
     claims = []
     for group, sub in analysis.groups(agreement, exclude=("width",)):
         sub = sub.squeeze(drop=True)
         at, width = widest(sub, "t_mu") if "t_mu" in sub else (sub, None)
         if "t_mu" not in at or not math.isfinite(float(at["t_mu"].values)):
             continue
-        claims += _ensemble_claims_at(at, at_width(group, width))
+        claims += _ensemble_claims_at(at, at_width(group, width), points)
     return claims
 
 
@@ -170,12 +184,13 @@ _GP_TEST = (
 )
 
 
-def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
+def _ensemble_claims_at(at: xr.Dataset, where: dict, n_points: int = 0) -> list[Claim]:
     value = {name: at[name].values.item() for name in at.data_vars}
     m = int(value["members"])
     test = _GP_TEST.format(level=100 * (1 - gp_test.LEVEL))
     eps = f"ε_n = {format_number(value['epsilon'], 2)}"
     band, spread, follows = (str(value[k]) for k in ("band", "spread", "follows"))
+    joint = max(value["t_mu"], value["t_sigma"])
     return [
         Claim(
             "Fig. 2 / S1",
@@ -188,6 +203,9 @@ def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
             f"q; consistent below it when q/√M ≤ {gp_test.BAND_RESOLUTION:g} (resolves one σ_t)",
             where,
             _needs(band, "members: the test resolves q·σ_t/√M, more than one σ_t"),
+            "band",
+            value["t_mu"],
+            n_points=n_points,
         ),
         Claim(
             "Fig. 2 / S1",
@@ -200,13 +218,16 @@ def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
             f"above q; consistent below it when q/√(2(M − 1)) ≤ {gp_test.SPREAD_RESOLUTION:g}",
             where,
             _needs(spread, "members: the test cannot resolve an error of σ_t by half"),
+            "spread",
+            value["t_sigma"],
+            n_points=n_points,
         ),
         Claim(
             "Fig. 2 / S1",
             "gradient descent follows the NTK-GP, not the NNGP (readout-only training, "
             "Eq. S22–S23, whose t → ∞ limit is the posterior of Eq. 13)",
-            f"max(T_μ, T_σ) = {format_number(max(value['t_mu'], value['t_sigma']), 2)} against "
-            f"q = {format_number(value['q'], 2)}; the readout-only NNGP's own mean and σ give "
+            f"max(T_μ, T_σ) = {format_number(joint, 2)} against q = "
+            f"{format_number(value['q'], 2)}; the readout-only NNGP's own mean and σ give "
             f"{format_number(value['t_nngp'], 1)}; at the end RMS over α to the NNGP posterior "
             f"{format_number(value['distance_posterior'], 3)}",
             follows,
@@ -216,6 +237,9 @@ def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
             _needs(
                 follows, "members: with M members the test cannot tell the NTK-GP from the NNGP"
             ),
+            "follows",
+            joint,
+            n_points=n_points,
         ),
     ]
 
@@ -224,17 +248,91 @@ def _needs(verdict: str, text: str) -> str:
     return f"add {text}" if verdict == INCONCLUSIVE else ""
 
 
-def _old_ensemble_store() -> Claim:
-    return Claim(
-        "Fig. 2 / S1",
-        "the trained ensemble follows the NTK-GP (Eq. 14–15)",
-        "no test: the summary has no ntkgp_factor (the NTK-GP's covariance across t and α)",
-        INCONCLUSIVE,
-        "the NTK-GP test of `ntkpipe.analysis.gp_test`",
-        {},
-        "rerun the ensemble stage (its store predates the NTK-GP factor)",
+def _old_ensemble_store() -> list[Claim]:
+    return [
+        Claim(
+            "Fig. 2 / S1",
+            "the trained ensemble follows the NTK-GP (Eq. 14–15)",
+            "no test: the summary has no ntkgp_factor (the NTK-GP's covariance across t and α)",
+            INCONCLUSIVE,
+            "the NTK-GP test of `ntkpipe.analysis.gp_test`",
+            {},
+            "rerun the ensemble stage (its store predates the NTK-GP factor)",
+            label,
+        )
+        for label in ("band", "spread", "follows")
+    ]
+
+
+#: Fig. S4: inconsistent when the CI of the slope b of log(RMSE_T/RMSE_e) on log RMSE_e lies
+#: below this (no growth of the late error with the early deviation of at least this size).
+LATE_GROWTH_MARGIN = 0.1
+#: Fig. S4's early time: the first record at which the network's median training loss has
+#: fallen to this fraction of its initial value (the logits start their steady growth once the
+#: examples are classified), if it comes before the last record.
+EARLY_LOSS_FRACTION = 0.5
+
+
+def late_growth_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. S4 (cross-entropy): the error between f and f^lin becomes much worse at late times
+    where the two deviated early, before the logits' late-time steady growth.
+
+    Over the runs of a group (every width and seed), the slope b of
+    log(RMSE(f_T, f^lin_T) / RMSE(f_e, f^lin_e)) on log RMSE(f_e, f^lin_e), with t_e the early
+    time (`EARLY_LOSS_FRACTION`) and T the last record: the late growth of the error is larger
+    where the early deviation is (b > 0). Noise in RMSE_e biases b down (it sits on both sides),
+    so the test is conservative.
+    """
+    names = ["rmse_test", "loss_train"] + (["status"] if "status" in ds else [])
+    usable = analysis.usable_runs(ds[names])
+    claims = []
+    for group, sub in analysis.groups(usable, exclude=("width",)):
+        if (analysis.training_setting(ds, group, "training.loss") or "mse") != "xent":
+            continue
+        claims.append(_late_growth_claim(sub, row, group, confidence))
+    return claims
+
+
+def _late_growth_claim(sub: xr.Dataset, row: ClaimRow, group: dict, confidence: float) -> Claim:
+    criterion = (
+        f"the {100 * confidence:g}% CI of the slope b of log(RMSE_T/RMSE_e) on log RMSE_e over "
+        f"the runs (every width and seed; RMSE of f against f^lin on the test set, t_e the first "
+        f"record where the network's median training loss is ≤ {EARLY_LOSS_FRACTION:g}·L_0) "
+        f"is above 0; inconsistent when it lies below {LATE_GROWTH_MARGIN:g}"
     )
-
-
-def _percent(fraction: float) -> str:
-    return f"{100 * fraction:.0f}%" if math.isfinite(fraction) else "nan"
+    curve = sub["loss_train"].sel(model="net") if "model" in sub["loss_train"].dims else None
+    steps = sub["step"].values
+    early = None
+    if curve is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = curve.median([d for d in curve.dims if d != "step"]).values
+        fell = np.flatnonzero(median[:-1] <= EARLY_LOSS_FRACTION * median[0])
+        early = int(fell[0]) if fell.size and fell[0] > 0 else None
+    if early is None:
+        reason = (
+            f"the network's training loss does not fall to {EARLY_LOSS_FRACTION:g}·L_0 before "
+            "the last record: train longer or record more steps"
+        )
+        return Claim(row.figure, row.wording, "no early time", INCONCLUSIVE, criterion, group,
+                     reason)  # fmt: skip
+    rmse = sub["rmse_test"]
+    at_early, at_end = rmse.isel(step=early), rmse.isel(step=-1)
+    x = np.log(at_early.where(at_early > 0)).values.ravel()
+    y = np.log((at_end / at_early).where((at_end > 0) & (at_early > 0))).values.ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    slope, low, high = (float(v) for v in slope_intervals(x[ok], y[ok], confidence=confidence))
+    verdict = str(sign_verdict(low, high, direction=+1, margin=LATE_GROWTH_MARGIN))
+    needs = ""
+    if verdict == INCONCLUSIVE:
+        needs = sign_needs(
+            low, high, direction=+1, margin=LATE_GROWTH_MARGIN, what="seeds or widths"
+        )
+    growth = float(np.exp(np.median(y[ok]))) if ok.any() else math.nan
+    measured = (
+        f"b = {format_number(slope)} ({100 * confidence:g}% CI [{format_number(low)}, "
+        f"{format_number(high)}], {int(ok.sum())} runs); t_e = step {int(steps[early])}, "
+        f"T = step {int(steps[-1])}; median growth RMSE_T/RMSE_e ×{format_number(growth, 3)}"
+    )
+    return Claim(row.figure, row.wording, measured, verdict, criterion, group, needs, "",
+                 slope, low, high, int(ok.sum()))  # fmt: skip
