@@ -178,7 +178,8 @@ def ensemble_claims(ds: xr.Dataset) -> list[Claim]:
 
 _GP_TEST = (
     "the largest standardized deviation over (t > 0, α) beyond the finite-width margin "
-    "(ε_n = 3(L + 1)/n of the output scale s; of σ: √(σ² + ε_n s²) − σ) against its "
+    "(ε_n = 3(L + 1)/n times the GP's rate of change in log t: a relative kernel error ε_n "
+    "as a time rescaling, gp_test.margins) against its "
     "{level:g}% critical value q from ensembles of M draws of the NTK-GP itself (its "
     "covariance across t and α)"
 )

@@ -94,9 +94,11 @@ def _at_point(point: xr.Dataset, where: dict, attrs: dict) -> dict:
     fx = fx.reshape(fx.shape[0], -1)
     fx = fx[np.isfinite(fx).all(1)]
     factor = point["ntkgp_factor"].transpose("step", "alpha", "gp").values
-    scale = float(np.sqrt((factor[0] ** 2).sum(-1)).max())
+    sigma_grid = np.sqrt((factor**2).sum(-1))
+    scale = float(sigma_grid[0].max())
     factor = factor[later].reshape(-1, factor.shape[-1])
-    mu = point["ntkgp_mean"].transpose("step", "alpha").values[later].ravel()
+    mu_grid = point["ntkgp_mean"].transpose("step", "alpha").values
+    mu = mu_grid[later].ravel()
     nngp_mu, nngp_sigma = (
         point[name].transpose("step", "alpha").values[later].ravel()
         for name in ("nngp_mean", "nngp_std")
@@ -105,7 +107,8 @@ def _at_point(point: xr.Dataset, where: dict, attrs: dict) -> dict:
     epsilon = gp_test.finite_width_epsilon(width, depth if depth is not None else 0)
     if fx.shape[0] < 3 or not np.isfinite(mu).all():
         return {"members": fx.shape[0], "epsilon": epsilon}
-    found = gp_test.agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, epsilon)
+    delta = gp_test.margins(mu_grid, sigma_grid, point["step"].values, epsilon)
+    found = gp_test.agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, delta)
     sigma = np.sqrt((factor**2).sum(-1))
     std_error = np.median(np.abs(fx.std(0, ddof=1) - sigma)) / scale
     return {

@@ -19,15 +19,22 @@ within the margin of the NTK-GP's at every point".
 Finite-width margin. The NTK-GP is the n → ∞ limit. A network of width n with L hidden layers
 has Θ̂₀ = Θ + δΘ with E‖δΘ‖²/‖Θ‖² = ε_n, ε_n ≈ 3(L + 1)/n (measured for ReLU at the small fig_s9
 setting: 0.086 at L = 1, n = 64; 0.21 at L = 3, n = 64; Hanin & Nica 2019 give the L/n
-scaling), and Θ̂ moves by O(n^−½) during training. f_t is odd in the readout weights and δΘ
-even, so the first-order effect of δΘ on E f_t vanishes: the ensemble mean moves by O(ε_n), and
-its variance by O(ε_n) of the prior variance s² (s = max_i σ at t = 0, the output scale):
+scaling). The leading fluctuation of Θ̂ is its scale, Θ̂_m ≈ (1 + η_m) Θ, which runs member m's
+gradient descent at the time t(1 + η_m), with E η = O(1/n) and Var η ≤ ε_n. Averaged over
+members (τ = log t, derivatives along the recorded steps):
 
-    δ_μ = ε_n · s,    δ_σ,i = √(σ_i² + ε_n s²) − σ_i    (≈ ε_n s²/(2σ_i), and √ε_n · s where
-                                                          the GP is nearly deterministic),
+    E f_t − μ_t ≈ E η ∂_τ μ + ½ Var η ∂²_τ μ,
+    Var f_t − σ_t² ≈ E η ∂_τ σ² + ½ Var η ∂²_τ σ² + Var η (∂_τ μ)² (+ O(1/n) σ² from the
+    non-Gaussian prior),
 
-which vanish as n → ∞. A 30% error of Θ (0.7 Θ) shifts the mean by ≈ 0.36 |∂μ/∂log t| and
-the spread by up to a factor e^{0.3 cλt}: far beyond these margins at the paper's widths.
+so the margins are
+
+    δ_μ = ε_n (|∂_τ μ| + ½|∂²_τ μ|),
+    δ_σ = √(σ² + ε_n (σ² + |∂_τ σ²| + ½|∂²_τ σ²| + (∂_τ μ)²)) − σ,
+
+O(1/n), vanishing as n → ∞ and where the GP does not move (t → ∞). A 30% error of Θ
+(0.7 Θ) is η = −0.3 for every member: a shift of the mean by ≈ 0.36 |∂_τ μ|, far beyond these
+margins at the paper's widths (ε_n = 0.023 at n = 512, L = 3).
 
 Power. "Consistent" also needs the test to resolve what the claim is about: the band claim
 a deviation of the mean by one σ_i (q_μ/√M ≤ 1), the spread claim an error of σ_i by half
@@ -62,22 +69,42 @@ def finite_width_epsilon(width, depth) -> float:
     return MARGIN_PER_LAYER * (int(depth) + 1) / float(width)
 
 
-def margins(sigma, scale, epsilon):
-    """(δ_μ, δ_σ) [P] at the points' σ [P] (module docstring)."""
-    sigma = np.asarray(sigma, dtype=float)
-    delta_mu = np.full(sigma.shape, epsilon * scale)
-    return delta_mu, np.sqrt(sigma**2 + epsilon * scale**2) - sigma
+def margins(mu, sigma, steps, epsilon):
+    """(δ_μ, δ_σ) at the points (t > 0, α), flattened [P] (module docstring).
+
+    Args:
+        mu, sigma: the NTK-GP's μ_t and σ_t on the recorded grid [step, alpha].
+        steps: the record steps [step] (those > 0 are the points).
+        epsilon: ε_n.
+    """
+    later = np.asarray(steps) > 0
+    tau = np.log(np.asarray(steps, dtype=float)[later])
+    mu, var = np.asarray(mu, float)[later], np.asarray(sigma, float)[later] ** 2
+    d_mu, d2_mu = _derivatives(mu, tau)
+    d_var, d2_var = _derivatives(var, tau)
+    delta_mu = epsilon * (np.abs(d_mu) + 0.5 * np.abs(d2_mu))
+    extra = epsilon * (var + np.abs(d_var) + 0.5 * np.abs(d2_var) + d_mu**2)
+    sd = np.sqrt(var)
+    return delta_mu.ravel(), (np.sqrt(var + extra) - sd).ravel()
 
 
-def statistics(fx, mu, sigma, scale, epsilon=0.0):
-    """(T_μ, T_σ) of ensembles fx [..., member, P] against μ, σ [P] (batched)."""
+def _derivatives(y, tau):
+    """∂_τ y and ∂²_τ y along the first axis (finite differences on the log-time grid)."""
+    if len(tau) < 3:
+        return np.zeros_like(y), np.zeros_like(y)
+    first = np.gradient(y, tau, axis=0)
+    return first, np.gradient(first, tau, axis=0)
+
+
+def statistics(fx, mu, sigma, scale, delta=(0.0, 0.0)):
+    """(T_μ, T_σ) of ensembles fx [..., member, P] against μ, σ [P] (batched), beyond the
+    margins `delta` = (δ_μ, δ_σ) (numbers or [P])."""
     fx = np.asarray(fx, dtype=float)
     m = fx.shape[-2]
     sd = np.maximum(np.asarray(sigma, float), SIGMA_FLOOR * scale)
-    delta_mu, delta_sigma = margins(sigma, scale, epsilon)
     mean, std = fx.mean(-2), fx.std(-2, ddof=1)
-    z_mu = np.maximum(np.abs(mean - mu) - delta_mu, 0.0) / (sd / np.sqrt(m))
-    z_sigma = np.maximum(np.abs(std - sigma) - delta_sigma, 0.0) / (sd / np.sqrt(2 * (m - 1)))
+    z_mu = np.maximum(np.abs(mean - mu) - delta[0], 0.0) / (sd / np.sqrt(m))
+    z_sigma = np.maximum(np.abs(std - sigma) - delta[1], 0.0) / (sd / np.sqrt(2 * (m - 1)))
     return z_mu.max(-1), z_sigma.max(-1)
 
 
@@ -98,7 +125,7 @@ def null_quantiles(mu, factor, members: int, *, level: float = LEVEL, chunk: int
     return tuple(float(q) for q in np.quantile(t, 1 - level, axis=0))
 
 
-def agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, epsilon, quantiles=None):
+def agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, delta, quantiles=None):
     """The Fig. 2 verdicts of ensembles fx [..., member, P] against the NTK-GP (μ [P], F
     [P, r]), batched over leading axes.
 
@@ -106,8 +133,8 @@ def agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, epsilon, quantiles=Non
         fx: the members' outputs at the points (t > 0, α), flattened [..., member, P].
         mu, factor: the NTK-GP at the points.
         nngp_mu, nngp_sigma: the readout-only NNGP's mean and σ at the points [P].
-        scale: the output scale s (max σ at t = 0).
-        epsilon: ε_n (`finite_width_epsilon`).
+        scale: the output scale s (max σ at t = 0; floors σ).
+        delta: the finite-width margins (δ_μ, δ_σ) at the points (`margins`).
         quantiles: `null_quantiles` for this M (computed when None).
 
     Returns:
@@ -118,8 +145,8 @@ def agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, epsilon, quantiles=Non
     m = fx.shape[-2]
     q_mu, q_sigma, q = quantiles or null_quantiles(mu, factor, m)
     sigma = np.sqrt((np.asarray(factor, float) ** 2).sum(-1))
-    t_mu, t_sigma = statistics(fx, mu, sigma, scale, epsilon)
-    t_nngp = _expected_statistic(nngp_mu, nngp_sigma, mu, sigma, scale, epsilon, m)
+    t_mu, t_sigma = statistics(fx, mu, sigma, scale, delta)
+    t_nngp = _expected_statistic(nngp_mu, nngp_sigma, mu, sigma, scale, delta, m)
     band_power = q_mu / np.sqrt(m) <= BAND_RESOLUTION
     spread_power = q_sigma / np.sqrt(2 * (m - 1)) <= SPREAD_RESOLUTION
     joint = np.maximum(t_mu, t_sigma)
@@ -136,12 +163,11 @@ def agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, epsilon, quantiles=Non
     }
 
 
-def _expected_statistic(other_mu, other_sigma, mu, sigma, scale, epsilon, m) -> float:
+def _expected_statistic(other_mu, other_sigma, mu, sigma, scale, delta, m) -> float:
     """max(T_μ, T_σ) of an ensemble whose mean and σ are exactly those of `other`."""
     sd = np.maximum(sigma, SIGMA_FLOOR * scale)
-    delta_mu, delta_sigma = margins(sigma, scale, epsilon)
-    z_mu = np.maximum(np.abs(np.asarray(other_mu) - mu) - delta_mu, 0.0) / (sd / np.sqrt(m))
-    z_sigma = np.maximum(np.abs(np.asarray(other_sigma) - sigma) - delta_sigma, 0.0) / (
+    z_mu = np.maximum(np.abs(np.asarray(other_mu) - mu) - delta[0], 0.0) / (sd / np.sqrt(m))
+    z_sigma = np.maximum(np.abs(np.asarray(other_sigma) - sigma) - delta[1], 0.0) / (
         sd / np.sqrt(2 * (m - 1))
     )
     return float(max(z_mu.max(), z_sigma.max()))

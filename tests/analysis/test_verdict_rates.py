@@ -226,20 +226,23 @@ def trajectories():
             np.asarray(mean)[later, :, 0].ravel(),
             factor[later].reshape(-1, factor.shape[-1]),
         )
-    scale = float(np.sqrt((np.asarray(found["ntk"][1])[0] ** 2).sum(-1)).max())
-    return out, scale
+    mu, sigma = (
+        np.asarray(found["ntk"][0])[..., 0],
+        np.sqrt((np.asarray(found["ntk"][1]) ** 2).sum(-1)),
+    )
+    epsilon = gp_test.finite_width_epsilon(FIG2_WIDTH, FIG2_DEPTH)
+    return out, float(sigma[0].max()), gp_test.margins(mu, sigma, steps, epsilon)
 
 
 def _fig2_rates(trajectories, draw_from, members, rng):
     """Verdict rates of REPLICATES ensembles of `members` draws μ' + F' z of `draw_from`."""
-    gps, scale = trajectories
+    gps, scale, delta = trajectories
     mu, factor = gps["ntk"]
     nngp_mu, nngp_factor = gps["nngp"]
     mean, f = gps[draw_from]
     fx = mean + rng.standard_normal((REPLICATES, members, f.shape[-1])) @ f.T
-    epsilon = gp_test.finite_width_epsilon(FIG2_WIDTH, FIG2_DEPTH)
     nngp_sigma = np.sqrt((nngp_factor**2).sum(-1))
-    found = gp_test.agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, epsilon)
+    found = gp_test.agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, delta)
     return {
         claim: {v: _rate(found[claim], v) for v in ("consistent", "inconsistent")}
         for claim in ("band", "spread", "follows")
