@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ntkpipe.core._mode_factors import flow_factors
-from ntkpipe.core.analytic import _check_learning_rate, _check_predictive, _check_times, _square
+from ntkpipe.core.analytic import _check_learning_rate, _check_times, check_ntk_gp_inputs
 
 
 def ntk_gp_trajectory(
@@ -54,16 +54,9 @@ def ntk_gp_trajectory(
         ``(mean [n_t, n_test, k], factor [n_t, n_test, n + n_test])``; every output has the
         same covariance F_t F_sᵀ (Θ ⊗ I).
     """
-    k_tt, k_st, k_ss, y = _check_predictive(
-        nngp_train_train, nngp_test_train, nngp_test_test, y_train
+    theta, theta_st, k_tt, k_st, k_ss, y = check_ntk_gp_inputs(
+        ntk_train_train, ntk_test_train, nngp_train_train, nngp_test_train, nngp_test_test, y_train
     )
-    theta = _square("ntk_train_train", ntk_train_train, k_tt.shape[0]).astype(k_tt.dtype)
-    theta_st = jnp.asarray(ntk_test_train, dtype=k_tt.dtype)
-    if theta_st.shape != k_st.shape:
-        raise ValueError(
-            f"ntk_test_train must have shape {k_st.shape} like nngp_test_train; "
-            f"got {theta_st.shape}."
-        )
     _check_learning_rate(learning_rate)
     times = _check_times(steps).reshape(-1).astype(k_tt.dtype)
     rate = jnp.asarray(learning_rate / y.size, k_tt.dtype)
