@@ -12,6 +12,8 @@ import json
 import numpy as np
 import xarray as xr
 
+from ntkpipe.analysis import montecarlo
+
 PAPER_EXPONENTS = {
     "input": -0.5,
     "hidden": -1.0,
@@ -208,49 +210,62 @@ def add_linearization(ds, *, ratio_analytic=5.0, relative=0.03, samples=3, rng_s
     return ds.assign_coords(wsample=labels)
 
 
-def add_mc(ds, *, seeds_per_chunk=None, exponent=-0.5, bias=0.0, noise=0.03, rng_seed=2):
-    """Fig. S9–S10 variables: the error of the mean of M kernels ~ c · M^exponent / √n + bias.
-
-    mc_samples counts the seeds 1, 2, … within each chunk of `seeds_per_chunk` seeds (one chunk
-    of all seeds by default).
+def add_mc(ds, *, seeds_per_chunk=None, plateau=0.0, dims=2000, rng_seed=2):
+    """Fig. S9–S10 variables: the per-seed Monte Carlo statistics of deviations
+    D_s = b + √(v/dims)·z_s (z_s standard normal in `dims` dimensions), v = 0.09·64/n and
+    b² = `plateau`·v, in runs (chunks) of `seeds_per_chunk` seeds (one run of all by default).
     """
     rng = np.random.default_rng(rng_seed)
     ds = ds.copy()
     n_seed = ds.sizes["seed"]
     chunk = seeds_per_chunk or n_seed
-    counts = xr.DataArray([i % chunk + 1 for i in range(n_seed)], dims="seed")
-    width = ds["width"] if "width" in ds.dims else 256
-    grid = ds["status"] == ds["status"]
+    grid = (ds["status"] == ds["status"]).transpose(..., "seed")
+    widths = (ds["width"] if "width" in ds.dims else xr.DataArray(256.0)).broadcast_like(grid)
+    missing = (ds["status"] == "missing").transpose(*grid.dims).values
     for kernel, scale in (("ntk", 0.3), ("nngp", 0.2)):
-        value = scale * (width / 64.0) ** -0.5 * counts.astype(float) ** exponent + bias
-        jitter = grid.copy(data=np.exp(noise * rng.standard_normal(grid.shape)))
-        value = (value * jitter).transpose(*grid.dims)
-        ds[f"{kernel}_mc_error"] = value.where(ds["status"] != "missing")
-    ds["mc_samples"] = (counts * grid).astype(int)
+        out = {name: np.full(grid.shape, np.nan) for name in ("sq", "cross", "partners")}
+        for index in np.ndindex(grid.shape[:-1]):
+            v = scale**2 * 64.0 / float(widths.values[index][0])
+            bias = np.sqrt(plateau * v / dims) * np.ones(dims)
+            draws = bias + np.sqrt(v / dims) * rng.standard_normal((n_seed, dims))
+            for start in range(0, n_seed, chunk):
+                part = slice(start, start + chunk)
+                found = montecarlo.per_seed_statistics(draws[part])
+                for name, values in zip(("sq", "cross", "partners"), found, strict=True):
+                    out[name][index][part] = values
+        for name in ("sq", "cross"):
+            ds[f"{kernel}_mc_{name}"] = grid.copy(data=np.where(missing, np.nan, out[name]))
+        ds["mc_partners"] = grid.copy(data=np.where(missing, np.nan, out["partners"]))
     return ds
 
 
 def add_ensemble(ds, *, members=64, alphas=9, offset=0.0, std_scale=1.0, rng_seed=3):
-    """Fig. 2 variables: an ensemble drawn from the NTK-GP itself (shifted by `offset`, spread
-    scaled by `std_scale`), with NNGP bands that differ from it."""
+    """Fig. 2 variables: an ensemble drawn from a GP over (step, alpha) with factor F (points
+    correlated across α and t; members whitened so that the ensemble's mean and covariance are
+    exactly μ and F Fᵀ), shifted by `offset` and its spread scaled by `std_scale`, with NNGP
+    predictions that differ from it."""
     rng = np.random.default_rng(rng_seed)
     ds = ds.copy()
     alpha = xr.DataArray(np.linspace(0, 1, alphas), dims="alpha")
     step = ds["step"].astype(float)
     progress = 1 - np.exp(-step / 100.0)
     mu = (2 * alpha - 1) * progress
-    sigma = 0.3 * (1 - 0.8 * progress * (4 * alpha * (1 - alpha) < 0.5)) + 0 * alpha
+    decay = 1 - 0.8 * progress * (4 * alpha * (1 - alpha) < 0.5)
+    a = np.linspace(0, 1, alphas)
+    prior = 0.09 * np.exp(-((a[:, None] - a[None, :]) ** 2) / 0.1) + 1e-6 * np.eye(alphas)
+    root = xr.DataArray(np.linalg.cholesky(prior), dims=("alpha", "gp"))
+    factor = (decay * root).transpose("step", "alpha", "gp")
+    sigma = np.sqrt((factor**2).sum("gp"))
     grid = _grid({a: ds[a].values for a in json.loads(ds.attrs["sweep_axes"])}, xr.DataArray(1.0))
     member = xr.DataArray(np.arange(members), dims="member")
-    draws = xr.DataArray(
-        rng.standard_normal((members, ds.sizes["step"], alphas)), dims=("member", "step", "alpha")
-    )
-    draws = (draws - draws.mean("member")) / draws.std("member", ddof=1)
-    ds["ensemble_fx"] = (grid * (mu + offset + std_scale * sigma * draws)).assign_coords(
-        member=member
-    )
+    z = rng.standard_normal((members, alphas))
+    z = np.linalg.qr(z - z.mean(0))[0] * np.sqrt(members - 1)  # sample mean 0, covariance I
+    z = xr.DataArray(z, dims=("member", "gp"))
+    draws = (factor * z).sum("gp")
+    ds["ensemble_fx"] = (grid * (mu + offset + std_scale * draws)).assign_coords(member=member)
     ds["ensemble_loss_train"] = grid * 0.5 * np.exp(-step / 50.0) * (member * 0 + 1)
     ds["ntkgp_mean"], ds["ntkgp_std"] = grid * mu, grid * sigma
+    ds["ntkgp_factor"] = grid * factor
     ds["nngp_mean"], ds["nngp_std"] = grid * mu * 0.6, grid * sigma * 0.8
     ds["nngp_posterior_mean"] = grid * (2 * alpha - 1) * 0.6
     ds["nngp_posterior_std"] = grid * 0.1 * (alpha * 0 + 1)

@@ -178,7 +178,9 @@ def test_network_tracks_its_linearization_at_the_widest_width(fig1):
 
 def test_ensemble_mean_lies_in_the_ntk_gp_band(fig2):
     agreement = analysis.ensemble_agreement(fig2)
-    assert float(agreement["band_fraction"]) >= 0.8
+    # real networks of width 256 against the NTK-GP's correlated test (ε_n = 3·4/256)
+    assert str(agreement["band"].values) == "consistent", agreement
+    assert str(agreement["spread"].values) != "inconsistent", agreement
     assert float(agreement["std_error"]) <= 0.35
     band = [c for c in claims.paper_claims(fig2) if "NTK-GP band" in c.statement]
     assert [c.experiment for c in band] == ["fig2"]

@@ -23,7 +23,6 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis.ensembles import (  # noqa: F401  (re-exported)
-    band_statistics,
     ensemble_agreement,
     ensemble_moments,
 )
@@ -33,6 +32,11 @@ from ntkpipe.analysis.fits import (  # noqa: F401  (re-exported)
     PowerLawFit,
     fit_along,
     fit_power_law,
+)
+from ntkpipe.analysis.montecarlo import (  # noqa: F401  (re-exported)
+    has_mc_samples,
+    mc_error_curve,
+    mc_exponents,
 )
 from ntkpipe.analysis.summary import (  # noqa: F401  (re-exported)
     FIXED_DIMS,
@@ -219,66 +223,6 @@ def rmse_dataset_trends(
         except FitError as error:
             trends.append(replace(trend, reason=str(error)))
     return trends
-
-
-def has_mc_samples(ds: xr.Dataset, at_least: int = 3) -> bool:
-    """Whether the summary has Monte Carlo kernel errors for ≥ `at_least` sample counts M (a job
-    holding that many seeds); fewer cannot be fitted against M."""
-    if "mc_samples" not in ds or not (
-        has_data(ds, "ntk_mc_error") or has_data(ds, "nngp_mc_error")
-    ):
-        return False
-    counts = ds["mc_samples"].values.astype(float)
-    return np.unique(counts[np.isfinite(counts)]).size >= at_least
-
-
-def mc_error_curve(ds: xr.Dataset, kernel: str = "ntk") -> xr.DataArray:
-    """Error of the mean of M empirical kernels against M (Fig. S9–S10).
-
-    ‖(1/M) Σ_{s ≤ M} K̂_s − K‖_F/‖K‖_F, averaged over the seed chunks of a sweep point that
-    reach the same M (``mc_samples``). Runs not in `USABLE_STATUSES` are left out.
-
-    Args:
-        ds: the summary with ``<kernel>_mc_error`` and ``mc_samples`` (axes…, seed).
-        kernel: "ntk" (Θ̂ against Θ) or "nngp" (K̂ against K).
-
-    Returns:
-        DataArray (axes…, mc_samples).
-    """
-    if kernel not in KERNEL_SYMBOLS:
-        raise ValueError(f"kernel={kernel!r}: expected one of {list(KERNEL_SYMBOLS)}")
-    name = f"{kernel}_mc_error"
-    _require(ds, name)
-    _require(ds, "mc_samples")
-    keep = [name, "mc_samples", "status"] if "status" in ds else [name, "mc_samples"]
-    masked = usable_runs(ds[keep])
-    counts = masked["mc_samples"].values.astype(float)
-    values = sorted({int(c) for c in counts[np.isfinite(counts)]})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        curves = [
-            masked[name].where(masked["mc_samples"] == m).mean("seed", skipna=True) for m in values
-        ]
-    return xr.concat(curves, dim=xr.DataArray(values, dims="mc_samples", name="mc_samples"))
-
-
-def mc_exponents(ds: xr.Dataset, *, confidence: float = 0.95) -> list[ExponentFit]:
-    """Exponents of `mc_error_curve` against M, one per kernel and sweep point (width included).
-
-    Returns:
-        `ExponentFit` with quantity ``ntk_mc_error`` / ``nngp_mc_error``, label Θ̂ / K̂ and the
-        sweep point (all axes of length > 1) as group.
-    """
-    fits = []
-    for kernel, symbol in KERNEL_SYMBOLS.items():
-        name = f"{kernel}_mc_error"
-        if not has_data(ds, name):
-            continue
-        curve = mc_error_curve(ds, kernel).to_dataset(name=name)
-        curve.attrs = ds.attrs
-        for group, sub in groups(curve):
-            fits.append(_fit_or_reason(name, symbol, group, sub[name], confidence, "mc_samples"))
-    return fits
 
 
 def relative_rmse_final(ds: xr.Dataset, split: str = "test") -> xr.DataArray:

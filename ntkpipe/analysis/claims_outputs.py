@@ -10,9 +10,9 @@ Every verdict is an interval or fraction test (`ntkpipe.analysis.verdicts`):
 - Θ̂ closer than Θ: the t-interval over runs of the mean of log(RMSE_Θ̂ / RMSE_Θ) (runs are
   independent; the log ratio of two RMSEs of the same run is paired, and its scale does not
   depend on the width) below 0; inconsistent when it excludes `CLOSER_MARGIN`;
-- Fig. 2: fractions of the points (t > 0, α) where the ensemble agrees with a prediction
-  within its standard error plus a finite-width margin (`ntkpipe.analysis.ensembles`),
-  consistent at ≥ 90%, inconsistent below 50% (`FRACTION_THRESHOLDS`).
+- Fig. 2: the largest standardized deviation of the ensemble's mean (spread) from the NTK-GP
+  over (t > 0, α), beyond a finite-width margin ∝ 1/n, against its null distribution under the
+  NTK-GP's own covariance across t and α (`ntkpipe.analysis.gp_test`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import gp_test
 from ntkpipe.analysis.aggregate import format_number
 from ntkpipe.analysis.claims_base import Claim, ClaimRow, at_width, widest
-from ntkpipe.analysis.ensembles import FINITE_WIDTH_MARGIN, SEPARATION_ERRORS
 from ntkpipe.analysis.fits import mean_intervals, slope_intervals, value_intervals
 from ntkpipe.analysis.verdicts import (
-    FRACTION_THRESHOLDS,
     INCONCLUSIVE,
-    fraction_verdict,
     interval_needs,
     range_verdict,
     sign_needs,
@@ -171,111 +169,110 @@ def empirical_closer_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) ->
 
 
 def ensemble_claims(ds: xr.Dataset) -> list[Claim]:
-    """Fig. 2 / S1 at the widest width: band, spread, and NTK-GP rather than NNGP."""
+    """Fig. 2 / S1 at the widest width: mean, spread, and NTK-GP rather than NNGP, each a
+    max-statistic test over (t > 0, α) with the NTK-GP's own covariance
+    (`ntkpipe.analysis.gp_test`)."""
+    if "ntkgp_factor" not in ds:
+        return _old_ensemble_store()
     agreement = analysis.ensemble_agreement(ds)
     points = int((ds["step"] > 0).sum()) * int(ds.sizes.get("alpha", 0))  # (t > 0, α) judged
     claims = []
     for group, sub in analysis.groups(agreement, exclude=("width",)):
         sub = sub.squeeze(drop=True)
-        at, width = widest(sub, "band_fraction")
-        if not math.isfinite(float(at["band_fraction"].values)):
+        at, width = widest(sub, "t_mu") if "t_mu" in sub else (sub, None)
+        if "t_mu" not in at or not math.isfinite(float(at["t_mu"].values)):
             continue
         claims += _ensemble_claims_at(at, at_width(group, width), points)
     return claims
 
 
-_MARGIN_TEXT = f"{FINITE_WIDTH_MARGIN:g} × max σ_t (finite-width margin)"
-_FRACTIONS_TEXT = (
-    f"consistent at ≥ {100 * FRACTION_THRESHOLDS[0]:g}% of the recorded (t > 0, α), "
-    f"inconsistent below {100 * FRACTION_THRESHOLDS[1]:g}%"
+_GP_TEST = (
+    "the largest standardized deviation over (t > 0, α) beyond the finite-width margin "
+    "(ε_n = 3(L + 1)/n times the GP's rate of change in log t: a relative kernel error ε_n "
+    "as a time rescaling, gp_test.margins) against its "
+    "{level:g}% critical value q from ensembles of M draws of the NTK-GP itself (its "
+    "covariance across t and α)"
 )
 
 
 def _ensemble_claims_at(at: xr.Dataset, where: dict, n_points: int = 0) -> list[Claim]:
-    value = {name: float(at[name].values) for name in at.data_vars}
-    members = int(value["members"])
-    band, spread = value["band_fraction"], value["spread_fraction"]
-    closer, separated = value["ntkgp_closer"], int(value["separated"])
-    follows = str(fraction_verdict(closer)) if separated else INCONCLUSIVE
+    value = {name: at[name].values.item() for name in at.data_vars}
+    m = int(value["members"])
+    test = _GP_TEST.format(level=100 * (1 - gp_test.LEVEL))
+    eps = f"ε_n = {format_number(value['epsilon'], 2)}"
+    band, spread, follows = (str(value[k]) for k in ("band", "spread", "follows"))
+    joint = max(value["t_mu"], value["t_sigma"])
     return [
-        _fraction_claim(
-            "band",
-            n_points,
-            "the mean of the trained ensemble lies in the NTK-GP band μ_t ± 2σ_t "
-            "(Eq. 14–15) along the interpolation line",
-            f"inside μ_t ± 2σ_t/√M + margin for {100 * band:.0f}% of (t > 0, α); "
-            f"M = {members} members",
+        Claim(
+            "Fig. 2 / S1",
+            "the mean of the trained ensemble lies in the NTK-GP band: it follows μ_t (Eq. 14) "
+            "along the interpolation line",
+            f"T_μ = {format_number(value['t_mu'], 2)} against q = "
+            f"{format_number(value['q_mu'], 2)} (M = {m} members, {eps})",
             band,
-            f"|mean_ens − μ_t| ≤ 2σ_t/√M (the standard error of the mean of M members) + "
-            f"{_MARGIN_TEXT}; {_FRACTIONS_TEXT}",
+            f"T_μ = max |mean_ens − μ_t| − δ_μ in units of σ_t/√M: {test}; inconsistent above "
+            f"q; consistent below it when q/√M ≤ {gp_test.BAND_RESOLUTION:g} (resolves one σ_t)",
             where,
+            _needs(band, "members: the test resolves q·σ_t/√M, more than one σ_t"),
+            "band",
+            value["t_mu"],
+            n_points=n_points,
         ),
-        _fraction_claim(
-            "spread",
-            n_points,
+        Claim(
+            "Fig. 2 / S1",
             "the spread of the ensemble follows the NTK-GP standard deviation σ_t (Eq. 15)",
-            f"σ_ensemble inside the 95% interval of a sample σ of M = {members} draws for "
-            f"{100 * spread:.0f}% of (t > 0, α); median |σ_ensemble − σ_t| / max σ_t = "
-            f"{format_number(value['std_error'], 3)}",
+            f"T_σ = {format_number(value['t_sigma'], 2)} against q = "
+            f"{format_number(value['q_sigma'], 2)}; median |σ_ensemble − σ_t| / s = "
+            f"{format_number(value['std_error'], 3)} (M = {m})",
             spread,
-            f"σ_ens within σ_t·√(χ²_{{M−1}}(2.5%, 97.5%)/(M − 1)) ± {_MARGIN_TEXT}; "
-            f"{_FRACTIONS_TEXT}",
+            f"T_σ = max |σ_ens − σ_t| − δ_σ in units of σ_t/√(2(M − 1)): {test}; inconsistent "
+            f"above q; consistent below it when q/√(2(M − 1)) ≤ {gp_test.SPREAD_RESOLUTION:g}",
             where,
+            _needs(spread, "members: the test cannot resolve an error of σ_t by half"),
+            "spread",
+            value["t_sigma"],
+            n_points=n_points,
         ),
         Claim(
             "Fig. 2 / S1",
             "gradient descent follows the NTK-GP, not the NNGP (readout-only training, "
             "Eq. S22–S23, whose t → ∞ limit is the posterior of Eq. 13)",
-            f"at the {separated} points (t > 0, α) where the two means differ, closer to the "
-            f"NTK-GP at {_percent(closer)}; RMS z against the NTK-GP "
-            f"{format_number(value['z_ntkgp'], 1)}, against the NNGP "
-            f"{format_number(value['z_nngp'], 1)}; at the end RMS over α to the NNGP posterior "
+            f"max(T_μ, T_σ) = {format_number(joint, 2)} against q = "
+            f"{format_number(value['q'], 2)}; the readout-only NNGP's own mean and σ give "
+            f"{format_number(value['t_nngp'], 1)}; at the end RMS over α to the NNGP posterior "
             f"{format_number(value['distance_posterior'], 3)}",
             follows,
-            f"over the points where |μ_NTK − μ_NNGP| > {SEPARATION_ERRORS:g} standard errors "
-            f"max(σ)/√M + {_MARGIN_TEXT}: the ensemble mean closer to the NTK-GP; "
-            f"{_FRACTIONS_TEXT.replace('(t > 0, α)', 'those points')}",
+            f"max(T_μ, T_σ), {test}: inconsistent above q; consistent below it when the NNGP "
+            f"would give ≥ q + {gp_test.NNGP_DETECTION:g} (the test tells the two apart)",
             where,
-            _follows_needs(follows, closer, separated),
+            _needs(
+                follows, "members: with M members the test cannot tell the NTK-GP from the NNGP"
+            ),
             "follows",
-            closer,
-            n_points=separated,
+            joint,
+            n_points=n_points,
         ),
     ]
 
 
-def _follows_needs(verdict: str, closer: float, separated: int) -> str:
-    if verdict != INCONCLUSIVE:
-        return ""
-    if not separated:
-        return (
-            "the NTK-GP and NNGP means never separate by more than the standard errors: add "
-            "members or record earlier steps"
+def _needs(verdict: str, text: str) -> str:
+    return f"add {text}" if verdict == INCONCLUSIVE else ""
+
+
+def _old_ensemble_store() -> list[Claim]:
+    return [
+        Claim(
+            "Fig. 2 / S1",
+            "the trained ensemble follows the NTK-GP (Eq. 14–15)",
+            "no test: the summary has no ntkgp_factor (the NTK-GP's covariance across t and α)",
+            INCONCLUSIVE,
+            "the NTK-GP test of `ntkpipe.analysis.gp_test`",
+            {},
+            "rerun the ensemble stage (its store predates the NTK-GP factor)",
+            label,
         )
-    return _fraction_needs(closer)
-
-
-def _fraction_claim(label, n_points, statement, measured, fraction, criterion, where) -> Claim:
-    verdict = str(fraction_verdict(fraction))
-    needs = _fraction_needs(fraction) if verdict == INCONCLUSIVE else ""
-    return Claim(
-        "Fig. 2 / S1", statement, measured, verdict, criterion, where, needs, label, fraction,
-        n_points=n_points,
-    )  # fmt: skip
-
-
-def _fraction_needs(fraction: float) -> str:
-    good, bad = FRACTION_THRESHOLDS
-    if not math.isfinite(fraction):
-        return "no point to judge: record steps t > 0"
-    return (
-        f"{_percent(fraction)} lies between {100 * bad:g}% and {100 * good:g}%: add members "
-        "(a narrower standard error) or widths (a smaller finite-width deviation)"
-    )
-
-
-def _percent(fraction: float) -> str:
-    return f"{100 * fraction:.0f}%" if math.isfinite(fraction) else "nan"
+        for label in ("band", "spread", "follows")
+    ]
 
 
 #: Fig. S4: inconsistent when the CI of the slope b of log(RMSE_T/RMSE_e) on log RMSE_e lies

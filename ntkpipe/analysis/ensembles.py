@@ -1,29 +1,27 @@
 """Fig. 2 / S1: an ensemble of trained networks against the NTK-GP (Eq. 14–15) and the NNGP.
 
 The summary holds ``ensemble_fx`` (axes…, member, step, alpha): f_t(x(α)) of M members, and
-the predictions ``ntkgp_mean``/``ntkgp_std`` (μ_t, σ_t) and ``nngp_mean``/``nngp_std`` (the
-readout-only dynamics, Eq. S22–S23) on the same (step, alpha), ``nngp_posterior_mean`` (alpha).
+the predictions ``ntkgp_mean``/``ntkgp_std`` (μ_t, σ_t), ``ntkgp_factor`` (F: the NTK-GP's
+covariance across t and α, Σ_gp F F) and ``nngp_mean``/``nngp_std`` (the readout-only
+dynamics, Eq. S22–S23) on the same (step, alpha), ``nngp_posterior_mean`` (alpha).
 
-The ensemble mean of M members scatters around the true mean with the standard error
-σ_t/√M, so it is judged against μ_t ± 2σ_t/√M, not against the band μ_t ± 2σ_t of a single
-network. The NTK-GP is the infinite-width prediction; a network of width n deviates from it
-by O(n^−½) of the output scale, so every tolerance is widened by a finite-width margin
-`FINITE_WIDTH_MARGIN` × s, with s = max over (t, α) of σ_t (the prior's output scale).
+The ensemble is tested against the NTK-GP with the GP's own correlations across (t, α) and a
+finite-width margin that shrinks as 1/n (`ntkpipe.analysis.gp_test`).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
 import xarray as xr
-from scipy import stats
 
-#: Finite-width margin of the Fig. 2 tests, in units of the prior's output scale max σ_t.
-FINITE_WIDTH_MARGIN = 0.1
-#: Standard errors by which the NTK-GP and NNGP means must differ for a point (t, α) to tell
-#: the two apart.
-SEPARATION_ERRORS = 3.0
+from ntkpipe.analysis import gp_test
+from ntkpipe.analysis.summary import as_scalar, sweep_axes
+
+#: The GP variables the test needs.
+GP_VARIABLES = ("ntkgp_mean", "ntkgp_factor", "nngp_mean", "nngp_std", "nngp_posterior_mean")
 
 
 def ensemble_moments(ds: xr.Dataset) -> xr.Dataset:
@@ -40,96 +38,42 @@ def ensemble_moments(ds: xr.Dataset) -> xr.Dataset:
         return xr.Dataset({"mean": fx.mean("member"), "std": fx.std("member", ddof=1)})
 
 
-def band_statistics(mean, std, members, mu, sigma, nngp_mu, nngp_sigma, *, later):
-    """The Fig. 2 statistics over the points (t, α) with t > 0, batched over leading axes.
-
-    Args:
-        mean, std: the ensemble's mean and standard deviation (ddof 1) [..., step, alpha].
-        members: M, the number of members (a number or an array [...]).
-        mu, sigma: the NTK-GP mean and standard deviation [..., step, alpha].
-        nngp_mu, nngp_sigma: the readout-only NNGP mean and standard deviation, same shape.
-        later: bool [step], the recorded steps t > 0.
-
-    Returns:
-        dict of arrays [...]:
-
-        - ``band_fraction``: fraction of points with |mean − μ_t| ≤ 2σ_t/√M + margin;
-        - ``spread_fraction``: fraction with σ_ens inside the 95% interval of a sample standard
-          deviation of M draws of N(·, σ_t²) (χ²_{M−1} quantiles), ± margin;
-        - ``std_error``: median of |σ_ens − σ_t| / s;
-        - ``separated``: number of points where |μ_NTK − μ_NNGP| > `SEPARATION_ERRORS` ×
-          max(σ_NTK, σ_NNGP)/√M + margin;
-        - ``ntkgp_closer``: fraction of the separated points where the ensemble mean is closer
-          to μ_NTK than to μ_NNGP (NaN when none is separated);
-        - ``z_ntkgp``, ``z_nngp``: RMS over the separated points of (mean − μ)/(σ/√M) of each.
-        margin = `FINITE_WIDTH_MARGIN` × s, s = max over (t, α) of σ_t.
-    """
-    mean, std, mu, sigma, nngp_mu, nngp_sigma = (
-        np.asarray(a, dtype=float) for a in (mean, std, mu, sigma, nngp_mu, nngp_sigma)
-    )
-    m = np.asarray(members, dtype=float)[..., None, None]
-    scale = np.nanmax(sigma, axis=(-2, -1), keepdims=True)
-    margin = FINITE_WIDTH_MARGIN * scale
-    later = np.asarray(later, dtype=bool)[:, None] & np.isfinite(mean) & np.isfinite(mu)
-    error = sigma / np.sqrt(m)
-    inside = np.abs(mean - mu) <= 2 * error + margin
-    q_low, q_high = (np.sqrt(stats.chi2.ppf(q, m - 1) / (m - 1)) for q in (0.025, 0.975))
-    spread_ok = (std >= sigma * q_low - margin) & (std <= sigma * q_high + margin)
-    both_error = np.maximum(sigma, nngp_sigma) / np.sqrt(m)
-    apart = later & (np.abs(mu - nngp_mu) > SEPARATION_ERRORS * both_error + margin)
-    n_apart = apart.sum((-2, -1))
-    closer = np.abs(mean - mu) < np.abs(mean - nngp_mu)
-    nngp_error = nngp_sigma / np.sqrt(m)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return {
-            "band_fraction": _fraction(inside, later),
-            "spread_fraction": _fraction(spread_ok, later),
-            "std_error": np.nanmedian(
-                np.where(later, np.abs(std - sigma) / scale, np.nan), axis=(-2, -1)
-            ),
-            "separated": n_apart,
-            "ntkgp_closer": _fraction(closer, apart),
-            "z_ntkgp": _rms(np.where(error > 0, (mean - mu) / error, np.inf), apart),
-            "z_nngp": _rms(np.where(nngp_error > 0, (mean - nngp_mu) / nngp_error, np.inf), apart),
-        }
-
-
 def ensemble_agreement(ds: xr.Dataset) -> xr.Dataset:
     """How the ensemble compares with the NTK-GP (Eq. 14–15) and the NNGP, per sweep point.
 
-    The variables of `band_statistics` over the sweep axes, plus ``members`` (M) and
-    ``distance_ntkgp``, ``distance_nngp``, ``distance_posterior``: RMS over α at the last step
-    of mean_ens − μ_T for the NTK-GP, the readout-only NNGP dynamics and the NNGP posterior.
+    Returns:
+        Dataset over the sweep axes: the verdicts ``band``, ``spread``, ``follows`` and the
+        statistics of :func:`ntkpipe.analysis.gp_test.agreement` (``t_mu``, ``t_sigma``,
+        ``q_mu``, ``q_sigma``, ``q``, ``t_nngp``), ``members`` (M), ``epsilon`` (ε_n, from
+        the point's width and depth), ``std_error`` (median over (t > 0, α) of
+        |σ_ens − σ_t| / s) and ``distance_ntkgp``, ``distance_nngp``, ``distance_posterior``:
+        RMS over α at the last step of mean_ens − μ_T for the NTK-GP, the readout-only NNGP
+        dynamics and the NNGP posterior.
+
+    Raises:
+        ValueError: a GP variable is missing (an ensemble store written before the NTK-GP's
+            factor was stored: rerun the ensemble stage).
     """
-    for name in ("ntkgp_mean", "ntkgp_std", "nngp_mean", "nngp_std", "nngp_posterior_mean"):
+    for name in ("ensemble_fx", *GP_VARIABLES):
         if name not in ds:
-            raise ValueError(f"the summary has no variable {name!r}; it has {sorted(ds)}")
+            raise ValueError(
+                f"the summary has no variable {name!r} (rerun the ensemble stage: it stores "
+                f"the NTK-GP's covariance across times since issue 18); it has {sorted(ds)}"
+            )
+    axes = [a for a in sweep_axes(ds) if a in ds["ensemble_fx"].dims]
+    grid = ds["ensemble_fx"].isel(member=0, step=0, alpha=0, drop=True)
+    if axes:
+        grid = grid.transpose(*axes)
+    found: dict[str, np.ndarray] = {}
+    for index in np.ndindex(grid.shape):
+        point = {a: ds[a].values[i] for a, i in zip(axes, index, strict=True)}
+        for name, value in _at_point(ds.sel(point), point, ds.attrs).items():
+            found.setdefault(name, np.full(grid.shape, np.nan, dtype=object))[index] = value
+    out = {
+        name: grid.copy(data=values.astype(str if name in _VERDICTS else float))
+        for name, values in found.items()
+    }
     moments = ensemble_moments(ds)
-    members = np.isfinite(ds["ensemble_fx"]).sum("member").max(("step", "alpha"))
-    core = ("step", "alpha")
-    arrays = [
-        a.transpose(..., *core)
-        for a in xr.broadcast(
-            moments["mean"],
-            moments["std"],
-            ds["ntkgp_mean"],
-            ds["ntkgp_std"],
-            ds["nngp_mean"],
-            ds["nngp_std"],
-        )
-    ]
-    outer = arrays[0].isel(step=0, alpha=0, drop=True)
-    m = members.broadcast_like(outer).transpose(*outer.dims)
-    found = band_statistics(
-        arrays[0].values,
-        arrays[1].values,
-        m.values,
-        *(a.values for a in arrays[2:]),
-        later=(ds["step"] > 0).values,
-    )
-    out = {name: outer.copy(data=value) for name, value in found.items()}
-    out["members"] = m
     last = moments["mean"].isel(step=-1)
 
     def rms(other):
@@ -141,13 +85,46 @@ def ensemble_agreement(ds: xr.Dataset) -> xr.Dataset:
     return xr.Dataset(out, attrs=ds.attrs).drop_vars("step", errors="ignore")
 
 
-def _fraction(hit, where):
-    count = where.sum((-2, -1))
-    share = (hit & where).sum((-2, -1)) / np.where(count > 0, count, 1)
-    return np.where(count > 0, share, np.nan)
+_VERDICTS = ("band", "spread", "follows")
 
 
-def _rms(z, where):
-    count = where.sum((-2, -1))
-    total = np.where(where, z**2, 0.0).sum((-2, -1))
-    return np.where(count > 0, np.sqrt(total / np.where(count > 0, count, 1)), np.nan)
+def _at_point(point: xr.Dataset, where: dict, attrs: dict) -> dict:
+    later = point["step"].values > 0
+    fx = point["ensemble_fx"].transpose("member", "step", "alpha").values[:, later]
+    fx = fx.reshape(fx.shape[0], -1)
+    fx = fx[np.isfinite(fx).all(1)]
+    factor = point["ntkgp_factor"].transpose("step", "alpha", "gp").values
+    sigma_grid = np.sqrt((factor**2).sum(-1))
+    scale = float(sigma_grid[0].max())
+    factor = factor[later].reshape(-1, factor.shape[-1])
+    mu_grid = point["ntkgp_mean"].transpose("step", "alpha").values
+    mu = mu_grid[later].ravel()
+    nngp_mu, nngp_sigma = (
+        point[name].transpose("step", "alpha").values[later].ravel()
+        for name in ("nngp_mean", "nngp_std")
+    )
+    width, depth = (_setting(name, where, attrs) for name in ("width", "depth"))
+    epsilon = gp_test.finite_width_epsilon(width, depth if depth is not None else 0)
+    if fx.shape[0] < 3 or not np.isfinite(mu).all():
+        return {"members": fx.shape[0], "epsilon": epsilon}
+    delta = gp_test.margins(mu_grid, sigma_grid, point["step"].values, epsilon)
+    found = gp_test.agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, delta)
+    sigma = np.sqrt((factor**2).sum(-1))
+    std_error = np.median(np.abs(fx.std(0, ddof=1) - sigma)) / scale
+    return {
+        **{k: (str(v) if k in _VERDICTS else float(v)) for k, v in found.items()},
+        "members": fx.shape[0],
+        "epsilon": epsilon,
+        "std_error": std_error,
+    }
+
+
+def _setting(name: str, where: dict, attrs: dict):
+    """model.<name> at the point: its sweep coordinate, else the sweep's fixed setting."""
+    if name in where:
+        return as_scalar(where[name])
+    if f"model.{name}" in attrs:
+        return attrs[f"model.{name}"]
+    config = attrs.get("config")
+    parsed = json.loads(config) if isinstance(config, str) else (config or {})
+    return parsed.get("model", {}).get(name)

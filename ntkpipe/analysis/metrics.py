@@ -18,13 +18,13 @@ kernel is available), `seed`, `step`, `layer`:
   with the analytic Θ (model "lin_analytic"; NaN without it)
 - output_change_train, output_change_test (seed, step): √mean of (f_t − f_0)² of the network,
   the scale against which RMSE(f, f_lin) is judged (relative linearization error)
-- ntk_mc_error, nngp_mc_error (seed): ‖mean of Θ̂_0 over the run's seeds up to this one − Θ‖_F /
-  ‖Θ‖_F (K̂ on the scale of K, as above), with mc_samples (seed) the number of seeds averaged
-  (Monte Carlo estimate, Fig. S9–S10)
 - sharpness (model, seed, step): λ_max(Θ̂_t) when recorded (f_lin: Θ̂₀'s)
 - lr_critical, lr_critical_traced, diverged_step (first step where f or f_lin diverged, −1:
   none), diverged_step_net, diverged_step_lin, status and regime (seed; criteria in
   :mod:`ntkpipe.analysis.regime`); learning_rate (scalar: the η trained with)
+- ntk_mc_sq, ntk_mc_cross, nngp_mc_sq, nngp_mc_cross, mc_partners (seed): ‖D_s‖², Σ over the
+  run's other seeds of ⟨D_s, D_s'⟩ and their number, D_s = (Θ̂_s − Θ)/‖Θ‖_F (K̂ as above), pooled
+  over the runs of a point by the Monte Carlo claim (Fig. S9–S10, `ntkpipe.analysis.montecarlo`)
 
 Without Θ̂₀ (``kernels.initial: false``, no ``kernel_init.zarr``) every metric of Θ̂₀ is NaN:
 lr_critical, the kernel changes, the analytic and Monte Carlo errors; the learning rate is then
@@ -44,6 +44,7 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis import regime
+from ntkpipe.analysis import montecarlo
 from ntkpipe.io import variables
 from ntkpipe.sweep import facts
 
@@ -89,11 +90,8 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
     ds["nngp_analytic_error"] = _analytic_error(nngp_init, analytic, "nngp_train_train", ds.seed)
     if analytic is not None:
         for kernel, store in (("ntk", kernel_init), ("nngp", nngp_init)):
-            name = f"{kernel}_train_train"
-            ds[f"{kernel}_mc_error"] = (
-                _nan_per_seed(ds.seed) if store is None else _mc_error(store[name], analytic[name])
-            )
-        ds["mc_samples"] = xr.DataArray(np.arange(1, ds.sizes["seed"] + 1), dims="seed")
+            stats = _mc_statistics(store, analytic, f"{kernel}_train_train", ds.seed)
+            ds[f"{kernel}_mc_sq"], ds[f"{kernel}_mc_cross"], ds["mc_partners"] = stats
     return ds.assign(regime.run_state(config, trained, linear, kernel_init, ds.seed))
 
 
@@ -312,11 +310,13 @@ def _analytic_error(kernel_init, analytic, name, seeds) -> xr.DataArray:
     return _frobenius(kernel_init[name] - exact) / float(np.sqrt((exact**2).sum()))
 
 
-def _mc_error(kernels, exact) -> xr.DataArray:
-    """‖(1/m) Σ_{s ≤ m} K̂_s − K‖_F/‖K‖_F for m = 1 … n_seed (the running mean over seeds)."""
-    count = xr.DataArray(np.arange(1, kernels.sizes["seed"] + 1), dims="seed")
-    running = kernels.cumsum("seed") / count
-    return _frobenius(running - exact) / float(np.sqrt((exact**2).sum()))
+def _mc_statistics(kernel_init, analytic, name, seeds) -> tuple:
+    """`montecarlo.per_seed_statistics` of (K̂_s − K)/‖K‖_F; NaN without the kernels."""
+    if kernel_init is None:
+        return (_nan_per_seed(seeds),) * 3
+    exact = analytic[name].transpose(*kernel_init[name].dims[1:]).values.astype(float)
+    deviations = (kernel_init[name].values.astype(float) - exact) / np.sqrt((exact**2).sum())
+    return tuple(xr.DataArray(v, dims="seed") for v in montecarlo.per_seed_statistics(deviations))
 
 
 def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, float]:

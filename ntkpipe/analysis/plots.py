@@ -107,7 +107,7 @@ PLOTS: dict[str, Plot] = {
     "kernel_error": Plot(
         plot_kernel_error, ("ntk_analytic_error", "nngp_analytic_error"), True, "width"
     ),
-    "kernel_mc": Plot(plot_kernel_mc, ("ntk_mc_error", "nngp_mc_error"), False, "width"),
+    "kernel_mc": Plot(plot_kernel_mc, ("ntk_mc_sq", "nngp_mc_sq"), False, "width"),
     "linearization": Plot(plot_linearization, ("fx_sample_test",), False, "width"),
     "ensemble": Plot(plot_ensemble, ("ensemble_fx",), False, "width"),
     "lr_phase": Plot(plot_lr_phase, ("learning_rate",), False, "lr"),
@@ -123,7 +123,7 @@ def make_figures(
 
     A figure is skipped when its variables are absent or all NaN, or when it would be
     degenerate (`figure_notes` says why): the figures against width need ≥ `MIN_POINTS`
-    widths, the Monte Carlo figure ≥ `MIN_POINTS` seeds in one job. Sweep axes a figure cannot
+    widths, the Monte Carlo figure ≥ `MIN_POINTS` seeds at a sweep point. Sweep axes a figure cannot
     show get one file per value, named ``<figure>__<axis>~<value>….svg``. The files carry no
     date (and SVGs a fixed hash salt), so the same summary gives byte-identical files.
 

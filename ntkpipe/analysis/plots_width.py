@@ -127,15 +127,16 @@ def plot_rmse_vs_width(ds: xr.Dataset) -> Figure:
 
 @_styled
 def plot_kernel_mc(ds: xr.Dataset) -> Figure:
-    """Error of the mean of M empirical kernels against M, one line per width (Fig. S9–S10).
+    """Expected error of the mean of M empirical kernels, √(b̂² + v̂/M), against M (all seeds
+    of a point pooled, `ntkpipe.analysis.montecarlo`), one line per width (Fig. S9–S10).
 
     Args:
-        ds: the summary with ``ntk_mc_error`` / ``nngp_mc_error`` and ``mc_samples`` (axes…,
-            seed); further axes besides width must have one value.
+        ds: the summary with ``ntk_mc_sq`` / ``nngp_mc_sq``, ``*_mc_cross`` and
+            ``mc_partners`` (axes…, seed); further axes besides width must have one value.
     """
-    kernels = [k for k in ("ntk", "nngp") if analysis.has_data(ds, f"{k}_mc_error")]
+    kernels = [k for k in ("ntk", "nngp") if analysis.has_data(ds, f"{k}_mc_sq")]
     if not kernels:
-        raise ValueError("the summary has no finite values of ntk_mc_error / nngp_mc_error")
+        raise ValueError("the summary has no finite values of ntk_mc_sq / nngp_mc_sq")
     _check_extra_axes(ds, exclude=("width", _PANEL_AXIS))
     if _PANEL_AXIS in ds.dims:  # the largest dataset size
         ds = ds.sel({_PANEL_AXIS: ds[_PANEL_AXIS].max()})
@@ -162,7 +163,7 @@ def plot_kernel_mc(ds: xr.Dataset) -> Figure:
         _plain_log_ticks(ax.yaxis)
         ax.set_xlabel(r"Monte Carlo samples $M$ (seeds averaged)")
         tex, exact = _KERNEL_TEX[kernel], _ANALYTIC_TEX[kernel]
-        ax.set_ylabel(rf"$\|\overline{{{tex}}}_M - {exact}\|_F \,/\, \|{exact}\|_F$")
+        ax.set_ylabel(rf"$\sqrt{{E\|\overline{{{tex}}}_M - {exact}\|_F^2}} \,/\, \|{exact}\|_F$")
         _legend_below(ax, title="width (fit)", ncol=2)
     _finish(fig, ds, "kernel_mc")
     return fig

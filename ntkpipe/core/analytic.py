@@ -196,21 +196,13 @@ def ntk_gp_predictive(
         ``(mean, cov)``: [n_t, n_test, k] and [n_t, n_test, n_test] for an array t, without the
         leading axis for a scalar t or t=None.
     """
-    k_tt, k_st, k_ss, y = _check_predictive(
-        nngp_train_train, nngp_test_train, nngp_test_test, y_train
+    theta, theta_st, k_tt, k_st, k_ss, y = check_ntk_gp_inputs(
+        ntk_train_train, ntk_test_train, nngp_train_train, nngp_test_train, nngp_test_test, y_train
     )
-    theta = _square("ntk_train_train", ntk_train_train, k_tt.shape[0])
-    theta_st = jnp.asarray(ntk_test_train)
-    if theta_st.shape != k_st.shape:
-        raise ValueError(
-            f"ntk_test_train must have shape {k_st.shape} like nngp_test_train; "
-            f"got {theta_st.shape}."
-        )
     _check_learning_rate(learning_rate)
     times = None if t is None else _check_times(t)
     rate = jnp.asarray(learning_rate / y.size, k_tt.dtype)
     flat = jnp.full((1,), jnp.inf) if times is None else times.reshape(-1)
-    theta_st = theta_st.astype(k_tt.dtype)
     mean, cov = _ntk_gp(theta, theta_st, k_tt, k_st, k_ss, y, flat.astype(k_tt.dtype), rate)
     shape = () if times is None else times.shape
     return mean.reshape(shape + mean.shape[1:]), cov.reshape(shape + cov.shape[1:])
@@ -275,6 +267,20 @@ def _as_inputs(name, x):
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x
+
+
+def check_ntk_gp_inputs(theta, theta_st, k_tt, k_st, k_ss, y):
+    """The inputs of the NTK-GP (Θ, Θ(X_T, X), K, K(X_T, X), K(X_T, X_T), Y) checked for shape
+    and cast to one floating dtype; ValueError naming the argument otherwise."""
+    k_tt, k_st, k_ss, y = _check_predictive(k_tt, k_st, k_ss, y)
+    theta = _square("ntk_train_train", theta, k_tt.shape[0]).astype(k_tt.dtype)
+    theta_st = jnp.asarray(theta_st)
+    if theta_st.shape != k_st.shape:
+        raise ValueError(
+            f"ntk_test_train must have shape {k_st.shape} like nngp_test_train; "
+            f"got {theta_st.shape}."
+        )
+    return theta, theta_st.astype(k_tt.dtype), k_tt, k_st, k_ss, y
 
 
 def _check_predictive(k_tt, k_st, k_ss, y):

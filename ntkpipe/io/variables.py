@@ -75,6 +75,9 @@ VARIABLES: dict[str, Variable] = {
         "sampled weight", "1", "A fixed trainable entry θ[i, j] of a layer (Fig. 3).", _RUN
     ),
     "member": Variable("ensemble member", "1", "Seed of one network of the ensemble.", _ENS),
+    "gp": Variable(
+        "NTK-GP factor column", "1", "Index of z in f = μ + F z, z ~ N(0, I) (n + n_alpha).", _ENS
+    ),
     "alpha": Variable(
         "interpolation α", "1", "x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ between two training inputs.", _ENS
     ),
@@ -85,8 +88,11 @@ VARIABLES: dict[str, Variable] = {
     "train2": Variable("training example", "1", "Second index of a train×train kernel.", _KER),
     "test2": Variable("test example", "1", "Second index of a test×test kernel.", _KER),
     "out": Variable("output", "1", "Output unit (logit) of the network.", "init, train, ensemble"),
-    "mc_samples": Variable(
-        "Monte Carlo samples M", "1", "Number of seeds averaged in the kernel estimate.", _SUM
+    "mc_partners": Variable(
+        "Monte Carlo pair partners",
+        "1",
+        "Seeds of the same run paired with this one in *_mc_cross (run seeds − 1).",
+        _SUM,
     ),
     # ---- training curves
     "loss_train": Variable("train loss", "1", "Loss L on the training set (MSE: ½ mean).", _RUN),
@@ -229,14 +235,26 @@ VARIABLES: dict[str, Variable] = {
     "nngp_analytic_error": Variable(
         "NNGP error ‖K̂_0 − K‖_F/‖K‖_F", "1", "As ntk_analytic_error, for K̂.", _SUM
     ),
-    "ntk_mc_error": Variable(
-        "Monte Carlo NTK error ‖mean_M Θ̂_0 − Θ‖_F/‖Θ‖_F",
+    "ntk_mc_sq": Variable(
+        "squared NTK deviation ‖Θ̂_0 − Θ‖²_F/‖Θ‖²_F",
         "1",
-        "Mean over the run's seeds up to this one (M = mc_samples) against Θ (Fig. S9–S10).",
+        "Per seed; E = b² + v, the Monte Carlo bias² and variance (Fig. S9–S10).",
         _SUM,
     ),
-    "nngp_mc_error": Variable(
-        "Monte Carlo NNGP error ‖mean_M K̂_0 − K‖_F/‖K‖_F", "1", "As ntk_mc_error, for K̂.", _SUM
+    "ntk_mc_cross": Variable(
+        "NTK deviation products Σ_s' ⟨Θ̂_s − Θ, Θ̂_s' − Θ⟩/‖Θ‖²_F",
+        "1",
+        "Over the other seeds s' of the run (mc_partners of them); each has E = b².",
+        _SUM,
+    ),
+    "nngp_mc_sq": Variable(
+        "squared NNGP deviation ‖K̂_0 − K‖²_F/‖K‖²_F", "1", "As ntk_mc_sq, for K̂.", _SUM
+    ),
+    "nngp_mc_cross": Variable(
+        "NNGP deviation products Σ_s' ⟨K̂_s − K, K̂_s' − K⟩/‖K‖²_F",
+        "1",
+        "As ntk_mc_cross, for K̂.",
+        _SUM,
     ),
     # ---- status
     "status": Variable(
@@ -255,6 +273,12 @@ VARIABLES: dict[str, Variable] = {
     "ensemble_loss_train": Variable("ensemble train loss", "1", "Per member.", _ENS),
     "ntkgp_mean": Variable("NTK-GP mean", "1", "Mean of the NTK-GP at time t (Eq. 14).", _ENS),
     "ntkgp_std": Variable("NTK-GP standard deviation", "1", "√diag of Eq. 15.", _ENS),
+    "ntkgp_factor": Variable(
+        "NTK-GP factor F",
+        "1",
+        "Cov(f_t(x(α)), f_s(x(α'))) = Σ_gp F F: the NTK-GP across times and α (Fig. 2 test).",
+        _ENS,
+    ),
     "nngp_mean": Variable("NNGP mean, readout only", "1", "Readout-only dynamics (Eq. S22).", _ENS),
     "nngp_std": Variable("NNGP standard deviation", "1", "√diag of Eq. S23.", _ENS),
     "nngp_posterior_mean": Variable("NNGP posterior mean", "1", "t → ∞ (Eq. 13).", _ENS),
@@ -292,6 +316,7 @@ DIM_ORDER = (
     "step",
     "sample",
     "alpha",
+    "gp",
     "train",
     "test",
     "train2",

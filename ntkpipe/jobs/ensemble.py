@@ -20,7 +20,10 @@ in, an ``xarray.Dataset`` out). The ``ensemble.zarr`` store (one per sweep point
 
 - ``fx_alpha (member, step, alpha, out)``: f_t(x(α)) of every member;
 - ``loss_train (member, step)``: the members' training loss;
-- ``ntkgp_mean``, ``ntkgp_std`` (step, alpha, out): Eq. 14 and √diag of Eq. 15;
+- ``ntkgp_mean``, ``ntkgp_std`` (step, alpha, out): Eq. 14 and √diag of Eq. 15 for gradient
+  descent, (I − cΘ)^t in place of e^{−cΘt} (:mod:`ntkpipe.core.gp_trajectory`);
+- ``ntkgp_factor`` (step, alpha, gp): F with Cov(f_t(x(α)), f_s(x(α'))) = Σ_gp F F, the
+  NTK-GP's correlations across times and α (the test of Fig. 2, `ntkpipe.analysis.gp_test`);
 - ``nngp_mean``, ``nngp_std`` (step, alpha, out): readout-only gradient descent (Eq. S22–S23);
 - ``nngp_posterior_mean``, ``nngp_posterior_std`` (alpha, out): the NNGP posterior (Eq. 13);
 - ``target_1``, ``target_2`` (out): the targets of x⁽¹⁾ and x⁽²⁾;
@@ -175,8 +178,8 @@ def gp_predictions(
     sets the time scale (its t → ∞ limit is then the posterior of the kernel G, not of K,
     when the network has a bias); the prior covariance is K in both.
 
-    Time: t = optimizer steps, the convention of :func:`ntkpipe.core.analytic.ntk_gp_predictive`
-    (the train residual decays as e^{−η Θ t/(n·k)}).
+    Time: t = optimizer steps of gradient descent, as the members are trained (the train
+    residual decays as (I − ηΘ/(n·k))^t; :func:`ntkpipe.core.gp_trajectory.ntk_gp_trajectory`).
 
     Args:
         x_train: X [n, d_in].
@@ -189,14 +192,15 @@ def gp_predictions(
 
     Returns:
         Dataset with ``ntkgp_mean``, ``ntkgp_std``, ``nngp_mean``, ``nngp_std`` (step, alpha,
-        out) and ``nngp_posterior_mean``, ``nngp_posterior_std`` (alpha, out).
+        out), ``ntkgp_factor`` (step, alpha, gp) and ``nngp_posterior_mean``,
+        ``nngp_posterior_std`` (alpha, out).
     """
     import jax
     import jax.numpy as jnp
     import xarray as xr
 
     from ntkpipe.analysis.metrics import readout_gram_affine
-    from ntkpipe.core import analytic
+    from ntkpipe.core import analytic, gp_trajectory
 
     with jax.enable_x64(True):
         x_train64, x_line64 = (jnp.asarray(a, dtype=jnp.float64) for a in (x_train, x_line))
@@ -205,22 +209,23 @@ def gp_predictions(
         k_tt, th_tt = analytic.kernels(x_train64, **kwargs)
         k_st, th_st = analytic.kernels(x_line64, x_train64, **kwargs)
         k_ss, _ = analytic.kernels(x_line64, **kwargs)
-        t = jnp.asarray(steps, dtype=jnp.float64)
-        ntk_mean, ntk_cov = analytic.ntk_gp_predictive(
-            th_tt, th_st, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
+        steps = np.asarray(steps)
+        ntk_mean, ntk_factor = gp_trajectory.ntk_gp_trajectory(
+            th_tt, th_st, k_tt, k_st, k_ss, y, steps, learning_rate=learning_rate
         )
         # readout-only training evolves with the readout layer's tangent kernel G = a·K + b
         # (G = K in the NTK parameterization; n_L(K − σ_b²)/σ_w² [+ 1] in the standard one)
         a, b = readout_gram_affine(model, fan_in=None if model["depth"] else x_train.shape[1])
-        nngp_mean, nngp_cov = analytic.ntk_gp_predictive(
-            a * k_tt + b, a * k_st + b, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
+        nngp_mean, nngp_factor = gp_trajectory.ntk_gp_trajectory(
+            a * k_tt + b, a * k_st + b, k_tt, k_st, k_ss, y, steps, learning_rate=learning_rate
         )
         post_mean, post_cov = analytic.nngp_posterior(k_tt, k_st, k_ss, y)
         out = {
             "ntkgp_mean": _per_output(ntk_mean),
-            "ntkgp_std": _std(ntk_cov, y.shape[1]),
+            "ntkgp_std": _factor_std(ntk_factor, y.shape[1]),
+            "ntkgp_factor": xr.DataArray(np.asarray(ntk_factor), dims=("step", "alpha", "gp")),
             "nngp_mean": _per_output(nngp_mean),
-            "nngp_std": _std(nngp_cov, y.shape[1]),
+            "nngp_std": _factor_std(nngp_factor, y.shape[1]),
             "nngp_posterior_mean": _per_output(post_mean),
             "nngp_posterior_std": _std(post_cov, y.shape[1]),
         }
@@ -276,6 +281,7 @@ SUMMARY_NAMES = {
     "ntkgp_std": "ntkgp_std",
     "nngp_mean": "nngp_mean",
     "nngp_std": "nngp_std",
+    "ntkgp_factor": "ntkgp_factor",
     "nngp_posterior_mean": "nngp_posterior_mean",
     "nngp_posterior_std": "nngp_posterior_std",
     "target_1": "ensemble_target_1",
@@ -319,6 +325,14 @@ def _per_output(mean) -> xr.DataArray:
 
     dims = ("step", "alpha", "out") if mean.ndim == 3 else ("alpha", "out")
     return xr.DataArray(np.asarray(mean), dims=dims)
+
+
+def _factor_std(factor, n_out: int) -> xr.DataArray:
+    """√diag(F Fᵀ) per (step, alpha), broadcast to [step, alpha, out]."""
+    import xarray as xr
+
+    std = np.sqrt((np.asarray(factor) ** 2).sum(-1))
+    return xr.DataArray(np.repeat(std[..., None], n_out, axis=-1), dims=("step", "alpha", "out"))
 
 
 def _std(cov, n_out: int) -> xr.DataArray:

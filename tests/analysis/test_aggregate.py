@@ -317,13 +317,13 @@ def test_run_table_with_the_learning_rate_as_a_sweep_axis():
 # ---------------------------------------------------------------- Fig. S9–S10: Monte Carlo
 
 
-def test_mc_error_curve_averages_chunks_with_the_same_sample_count():
-    ds = add_mc(make_summary(seeds=4), seeds_per_chunk=2, noise=0.0)
+def test_mc_error_curve_pools_the_runs_of_a_point():
+    ds = add_mc(make_summary(seeds=4), seeds_per_chunk=2, dims=200_000)
     curve = analysis.mc_error_curve(ds, "ntk")
-    assert list(curve["mc_samples"].values) == [1, 2]
-    expected = 0.3 * (ds.width / 64.0) ** -0.5 * 2.0**-0.5
+    assert list(curve["mc_samples"].values) == [1, 2, 3, 4]  # two runs of 2 seeds: M up to 4
+    expected = 0.3 * (ds.width / 64.0) ** -0.5 * 4.0**-0.5  # no plateau: √(v/M)
     np.testing.assert_allclose(
-        curve.sel(mc_samples=2), expected.broadcast_like(curve.sel(mc_samples=2))
+        curve.sel(mc_samples=4), expected.broadcast_like(curve.sel(mc_samples=4)), rtol=0.02
     )
     with pytest.raises(ValueError, match="kernel='x'"):
         analysis.mc_error_curve(ds, "x")

@@ -89,15 +89,19 @@ def test_experiment_of_maps_figures_to_experiments():
         experiment_of("Fig. 7")
 
 
-@pytest.mark.parametrize(("exponent", "verdict"), [(-0.5, "consistent"), (-0.1, "inconsistent")])
-def test_mc_claim_fits_the_error_against_the_number_of_samples(exponent, verdict):
-    ds = add_mc(make_summary(seeds=6, n_trains=(32,)), exponent=exponent)
+@pytest.mark.parametrize(
+    ("plateau", "exponent", "verdict"), [(0.0, -0.5, "consistent"), (3.0, -0.08, "inconsistent")]
+)
+def test_mc_claim_fits_the_error_against_the_number_of_samples(plateau, exponent, verdict):
+    # 6 seeds in runs of 3: the runs are pooled (M = 1 … 6)
+    ds = add_mc(make_summary(seeds=6, n_trains=(32,)), seeds_per_chunk=3, plateau=plateau)
     (fit,) = [
         f
         for f in analysis.mc_exponents(ds)
         if f.quantity == "ntk_mc_error" and f.group == {"width": 1024}
     ]
     assert fit.fit.exponent == pytest.approx(exponent, abs=0.05)
+    assert fit.fit.n_points == 6
     claims = [c for c in _claims(ds, "Fig. S9–S10") if "mean of M" in c.statement]
     assert len(claims) == 2 and {c.verdict for c in claims} == {verdict}
     assert all(c.group == {"width": 1024} for c in claims)

@@ -84,16 +84,19 @@ def test_closed_form_weight_samples_equal_gradient_descent_on_f_lin():
     np.testing.assert_allclose(samples[-1], direct.values[0, -1], rtol=1e-8, atol=1e-12)
 
 
-def test_mc_error_is_the_error_of_the_running_mean_over_seeds():
+def test_mc_statistics_are_the_gram_of_the_relative_deviations_of_the_run():
     rng = np.random.default_rng(1)
     exact = rng.standard_normal((4, 4))
     draws = exact + 0.3 * rng.standard_normal((5, 4, 4))
     kernel = xr.DataArray(draws, dims=("seed", "train", "train2"))
-    out = metrics._mc_error(kernel, xr.DataArray(exact, dims=("train", "train2")))
-    for m in range(1, 6):
-        mean = draws[:m].mean(0)
-        want = np.linalg.norm(mean - exact) / np.linalg.norm(exact)
-        assert float(out.isel(seed=m - 1)) == pytest.approx(want, rel=1e-12)
+    exact_store = xr.Dataset({"k": xr.DataArray(exact, dims=("train", "train2"))})
+    sq, cross, partners = metrics._mc_statistics({"k": kernel}, exact_store, "k", kernel.seed)
+    d = (draws - exact).reshape(5, -1) / np.linalg.norm(exact)
+    for s in range(5):
+        assert float(sq[s]) == pytest.approx(d[s] @ d[s], rel=1e-12)
+        others = sum(d[s] @ d[o] for o in range(5) if o != s)
+        assert float(cross[s]) == pytest.approx(others, rel=1e-12)
+    assert set(partners.values) == {4.0}
 
 
 def test_output_change_and_rmse_against_the_analytic_linearization():
