@@ -43,8 +43,7 @@ import re
 import numpy as np
 import xarray as xr
 
-from ntkpipe.analysis import regime
-from ntkpipe.analysis import montecarlo
+from ntkpipe.analysis import montecarlo, regime
 from ntkpipe.io import variables
 from ntkpipe.sweep import facts
 
