@@ -116,11 +116,12 @@ def _grid(n: int) -> tuple[list, list]:
 def _replicate(source: Path, folder: Path, n: int, copy: bool) -> list:
     """A sweep of n runs in `folder` (sweep.json, runs/<run_id>/metrics.zarr); its run ids."""
     from ntkpipe.sweep import runs as ntk_runs
+    from ntkpipe.sweep import validate
 
     config = json.loads((source / "sweep.json").read_text())
     widths, lrs = _grid(n)
     config["sweep"] = {"model.width": widths, "training.learning_rate": lrs}
-    config = ntk_runs.load_config(config)
+    config = validate.load_config(config)
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "runs").mkdir(parents=True)
     (folder / "sweep.json").write_text(ntk_runs.to_json(config))

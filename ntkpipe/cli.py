@@ -270,10 +270,10 @@ def _stage_kwargs(args) -> dict:
 def _validate(args):
     import json
 
-    from ntkpipe.sweep import loading, validate_checks
+    from ntkpipe.sweep import loading, start, validate_checks
 
     default = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
-    sweep, settings, runs = loading.resolve_sweep(
+    sweep, settings, runs = start.resolve_sweep(
         args.configs,
         loading.parse_assignments(args.config),
         default=default,

@@ -32,6 +32,7 @@ from ntkpipe import cli
 from ntkpipe.errors import ConfigError
 from ntkpipe.io import stores as storage
 from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import validate
 from tests.workflow_helpers import snakemake, snakemake_command
 
 pytestmark = pytest.mark.slow
@@ -240,7 +241,7 @@ def test_diverging_run_is_recorded_and_reported(tmp_path, float32):
         # not converge"); now its spectrum is NaN and the run is recorded as diverged
         "sweep": {"training.learning_rate": [1.0, 1.0e6, 1.0e30]},
     }
-    loaded = ntk_config.load_config(sweep)
+    loaded = validate.load_config(sweep)
     runs_dir = tmp_path / "runs"
     for run in ntk_config.expand_runs(loaded):
         _run_stages_in_process(runs_dir / run.run_id, run.config)
@@ -368,7 +369,7 @@ def test_a_partial_store_of_a_killed_job_is_not_taken_for_a_store(tmp_path, caps
 )
 def test_injection_attempts_are_refused_by_the_validation(changes, field):
     with pytest.raises(ConfigError, match=re.escape(field)):
-        ntk_config.load_config({**ONE_RUN, **changes})
+        validate.load_config({**ONE_RUN, **changes})
 
 
 @pytest.mark.parametrize(

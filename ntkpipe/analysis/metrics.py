@@ -125,6 +125,7 @@ def summarize(sweep_config, found):
 def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
     """The stacked runs (with ``layer_role_code``, ``status`` NaN where missing) described by
     `ntkpipe.io.variables`, dimensions in schema order (sweep axes in config order first), with
+    ``learning_rate`` on the sweep axes alone (never ``seed``, however the seeds were chunked),
     ``t = η·step`` (on ``step`` alone when η is one value, else on η's axes too), ``sample``,
     ``status_flag`` (CF flags of ``status``) and the sweep's fixed settings as attributes named
     by their config path (``training.steps``, …) next to the full ``config`` (JSON)."""
@@ -139,6 +140,9 @@ def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
     }
     roles = _role_coordinate(summary["layer_role_code"])
     summary = summary.drop_vars("layer_role_code").assign_coords(layer_role=roles)
+    if "learning_rate" in summary and "seed" in summary["learning_rate"].dims:
+        # η is a setting of the run, not of a seed: stacking seed chunks gave it ``seed``.
+        summary["learning_rate"] = summary["learning_rate"].max("seed")
     if "learning_rate" in summary and "step" in summary.dims:
         summary = summary.assign_coords(t=_time(summary))
     if "sample" in summary.dims:

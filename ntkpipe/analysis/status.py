@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ntkpipe.analysis import provenance
 from ntkpipe.errors import NtkpipeError
-from ntkpipe.io import stores
+from ntkpipe.io import stores as storage
 
 __all__ = ["STORES", "StageCount", "SweepStatus", "sweep_status", "format_status"]
 
@@ -69,7 +69,7 @@ def sweep_status(results_dir: str | Path) -> SweepStatus:
     Raises:
         NtkpipeError: `results_dir` holds no ``sweep.json`` (not a sweep's results folder).
     """
-    from ntkpipe.sweep import runs as sweep_runs
+    from ntkpipe.sweep import runs as ntk_runs
 
     root = Path(results_dir)
     sweep_file = root / "sweep.json"
@@ -79,7 +79,7 @@ def sweep_status(results_dir: str | Path) -> SweepStatus:
             f"results/<name> (it is written when the sweep starts)"
         )
     config = json.loads(sweep_file.read_text(encoding="utf-8"))
-    expanded = sweep_runs.expand_runs(config)
+    expanded = ntk_runs.expand_runs(config)
     present = _stores_in_use(root, expanded)
     stages = {name: StageCount() for name in present}
     started = _incomplete_outputs(root)
@@ -159,7 +159,7 @@ def _stores_in_use(root: Path, expanded) -> list[str]:
 
 def _store_state(root: Path, folder: Path, name: str, run_id: str, started=frozenset()) -> str:
     path = folder / f"{name}.zarr"
-    if stores.is_complete(path):
+    if storage.is_complete(path):
         return "done"
     if path.resolve() in started or any(_live(p) for p in folder.glob(f".{name}.zarr.partial-*")):
         return "running"
@@ -210,7 +210,7 @@ def _tail(path: Path, size: int = 20_000) -> str:
 
 def _remaining(stages: dict, by_stage: dict) -> float | None:
     """Compute left: per stage, the mean wall time of its finished jobs × the jobs left. With
-    one job per run (rule ``run``), that job's time stands for all of a run's stores."""
+    one job per run (rule ``run``), that job's time stands for all of a run's storage."""
     left = 0.0
     for name, count in stages.items():
         todo = count.missing + count.running + count.failed

@@ -24,6 +24,7 @@ __all__ = [
     "Variable",
     "describe",
     "annotate",
+    "is_described",
     "order",
     "render_markdown",
 ]
@@ -285,24 +286,40 @@ def describe(name: str, axes=()) -> Variable:
 
 
 def annotate(ds, axes=()):
-    """`ds` with ``long_name``, ``units`` and ``description`` on every variable and coordinate
-    (attributes already set are kept); CF ``flag_values``/``flag_meanings`` on ``status_flag``."""
+    """`ds` with ``long_name``, ``units`` and ``description`` on every variable and coordinate;
+    CF ``flag_values``/``flag_meanings`` on ``status_flag``.
+
+    The table wins: attributes carried from the arrays a variable was computed from (xarray
+    keeps them, e.g. ``rmse_test`` from ``fx_test``) are replaced by the variable's own entry.
+    Only a name the table does not know (`is_described` false) keeps attributes it already has.
+    """
     for name, var in ds.variables.items():
         entry = describe(str(name), axes)
+        known = is_described(str(name), axes)
         for key, value in (
             ("long_name", entry.long_name),
             ("units", entry.units),
             ("description", entry.description),
         ):
-            var.attrs.setdefault(key, value)
+            if known:
+                var.attrs[key] = value
+            else:
+                var.attrs.setdefault(key, value)
         if name == "status":
-            var.attrs.setdefault("allowed_values", " ".join(STATUS_FLAGS))
+            var.attrs["allowed_values"] = " ".join(STATUS_FLAGS)
         if name == "status_flag":
             var.attrs["flag_values"] = list(range(len(STATUS_FLAGS)))
             var.attrs["flag_meanings"] = " ".join(STATUS_FLAGS)
         if name == "diverged_step":
-            var.attrs.setdefault("missing_value_meaning", "-1: never diverged")
+            var.attrs["missing_value_meaning"] = "-1: never diverged"
     return ds
+
+
+def is_described(name: str, axes=()) -> bool:
+    """Whether `name` has an entry of its own: in `VARIABLES`, `SWEEP_AXES`, among the sweep
+    `axes`, or an ``_analytic`` variant of a `VARIABLES` name."""
+    base = name.removesuffix("_analytic")
+    return name in VARIABLES or name in SWEEP_AXES or name in axes or base in VARIABLES
 
 
 def order(ds, axes=()):

@@ -12,7 +12,7 @@ from ntkpipe.io import stores as storage
 from ntkpipe.jobs import ensemble as ntk_ensemble
 from ntkpipe.jobs._job import Job, log
 from ntkpipe.sweep import ensemble as ensemble_plan
-from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import runs as ntk_runs
 
 __all__ = ["collect", "figures", "report"]
 
@@ -42,7 +42,7 @@ def collect(
     sweep_config = job.config
     cache = Path(cache) if cache is not None else cache_path(Path(out))
     cached, fresh, rows, read, shared = arrays.load_cache(cache), {}, [], 0, {}
-    for one in ntk_config.expand_runs(sweep_config):
+    for one in ntk_runs.expand_runs(sweep_config):
         path = Path(runs) / one.run_id / "metrics.zarr"
         row = None
         if path.exists():
@@ -89,9 +89,9 @@ def report(summary: Path, figures: Path, out: Path) -> None:
 
 
 def _with_ensembles(summary, sweep_config, folder: Path):
-    axes = list(ntk_config.sweep_axes(sweep_config))
+    axes = list(ntk_runs.sweep_axes(sweep_config))
     found, seen = [], set()
-    for one in ntk_config.expand_runs(sweep_config):
+    for one in ntk_runs.expand_runs(sweep_config):
         point = ensemble_plan.point_id(one.run_id)
         if point in seen:
             continue

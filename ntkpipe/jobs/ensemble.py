@@ -196,26 +196,26 @@ def gp_predictions(
     import xarray as xr
 
     from ntkpipe.analysis.metrics import readout_gram_affine
-    from ntkpipe.core import analytic
+    from ntkpipe.core import analytic as ntk_analytic
 
     with jax.enable_x64(True):
         x_train64, x_line64 = (jnp.asarray(a, dtype=jnp.float64) for a in (x_train, x_line))
         y = jnp.asarray(y_train, dtype=jnp.float64)
         kwargs = facts.kernel_arguments(model)
-        k_tt, th_tt = analytic.kernels(x_train64, **kwargs)
-        k_st, th_st = analytic.kernels(x_line64, x_train64, **kwargs)
-        k_ss, _ = analytic.kernels(x_line64, **kwargs)
+        k_tt, th_tt = ntk_analytic.kernels(x_train64, **kwargs)
+        k_st, th_st = ntk_analytic.kernels(x_line64, x_train64, **kwargs)
+        k_ss, _ = ntk_analytic.kernels(x_line64, **kwargs)
         t = jnp.asarray(steps, dtype=jnp.float64)
-        ntk_mean, ntk_cov = analytic.ntk_gp_predictive(
+        ntk_mean, ntk_cov = ntk_analytic.ntk_gp_predictive(
             th_tt, th_st, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
         )
         # readout-only training evolves with the readout layer's tangent kernel G = a·K + b
         # (G = K in the NTK parameterization; n_L(K − σ_b²)/σ_w² [+ 1] in the standard one)
         a, b = readout_gram_affine(model, fan_in=None if model["depth"] else x_train.shape[1])
-        nngp_mean, nngp_cov = analytic.ntk_gp_predictive(
+        nngp_mean, nngp_cov = ntk_analytic.ntk_gp_predictive(
             a * k_tt + b, a * k_st + b, k_tt, k_st, k_ss, y, t, learning_rate=learning_rate
         )
-        post_mean, post_cov = analytic.nngp_posterior(k_tt, k_st, k_ss, y)
+        post_mean, post_cov = ntk_analytic.nngp_posterior(k_tt, k_st, k_ss, y)
         out = {
             "ntkgp_mean": _per_output(ntk_mean),
             "ntkgp_std": _std(ntk_cov, y.shape[1]),

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
-from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep import stage_table
 
 __all__ = ["RUN_STAGES", "run_all_stages", "stage_plan", "write_config_files"]
@@ -166,7 +166,7 @@ def _store_paths(folder: Path, analytic: Path | None, wanted) -> dict[str, Path 
 
 
 def _config_text(run_config: dict, stage: str) -> str:
-    return ntk_config.to_json(ntk_config.stage_config(run_config, stage))
+    return ntk_runs.to_json(ntk_runs.stage_config(run_config, stage))
 
 
 def _check_run_config(run_config) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import cost, stage_table
+from ntkpipe.sweep import cost, cost_settings, stage_table
 from ntkpipe.sweep.cost_settings import read_constants
 
 __all__ = [
@@ -189,7 +189,9 @@ def calibrate(
 
 def asked_over_used(job: Measured, settings: dict, resource: str) -> float:
     """A job's first-attempt ask divided by what it used (runtime in minutes, memory in MB)."""
-    asks = cost.rule_resources(job.config, job.rule, 1, {**cost.DEFAULT_SETTINGS, **settings})
+    asks = cost.rule_resources(
+        job.config, job.rule, 1, {**cost_settings.DEFAULT_SETTINGS, **settings}
+    )
     used = job.seconds / 60 if resource == "runtime" else job.max_rss_mb
     return asks[resource] / max(used, 1e-9)
 
@@ -203,7 +205,7 @@ def asked_and_used(results: str | Path) -> dict[str, dict]:
         (MB)}, each the largest over the rule's jobs.
     """
     results = Path(results)
-    settings = {**cost.DEFAULT_SETTINGS, **_scheduling(results)}
+    settings = {**cost_settings.DEFAULT_SETTINGS, **_scheduling(results)}
     rows: dict[str, dict] = {}
     for job in read_benchmarks(results):
         asks = cost.rule_resources(job.config, job.rule, 1, settings)

@@ -24,6 +24,7 @@ from ntkpipe.errors import StoreError
 from ntkpipe.io import arrays, stores
 from ntkpipe.jobs import analysis as jobs_analysis
 from ntkpipe.sweep import runs as ntk_runs
+from ntkpipe.sweep import validate
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 STEPS = (0, 1, 3)
@@ -59,7 +60,7 @@ def _sweep_config(sweep, changes) -> dict:
     for section, values in changes.items():
         raw[section] = {**raw.get(section, {}), **values}
     raw["sweep"] = sweep
-    return ntk_runs.load_config(raw)
+    return validate.load_config(raw)
 
 
 def _stage_datasets(run, rng):
@@ -199,8 +200,8 @@ def test_streamed_summary_is_identical_to_the_combined_one(sweeps, name):
         assert combined["rmse_test"].dtype == np.float32
         assert list(combined["activation"].values) == ["erf", "relu"]
         # combine_by_coords concatenates every variable along seed when a point has several
-        # seed chunks, η too
-        assert combined["learning_rate"].dims == ("depth", "activation", "seed")
+        # seed chunks; η, a setting of the run, is then taken off seed again (as one_chunk)
+        assert combined["learning_rate"].dims == ("depth", "activation")
     if name == "one_chunk":
         assert combined["learning_rate"].dims == ("width",)
 

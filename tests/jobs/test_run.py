@@ -18,6 +18,7 @@ from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
 from ntkpipe.jobs import run as run_job
 from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import validate
 from tests.workflow_helpers import stage_commands
 
 SWEEP = {
@@ -34,7 +35,7 @@ EVERY_STAGE = ["init", "kernel_init", "train", "kernel_final", "linear", "compar
 
 @pytest.fixture(scope="module")
 def run_config():
-    (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))
+    (run,) = ntk_config.expand_runs(validate.load_config(SWEEP))
     return json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
 
 
@@ -181,7 +182,7 @@ def test_without_initial_kernels_both_layouts_skip_them_and_eta_crit_is_nan(tmp_
     """kernels.initial false (momentum: f_lin optimized directly): the per-stage commands run
     without --kernel / --kernel-init, one job leaves kernel_init out, and both write the same
     stores; η_crit is NaN, so the status is ok (not lr_above_critical)."""
-    (run,) = ntk_config.expand_runs(ntk_config.load_config(NO_THETA0))
+    (run,) = ntk_config.expand_runs(validate.load_config(NO_THETA0))
     config = json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
     per_stage = tmp_path / "per-stage"
     run_job.write_config_files(config, per_stage)
@@ -208,7 +209,7 @@ def test_without_initial_kernels_both_layouts_skip_them_and_eta_crit_is_nan(tmp_
 
 
 def test_closed_form_without_initial_kernel_is_refused_before_any_work(tmp_path, capsys):
-    (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))  # mse with gd
+    (run,) = ntk_config.expand_runs(validate.load_config(SWEEP))  # mse with gd
     config = tmp_path / "run.json"
     config.write_text(ntk_config.to_json(run.config))
     out = tmp_path / "linear.zarr"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import cost as ntk_cost
+from ntkpipe.sweep import cost_settings as ntk_cost_settings
 from ntkpipe.sweep import ensemble as ntk_ensemble
 from ntkpipe.sweep import loading as ntk_loading
 from ntkpipe.sweep import plan as ntk_plan
@@ -57,10 +58,10 @@ with (
             workflow.config_settings.configfiles,
             workflow.config_settings.config,
             default=DEFAULT_CONFIG,
-            schema=ntk_config.load_schema(),
+            schema=ntk_validate.load_schema(),
         )
-        RESOURCES = ntk_cost.load_settings(_RAW.pop("resources", None))
-        SWEEP = ntk_config.load_config(_RAW)
+        RESOURCES = ntk_cost_settings.load_settings(_RAW.pop("resources", None))
+        SWEEP = ntk_validate.load_config(_RAW)
         RUNS = {run.run_id: run for run in ntk_config.expand_runs(SWEEP)}
         PLAN = ntk_plan.sweep_jobs(SWEEP, RESOURCES, RUNS.values()) if MAIN else []
     except ConfigError as error:
