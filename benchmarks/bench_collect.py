@@ -13,7 +13,8 @@ the process's peak RSS (``getrusage``, imports included; the RSS after the impor
 too). Per size, interleaved:
 
 - ``before``: collect as it was (every store opened with ``read_store``, one xarray Dataset per
-  run, ``metrics.summarize``: combine_by_coords), written the same way; by default only up to
+  run, ``tests.combined_summary.summarize``: combine_by_coords), written the same way; by
+  default only up to
   ``--before-max`` runs (8 min and 3 GB at 10,000 on this machine): larger sizes extrapolated;
 - ``after``: the streamed collect, no cache (every store read);
 - ``rerun``: the streamed collect again with every row cached (nothing changed);
@@ -208,7 +209,6 @@ def _child(mode: str, folder: Path, n: int) -> int:
 
 def _collect_before(job, runs: Path) -> None:
     """collect as it was before the streamed one (commit bc01445): one Dataset per run."""
-    from ntkpipe.analysis import metrics
     from ntkpipe.io import stores
     from ntkpipe.sweep import runs as ntk_runs
 
@@ -217,7 +217,9 @@ def _collect_before(job, runs: Path) -> None:
         path = Path(runs) / one.run_id / "metrics.zarr"
         ds = stores.read_store(path, stage="metrics") if path.exists() else None
         found[one.run_id] = (one, ds)
-    job.write(metrics.summarize(job.config, found), stage="summary")
+    from tests import combined_summary
+
+    job.write(combined_summary.summarize(job.config, found), stage="summary")
 
 
 def _cpu() -> float:

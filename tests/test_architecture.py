@@ -21,6 +21,9 @@ import ntkpipe
 
 PACKAGE = Path(ntkpipe.__file__).parent
 MAX_LINES = 400
+SHARED = ("ntkpipe.errors", "ntkpipe.conventions")
+"""Importable from every part: the error type and the constants parts that may not import each
+other share (both import nothing of ntkpipe)."""
 HEAVY = ("jax", "jaxlib", "flax", "optax", "xarray", "zarr", "matplotlib", "seaborn")
 
 
@@ -124,17 +127,24 @@ def test_the_walk_finds_the_package_and_its_imports():
     assert _resolve("ntkpipe.errors.ConfigError") == "ntkpipe.errors"
 
 
+def test_the_shared_modules_import_nothing_of_ntkpipe():
+    _assert_none(
+        _violations(lambda imp: imp.importer in SHARED and _internal(imp)),
+        "ntkpipe.errors and ntkpipe.conventions import nothing of ntkpipe",
+    )
+
+
 def test_core_imports_only_errors_and_core():
     _assert_none(
         _violations(
             lambda imp: (
                 _in(imp.importer, "ntkpipe.core")
                 and _internal(imp)
-                and imp.target != "ntkpipe.errors"
+                and imp.target not in SHARED
                 and not _in(imp.target, "ntkpipe.core")
             )
         ),
-        "ntkpipe.core imports nothing of ntkpipe but errors",
+        "ntkpipe.core imports nothing of ntkpipe but errors, conventions and core",
     )
 
 
@@ -150,7 +160,7 @@ def test_core_has_no_deferred_imports_of_its_own_modules():
 
 def test_sweep_imports_no_heavy_library_and_only_errors_datasets_sweep():
     # io.atomic (standard library only) writes the config files the rules produce
-    allowed = ("ntkpipe.errors", "ntkpipe.datasets", "ntkpipe.sweep", "ntkpipe.io.atomic")
+    allowed = (*SHARED, "ntkpipe.datasets", "ntkpipe.sweep", "ntkpipe.io.atomic")
     _assert_none(
         _violations(
             lambda imp: (
@@ -172,11 +182,11 @@ def test_io_imports_only_errors_and_io():
             lambda imp: (
                 _in(imp.importer, "ntkpipe.io")
                 and _internal(imp)
-                and imp.target != "ntkpipe.errors"
+                and imp.target not in SHARED
                 and not _in(imp.target, "ntkpipe.io")
             )
         ),
-        "ntkpipe.io imports of ntkpipe only errors and io",
+        "ntkpipe.io imports of ntkpipe only errors, conventions and io",
     )
 
 

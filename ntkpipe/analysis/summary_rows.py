@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis import metrics
+from ntkpipe.analysis.summary import LAYER_ROLES
 
 #: Dimensions whose labels are the union over the runs (runs of different depths).
 UNION_DIMS = ("layer", "wsample")
@@ -139,7 +140,7 @@ def _grid(axes, runs, present) -> dict:
     for dim in _all_dims(first):
         if dim in UNION_DIMS and dim in first:
             found = {str(v) for _, r in present for v in r[dim][1]}
-            union = sorted(found, key=metrics._natural_key)
+            union = sorted(found, key=metrics.natural_key)
             labels[dim] = {label: i for i, label in enumerate(union)}
             coords[dim], sizes[dim] = np.asarray(union), len(union)
         elif dim in first and dim != "seed":
@@ -238,7 +239,7 @@ def _role_codes(grid, present) -> xr.Variable:
     out = np.full(tuple(grid["sizes"][d] for d in out_dims), np.nan)
     for run, r in present:
         layers = r["layer"][1]
-        codes = [metrics._ROLE_NAMES.index(role) for role in metrics.layer_roles(layers)]
+        codes = [LAYER_ROLES.index(role) for role in metrics.layer_roles(layers)]
         out[_where(grid, run, ("layer",), extra, r)] = codes
     return xr.Variable(out_dims, out)
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ntkpipe.conventions import STATUSES
+
 __all__ = [
     "VARIABLES",
     "SWEEP_AXES",
-    "STATUS_FLAGS",
     "DIM_ORDER",
     "Variable",
     "describe",
@@ -42,8 +43,6 @@ _SUM = "metrics, summary"
 _KER = "kernels (init/final), analytic"
 _ENS = "ensemble, summary"
 
-#: Run statuses (the summary's ``status``, text, and ``status_flag``, CF flags).
-STATUS_FLAGS = ("ok", "lr_above_critical", "diverged", "missing")
 
 #: name → Variable, in the order the schema reference (and `order`) lists them.
 VARIABLES: dict[str, Variable] = {
@@ -306,10 +305,10 @@ def annotate(ds, axes=()):
             else:
                 var.attrs.setdefault(key, value)
         if name == "status":
-            var.attrs["allowed_values"] = " ".join(STATUS_FLAGS)
+            var.attrs["allowed_values"] = " ".join(STATUSES)
         if name == "status_flag":
-            var.attrs["flag_values"] = list(range(len(STATUS_FLAGS)))
-            var.attrs["flag_meanings"] = " ".join(STATUS_FLAGS)
+            var.attrs["flag_values"] = list(range(len(STATUSES)))
+            var.attrs["flag_meanings"] = " ".join(STATUSES)
         if name == "diverged_step":
             var.attrs["missing_value_meaning"] = "-1: never diverged"
     return ds
@@ -347,9 +346,9 @@ def render_markdown() -> str:
         "Dimension order: the sweep axes in config order, then " + ", ".join(DIM_ORDER) + ".",
         "",
         "Sentinels: `diverged_step = -1` means the run never diverged; `status` is one of "
-        + ", ".join(f"`{s}`" for s in STATUS_FLAGS)
+        + ", ".join(f"`{s}`" for s in STATUSES)
         + ", and `status_flag` the same as CF flags ("
-        + ", ".join(f"{i} = {s}" for i, s in enumerate(STATUS_FLAGS))
+        + ", ".join(f"{i} = {s}" for i, s in enumerate(STATUSES))
         + "). NaN: not computed (e.g. no Θ̂_0 with `kernels.initial: false`) or missing.",
         "",
         "## Variables and coordinates",

@@ -170,7 +170,7 @@ def gp_predictions(
     (Eq. 13) on the interpolation inputs, from the analytic kernels (in float64).
 
     Readout-only training is Eq. 14–15 with Θ replaced by the readout layer's tangent kernel
-    G (:func:`ntkpipe.analysis.metrics.readout_gram_affine`): G = K in the NTK
+    G (:func:`ntkpipe.core.readout.readout_gram_affine`): G = K in the NTK
     parameterization, G = n_L(K − σ_b²)/σ_w² (+ 1 with a bias) in the standard one, where it
     sets the time scale (its t → ∞ limit is then the posterior of the kernel G, not of K,
     when the network has a bias); the prior covariance is K in both.
@@ -195,8 +195,8 @@ def gp_predictions(
     import jax.numpy as jnp
     import xarray as xr
 
-    from ntkpipe.analysis.metrics import readout_gram_affine
     from ntkpipe.core import analytic as ntk_analytic
+    from ntkpipe.core.readout import readout_gram_affine
 
     with jax.enable_x64(True):
         x_train64, x_line64 = (jnp.asarray(a, dtype=jnp.float64) for a in (x_train, x_line))

@@ -7,8 +7,9 @@ jobs and the analysis. Each reads a resolved config (the schema's defaults fille
 
 from __future__ import annotations
 
+from ntkpipe.conventions import STATUSES
+
 __all__ = [
-    "STATUSES",
     "USABLE_STATUSES",
     "n_outputs",
     "closed_form",
@@ -16,9 +17,6 @@ __all__ = [
     "kernel_arguments",
 ]
 
-STATUSES = ("ok", "lr_above_critical", "diverged", "missing")
-"""Run statuses recorded by ``ntkpipe collect``: finished, learning rate above η_crit (its
-values are kept), diverged, missing."""
 USABLE_STATUSES = STATUSES[:2]
 """Runs whose values enter fits and figures: finished and not diverged."""
 

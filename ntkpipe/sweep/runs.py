@@ -35,6 +35,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from ntkpipe.conventions import DEFAULT_MOMENTUM
 from ntkpipe.errors import ConfigError
 from ntkpipe.io import atomic
 from ntkpipe.sweep import stage_table
@@ -90,9 +91,6 @@ STAGE_LEAVES_OUT = {
     if row.config_file in _CONFIG_LEAVES_OUT
 }
 """Stage name → keys of the run config left out of its stage config (where STAGES is None)."""
-
-DEFAULT_MOMENTUM = 0.9
-"""β of a momentum run whose config leaves ``training.momentum`` null (the schema default)."""
 
 _AXIS = r"[A-Za-z0-9_]+"
 _VALUE = VALUE_PATTERN

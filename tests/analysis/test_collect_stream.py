@@ -6,7 +6,7 @@ chunks, a missing run, a diverged seed, float32 values promoted by a missing run
 rate as a sweep axis (per-run t), axis values out of order, depths with different layers, a
 string axis, runs without Θ̂₀, and a sweep whose runs differ in their variables (stacked by
 xarray). The streamed summary must be identical (values, dims, dtypes, attributes) to the one
-``metrics.summarize`` combines from ``read_store`` Datasets.
+``tests.combined_summary.summarize`` combines from ``read_store`` Datasets.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ntkpipe.io import arrays, stores
 from ntkpipe.jobs import analysis as jobs_analysis
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep import validate
+from tests import combined_summary
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 STEPS = (0, 1, 3)
@@ -150,7 +151,8 @@ def sweeps(tmp_path_factory):
 
 
 def _combined(config, folder) -> xr.Dataset:
-    """The summary built the way collect built it before: read_store + metrics.summarize."""
+    """The summary built the way collect built it before: read_store, then
+    tests.combined_summary.summarize."""
     found = {}
     for run in ntk_runs.expand_runs(config):
         path = folder / "runs" / run.run_id / "metrics.zarr"
@@ -158,7 +160,7 @@ def _combined(config, folder) -> xr.Dataset:
             run,
             stores.read_store(path, stage="metrics") if path.exists() else None,
         )
-    return metrics.summarize(config, found)
+    return combined_summary.summarize(config, found)
 
 
 def _streamed(config, folder) -> xr.Dataset:

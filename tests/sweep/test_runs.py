@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ntkpipe import conventions
 from ntkpipe.errors import ConfigError
 from ntkpipe.sweep import runs as cfg
 from ntkpipe.sweep import sources
@@ -23,7 +24,7 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 def test_momentum_runs_get_the_default_beta_and_others_none():
     sweep = {"training": {"batch_size": 8}, "sweep": {"training.optimizer": ["sgd", "momentum"]}}
     runs = cfg.expand_runs(sweep)
-    assert [r.config["training"]["momentum"] for r in runs] == [None, cfg.DEFAULT_MOMENTUM]
+    assert [r.config["training"]["momentum"] for r in runs] == [None, conventions.DEFAULT_MOMENTUM]
     mixed = {"training": {"momentum": 0.5}, "sweep": {"training.optimizer": ["gd", "momentum"]}}
     assert [r.config["training"]["momentum"] for r in cfg.expand_runs(mixed)] == [0.5, 0.5]
     loaded = validation.load_config(sweep)
