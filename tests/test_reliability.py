@@ -30,6 +30,7 @@ import yaml
 
 from ntkpipe import cli
 from ntkpipe.errors import ConfigError
+from ntkpipe.io import provenance
 from ntkpipe.io import stores as storage
 from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import validate
@@ -343,7 +344,7 @@ def test_a_partial_store_of_a_killed_job_is_not_taken_for_a_store(tmp_path, caps
     init = tmp_path / "init.zarr"
     assert cli.main(["init", "--run", str(run), "--out", str(init)]) == 0
     attrs = json.loads((init / "zarr.json").read_text())
-    attrs["attributes"].pop(storage.COMPLETE_ATTR)  # as a job killed before its last write
+    attrs["attributes"].pop(provenance.COMPLETE_ATTR)  # as a job killed before its last write
     (init / "zarr.json").write_text(json.dumps(attrs))
     assert not storage.is_complete(init)
     args = ["kernels", "--run", str(run), "--params", str(init), "--out", str(tmp_path / "k.zarr")]

@@ -47,9 +47,9 @@ def write_if_changed(path, text):
     return True
 
 
-def _remove_stale(path):
+def remove_stale(path):
     """Deletes leftovers of killed jobs on this host (their process no longer exists)."""
-    host = _host()
+    host = host_tag()
     for kind in ("partial", "old"):
         prefix = f".{path.name}.{kind}-{host}-"
         for leftover in path.parent.glob(f".{path.name}.{kind}-*"):
@@ -70,11 +70,11 @@ def _alive(pid):
     return True
 
 
-def _host():
+def host_tag():
     return socket.gethostname().replace("/", "_") or "host"
 
 
-def _fsync_dir(folder):
+def fsync_dir(folder):
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -32,12 +32,20 @@ from pathlib import Path
 
 from ntkpipe.errors import StoreError
 
-__all__ = ["INPUTS_ATTR", "read_record", "content_digest", "input_digests", "check_input"]
+__all__ = [
+    "INPUTS_ATTR",
+    "COMPLETE_ATTR",
+    "DIGEST_ATTR",
+    "read_record",
+    "content_digest",
+    "input_digests",
+    "check_input",
+]
 __all__ += ["stale_reason", "provenance"]
 
 INPUTS_ATTR = "inputs"
-_COMPLETE_ATTR = "ntkpipe_complete"
-_DIGEST_ATTR = "ntkpipe_sha256"
+COMPLETE_ATTR = "ntkpipe_complete"
+DIGEST_ATTR = "ntkpipe_sha256"
 _IMPORT_TIME = time.monotonic()
 
 
@@ -49,14 +57,14 @@ def read_record(path):
     except (OSError, ValueError):
         return None
     attrs = meta.get("attributes") if isinstance(meta, dict) else None
-    if not isinstance(attrs, dict) or attrs.get(_COMPLETE_ATTR) is not True:
+    if not isinstance(attrs, dict) or attrs.get(COMPLETE_ATTR) is not True:
         return None
     return attrs
 
 
 def content_digest(attrs):
     """SHA-256 (hex) of a store's array digests: equal for stores holding equal arrays."""
-    text = json.dumps(attrs.get(_DIGEST_ATTR, {}), sort_keys=True)
+    text = json.dumps(attrs.get(DIGEST_ATTR, {}), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
