@@ -173,12 +173,13 @@ def _child(mode: str, folder: Path, n: int) -> int:
     from ntkpipe.analysis import metrics  # noqa: F401  (the imports of the stage, untimed)
     from ntkpipe.jobs import analysis
     from ntkpipe.jobs._job import Job
+    from ntkpipe.sweep import layout
 
     import_mb = _peak_mb()
     summary = folder / ("summary-before.zarr" if mode == "before" else "summary.zarr")
     sweep, runs = folder / "sweep.json", folder / "runs"
     if mode == "after":
-        analysis.cache_path(summary).unlink(missing_ok=True)
+        layout.summary_rows_cache(summary).unlink(missing_ok=True)
     wall, cpu = time.perf_counter(), _cpu()
     note = ""
     with contextlib.redirect_stdout(io.StringIO()) as log:

@@ -38,6 +38,7 @@ from pathlib import Path
 from ntkpipe.errors import ConfigError
 from ntkpipe.sweep import cost, cost_settings, stage_table
 from ntkpipe.sweep.cost_settings import read_constants
+from ntkpipe.sweep.layout import Layout
 
 __all__ = [
     "asked_and_used",
@@ -113,9 +114,10 @@ def read_benchmarks(results: str | Path) -> list[Measured]:
     """
     results = Path(results)
     found = []
-    for path in sorted((results / "benchmarks").glob("*/**/*.tsv")):
-        rule = path.relative_to(results / "benchmarks").parts[0]
-        key = str(path.relative_to(results / "benchmarks" / rule).with_suffix(""))
+    benchmarks = Layout(results).benchmarks
+    for path in sorted(benchmarks.glob("*/**/*.tsv")):
+        rule = path.relative_to(benchmarks).parts[0]
+        key = str(path.relative_to(benchmarks / rule).with_suffix(""))
         config = _job_config(results, rule, key)
         row = _first_row(path)
         if config is None or row is None:
@@ -271,10 +273,12 @@ def _line(x: list[float], y: list[float], prior_slope: float) -> tuple[float, fl
 
 
 def _job_config(results: Path, rule: str, key: str) -> dict | None:
+    """The config a job of `rule` ran with: a per-run job's full run.json (the train stage's
+    config file), an analytic job's analytic.json; None for any other rule."""
     if rule in _PER_RUN_RULES:
-        path = results / "runs" / key / "run.json"
+        path = Layout(Path(results)).config_file("train", key)
     elif rule == "analytic":
-        path = results / "analytic" / key / "analytic.json"
+        path = Layout(Path(results)).config_file("analytic", key)
     else:
         return None
     if not path.is_file():

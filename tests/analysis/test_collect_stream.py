@@ -23,8 +23,8 @@ from ntkpipe.analysis import metrics, summary_rows
 from ntkpipe.errors import StoreError
 from ntkpipe.io import arrays, stores
 from ntkpipe.jobs import analysis as jobs_analysis
+from ntkpipe.sweep import layout, validate
 from ntkpipe.sweep import runs as ntk_runs
-from ntkpipe.sweep import validate
 from tests import combined_summary
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
@@ -296,7 +296,7 @@ def test_collect_writes_the_summary_of_today_and_rereads_only_new_or_changed_run
     out = folder / "summary.zarr"
     first = _collect(folder, out, capsys)
     assert "collect: 7/8 runs (7 read, 0 cached)" in first
-    assert jobs_analysis.cache_path(out).is_file()
+    assert layout.summary_rows_cache(out).is_file()
 
     # the missing run arrives: only it is read; the rows from the cache stack as read ones do
     missing = "width~64/learning_rate~0.5/seeds~2-3"
@@ -324,7 +324,7 @@ def test_collect_writes_the_summary_of_today_and_rereads_only_new_or_changed_run
 
     # nothing changed: nothing read; a broken cache is ignored (everything read again)
     assert "(0 read, 8 cached)" in _collect(folder, out, capsys)
-    jobs_analysis.cache_path(out).write_bytes(b"not a cache")
+    layout.summary_rows_cache(out).write_bytes(b"not a cache")
     assert "(8 read, 0 cached)" in _collect(folder, out, capsys)
 
 

@@ -5,20 +5,20 @@ rule collect:
     """All runs' metrics in one dataset whose dimensions are the sweep axes."""
     input:
         sweep=stage_config_file("collect"),
-        metrics=per_run(ntk_stages.BY_RULE["compare"].store),
+        metrics=per_run("compare"),
         ensembles=ensemble_stores(),
     output:
         store=directory(stage_output("collect")),
     log:
-        f"{OUT}/logs/collect.log",
+        stage_log("collect"),
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **sweep_resources_of("collect"),
     params:
-        runs_dir=lambda wc, input: str(Path(input.sweep).parent / "runs"),
-        ensembles=f"--ensembles {OUT}/ensembles" if ENSEMBLES else "",
+        runs_dir=str(LAYOUT.runs),
+        ensembles=f"--ensembles {LAYOUT.ensembles}" if ENSEMBLES else "",
     shell:
         "ntkpipe collect --sweep {input.sweep} --runs {params.runs_dir} {params.ensembles}"
         " --out {output.store} > {log} 2>&1"
@@ -29,7 +29,7 @@ rule sweep_config:
     output:
         stage_config_file("collect"),
     log:
-        f"{OUT}/logs/config/sweep.log",
+        config_log("sweep.json"),
     localrule: True
     params:
         content=sweep_json(),
@@ -49,7 +49,7 @@ rule figures:
             category="Figures",
         ),
     log:
-        f"{OUT}/logs/figures.log",
+        stage_log("figures"),
     conda:
         CONDA_ENV
     threads: 1
@@ -69,7 +69,7 @@ rule report:
             stage_output("report"), caption="../report/report.rst", category="Report"
         ),
     log:
-        f"{OUT}/logs/report.log",
+        stage_log("report"),
     conda:
         CONDA_ENV
     threads: 1

@@ -7,7 +7,7 @@ rule analytic_config:
     output:
         stage_config_file("analytic"),
     log:
-        f"{OUT}/logs/config/analytic/{{akey}}.log",
+        config_log("analytic.json"),
     localrule: True
     params:
         content=lambda wc: analytic_json(wc.akey),
@@ -22,9 +22,9 @@ rule analytic:
     output:
         store=directory(stage_output("analytic")),
     log:
-        f"{OUT}/logs/analytic/{{akey}}.log",
+        stage_log("analytic"),
     benchmark:
-        f"{OUT}/benchmarks/analytic/{{akey}}.tsv"
+        stage_benchmark("analytic")
     conda:
         CONDA_ENV
     threads: 1

@@ -3,19 +3,39 @@
 
 
 # ---------------------------------------------------------------- paths
+# Every path comes from the results layout (ntkpipe.sweep.layout.Layout, LAYOUT in config.smk).
+
+_WILDCARDS = {"run": "{run}", "analytic": "{akey}", "point": "{point}", "sweep": None}
 
 
 def run_dir(run_id):
-    return f"{OUT}/runs/{run_id}"
+    return str(LAYOUT.run_dir(run_id))
 
 
 def analytic_dir(akey):
-    return f"{OUT}/analytic/{akey}"
+    return str(LAYOUT.analytic_dir(akey))
 
 
-def per_run(name):
-    """Every run's file `name` (for collect)."""
-    return [f"{run_dir(run_id)}/{name}" for run_id in RUNS]
+def per_run(rule):
+    """Every run's output of `rule` (for collect)."""
+    return [str(LAYOUT.store(rule, run_id)) for run_id in RUNS]
+
+
+def stage_log(rule):
+    """The log of `rule`'s jobs, with its wildcards."""
+    return str(LAYOUT.log(rule, _WILDCARDS[ntk_stages.stage(rule).scope]))
+
+
+def stage_benchmark(rule):
+    """The benchmark file of `rule`'s jobs, with its wildcards."""
+    return str(LAYOUT.benchmark(rule, _WILDCARDS[ntk_stages.stage(rule).scope]))
+
+
+def config_log(config_file):
+    """The log of the local rule writing `config_file`, with its wildcards."""
+    scopes = {"model.json": "run", "run.json": "run", "analytic.json": "analytic"}
+    scope = {**scopes, "ensemble.json": "point", "sweep.json": "sweep"}[config_file]
+    return str(LAYOUT.config_log(config_file, _WILDCARDS[scope]))
 
 
 # ---------------------------------------------------------------- configs as params
@@ -53,24 +73,15 @@ def note_config_written(path, content, log):
 # Every rule's inputs and output store come from the stage table (ntkpipe.sweep.stage_table);
 # tests/sweep/test_stage_table.py checks the rules against it.
 
-_SCOPE_FOLDERS = {
-    "run": f"{OUT}/runs/{{run}}",
-    "analytic": f"{OUT}/analytic/{{akey}}",
-    "point": f"{OUT}/ensembles/{{point}}",
-    "sweep": OUT,
-}
-
 
 def stage_output(rule):
     """The file or folder `rule` writes, with its wildcards (the rule's output)."""
-    row = ntk_stages.stage(rule)
-    return f"{_SCOPE_FOLDERS[row.scope]}/{row.store}"
+    return str(LAYOUT.store(rule, _WILDCARDS[ntk_stages.stage(rule).scope]))
 
 
 def stage_config_file(rule):
     """The config file `rule` reads (its input `run`), with its wildcards."""
-    row = ntk_stages.stage(rule)
-    return f"{_SCOPE_FOLDERS[row.scope]}/{row.config_file}"
+    return str(LAYOUT.config_file(rule, _WILDCARDS[ntk_stages.stage(rule).scope]))
 
 
 def stage_inputs(rule):
@@ -82,7 +93,7 @@ def stage_inputs(rule):
 
     def inputs(wildcards):
         run_id = wildcards.run
-        out = {"run": f"{run_dir(run_id)}/{config_file}"} if config_file else {}
+        out = {"run": str(LAYOUT.config_file(rule, run_id))} if config_file else {}
         for one in ntk_stages.reads(rule, RUNS[run_id].config):
             out[one.name] = _store_of_run(one.stage, run_id)
         return out
@@ -105,10 +116,8 @@ def stage_flags(rule):
 
 
 def _store_of_run(stage, run_id):
-    store = ntk_stages.BY_RULE[stage].store
-    if stage == "analytic":
-        return f"{analytic_dir(_analytic_id(run_id))}/{store}"
-    return f"{run_dir(run_id)}/{store}"
+    key = _analytic_id(run_id) if stage == "analytic" else run_id
+    return str(LAYOUT.store(stage, key))
 
 
 @functools.cache
@@ -118,8 +127,7 @@ def _analytic_id(run_id):
 
 def ensemble_stores(wildcards=None):
     """Every sweep point's ensemble.zarr (for collect); [] when ensemble.members is 0."""
-    store = ntk_stages.BY_RULE["ensemble"].store
-    return [f"{OUT}/ensembles/{point}/{store}" for point in ENSEMBLES]
+    return [str(LAYOUT.store("ensemble", point)) for point in ENSEMBLES]
 
 
 def ensemble_json(point):

@@ -8,7 +8,7 @@ rule compare:
     output:
         store=directory(stage_output("compare")),
     log:
-        f"{OUT}/logs/compare/{{run}}.log",
+        stage_log("compare"),
     conda:
         CONDA_ENV
     threads: 1

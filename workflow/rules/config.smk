@@ -27,6 +27,7 @@ from ntkpipe.sweep import runs as ntk_config
 from ntkpipe.sweep import cost as ntk_cost
 from ntkpipe.sweep import cost_settings as ntk_cost_settings
 from ntkpipe.sweep import ensemble as ntk_ensemble
+from ntkpipe.sweep import layout as ntk_layout
 from ntkpipe.sweep import loading as ntk_loading
 from ntkpipe.sweep import plan as ntk_plan
 from ntkpipe.sweep import stage_table as ntk_stages
@@ -85,7 +86,8 @@ if PLAN:
         file=sys.stderr,
     )
 
-OUT = f"results/{SWEEP['name']}"
+LAYOUT = ntk_layout.Layout.of(SWEEP["name"])
+OUT = str(LAYOUT.root)
 
 
 # Which rules run on GPUs: the device kind of each benchmark file, for `ntkpipe calibrate`
@@ -94,7 +96,7 @@ onstart:
     _scheduling = {key: RESOURCES[key] for key in ("gpu", "gpu_rules", "jobs")}
     Path(OUT).mkdir(parents=True, exist_ok=True)
     ntk_config.write_if_changed(
-        f"{OUT}/resources.json", json.dumps(_scheduling) + "\n"
+        LAYOUT.resources_json, json.dumps(_scheduling) + "\n"
     )
 
 
@@ -102,7 +104,7 @@ JOBS_PER_STAGE = RESOURCES["jobs"] == "stages"  # else one job per run (run.smk)
 LARGE_SWEEP_RUNS = 2000  # from here on, one job per stage costs minutes of DAG building
 # Every job reads and fills one JAX compilation cache (ntkpipe.cli.configure_compilation_cache):
 # only the first job of a kind compiles. Jobs inherit the variable (SLURM: --export=ALL).
-os.environ.setdefault("NTKPIPE_JAX_CACHE", str(Path("results/.jax_cache").resolve()))
+os.environ.setdefault("NTKPIPE_JAX_CACHE", str(LAYOUT.jax_cache.resolve()))
 ANALYTIC = {ntk_config.analytic_id(run): run for run in RUNS.values()}
 if JOBS_PER_STAGE and len(RUNS) >= LARGE_SWEEP_RUNS:
     print(

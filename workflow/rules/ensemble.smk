@@ -8,7 +8,7 @@ rule ensemble_config:
     output:
         stage_config_file("ensemble"),
     log:
-        f"{OUT}/logs/config/ensembles/{{point}}.log",
+        config_log("ensemble.json"),
     localrule: True
     params:
         content=lambda wc: ensemble_json(wc.point),
@@ -23,9 +23,9 @@ rule ensemble:
     output:
         store=directory(stage_output("ensemble")),
     log:
-        f"{OUT}/logs/ensemble/{{point}}.log",
+        stage_log("ensemble"),
     benchmark:
-        f"{OUT}/benchmarks/ensemble/{{point}}.tsv"
+        stage_benchmark("ensemble")
     conda:
         CONDA_ENV
     threads: 2

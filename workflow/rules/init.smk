@@ -10,7 +10,7 @@ rule model_config:
     output:
         stage_config_file("init"),
     log:
-        f"{OUT}/logs/config/{{run}}/model.log",
+        config_log("model.json"),
     localrule: True
     params:
         content=lambda wc: stage_json(wc.run, "init"),
@@ -23,7 +23,7 @@ rule run_config:
     output:
         stage_config_file("train"),
     log:
-        f"{OUT}/logs/config/{{run}}/run.log",
+        config_log("run.json"),
     localrule: True
     params:
         content=lambda wc: stage_json(wc.run, "train"),
@@ -38,9 +38,9 @@ rule init:
     output:
         store=directory(stage_output("init")),
     log:
-        f"{OUT}/logs/init/{{run}}.log",
+        stage_log("init"),
     benchmark:
-        f"{OUT}/benchmarks/init/{{run}}.tsv"
+        stage_benchmark("init")
     conda:
         CONDA_ENV
     threads: 1

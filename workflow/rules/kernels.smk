@@ -8,9 +8,9 @@ rule kernel_init:
     output:
         store=directory(stage_output("kernel_init")),
     log:
-        f"{OUT}/logs/kernel_init/{{run}}.log",
+        stage_log("kernel_init"),
     benchmark:
-        f"{OUT}/benchmarks/kernel_init/{{run}}.tsv"
+        stage_benchmark("kernel_init")
     conda:
         CONDA_ENV
     threads: 2
@@ -30,9 +30,9 @@ rule kernel_final:
     output:
         store=directory(stage_output("kernel_final")),
     log:
-        f"{OUT}/logs/kernel_final/{{run}}.log",
+        stage_log("kernel_final"),
     benchmark:
-        f"{OUT}/benchmarks/kernel_final/{{run}}.tsv"
+        stage_benchmark("kernel_final")
     conda:
         CONDA_ENV
     threads: 2

@@ -9,9 +9,9 @@ rule linear:
     output:
         store=directory(stage_output("linear")),
     log:
-        f"{OUT}/logs/linear/{{run}}.log",
+        stage_log("linear"),
     benchmark:
-        f"{OUT}/benchmarks/linear/{{run}}.tsv"
+        stage_benchmark("linear")
     conda:
         CONDA_ENV
     threads: 2

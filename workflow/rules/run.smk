@@ -13,9 +13,9 @@ rule run:
     output:
         store=directory(stage_output("run")),
     log:
-        f"{OUT}/logs/run/{{run}}.log",
+        stage_log("run"),
     benchmark:
-        f"{OUT}/benchmarks/run/{{run}}.tsv"
+        stage_benchmark("run")
     conda:
         CONDA_ENV
     # One thread: this layout is for sweeps of many runs, so jobs side by side keep every core

@@ -13,13 +13,13 @@ def stale_stores():
 
     found = {}
     for run_id, run in RUNS.items():
-        folder = Path(run_dir(run_id))
+        folder = LAYOUT.run_dir(run_id)
         if not folder.is_dir():
             continue
         configs = {s: ntk_config.stage_config(run.config, s) for s in ("init", "train")}
         gone = set()
         for row in ntk_stages.wanted(run.config):
-            store = folder / row.store
+            store = LAYOUT.store(row.rule, run_id)
             inputs = {}
             for one in ntk_stages.reads(row.rule, run.config):
                 path = Path(_store_of_run(one.stage, run_id))
@@ -54,15 +54,14 @@ def stale_config_files():
     config); rewriting them makes Snakemake rerun what reads them (their time is newer), without
     .snakemake/ metadata."""
     found = {}
-    for path, content in [(Path(OUT, "sweep.json"), sweep_json())] + [
-        (Path(analytic_dir(akey), "analytic.json"), analytic_json(akey))
-        for akey in ANALYTIC
+    for path, content in [(LAYOUT.sweep_json, sweep_json())] + [
+        (LAYOUT.config_file("analytic", akey), analytic_json(akey)) for akey in ANALYTIC
     ]:
         if path.is_file() and path.read_text() != content:
             found[path] = content
     for run_id in RUNS:
-        for name, stage in (("model.json", "init"), ("run.json", "train")):
-            path = Path(run_dir(run_id), name)
+        for stage in ("init", "train"):
+            path = LAYOUT.config_file(stage, run_id)
             if path.is_file():
                 content = stage_json(run_id, stage)
                 if path.read_text() != content:
@@ -70,7 +69,7 @@ def stale_config_files():
     return found
 
 
-if workflow.is_main_process and Path(OUT, "runs").is_dir():
+if workflow.is_main_process and LAYOUT.runs.is_dir():
     _dry = not WRITES
     _when = " (when the sweep runs; this command changes nothing)" if _dry else ""
     for _path, _content in stale_config_files().items():
@@ -95,11 +94,9 @@ if workflow.is_main_process and Path(OUT, "runs").is_dir():
     # input touched with unchanged content): the summary, figures and report go, and are made
     # again from every run.
     _missing = [
-        p for p in per_run("metrics.zarr") + ensemble_stores() if not Path(p).exists()
+        p for p in per_run("compare") + ensemble_stores() if not Path(p).exists()
     ]
-    _derived = [
-        Path(OUT, ntk_stages.stage(r).store) for r in ("collect", "figures", "report")
-    ]
+    _derived = LAYOUT.derived
     if _missing and any(p.exists() for p in _derived):
         _note = (
             f"{_missing[0]} and {len(_missing) - 1} more"
@@ -112,6 +109,6 @@ if workflow.is_main_process and Path(OUT, "runs").is_dir():
             else:
                 _path.unlink(missing_ok=True)
         print(
-            f"ntkpipe: {OUT}/summary.zarr: {_note} missing; computed again{_when}",
+            f"ntkpipe: {LAYOUT.summary}: {_note} missing; computed again{_when}",
             file=sys.stderr,
         )

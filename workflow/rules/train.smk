@@ -8,9 +8,9 @@ rule train:
     output:
         store=directory(stage_output("train")),
     log:
-        f"{OUT}/logs/train/{{run}}.log",
+        stage_log("train"),
     benchmark:
-        f"{OUT}/benchmarks/train/{{run}}.tsv"
+        stage_benchmark("train")
     conda:
         CONDA_ENV
     threads: 2
