@@ -17,7 +17,7 @@ rule collect:
     resources:
         **sweep_resources_of("collect"),
     params:
-        runs_dir=str(LAYOUT.runs),
+        runs_dir=lambda wc, input: str(Layout(Path(input.sweep).parent).runs),
         ensembles=f"--ensembles {LAYOUT.ensembles}" if ENSEMBLES else "",
     shell:
         "ntkpipe collect --sweep {input.sweep} --runs {params.runs_dir} {params.ensembles}"
@@ -32,7 +32,7 @@ rule sweep_config:
         config_log("sweep.json"),
     localrule: True
     params:
-        content=sweep_json(),
+        content=ntk_start.sweep_json(SWEEP),
     run:
         note_config_written(output[0], params.content, log[0])
 

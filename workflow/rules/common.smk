@@ -1,6 +1,10 @@
 # Paths, configs as params, every rule's inputs and outputs (read off the stage table) and
 # resources (the cost model). Uses the sweep read by config.smk.
 
+import functools
+import json
+
+from ntkpipe.sweep import cost as ntk_cost
 
 # ---------------------------------------------------------------- paths
 # Every path comes from the results layout (ntkpipe.sweep.layout.Layout, LAYOUT in config.smk).
@@ -43,7 +47,7 @@ def config_log(config_file):
 
 def stage_json(run_id, stage):
     """The part of a run's resolved config that `stage` depends on, as JSON."""
-    return ntk_config.to_json(ntk_config.stage_config(RUNS[run_id].config, stage))
+    return ntk_start.stage_json(RUNS[run_id], stage)
 
 
 def run_config_param(run_id):
@@ -52,19 +56,17 @@ def run_config_param(run_id):
     Compact (no indentation) because Python's JSON encoder is several times faster without it,
     and this is computed for every job when the DAG is built; the job writes run.json itself.
     """
-    config = ntk_config.stage_config(RUNS[run_id].config, "train")
+    config = ntk_runs.stage_config(RUNS[run_id].config, "train")
     return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def analytic_json(akey):
-    return ntk_config.to_json(
-        ntk_config.stage_config(ANALYTIC[akey].config, "analytic")
-    )
+    return ntk_start.stage_json(ANALYTIC[akey], "analytic")
 
 
 def note_config_written(path, content, log):
     """Write a config file only if its content changed; say which in the rule's log."""
-    changed = ntk_config.write_if_changed(path, content)
+    changed = ntk_runs.write_if_changed(path, content)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     Path(log).write_text(f"{path}: {'written' if changed else 'unchanged'}\n")
 
@@ -122,7 +124,7 @@ def _store_of_run(stage, run_id):
 
 @functools.cache
 def _analytic_id(run_id):
-    return ntk_config.analytic_id(RUNS[run_id])
+    return ntk_runs.analytic_id(RUNS[run_id])
 
 
 def ensemble_stores(wildcards=None):
@@ -132,9 +134,7 @@ def ensemble_stores(wildcards=None):
 
 def ensemble_json(point):
     """The ensemble's config: the first seed chunk's run config without its seeds."""
-    return ntk_config.to_json(
-        ntk_config.stage_config(ENSEMBLES[point].config, "ensemble")
-    )
+    return ntk_start.stage_json(ENSEMBLES[point], "ensemble")
 
 
 # ---------------------------------------------------------------- resources (cost model)
