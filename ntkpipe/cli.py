@@ -270,7 +270,8 @@ def _stage_kwargs(args) -> dict:
 def _validate(args):
     import json
 
-    from ntkpipe.sweep import loading, start, validate_checks
+    from ntkpipe import start
+    from ntkpipe.sweep import loading, validate_checks
 
     default = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
     sweep, settings, runs = start.resolve_sweep(

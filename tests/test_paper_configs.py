@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ntkpipe import datasets
-from ntkpipe.sweep import plan, start, validate
+from ntkpipe import datasets, start
+from ntkpipe.sweep import plan, validate
 from ntkpipe.sweep import runs as ntk_config
 from tests.sweep.test_plan import TOO_BIG
 from tests.workflow_helpers import REPO, job_counts, snakemake

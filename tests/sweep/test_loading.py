@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ntkpipe import cli
+from ntkpipe import cli, start
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import loading, start, validate
+from ntkpipe.sweep import loading, validate
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "config" / "config.yaml"
