@@ -301,13 +301,8 @@ def stale_stores(layout: Layout, runs) -> dict:
             if not store.exists():
                 gone.add(row.store)
                 continue
-            upstream = [name for name in inputs if name in gone]
             config = configs["init" if row.config_file == "model.json" else "train"]
-            why = (
-                f"{upstream[0]} is missing or computed again"
-                if upstream
-                else provenance.stale_reason(store, config, inputs)
-            )
+            why = provenance.stale_reason(store, config, inputs, redone=gone)
             if why:
                 found[store] = why
                 gone.add(row.store)
