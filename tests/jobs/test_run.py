@@ -148,6 +148,7 @@ def test_an_input_changed_since_makes_its_readers_stale_a_touched_copy_does_not(
     assert plan["train"] == "its input init.zarr has changed since"
     assert plan["kernel_final"] == "train.zarr is missing or computed again"
 
+
 def test_without_final_kernels_none_is_computed(tmp_path, run_config, analytic):
     config = json.loads(json.dumps(run_config))
     config["kernels"]["final"] = False
