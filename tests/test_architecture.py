@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 import ntkpipe
 
 PACKAGE = Path(ntkpipe.__file__).parent
@@ -331,10 +333,12 @@ def test_module_sizes_are_a_warning_list_not_a_cut_line():
     assert all(": " in line for line in long)
 
 
-def test_sweep_runs_starts_without_jax():
-    """The Snakefile imports ntkpipe.sweep.runs at every start: it must not pull in JAX."""
+@pytest.mark.parametrize("module", ["ntkpipe.sweep.runs", "ntkpipe.start"])
+def test_what_the_snakefile_imports_starts_without_jax(module):
+    """The Snakefile imports ntkpipe.start (and through it sweep.runs) at every start: neither
+    may pull in JAX or xarray."""
     code = (
-        "import sys, ntkpipe.sweep.runs\n"
+        f"import sys, {module}\n"
         f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
@@ -342,4 +346,4 @@ def test_sweep_runs_starts_without_jax():
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
-    assert out.stdout.strip() == "", f"import ntkpipe.sweep.runs loaded {out.stdout.strip()}"
+    assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"
