@@ -5,6 +5,6 @@
 
 if MAIN:
     for _line in ntk_start.refresh(
-        LAYOUT, SWEEP, RUNS, ANALYTIC, ensemble_stores(), writes=WRITES
+        LAYOUT, SWEEP, RUNS, ANALYTIC, RULES.ensemble_stores(), writes=WRITES
     ):
         print(_line, file=sys.stderr)
