@@ -5,13 +5,13 @@ values, attrs)} in plain NumPy, the data variables and the dimension coordinates
 ``seed``, ``step``, ``layer``, ``wsample``); ``t = η·step`` is rebuilt for the whole sweep.
 `summarize` places each row into arrays allocated once over (sweep axes…, seed, …) and hands
 them to `ntkpipe.analysis.metrics.finish_summary`. The result is the dataset
-`ntkpipe.analysis.metrics.summarize` combines from one xarray Dataset per run (expand_dims,
-reindex and ``combine_by_coords``: ~10 ms a run, and every run's Dataset held at once), with
-the same variables, dims, dtypes, coordinates and attributes, following its stacking rules:
-axis values ascending, seed chunks in seed order, a variable without ``seed`` given the
-seed dimension when a sweep point has several seed chunks, a missing run NaN (its variables
-then float64), ``layer`` and ``wsample`` the union of the runs' labels. Runs that differ in
-anything else (variables, dims, steps, models, seeds other than the run's), which
+`tests.combined_summary.summarize` (the tests' reference) combines from one xarray Dataset per
+run (expand_dims, reindex and ``combine_by_coords``: ~10 ms a run, and every run's Dataset held
+at once), with the same variables, dims, dtypes, coordinates and attributes, following its
+stacking rules: axis values ascending, seed chunks in seed order, a variable without ``seed``
+given the seed dimension when a sweep point has several seed chunks, a missing run NaN (its
+variables then float64), ``layer`` and ``wsample`` the union of the runs' labels. Runs that
+differ in anything else (variables, dims, steps, models, seeds other than the run's), which
 ``combine_by_coords`` cannot stack either, are refused with an error naming them.
 """
 
