@@ -50,7 +50,7 @@ include: "workflow/rules/analysis.smk"
 
 rule all:
     input:
-        report=stage_output("report"),
+        report=RULES.stage_output("report"),
 
 
 # At the end of a successful run: where the report is (and how to see where the sweep stands).

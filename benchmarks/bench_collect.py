@@ -13,7 +13,8 @@ the process's peak RSS (``getrusage``, imports included; the RSS after the impor
 too). Per size, interleaved:
 
 - ``before``: collect as it was (every store opened with ``read_store``, one xarray Dataset per
-  run, ``metrics.summarize``: combine_by_coords), written the same way; by default only up to
+  run, ``tests.combined_summary.summarize``: combine_by_coords), written the same way; by
+  default only up to
   ``--before-max`` runs (8 min and 3 GB at 10,000 on this machine): larger sizes extrapolated;
 - ``after``: the streamed collect, no cache (every store read);
 - ``rerun``: the streamed collect again with every row cached (nothing changed);
@@ -116,11 +117,12 @@ def _grid(n: int) -> tuple[list, list]:
 def _replicate(source: Path, folder: Path, n: int, copy: bool) -> list:
     """A sweep of n runs in `folder` (sweep.json, runs/<run_id>/metrics.zarr); its run ids."""
     from ntkpipe.sweep import runs as ntk_runs
+    from ntkpipe.sweep import validate
 
     config = json.loads((source / "sweep.json").read_text())
     widths, lrs = _grid(n)
     config["sweep"] = {"model.width": widths, "training.learning_rate": lrs}
-    config = ntk_runs.load_config(config)
+    config = validate.load_config(config)
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "runs").mkdir(parents=True)
     (folder / "sweep.json").write_text(ntk_runs.to_json(config))
@@ -171,12 +173,13 @@ def _child(mode: str, folder: Path, n: int) -> int:
     from ntkpipe.analysis import metrics  # noqa: F401  (the imports of the stage, untimed)
     from ntkpipe.jobs import analysis
     from ntkpipe.jobs._job import Job
+    from ntkpipe.sweep import layout
 
     import_mb = _peak_mb()
     summary = folder / ("summary-before.zarr" if mode == "before" else "summary.zarr")
     sweep, runs = folder / "sweep.json", folder / "runs"
     if mode == "after":
-        analysis.cache_path(summary).unlink(missing_ok=True)
+        layout.summary_rows_cache(summary).unlink(missing_ok=True)
     wall, cpu = time.perf_counter(), _cpu()
     note = ""
     with contextlib.redirect_stdout(io.StringIO()) as log:
@@ -207,7 +210,6 @@ def _child(mode: str, folder: Path, n: int) -> int:
 
 def _collect_before(job, runs: Path) -> None:
     """collect as it was before the streamed one (commit bc01445): one Dataset per run."""
-    from ntkpipe.analysis import metrics
     from ntkpipe.io import stores
     from ntkpipe.sweep import runs as ntk_runs
 
@@ -216,7 +218,9 @@ def _collect_before(job, runs: Path) -> None:
         path = Path(runs) / one.run_id / "metrics.zarr"
         ds = stores.read_store(path, stage="metrics") if path.exists() else None
         found[one.run_id] = (one, ds)
-    job.write(metrics.summarize(job.config, found), stage="summary")
+    from tests import combined_summary
+
+    job.write(combined_summary.summarize(job.config, found), stage="summary")
 
 
 def _cpu() -> float:

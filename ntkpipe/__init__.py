@@ -17,18 +17,21 @@ starts) stays cheap.
 Subpackages, and what each may import (enforced by tests/test_architecture.py):
 
 - ``core``: the pure math — arrays and keys in, arrays out. Imports nothing of ntkpipe but
-  ``errors``.
+  ``errors`` and ``conventions``.
 - ``sweep``: everything before any job (schema, validation, run expansion and ids, the stage
   table, the cost model). No JAX, no xarray: the Snakefile imports it at every start. Imports
-  ``errors``, ``datasets``' light facts, ``io.atomic`` (standard library only) and itself.
+  ``errors``, ``conventions``, ``datasets``' light facts, ``io.atomic`` (standard library only)
+  and itself.
 - ``io``: stores, checkpoints, atomic files. Stores a config as provenance, never interprets it.
-  Imports ``errors``.
+  Imports ``errors`` and ``conventions``.
 - ``analysis``: xarray in; xarray, figures and HTML out. Never imports ``core`` or ``jobs``.
 - ``jobs``: one module per rule file; the only place that reads run configs and stores and calls
   ``core``. May import everything above.
-- top level: ``errors``, ``datasets`` (numpy readers of the shipped and local data), ``cli``
-  and ``process`` (XLA threads and the compilation cache, set before JAX starts). Every part may
-  import the package root itself (its version).
+- top level: ``errors``, ``conventions`` (constants shared by parts that may not import each
+  other; imports nothing), ``datasets`` (numpy readers of the shipped and local data), ``start``
+  (the workflow's start: sweep, plan, memory, lock, stale stores), ``cli`` and ``process`` (XLA
+  threads and the compilation cache, set before JAX starts). Every part may import the package
+  root itself (its version).
 """
 
 from __future__ import annotations

@@ -263,10 +263,11 @@ def _stage_kwargs(args) -> dict:
 def _validate(args):
     import json
 
+    from ntkpipe import start
     from ntkpipe.sweep import loading, validate_checks
 
     default = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
-    sweep, settings, runs = loading.resolve_sweep(
+    sweep, settings, runs = start.resolve_sweep(
         args.configs,
         loading.parse_assignments(args.config),
         default=default,

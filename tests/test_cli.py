@@ -20,6 +20,7 @@ import pytest
 from ntkpipe import cli
 from ntkpipe.io import stores as storage
 from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import validate
 from tests.workflow_helpers import stage_commands
 
 SWEEP = {
@@ -48,7 +49,7 @@ def float32():
 def sweep_dir(tmp_path_factory, float32):
     """A tiny sweep run stage by stage through the CLI, as the workflow lays it out."""
     root = tmp_path_factory.mktemp("cli")
-    sweep = ntk_config.load_config(SWEEP)
+    sweep = validate.load_config(SWEEP)
     (run,) = ntk_config.expand_runs(sweep)
     out = root / "results" / "cli"
     run_dir, analytic_dir = out / "runs" / run.run_id, out / "analytic" / "all"
@@ -205,7 +206,7 @@ def float64_dir(tmp_path_factory):
     import jax
 
     root = tmp_path_factory.mktemp("cli64")
-    (run,) = ntk_config.expand_runs(ntk_config.load_config({**SWEEP, "precision": "float64"}))
+    (run,) = ntk_config.expand_runs(validate.load_config({**SWEEP, "precision": "float64"}))
     files = {
         "model": root / "model.json",
         "run": root / "run.json",

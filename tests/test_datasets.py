@@ -56,13 +56,13 @@ def test_digits_examples_are_the_sklearn_samples_of_the_right_class():
 def test_digits_are_read_as_load_digits_parses_them_without_importing_sklearn():
     load_digits = _sklearn_load_digits()
 
-    images, labels = datasets._read_digits()
+    images, labels = datasets.read_digits()
     ref = load_digits()
     assert images.shape == (1797, 8, 8, 1) and labels.dtype == ref.target.dtype
     np.testing.assert_array_equal(images[..., 0], ref.images)
     np.testing.assert_array_equal(labels, ref.target)
     script = (
-        "import sys; from ntkpipe import datasets; datasets._read_digits(); "
+        "import sys; from ntkpipe import datasets; datasets.read_digits(); "
         "print('sklearn' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

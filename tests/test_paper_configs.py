@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ntkpipe import datasets
-from ntkpipe.sweep import loading, plan
+from ntkpipe import datasets, start
+from ntkpipe.sweep import plan, validate
 from ntkpipe.sweep import runs as ntk_config
 from tests.sweep.test_plan import TOO_BIG
 from tests.workflow_helpers import REPO, job_counts, snakemake
@@ -79,7 +79,7 @@ def test_fake_files_are_read_by_the_dataset_readers(fake_data):
 
 @pytest.mark.parametrize("path", SMALL, ids=lambda p: p.stem)
 def test_small_configs_are_valid_and_run_on_digits(path):
-    config = ntk_config.load_config(path)
+    config = validate.load_config(path)
     assert config["data"]["dataset"] == "digits"
     assert ntk_config.expand_runs(config)
 
@@ -96,7 +96,7 @@ def test_paper_config_passes_a_dry_run(path, fake_data, tmp_path):
         assert result.returncode != 0 and TOO_BIG[path.stem] in result.stderr
         return
     counts = job_counts(snakemake(tmp_path, config, "-n", "--quiet", "rules").stdout)
-    runs = len(loading.resolve_sweep([config])[2])  # the sweep as the workflow reads it
+    runs = len(start.resolve_sweep([config])[2])  # the sweep as the workflow reads it
     assert counts["train"] == counts["linear"] == counts["compare"] == runs
     assert counts["report"] == 1
     kernels = raw.get("kernels", {})

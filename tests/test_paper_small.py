@@ -30,6 +30,7 @@ from ntkpipe.jobs.linear import linear
 from ntkpipe.jobs.train import train
 from ntkpipe.sweep import ensemble as ensemble_plan
 from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import validate
 from tests.workflow_helpers import REPO
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,7 @@ def _shrunk(name: str, widths=None, **changes) -> dict:
         raw.setdefault(section, {})[key] = value
     if widths is not None:
         raw["sweep"]["model.width"] = list(widths)
-    return ntk_config.load_config(raw)
+    return validate.load_config(raw)
 
 
 def _run_sweep(sweep: dict, root):

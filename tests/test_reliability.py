@@ -30,8 +30,10 @@ import yaml
 
 from ntkpipe import cli
 from ntkpipe.errors import ConfigError
+from ntkpipe.io import provenance
 from ntkpipe.io import stores as storage
 from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import validate
 from tests.workflow_helpers import snakemake, snakemake_command
 
 pytestmark = pytest.mark.slow
@@ -276,7 +278,7 @@ def test_diverging_run_is_recorded_and_reported(tmp_path, float32):
         # not converge"); now its spectrum is NaN and the run is recorded as diverged
         "sweep": {"training.learning_rate": [1.0, 1.0e6, 1.0e30]},
     }
-    loaded = ntk_config.load_config(sweep)
+    loaded = validate.load_config(sweep)
     runs_dir = tmp_path / "runs"
     for run in ntk_config.expand_runs(loaded):
         _run_stages_in_process(runs_dir / run.run_id, run.config)
@@ -378,7 +380,7 @@ def test_a_partial_store_of_a_killed_job_is_not_taken_for_a_store(tmp_path, caps
     init = tmp_path / "init.zarr"
     assert cli.main(["init", "--run", str(run), "--out", str(init)]) == 0
     attrs = json.loads((init / "zarr.json").read_text())
-    attrs["attributes"].pop(storage.COMPLETE_ATTR)  # as a job killed before its last write
+    attrs["attributes"].pop(provenance.COMPLETE_ATTR)  # as a job killed before its last write
     (init / "zarr.json").write_text(json.dumps(attrs))
     assert not storage.is_complete(init)
     args = ["kernels", "--run", str(run), "--params", str(init), "--out", str(tmp_path / "k.zarr")]
@@ -404,7 +406,7 @@ def test_a_partial_store_of_a_killed_job_is_not_taken_for_a_store(tmp_path, caps
 )
 def test_injection_attempts_are_refused_by_the_validation(changes, field):
     with pytest.raises(ConfigError, match=re.escape(field)):
-        ntk_config.load_config({**ONE_RUN, **changes})
+        validate.load_config({**ONE_RUN, **changes})
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ import pytest
 
 from ntkpipe.io import stores as storage
 from ntkpipe.slurm_profile import install_profile
-from ntkpipe.sweep import cost, stage_table
+from ntkpipe.sweep import cost_settings, stage_table
 from tests.workflow_helpers import CONFIGS, write_config
 
 pytestmark = pytest.mark.slurm
@@ -164,7 +164,7 @@ def test_tiny_sweep_routes_gpu_jobs_to_the_gpu_partition(cluster, tmp_path):
     jobs = _slurm_jobs(result.prefix)
     partitions = {job["rule"]: job["Partition"] for job in jobs}
     assert sorted(job["rule"] for job in jobs) == sorted(SWEEP_STAGES)  # one submission each
-    gpu_rules = set(cost.DEFAULT_SETTINGS["gpu_rules"])
+    gpu_rules = set(cost_settings.DEFAULT_SETTINGS["gpu_rules"])
     assert {r for r, p in partitions.items() if p == "gpu"} == set(SWEEP_STAGES) & gpu_rules
     assert {r for r, p in partitions.items() if p == "debug"} == set(SWEEP_STAGES) - gpu_rules
     for job in jobs:  # the GPU request reached sbatch exactly for the GPU partition's jobs

@@ -17,7 +17,7 @@ import pytest
 import xarray as xr
 
 from ntkpipe.analysis import claims_tsv
-from ntkpipe.io import invocations
+from ntkpipe.io import invocations, variables
 from ntkpipe.sweep import stage_table
 from tests.workflow_helpers import (
     CONFIGS,
@@ -98,6 +98,69 @@ def test_stores_follow_the_schema(finished):
     assert kernel.ntk_train_train.dims == ("seed", "train", "train2")
     for key in ("ntkpipe_version", "git_commit", "jax_version", "jax_device", "wall_time_s"):
         assert key in train.attrs, key
+
+
+def _schema_reference() -> dict[str, tuple[str, str, str]]:
+    """docs/store-schema.md's rows: {name: (long name, units, description)}."""
+    rows = {}
+    for line in (REPO / "docs" / "store-schema.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip().replace("\0", "|") for c in line.replace("\\|", "\0").split("|")]
+            rows[cells[1].strip("`")] = (cells[2], cells[3], cells[5])
+    return rows
+
+
+def _metadata_problems(path, reference) -> list[str]:
+    """Every variable and coordinate of the store at `path` whose long_name, units or
+    description is not the table's (ntkpipe.io.variables) and docs/store-schema.md's."""
+    ds = xr.open_zarr(path)
+    axes = json.loads(ds.attrs.get("sweep_axes", "[]"))
+    problems = []
+    for name, var in ds.variables.items():
+        name = str(name)
+        if not variables.is_described(name, axes):
+            problems.append(f"{path.name}: {name} is not in the variable table")
+            continue
+        entry = variables.describe(name, axes)
+        found = tuple(var.attrs.get(k) for k in ("long_name", "units", "description"))
+        if found != (entry.long_name, entry.units, entry.description):
+            problems.append(f"{path.name}: {name} carries {found}, the table says {entry[:3]}")
+        documented = reference.get(name) or reference.get(name.removesuffix("_analytic"))
+        if documented is None:
+            problems.append(f"{path.name}: {name} is not in docs/store-schema.md")
+        elif name in reference and documented != (entry.long_name, entry.units, entry.description):
+            problems.append(f"{path.name}: {name} differs from docs/store-schema.md")
+    return problems
+
+
+def test_every_store_describes_every_variable_as_the_table_and_the_docs(
+    finished, finished_in_run_jobs
+):
+    """The summary and every per-run, analytic and ensemble store of both job layouts: each
+    variable and coordinate has the table's long_name, units and description (none carried
+    from the arrays it was computed from, e.g. rmse_test from fx_test), and the docs agree."""
+    reference = _schema_reference()
+    assert reference["rmse_test"][0] == "RMSE(f_t, f^lin_t) test"  # the parse can fail
+    problems, checked = [], 0
+    for workdir in (finished[0], finished_in_run_jobs[0]):
+        out = workdir / "results" / "tiny"
+        for path in sorted(out.glob("**/*.zarr")):
+            if (path / "zarr.json").is_file() and not path.parent.name.endswith(".zarr"):
+                problems += _metadata_problems(path, reference)
+                checked += 1
+    assert checked >= 2 * (4 * 6 + 2), checked  # 4 runs × 6 stores, analytic, summary
+    assert not problems, "\n".join(problems)
+
+
+def test_both_job_layouts_give_every_variable_the_same_dims(finished, finished_in_run_jobs):
+    summaries = [
+        xr.open_zarr(workdir / "results" / "tiny" / "summary.zarr")
+        for workdir in (finished[0], finished_in_run_jobs[0])
+    ]
+    dims = [{str(n): v.dims for n, v in s.variables.items()} for s in summaries]
+    assert dims[0] == dims[1]
+    # η is the run's: never on seed, though tiny's seed chunks stack the summary along seed
+    assert dims[0]["learning_rate"] == ("width",)
 
 
 def test_nothing_to_do_after_a_complete_run(finished):

@@ -8,7 +8,7 @@ kernel is available), `seed`, `step`, `layer`:
 - weight_change (model, seed, step, layer): ‖W_t − W_0‖_F/‖W_0‖_F (for f_lin: ‖ω_t‖_F/‖W_0‖_F)
 - ntk_change, nngp_change (seed): ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F on the training set (NaN if not computed)
 - ntk_analytic_error, nngp_analytic_error (seed): ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (NaN if not computed);
-  K̂ is the readout Gram mapped to the scale of K first, (K̂ − b)/a with `readout_gram_affine`
+  K̂ is the readout Gram mapped to the scale of K first, (K̂ − b)/a (``nngp_affine``)
   (the identity in the NTK parameterization; in the standard one the Gram grows with n_L)
 - fx_sample_train, fx_sample_test (model, seed, step, sample): output 0 of a few fixed examples
 - weight_sample (model, seed, step, wsample): θ_t − θ_0 of a few fixed weight entries per layer
@@ -44,14 +44,24 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis import montecarlo, regime
+from ntkpipe.analysis.summary import LAYER_ROLES
+from ntkpipe.conventions import STATUSES
 from ntkpipe.io import variables
-from ntkpipe.sweep import facts
 
 N_SAMPLES = 4
-STATUS_MISSING = facts.STATUSES[3]
+STATUS_MISSING = STATUSES[3]
 
 
-def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None, analytic=None):
+def run_metrics(
+    config,
+    *,
+    trained,
+    linear,
+    kernel_init=None,
+    kernel_final=None,
+    analytic=None,
+    nngp_affine=None,
+):
     """All metrics of one run from its stores (see the module docstring for the schema).
 
     Args:
@@ -62,6 +72,10 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
             then NaN and no seed is flagged lr_above_critical.
         kernel_final: ``kernel_final.zarr`` (Θ̂_T, K̂_T), or None: kernel changes are NaN.
         analytic: ``analytic.zarr`` (Θ, K), or None: kernel errors are NaN.
+        nngp_affine: (a, b) with the readout Gram K̂ = a·K + b
+            (:func:`ntkpipe.core.readout.readout_gram_affine`), or None where K has no such
+            relation (not an MLP; standard parameterization of depth 0): the NNGP errors are
+            then NaN.
     """
     models = {"net": trained, "lin": linear}
     if "loss_train_analytic" in linear:
@@ -85,7 +99,7 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
     ds["ntk_change"] = _relative_change(kernel_final, kernel_init, "ntk_train_train", ds.seed)
     ds["nngp_change"] = _relative_change(kernel_final, kernel_init, "nngp_train_train", ds.seed)
     ds["ntk_analytic_error"] = _analytic_error(kernel_init, analytic, "ntk_train_train", ds.seed)
-    nngp_init = None if analytic is None else _nngp_on_k_scale(kernel_init, config["model"])
+    nngp_init = None if analytic is None else _nngp_on_k_scale(kernel_init, nngp_affine)
     ds["nngp_analytic_error"] = _analytic_error(nngp_init, analytic, "nngp_train_train", ds.seed)
     if analytic is not None:
         for kernel, store in (("ntk", kernel_init), ("nngp", nngp_init)):
@@ -94,26 +108,10 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
     return ds.assign(regime.run_state(config, trained, linear, kernel_init, ds.seed))
 
 
-def summarize(sweep_config, found):
-    """The runs {run_id: (Run, metrics Dataset or None)} stacked along the sweep axes."""
-    axes = [path.split(".")[-1] for path in sweep_config.get("sweep", {})]
-    present = [(run, _with_role_codes(ds)) for run, ds in found.values() if ds is not None]
-    pieces = [_with_axes(ds, run.axes, axes) for run, ds in present]
-    pieces += [_missing(run, axes, present) for run, ds in found.values() if ds is None and present]
-    if not pieces:
-        raise ValueError("no run has metrics yet: nothing to summarize")
-    # t = η·step is per run (η may be a sweep axis): rebuilt below from step and learning_rate.
-    pieces = [piece.drop_vars("t", errors="ignore") for piece in pieces]
-    # Runs of different depths have different layers (and sampled weights): give every run the
-    # union, so that combine_by_coords stacks along the sweep axes only.
-    pieces = _on_shared_labels(pieces, ("layer", "wsample"))
-    summary = xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer")
-    return finish_summary(summary, sweep_config, axes)
-
-
 def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
     """The stacked runs (with ``layer_role_code``, ``status`` NaN where missing) described by
     `ntkpipe.io.variables`, dimensions in schema order (sweep axes in config order first), with
+    ``learning_rate`` on the sweep axes alone (never ``seed``, however the seeds were chunked),
     ``t = η·step`` (on ``step`` alone when η is one value, else on η's axes too), ``sample``,
     ``status_flag`` (CF flags of ``status``) and the sweep's fixed settings as attributes named
     by their config path (``training.steps``, …) next to the full ``config`` (JSON)."""
@@ -131,6 +129,9 @@ def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
     }
     roles = _role_coordinate(summary["layer_role_code"])
     summary = summary.drop_vars("layer_role_code").assign_coords(layer_role=roles)
+    if "learning_rate" in summary and "seed" in summary["learning_rate"].dims:
+        # η is a setting of the run, not of a seed: stacking seed chunks gave it ``seed``.
+        summary["learning_rate"] = summary["learning_rate"].max("seed")
     if "learning_rate" in summary and "step" in summary.dims:
         summary = summary.assign_coords(t=_time(summary))
     if "sample" in summary.dims:
@@ -175,8 +176,8 @@ def _plain_value(value) -> bool:
 
 
 def _status_flags(status) -> xr.DataArray:
-    """`status` as the codes of `variables.STATUS_FLAGS` (int8; CF flag_values)."""
-    codes = {name: i for i, name in enumerate(variables.STATUS_FLAGS)}
+    """`status` as the codes of `STATUSES` (int8; CF flag_values)."""
+    codes = {name: i for i, name in enumerate(STATUSES)}
     values = np.vectorize(lambda s: codes.get(str(s), codes[STATUS_MISSING]), otypes=[np.int8])
     return xr.DataArray(values(status.values), dims=status.dims, coords=status.coords)
 
@@ -200,31 +201,14 @@ def layer_roles(layer_names) -> list[str]:
     ]
 
 
+def natural_key(text: str) -> list:
+    """Sort key with numbers compared as numbers: dense_2 before dense_10."""
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)
+    ]
+
+
 # ---------------------------------------------------------------- helpers
-
-_ROLE_NAMES = ("input", "hidden", "output")
-
-
-def _with_role_codes(ds) -> xr.Dataset:
-    """The run's layer roles (``layer_roles``) as codes 0, 1, 2 on ``layer`` (combinable)."""
-    codes = [_ROLE_NAMES.index(role) for role in layer_roles(ds.layer.values)]
-    return ds.assign(layer_role_code=xr.DataArray(np.asarray(codes, dtype=float), dims="layer"))
-
-
-def _on_shared_labels(pieces, dims) -> list:
-    """Every piece reindexed to the union of the labels of `dims` (NaN where a run lacks one)."""
-    for dim in dims:
-        have = [piece for piece in pieces if dim in piece.dims]
-        if not have:
-            continue
-        labels = sorted({str(v) for piece in have for v in piece[dim].values}, key=_natural_key)
-        pieces = [
-            piece.assign_coords({dim: [str(v) for v in piece[dim].values]}).reindex({dim: labels})
-            if dim in piece.dims
-            else piece
-            for piece in pieces
-        ]
-    return pieces
 
 
 def _role_coordinate(codes) -> xr.DataArray:
@@ -234,16 +218,9 @@ def _role_coordinate(codes) -> xr.DataArray:
         first = codes.max(axis, skipna=True)
         if bool(((codes == first) | codes.isnull()).all()):
             codes = first
-    names = np.array(["", *_ROLE_NAMES], dtype=object)
+    names = np.array(["", *LAYER_ROLES], dtype=object)
     values = np.where(np.isfinite(codes.values), codes.values, -1).astype(int) + 1
     return xr.DataArray(names[values].astype(str), dims=codes.dims, coords=codes.coords)
-
-
-def _natural_key(text: str) -> list:
-    """Sort key with numbers compared as numbers: dense_2 before dense_10."""
-    return [
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)
-    ]
 
 
 def _curves(store) -> xr.Dataset:
@@ -318,61 +295,10 @@ def _mc_statistics(kernel_init, analytic, name, seeds) -> tuple:
     return tuple(xr.DataArray(v, dims="seed") for v in montecarlo.per_seed_statistics(deviations))
 
 
-def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, float]:
-    """(a, b) with the readout layer's tangent kernel G = a·K + b (§2.3.1, Eq. S22–S23).
-
-    G(x, x') = Σ over the readout parameters of ∂f(x)·∂f(x') is the kernel of readout-only
-    training and the stored empirical NNGP K̂ (``nngp_*`` of kernel_init.zarr). With
-    K = σ_w² E[φφ] + σ_b² the output NNGP kernel (Eq. 12):
-
-    - NTK parameterization: ∂f/∂ω_L = σ_w/√n_L · φ, ∂f/∂β_L = σ_b, so G = K (a = 1, b = 0);
-    - standard: ∂f/∂W_L = φ and ∂f/∂b_L = 1, so G = n_L (K − σ_b²)/σ_w² + [1 with a bias],
-      which grows with the readout fan-in n_L.
-
-    Args:
-        model: the run config's ``model`` section (parameterization, depth, width, w_std, b_std).
-        fan_in: n_L, the readout's fan-in; None: the width (depth ≥ 1).
-
-    Raises:
-        ValueError: standard parameterization of depth 0 without `fan_in` (then n_L = d_in).
-    """
-    if model.get("parameterization", "ntk") != "standard":
-        return 1.0, 0.0
-    if fan_in is None:
-        if int(model["depth"]) < 1:
-            raise ValueError(
-                "model.depth=0 with parameterization='standard': the readout fan-in is the "
-                "input dimension d_in; pass fan_in=d_in"
-            )
-        fan_in = int(model["width"])
-    w_var, b_std = float(model["w_std"]) ** 2, float(model.get("b_std") or 0.0)
-    bias = 1.0 if b_std > 0 else 0.0
-    return fan_in / w_var, bias - fan_in * b_std**2 / w_var
-
-
-def _nngp_on_k_scale(kernel_init, model: dict):
+def _nngp_on_k_scale(kernel_init, affine):
     """kernel_init with its readout Gram K̂ mapped to the scale of K, (K̂ − b)/a (which tends to
-    K with the width in both parameterizations); None without it, for a non-MLP (no analytic K),
-    or for a standard network of depth 0 (its readout fan-in d_in is not in the config)."""
-    if kernel_init is None or model.get("architecture", "fc") != "fc":
+    K with the width in both parameterizations); None without it or without `affine`."""
+    if kernel_init is None or affine is None:
         return None
-    try:
-        a, b = readout_gram_affine(model)
-    except ValueError:
-        return None
+    a, b = affine
     return kernel_init.assign(nngp_train_train=(kernel_init["nngp_train_train"] - b) / a)
-
-
-def _with_axes(ds, values, axes) -> xr.Dataset:
-    ds = ds.drop_vars([axis for axis in axes if axis in ds.variables])
-    ds.attrs = {}
-    return ds.expand_dims({axis: [values[axis]] for axis in reversed(axes)})
-
-
-def _missing(run, axes, present) -> xr.Dataset:
-    """A NaN block for a run without metrics, shaped like the finished ones."""
-    template = present[0][1]
-    block = xr.full_like(template.drop_vars("status"), np.nan, dtype=float)
-    block = block.isel(seed=slice(0, len(run.seeds))).assign_coords(seed=list(run.seeds))
-    block["status"] = xr.DataArray([STATUS_MISSING] * len(run.seeds), dims="seed")
-    return _with_axes(block, run.axes, axes)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ntkpipe.sweep import facts
+from ntkpipe.conventions import STATUSES
 
 __all__ = [
     "REGIMES",
@@ -70,7 +70,7 @@ STABILITY_EDGE = 2.0
 """η·λ_max/(n·k) above which the linear dynamics diverge (|1 − ηλ/(n·k)| > 1)."""
 
 STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING, STATUS_CATAPULT, STATUS_BETWEEN = (
-    facts.STATUSES
+    STATUSES
 )
 
 
@@ -136,7 +136,7 @@ def statuses(net_loss, lin_loss, learning_rate, lr_critical, lr_critical_traced,
         n_out: k.
 
     Returns:
-        [seed] of str, values of :data:`ntkpipe.sweep.facts.STATUSES`.
+        [seed] of str, values of :data:`ntkpipe.conventions.STATUSES`.
     """
     out = []
     for i in range(net_loss.sizes["seed"]):

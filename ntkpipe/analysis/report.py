@@ -37,8 +37,7 @@ import yaml
 from markupsafe import Markup
 
 from ntkpipe.analysis import aggregate as analysis
-from ntkpipe.analysis import claims_table, claims_tsv, report_runs
-from ntkpipe.analysis import provenance as ntk_provenance
+from ntkpipe.analysis import claims_table, claims_tsv, provenance, report_runs
 from ntkpipe.analysis.claims import EXPERIMENTS, VERDICTS, Claim, paper_claims
 from ntkpipe.analysis.plots import (
     FIGURE_EXPERIMENTS,
@@ -172,7 +171,7 @@ def render_report(
     toc += [("summary", "Summary dataset")]
     return _TEMPLATE.render(
         name=name,
-        generated=ntk_provenance.now(),
+        generated=provenance.now(),
         toc=toc,
         axes=[(a, ", ".join(str(v) for v in ds[a].values)) for a in analysis.sweep_axes(ds)],
         provenance=_provenance_rows(ds, results_dir),
@@ -243,12 +242,12 @@ def _relative(path: Path, folder: Path) -> str:
 
 
 def _provenance_rows(ds: xr.Dataset, results_dir: Path | None) -> list[tuple[str, str]]:
-    commit, dirty = ntk_provenance.git_state()
-    versions = ntk_provenance.versions()
+    commit, dirty = provenance.git_state()
+    versions = provenance.versions()
     stored = ds.attrs.get("git_commit")
     rows = [
-        ("report written", ntk_provenance.now()),
-        *ntk_provenance.command_rows(results_dir, shlex.join(sys.argv) or "(library call)"),
+        ("report written", provenance.now()),
+        *provenance.command_rows(results_dir, shlex.join(sys.argv) or "(library call)"),
         ("git commit (report)", _commit_text(commit, dirty)),
     ]
     if stored and stored != commit:
@@ -272,7 +271,7 @@ def _commit_text(commit: str, dirty: bool | None) -> str:
 def _compute_rows(results_dir: Path | None) -> list[dict]:
     if results_dir is None:
         return []
-    by_stage = ntk_provenance.compute_by_stage(ntk_provenance.read_benchmarks(results_dir))
+    by_stage = provenance.compute_by_stage(provenance.read_benchmarks(results_dir))
     asked = calibrate.asked_and_used(results_dir)
     return [
         {

@@ -80,9 +80,9 @@ def _run_links(ds: xr.Dataset, results_dir: Path | None) -> dict | None:
     if results_dir is None or not (Path(results_dir) / "runs").is_dir():
         return None
     try:
-        from ntkpipe.sweep import runs as sweep_runs
+        from ntkpipe.sweep import runs as ntk_runs
 
-        expanded = sweep_runs.expand_runs(json.loads(ds.attrs["config"]))
+        expanded = ntk_runs.expand_runs(json.loads(ds.attrs["config"]))
     except Exception:  # an old or partial config: the table is still worth showing
         return None
     logs = Path(results_dir) / "logs"

@@ -26,19 +26,17 @@ from pathlib import Path
 
 from ntkpipe.analysis import provenance
 from ntkpipe.errors import NtkpipeError, StoreError
-from ntkpipe.io import invocations, lock, stores
+from ntkpipe.io import invocations, lock
+from ntkpipe.io import stores as storage
+from ntkpipe.sweep import stage_table
+from ntkpipe.sweep.layout import Layout
 
 __all__ = ["STORES", "StageCount", "SweepStatus", "sweep_status", "format_status"]
 
 #: Per-run stores in stage order → the rules whose logs and benchmarks tell about them.
-STORES = {
-    "init": ("init", "run"),
-    "kernel_init": ("kernel_init", "run"),
-    "train": ("train", "run"),
-    "linear": ("linear", "run"),
-    "kernel_final": ("kernel_final", "run"),
-    "metrics": ("compare", "run"),
-}
+STORES = {row.store.removesuffix(".zarr"): (row.rule, "run") for row in stage_table.RUN_STAGES}
+"""A run's store (name without .zarr, in the stage table's order) → the rules that write it:
+its own per-stage rule, and ``run`` (one job per run)."""
 _ERROR = re.compile(r"Traceback|\berror\b|Error:", re.IGNORECASE)
 
 
@@ -82,30 +80,31 @@ def sweep_status(results_dir: str | Path, verify: bool = False) -> SweepStatus:
     Raises:
         NtkpipeError: `results_dir` holds no ``sweep.json`` (not a sweep's results folder).
     """
-    from ntkpipe.sweep import runs as sweep_runs
+    from ntkpipe.sweep import runs as ntk_runs
 
-    root = Path(results_dir)
-    sweep_file = root / "sweep.json"
+    layout = Layout(Path(results_dir))
+    root = layout.root
+    sweep_file = layout.sweep_json
     if not sweep_file.is_file():
         raise NtkpipeError(
             f"{root}: no sweep.json here; give a sweep's results folder, e.g. "
             f"results/<name> (it is written when the sweep starts)"
         )
     config = json.loads(sweep_file.read_text(encoding="utf-8"))
-    expanded = sweep_runs.expand_runs(config)
-    present = _stores_in_use(root, expanded)
+    expanded = ntk_runs.expand_runs(config)
+    present = _stores_in_use(layout, expanded)
     stages = {name: StageCount() for name in present}
     writer = lock.writer(root)
     started = _incomplete_outputs(root) if writer else frozenset()
     for run in expanded:
-        folder = root / "runs" / run.run_id
         for name in present:
-            state = _store_state(root, folder, name, run.run_id, started)
+            state = _store_state(layout, name, run.run_id, started)
             count = stages[name]
             if state == "done" and verify:
-                problem = _corruption(folder / f"{name}.zarr")
+                path = layout.store(STORES[name][0], run.run_id)
+                problem = _corruption(path)
                 if problem:
-                    count.corrupted.append((folder / f"{name}.zarr", problem))
+                    count.corrupted.append((path, problem))
                     state = "missing"
             setattr(count, state, getattr(count, state) + 1)
             if state in ("failed", "missing"):
@@ -120,14 +119,10 @@ def sweep_status(results_dir: str | Path, verify: bool = False) -> SweepStatus:
         compute_s=float(total.get("wall_s", 0.0)),
         jobs=int(total.get("jobs", 0)),
         remaining_s=_remaining(stages, by_stage),
-        parallelism=_parallelism(root, benchmarks),
+        parallelism=_parallelism(layout, benchmarks),
         outputs={
-            key: (root / key_path if (root / key_path).exists() else None)
-            for key, key_path in (
-                ("summary", "summary.zarr"),
-                ("figures", "figures"),
-                ("report", "report.html"),
-            )
+            key: (path if path.exists() else None)
+            for key, path in zip(("summary", "figures", "report"), layout.derived, strict=True)
         },
         writer=writer,
         finish=() if writer else _finishing_commands(root, stages),
@@ -193,9 +188,9 @@ def _listed(state: str, name: str, run_ids: list, most: int = 5) -> list[str]:
 def _corruption(path: Path) -> str | None:
     """What is wrong with a finished store (None: every array matches its digest)."""
     try:
-        stores.read_store(path, load=True, verify=True)
+        storage.read_store(path, load=True, verify=True)
         if (path / "params").is_dir():
-            stores.read_params(path, verify=True)
+            storage.read_params(path, verify=True)
     except (StoreError, OSError, ValueError) as error:
         return str(error).removeprefix(f"{path}: ")
     return None
@@ -222,29 +217,30 @@ def _finishing_commands(root: Path, stages: dict) -> tuple[str, ...]:
     return (unlock if locks.is_dir() and any(locks.iterdir()) else ()) + (f"{where}{command}",)
 
 
-def _stores_in_use(root: Path, expanded) -> list[str]:
+def _stores_in_use(layout: Layout, expanded) -> list[str]:
     """The per-run stores this sweep writes: those any run has (or a log or benchmark names),
     and always metrics."""
     seen = {"metrics"}
     for run in expanded[:200]:
-        folder = root / "runs" / run.run_id
+        folder = layout.run_dir(run.run_id)
         if folder.is_dir():
             seen.update(p.name.split(".zarr")[0].lstrip(".") for p in folder.glob("*.zarr*"))
-    for kind in ("logs", "benchmarks"):
+    for folder in (layout.logs, layout.benchmarks):
         for name, rules in STORES.items():
-            if any((root / kind / rule).is_dir() for rule in rules[:1]):
+            if any((folder / rule).is_dir() for rule in rules[:1]):
                 seen.add(name)
     return [name for name in STORES if name in seen]
 
 
-def _store_state(root: Path, folder: Path, name: str, run_id: str, started=frozenset()) -> str:
-    path = folder / f"{name}.zarr"
-    if stores.is_complete(path):
+def _store_state(layout: Layout, name: str, run_id: str, started=frozenset()) -> str:
+    path = layout.store(STORES[name][0], run_id)
+    folder = path.parent
+    if storage.is_complete(path):
         return "done"
     if path.resolve() in started or any(_live(p) for p in folder.glob(f".{name}.zarr.partial-*")):
         return "running"
     for rule in STORES[name]:
-        log = root / "logs" / rule / f"{run_id}.log"
+        log = layout.log(rule, run_id)
         if log.is_file() and _ERROR.search(_tail(log)):
             return "failed"
     return "missing"
@@ -290,7 +286,7 @@ def _tail(path: Path, size: int = 20_000) -> str:
 
 def _remaining(stages: dict, by_stage: dict) -> float | None:
     """Compute left: per stage, the mean wall time of its finished jobs × the jobs left. With
-    one job per run (rule ``run``), that job's time stands for all of a run's stores."""
+    one job per run (rule ``run``), that job's time stands for all of a run's storage."""
     left = 0.0
     for name, count in stages.items():
         todo = count.missing + count.running + count.failed
@@ -304,11 +300,11 @@ def _remaining(stages: dict, by_stage: dict) -> float | None:
     return left
 
 
-def _parallelism(root: Path, benchmarks) -> float:
+def _parallelism(layout: Layout, benchmarks) -> float:
     """Jobs at once so far: total wall time of the finished jobs over the span they cover."""
     spans = []
     for b in benchmarks:
-        path = root / "benchmarks" / b.stage / f"{b.job}.tsv"
+        path = layout.benchmark(b.stage, b.job)
         try:
             end = path.stat().st_mtime
         except OSError:

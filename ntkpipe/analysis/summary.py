@@ -19,17 +19,11 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import xarray as xr
 
-from ntkpipe.sweep import facts
+from ntkpipe.conventions import STATUSES  # noqa: F401  (the analysis' name for them)
+from ntkpipe.sweep.facts import USABLE_STATUSES
 
 #: Dimensions of the summary that are not sweep axes.
 FIXED_DIMS = ("model", "seed", "step", "layer")
-
-#: Run statuses recorded by `ntkpipe collect`.
-STATUSES = facts.STATUSES
-
-#: Runs whose values enter fits and figures: finished and not diverged. A learning rate above
-#: η_crit is flagged in the run table but its (finite) values are kept.
-USABLE_STATUSES = facts.USABLE_STATUSES
 
 #: Layer roles in network order.
 LAYER_ROLES = ("input", "hidden", "output")

@@ -5,13 +5,13 @@ values, attrs)} in plain NumPy, the data variables and the dimension coordinates
 ``seed``, ``step``, ``layer``, ``wsample``); ``t = η·step`` is rebuilt for the whole sweep.
 `summarize` places each row into arrays allocated once over (sweep axes…, seed, …) and hands
 them to `ntkpipe.analysis.metrics.finish_summary`. The result is the dataset
-`ntkpipe.analysis.metrics.summarize` combines from one xarray Dataset per run (expand_dims,
-reindex and ``combine_by_coords``: ~10 ms a run, and every run's Dataset held at once), with
-the same variables, dims, dtypes, coordinates and attributes, following its stacking rules:
-axis values ascending, seed chunks in seed order, a variable without ``seed`` (η) given the
-seed dimension when a sweep point has several seed chunks, a missing run NaN (its variables
-then float64), ``layer`` and ``wsample`` the union of the runs' labels. Runs that differ in
-anything else (variables, dims, steps, models, seeds other than the run's), which
+`tests.combined_summary.summarize` (the tests' reference) combines from one xarray Dataset per
+run (expand_dims, reindex and ``combine_by_coords``: ~10 ms a run, and every run's Dataset held
+at once), with the same variables, dims, dtypes, coordinates and attributes, following its
+stacking rules: axis values ascending, seed chunks in seed order, a variable without ``seed``
+given the seed dimension when a sweep point has several seed chunks, a missing run NaN (its
+variables then float64), ``layer`` and ``wsample`` the union of the runs' labels. Runs that
+differ in anything else (variables, dims, steps, models, seeds other than the run's), which
 ``combine_by_coords`` cannot stack either, are refused with an error naming them.
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis import metrics
+from ntkpipe.analysis.summary import LAYER_ROLES
 
 #: Dimensions whose labels are the union over the runs (runs of different depths).
 UNION_DIMS = ("layer", "wsample")
@@ -139,7 +140,7 @@ def _grid(axes, runs, present) -> dict:
     for dim in _all_dims(first):
         if dim in UNION_DIMS and dim in first:
             found = {str(v) for _, r in present for v in r[dim][1]}
-            union = sorted(found, key=metrics._natural_key)
+            union = sorted(found, key=metrics.natural_key)
             labels[dim] = {label: i for i, label in enumerate(union)}
             coords[dim], sizes[dim] = np.asarray(union), len(union)
         elif dim in first and dim != "seed":
@@ -238,7 +239,7 @@ def _role_codes(grid, present) -> xr.Variable:
     out = np.full(tuple(grid["sizes"][d] for d in out_dims), np.nan)
     for run, r in present:
         layers = r["layer"][1]
-        codes = [metrics._ROLE_NAMES.index(role) for role in metrics.layer_roles(layers)]
+        codes = [LAYER_ROLES.index(role) for role in metrics.layer_roles(layers)]
         out[_where(grid, run, ("layer",), extra, r)] = codes
     return xr.Variable(out_dims, out)
 

@@ -12,16 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkpipe.conventions import DEFAULT_MOMENTUM
 from ntkpipe.errors import ConfigError
 
 LOSSES = ("mse", "xent")
 
 
 OPTIMIZERS = ("gd", "momentum", "sgd")
-
-
-DEFAULT_MOMENTUM = 0.9
-"""β of the ``momentum`` optimizer when ``momentum=None`` (the paper's value, Fig. 4, S3)."""
 
 
 DEFAULT_RECORDS = 24
@@ -120,7 +117,8 @@ def _check_batch_size(optimizer, batch_size, n_train) -> list[str]:
 
 
 def effective_momentum(optimizer: str, momentum: float | None) -> float:
-    """β actually used: the argument (or 0.9) for ``momentum``, 0 for ``gd`` and ``sgd``."""
+    """β actually used: the argument (or `DEFAULT_MOMENTUM`) for ``momentum``, 0 for ``gd`` and
+    ``sgd``."""
     if optimizer != "momentum":
         return 0.0
     return DEFAULT_MOMENTUM if momentum is None else float(momentum)

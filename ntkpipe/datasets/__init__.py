@@ -32,10 +32,10 @@ from ntkpipe.datasets import arrays
 from ntkpipe.datasets.files import (
     CIFAR10_FILES,
     MNIST_FILES,
-    _read_digits,
     digits_file,
     missing_files,
     read_cifar10,
+    read_digits,
     read_idx,
     read_mnist,
 )
@@ -355,7 +355,7 @@ def _is_int(value):
 def _read_split(name, root):
     """Pools of images and labels: {"train": x, "test": x}, {"train": y, "test": y}."""
     if name == "digits":
-        x, y = _read_digits()
+        x, y = read_digits()
         return {"train": x, "test": x}, {"train": y, "test": y}
     reader = read_mnist if name == "mnist" else read_cifar10
     x_train, y_train, x_test, y_test = reader(root)

@@ -147,7 +147,7 @@ def read_cifar10(root):
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _read_digits():
+def read_digits():
     """scikit-learn's 1797 digits, images [1797, 8, 8, 1] (values 0 … 16) and labels [1797].
 
     Read from the copy of scikit-learn's table shipped in the package (:data:`DIGITS_FILE`: 64

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ntkpipe.io.provenance import DIGEST_ATTR
 from ntkpipe.io.stores import (
-    _DIGEST_ATTR,
-    _complete_meta,
-    _corrupted,
-    _verify,
+    complete_meta,
+    corrupted_error,
     read_store,
+    verify_arrays,
 )
 
 __all__ = ["read_arrays", "metadata_digest", "load_cache", "save_cache"]
@@ -66,7 +66,7 @@ def read_arrays(path, *, stage=None) -> dict:
             of :func:`ntkpipe.io.stores.read_store`).
     """
     path = Path(path)
-    meta = _complete_meta(path, stage)
+    meta = complete_meta(path, stage)
     attrs = meta["attributes"]
     try:
         arrays = _read_plain(path, meta)
@@ -74,9 +74,9 @@ def read_arrays(path, *, stage=None) -> dict:
         ds = read_store(path, stage=stage)
         return {str(n): (v.dims, v.values, dict(v.attrs)) for n, v in ds.variables.items()}
     except Exception as err:  # unreadable chunk files: what read_store says of them
-        raise _corrupted(path, attrs, f"{type(err).__name__}: {err}") from err
+        raise corrupted_error(path, attrs, f"{type(err).__name__}: {err}") from err
     values = {name: v for name, (_, v, _) in arrays.items()}
-    _verify(path, attrs, values, attrs.get(_DIGEST_ATTR, {}).get("dataset", {}))
+    verify_arrays(path, attrs, values, attrs.get(DIGEST_ATTR, {}).get("dataset", {}))
     return arrays
 
 

@@ -52,7 +52,7 @@ def discard(partial):
     """Removes a failed write's partial folder. Zarr writes chunks from a thread pool: writes
     still in flight when one failed can recreate files after a first removal, so it is repeated
     until the folder stays gone (a leftover would otherwise wait for the clean-up of dead
-    processes' partials, :func:`_remove_stale`)."""
+    processes' partials, :func:`remove_stale`)."""
     for _ in range(50):
         shutil.rmtree(partial, ignore_errors=True)
         time.sleep(0.02)
@@ -60,9 +60,9 @@ def discard(partial):
             return
 
 
-def _remove_stale(path):
+def remove_stale(path):
     """Deletes leftovers of killed jobs on this host (their process no longer exists)."""
-    host = _host()
+    host = host_tag()
     for kind in ("partial", "old"):
         prefix = f".{path.name}.{kind}-{host}-"
         for leftover in path.parent.glob(f".{path.name}.{kind}-*"):
@@ -83,11 +83,11 @@ def _alive(pid):
     return True
 
 
-def _host():
+def host_tag():
     return socket.gethostname().replace("/", "_") or "host"
 
 
-def _fsync_dir(folder):
+def fsync_dir(folder):
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

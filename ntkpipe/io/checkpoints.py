@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ntkpipe.errors import StoreError
-from ntkpipe.io.atomic import _host
+from ntkpipe.io.atomic import host_tag
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
 
@@ -66,7 +66,7 @@ def save_checkpoint(path, state, *, fingerprint, extra=None):
     arrays["fingerprint"] = np.asarray(str(fingerprint))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial-{_host()}-{os.getpid()}"
+    tmp = path.parent / f".{path.name}.partial-{host_tag()}-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)

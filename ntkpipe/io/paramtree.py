@@ -9,7 +9,7 @@ import numpy as np
 from ntkpipe.errors import StoreError
 
 
-def _flatten_params(params, ds):
+def flatten_params(params, ds):
     """[(key path, array)] of a nested mapping; checks names and the leading seed axis."""
     n_seed = ds.sizes.get("seed") if hasattr(ds, "sizes") else None
     leaves = []
@@ -48,7 +48,7 @@ def _valid_node_name(key):
     return bool(key) and "/" not in key and not key.startswith(("__", "."))
 
 
-def _unflatten(arrays):
+def unflatten_params(arrays):
     tree = {}
     for name, value in arrays.items():
         node = tree

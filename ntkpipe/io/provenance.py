@@ -11,10 +11,12 @@ Two checks, so that Snakemake's metadata (``.snakemake/``) is not needed to noti
 * :func:`check_input`, when a job reads a store: its config must be one the job expects, else
   a ``StoreError`` names the store (a store of another run put at this path, a store left from
   another config);
-* :func:`stale_reason`, before the workflow lets Snakemake skip a job whose store exists: the
-  store is stale when its config is not the one the job would use now, or an input it recorded
-  has changed since. The workflow removes a stale store so that it is computed again (a fresh
-  clone, moved results, a hand-edited config file, a swapped store).
+* :func:`stale_reason`, THE freshness rule: whether a store of a run is current. Called by the
+  workflow's start (:func:`ntkpipe.start.stale_stores`, which removes a stale store so that
+  Snakemake computes it again: a fresh clone, moved results, a hand-edited config file, a
+  swapped store) and by the one-job-per-run job (:func:`ntkpipe.jobs.run.stage_plan`, which
+  computes it again), from what the store records only: its config (the part of the run
+  config its stage depends on, which the caller passes) and its inputs' digests.
 
 Reading a record opens only the store's ``zarr.json`` (no arrays): fast enough for every store
 of a large sweep when the DAG is built.
@@ -32,12 +34,20 @@ from pathlib import Path
 
 from ntkpipe.errors import StoreError
 
-__all__ = ["INPUTS_ATTR", "read_record", "content_digest", "input_digests", "check_input"]
+__all__ = [
+    "INPUTS_ATTR",
+    "COMPLETE_ATTR",
+    "DIGEST_ATTR",
+    "read_record",
+    "content_digest",
+    "input_digests",
+    "check_input",
+]
 __all__ += ["stale_reason", "provenance"]
 
 INPUTS_ATTR = "inputs"
-_COMPLETE_ATTR = "ntkpipe_complete"
-_DIGEST_ATTR = "ntkpipe_sha256"
+COMPLETE_ATTR = "ntkpipe_complete"
+DIGEST_ATTR = "ntkpipe_sha256"
 _IMPORT_TIME = time.monotonic()
 
 
@@ -49,14 +59,14 @@ def read_record(path):
     except (OSError, ValueError):
         return None
     attrs = meta.get("attributes") if isinstance(meta, dict) else None
-    if not isinstance(attrs, dict) or attrs.get(_COMPLETE_ATTR) is not True:
+    if not isinstance(attrs, dict) or attrs.get(COMPLETE_ATTR) is not True:
         return None
     return attrs
 
 
 def content_digest(attrs):
     """SHA-256 (hex) of a store's array digests: equal for stores holding equal arrays."""
-    text = json.dumps(attrs.get(_DIGEST_ATTR, {}), sort_keys=True)
+    text = json.dumps(attrs.get(DIGEST_ATTR, {}), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -104,19 +114,33 @@ def check_input(path, expected_configs, view=None):
     )
 
 
-def stale_reason(path, config, inputs=None):
-    """Why an existing store must be computed again, or None (missing stores: None too).
+def stale_reason(path, config, inputs=None, redone=()):
+    """Why a store of a run must be computed (again), or None when it is current.
+
+    The one freshness rule of both job layouts, decided from what the store records, in order:
+    missing; incomplete or unreadable (no completion marker); computed from another config than
+    `config`; an input in `redone` (missing, or computed again before this store); an input
+    whose content digest is not the one the store recorded. Never from file times, names or
+    array contents.
 
     Args:
         path: the store.
-        config: the config its job would be given now (the content of its config file).
-        inputs: {name: path} of the stores it is computed from.
+        config: the config its job would be given now (the content of its config file: the
+            part of the run config its stage depends on).
+        inputs: {name: path} of the stores it is computed from (name: the file name, as the
+            store records them).
+        redone: names of inputs that are missing or computed again first.
     """
+    if not Path(path).exists():
+        return "missing"
     attrs = read_record(path)
     if attrs is None:
-        return None
+        return "incomplete or unreadable"
     if json.loads(attrs.get("config") or "null") != _plain(config):
         return "computed from another config"
+    upstream = [name for name in (inputs or {}) if name in redone]
+    if upstream:
+        return f"{upstream[0]} is missing or computed again"
     recorded = attrs.get(INPUTS_ATTR)
     recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
     if not isinstance(recorded, dict):

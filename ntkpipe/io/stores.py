@@ -32,19 +32,18 @@ import zarr
 from ntkpipe.errors import StoreError
 from ntkpipe.io import variables
 from ntkpipe.io.atomic import (
-    _fsync_dir,
-    _host,
-    _remove_stale,
     atomic_write_text,
     discard,
+    fsync_dir,
+    host_tag,
+    remove_stale,
     write_if_changed,
 )
 from ntkpipe.io.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
-from ntkpipe.io.paramtree import _flatten_params, _unflatten
-from ntkpipe.io.provenance import provenance
+from ntkpipe.io.paramtree import flatten_params, unflatten_params
+from ntkpipe.io.provenance import COMPLETE_ATTR, DIGEST_ATTR, provenance
 
 __all__ = [
-    "COMPLETE_ATTR",
     "PARAMS_GROUP",
     "write_store",
     "read_store",
@@ -58,11 +57,12 @@ __all__ = [
     "load_checkpoint",
     "atomic_write_text",
     "write_if_changed",
+    "complete_meta",
+    "corrupted_error",
+    "verify_arrays",
 ]
 
-COMPLETE_ATTR = "ntkpipe_complete"
 PARAMS_GROUP = "params"
-_DIGEST_ATTR = "ntkpipe_sha256"
 _KERNEL_DIMS = ("train", "train2", "test", "test2")
 
 
@@ -106,13 +106,13 @@ def write_store(
     """
     path = Path(path)
     _check_target(path, overwrite)
-    leaves = None if params is None else _flatten_params(params, ds)
+    leaves = None if params is None else flatten_params(params, ds)
     attrs = provenance(config, stage, wall_time)
     if inputs is not None:
         attrs["inputs"] = json.dumps(inputs, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path)
-    tmp = path.parent / f".{path.name}.partial-{_host()}-{os.getpid()}"
+    remove_stale(path)
+    tmp = path.parent / f".{path.name}.partial-{host_tag()}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         out = _prepare(ds, attrs)
@@ -163,11 +163,13 @@ def read_store(path, *, stage=None, load=True, verify=True):
         if load:
             ds = ds.load()
     except Exception as err:
-        raise _corrupted(path, attrs, f"{type(err).__name__}: {err}") from err
+        raise corrupted_error(path, attrs, f"{type(err).__name__}: {err}") from err
     if load and verify:
-        expected = attrs.get(_DIGEST_ATTR, {}).get("dataset", {})
-        _verify(path, attrs, {name: var.values for name, var in ds.variables.items()}, expected)
-    ds.attrs.pop(_DIGEST_ATTR, None)
+        expected = attrs.get(DIGEST_ATTR, {}).get("dataset", {})
+        verify_arrays(
+            path, attrs, {name: var.values for name, var in ds.variables.items()}, expected
+        )
+    ds.attrs.pop(DIGEST_ATTR, None)
     return ds
 
 
@@ -183,7 +185,7 @@ def read_params(path, *, verify=True):
     """
     path = Path(path)
     attrs = _complete_attrs(path, None)
-    expected = attrs.get(_DIGEST_ATTR, {}).get("params")
+    expected = attrs.get(DIGEST_ATTR, {}).get("params")
     if expected is None:
         raise StoreError(
             f"{path}: holds no parameters (stage {attrs.get('stage')!r} stores none); "
@@ -193,16 +195,16 @@ def read_params(path, *, verify=True):
         group = zarr.open_group(path / PARAMS_GROUP, mode="r", zarr_format=3)
         arrays = {name: np.asarray(group[name][...]) for name in expected}
     except Exception as err:
-        raise _corrupted(path, attrs, f"params/: {type(err).__name__}: {err}") from err
+        raise corrupted_error(path, attrs, f"params/: {type(err).__name__}: {err}") from err
     if verify:
-        _verify(path, attrs, arrays, expected, prefix="params/")
-    return _unflatten(arrays)
+        verify_arrays(path, attrs, arrays, expected, prefix="params/")
+    return unflatten_params(arrays)
 
 
 def read_attrs(path):
     """The provenance attributes of a complete store, without reading its arrays."""
     attrs = dict(_complete_attrs(Path(path), None))
-    attrs.pop(_DIGEST_ATTR, None)
+    attrs.pop(DIGEST_ATTR, None)
     return attrs
 
 
@@ -240,7 +242,7 @@ def _prepare(ds, attrs):
     for name, var in list(out.variables.items()):
         if var.dtype.kind == "U":  # fixed-width UTF-32 has no stable Zarr v3 spec
             out[name] = var.astype(object)
-    out.attrs = {**{k: v for k, v in ds.attrs.items() if k != _DIGEST_ATTR}, **attrs}
+    out.attrs = {**{k: v for k, v in ds.attrs.items() if k != DIGEST_ATTR}, **attrs}
     out.attrs.pop(COMPLETE_ATTR, None)
     return variables.annotate(out)
 
@@ -274,7 +276,7 @@ def _write_params(tmp, leaves):
 def _mark_complete(tmp, digests):
     """Writes the digests and the completion marker: the last write of a store."""
     root = zarr.open_group(tmp, mode="r+", zarr_format=3)
-    root.attrs.update({_DIGEST_ATTR: digests, COMPLETE_ATTR: True})
+    root.attrs.update({DIGEST_ATTR: digests, COMPLETE_ATTR: True})
 
 
 def _consolidate(tmp):
@@ -302,13 +304,13 @@ def _move_into_place(tmp, path, overwrite):
     elif path.exists() or path.is_symlink():
         if not overwrite:
             raise StoreError(f"{path}: appeared while the store was being written; not replaced")
-        old = path.parent / f".{path.name}.old-{_host()}-{os.getpid()}"
+        old = path.parent / f".{path.name}.old-{host_tag()}-{os.getpid()}"
         os.replace(path, old)
     try:
         os.replace(tmp, path)
     except OSError as err:
         raise StoreError(f"{path}: cannot move the finished store into place ({err})") from err
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     if old is not None:
         if old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
@@ -318,10 +320,10 @@ def _move_into_place(tmp, path, overwrite):
 
 def _complete_attrs(path, stage):
     """The root attributes of a complete store; StoreError saying what is wrong otherwise."""
-    return _complete_meta(path, stage)["attributes"]
+    return complete_meta(path, stage)["attributes"]
 
 
-def _complete_meta(path, stage):
+def complete_meta(path, stage):
     """The root metadata (zarr.json) of a complete store; StoreError otherwise."""
     if ".partial-" in path.name or ".old-" in path.name:
         raise StoreError(
@@ -342,7 +344,7 @@ def _complete_meta(path, stage):
             f"that writes it (snakemake --forcerun <rule>)"
         ) from None
     except (OSError, ValueError, AttributeError) as err:
-        raise _corrupted(path, {}, f"zarr.json: {err}") from None
+        raise corrupted_error(path, {}, f"zarr.json: {err}") from None
     if attrs.get(COMPLETE_ATTR) is not True:
         raise StoreError(
             f"{path}: incomplete: the job writing it stopped before finishing (no completion "
@@ -365,7 +367,8 @@ def _missing_text(path):
     return f"{path}: does not exist; run the stage that writes it first (snakemake {path})"
 
 
-def _corrupted(path, attrs, what):
+def corrupted_error(path, attrs, what):
+    """The StoreError of a store at `path` whose content is damaged (`what`): rerun its stage."""
     stage = attrs.get("stage")
     which = f" (stage {stage})" if stage else ""
     return StoreError(
@@ -374,13 +377,17 @@ def _corrupted(path, attrs, what):
     )
 
 
-def _verify(path, attrs, arrays, expected, prefix=""):
+def verify_arrays(path, attrs, arrays, expected, prefix=""):
+    """Raises `corrupted_error` unless `arrays` {name: values} hold every name of `expected`
+    {name: sha256 digest} with that digest."""
     missing = sorted(set(expected) - set(arrays))
     if missing:
-        raise _corrupted(path, attrs, f"missing array(s) {', '.join(prefix + m for m in missing)}")
+        raise corrupted_error(
+            path, attrs, f"missing array(s) {', '.join(prefix + m for m in missing)}"
+        )
     bad = [name for name, digest in expected.items() if _digest(arrays[name]) != digest]
     if bad:
-        raise _corrupted(
+        raise corrupted_error(
             path, attrs, f"array(s) {', '.join(prefix + b for b in bad)} differ from their digest"
         )
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ntkpipe.conventions import STATUSES
+
 __all__ = [
     "VARIABLES",
     "SWEEP_AXES",
-    "STATUS_FLAGS",
     "DIM_ORDER",
     "Variable",
     "describe",
     "annotate",
+    "is_described",
     "order",
     "render_markdown",
 ]
@@ -41,8 +43,6 @@ _SUM = "metrics, summary"
 _KER = "kernels (init/final), analytic"
 _ENS = "ensemble, summary"
 
-#: Run statuses (the summary's ``status``, text, and ``status_flag``, CF flags).
-STATUS_FLAGS = ("ok", "lr_above_critical", "diverged", "missing", "catapult", "lr_between_critical")
 
 #: name → Variable, in the order the schema reference (and `order`) lists them.
 VARIABLES: dict[str, Variable] = {
@@ -346,24 +346,40 @@ def describe(name: str, axes=()) -> Variable:
 
 
 def annotate(ds, axes=()):
-    """`ds` with ``long_name``, ``units`` and ``description`` on every variable and coordinate
-    (attributes already set are kept); CF ``flag_values``/``flag_meanings`` on ``status_flag``."""
+    """`ds` with ``long_name``, ``units`` and ``description`` on every variable and coordinate;
+    CF ``flag_values``/``flag_meanings`` on ``status_flag``.
+
+    The table wins: attributes carried from the arrays a variable was computed from (xarray
+    keeps them, e.g. ``rmse_test`` from ``fx_test``) are replaced by the variable's own entry.
+    Only a name the table does not know (`is_described` false) keeps attributes it already has.
+    """
     for name, var in ds.variables.items():
         entry = describe(str(name), axes)
+        known = is_described(str(name), axes)
         for key, value in (
             ("long_name", entry.long_name),
             ("units", entry.units),
             ("description", entry.description),
         ):
-            var.attrs.setdefault(key, value)
+            if known:
+                var.attrs[key] = value
+            else:
+                var.attrs.setdefault(key, value)
         if name == "status":
-            var.attrs.setdefault("allowed_values", " ".join(STATUS_FLAGS))
+            var.attrs["allowed_values"] = " ".join(STATUSES)
         if name == "status_flag":
-            var.attrs["flag_values"] = list(range(len(STATUS_FLAGS)))
-            var.attrs["flag_meanings"] = " ".join(STATUS_FLAGS)
+            var.attrs["flag_values"] = list(range(len(STATUSES)))
+            var.attrs["flag_meanings"] = " ".join(STATUSES)
         if name in ("diverged_step", "diverged_step_net", "diverged_step_lin"):
-            var.attrs.setdefault("missing_value_meaning", "-1: never diverged")
+            var.attrs["missing_value_meaning"] = "-1: never diverged"
     return ds
+
+
+def is_described(name: str, axes=()) -> bool:
+    """Whether `name` has an entry of its own: in `VARIABLES`, `SWEEP_AXES`, among the sweep
+    `axes`, or an ``_analytic`` variant of a `VARIABLES` name."""
+    base = name.removesuffix("_analytic")
+    return name in VARIABLES or name in SWEEP_AXES or name in axes or base in VARIABLES
 
 
 def order(ds, axes=()):
@@ -391,9 +407,9 @@ def render_markdown() -> str:
         "Dimension order: the sweep axes in config order, then " + ", ".join(DIM_ORDER) + ".",
         "",
         "Sentinels: `diverged_step = -1` means the run never diverged; `status` is one of "
-        + ", ".join(f"`{s}`" for s in STATUS_FLAGS)
+        + ", ".join(f"`{s}`" for s in STATUSES)
         + ", and `status_flag` the same as CF flags ("
-        + ", ".join(f"{i} = {s}" for i, s in enumerate(STATUS_FLAGS))
+        + ", ".join(f"{i} = {s}" for i, s in enumerate(STATUSES))
         + "). NaN: not computed (e.g. no Θ̂_0 with `kernels.initial: false`) or missing.",
         "",
         *_CUSTOM_MODELS,

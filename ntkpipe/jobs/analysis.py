@@ -13,10 +13,13 @@ from ntkpipe.io import stores as storage
 from ntkpipe.jobs import ensemble as ntk_ensemble
 from ntkpipe.jobs._job import Job, log
 from ntkpipe.sweep import ensemble as ensemble_plan
-from ntkpipe.sweep import facts
-from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import facts, stage_table
+from ntkpipe.sweep import runs as ntk_runs
+from ntkpipe.sweep.layout import summary_rows_cache
 
 __all__ = ["collect", "figures", "report"]
+
+_ENSEMBLE_STORE = stage_table.BY_RULE["ensemble"].store
 
 
 def collect(
@@ -42,10 +45,10 @@ def collect(
 
     job = Job(sweep, out, overwrite)
     sweep_config = job.config
-    cache = Path(cache) if cache is not None else cache_path(Path(out))
+    cache = Path(cache) if cache is not None else summary_rows_cache(out)
     cached, fresh, rows, read, shared = arrays.load_cache(cache), {}, [], 0, {}
-    for one in ntk_config.expand_runs(sweep_config):
-        path = Path(runs) / one.run_id / "metrics.zarr"
+    for one in ntk_runs.expand_runs(sweep_config):
+        path = Path(runs) / one.run_id / stage_table.BY_RULE["compare"].store
         row = None
         if path.exists():
             digest = arrays.metadata_digest(path)
@@ -68,12 +71,6 @@ def collect(
         arrays.save_cache(cache, fresh)
 
 
-def cache_path(out: Path) -> Path:
-    """Where collect keeps the summary rows of the runs: ``.<summary name>-rows.npz`` next to
-    the summary (outside it: the workflow removes the summary before collect writes it)."""
-    return Path(out).with_name(f".{Path(out).stem}-rows.npz")
-
-
 def figures(summary: Path, out: Path) -> None:
     """Every figure that applies to the sweep, as SVG files in `out`."""
     from ntkpipe.analysis import plots
@@ -93,15 +90,15 @@ def report(summary: Path, figures: Path, out: Path) -> None:
 
 
 def _with_ensembles(summary, sweep_config, folder: Path):
-    axes = list(ntk_config.sweep_axes(sweep_config))
+    axes = list(ntk_runs.sweep_axes(sweep_config))
     found, seen = [], set()
-    for one in ntk_config.expand_runs(sweep_config):
+    for one in ntk_runs.expand_runs(sweep_config):
         point = ensemble_plan.point_id(one.run_id)
         if point in seen:
             continue
         seen.add(point)
         found.append(
-            (one.axes, storage.read_store(folder / point / "ensemble.zarr", stage="ensemble"))
+            (one.axes, storage.read_store(folder / point / _ENSEMBLE_STORE, stage="ensemble"))
         )
     log(f"collect: {len(found)} ensemble(s)")
     attrs = summary.attrs

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ntkpipe.core.readout import readout_gram_affine
 from ntkpipe.io import stores as storage
 from ntkpipe.jobs._job import stage_job
 
@@ -39,8 +40,21 @@ def compare(
             kernel_init=_read(kernel_init, "kernels"),
             kernel_final=_read(kernel_final, "kernels"),
             analytic=_read(analytic, "analytic"),
+            nngp_affine=_nngp_affine(job.config["model"]),
         )
         job.write(ds, stage="metrics")
+
+
+def _nngp_affine(model: dict) -> tuple[float, float] | None:
+    """(a, b) with the readout Gram K̂ = a·K + b (:func:`readout_gram_affine`); None for a
+    non-MLP (no analytic K) or a standard network of depth 0 (its readout fan-in d_in is not in
+    the config)."""
+    if model.get("architecture", "fc") != "fc":
+        return None
+    try:
+        return readout_gram_affine(model)
+    except ValueError:
+        return None
 
 
 def _read(path: Path | None, stage: str):

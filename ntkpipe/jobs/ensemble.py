@@ -173,7 +173,7 @@ def gp_predictions(
     (Eq. 13) on the interpolation inputs, from the analytic kernels (in float64).
 
     Readout-only training is Eq. 14–15 with Θ replaced by the readout layer's tangent kernel
-    G (:func:`ntkpipe.analysis.metrics.readout_gram_affine`): G = K in the NTK
+    G (:func:`ntkpipe.core.readout.readout_gram_affine`): G = K in the NTK
     parameterization, G = n_L(K − σ_b²)/σ_w² (+ 1 with a bias) in the standard one, where it
     sets the time scale (its t → ∞ limit is then the posterior of the kernel G, not of K,
     when the network has a bias); the prior covariance is K in both.
@@ -199,16 +199,17 @@ def gp_predictions(
     import jax.numpy as jnp
     import xarray as xr
 
-    from ntkpipe.analysis.metrics import readout_gram_affine
-    from ntkpipe.core import analytic, gp_trajectory
+    from ntkpipe.core import analytic as ntk_analytic
+    from ntkpipe.core import gp_trajectory
+    from ntkpipe.core.readout import readout_gram_affine
 
     with jax.enable_x64(True):
         x_train64, x_line64 = (jnp.asarray(a, dtype=jnp.float64) for a in (x_train, x_line))
         y = jnp.asarray(y_train, dtype=jnp.float64)
         kwargs = facts.kernel_arguments(model)
-        k_tt, th_tt = analytic.kernels(x_train64, **kwargs)
-        k_st, th_st = analytic.kernels(x_line64, x_train64, **kwargs)
-        k_ss, _ = analytic.kernels(x_line64, **kwargs)
+        k_tt, th_tt = ntk_analytic.kernels(x_train64, **kwargs)
+        k_st, th_st = ntk_analytic.kernels(x_line64, x_train64, **kwargs)
+        k_ss, _ = ntk_analytic.kernels(x_line64, **kwargs)
         steps = np.asarray(steps)
         ntk_mean, ntk_factor = gp_trajectory.ntk_gp_trajectory(
             th_tt, th_st, k_tt, k_st, k_ss, y, steps, learning_rate=learning_rate
@@ -219,7 +220,7 @@ def gp_predictions(
         nngp_mean, nngp_factor = gp_trajectory.ntk_gp_trajectory(
             a * k_tt + b, a * k_st + b, k_tt, k_st, k_ss, y, steps, learning_rate=learning_rate
         )
-        post_mean, post_cov = analytic.nngp_posterior(k_tt, k_st, k_ss, y)
+        post_mean, post_cov = ntk_analytic.nngp_posterior(k_tt, k_st, k_ss, y)
         out = {
             "ntkgp_mean": _per_output(ntk_mean),
             "ntkgp_std": _factor_std(ntk_factor, y.shape[1]),

@@ -15,9 +15,10 @@ the same, array for array, in either layout, and a sweep can switch layouts with
 anything. The job also writes the run's ``model.json`` and
 ``run.json`` (only when their content changes), so that any stage can be rerun by hand.
 
-Stages already done are kept: a store in the run folder that is complete, was computed from the
-stage's current config (its ``config`` attribute) and is newer than the stores it was computed
-from is not computed again. Changing the learning rate thus reruns the job, which keeps
+Stages already done are kept: a store in the run folder that is current by the one freshness
+rule of both layouts (:func:`ntkpipe.io.provenance.stale_reason`: complete, computed from the
+stage's current config, and from inputs whose content digests are the ones it recorded) is not
+computed again. Changing the learning rate thus reruns the job, which keeps
 ``init.zarr`` and ``kernel_init.zarr`` and computes the rest; a job killed part-way leaves only
 complete stores (:func:`ntkpipe.io.stores.write_store` is atomic) and its rerun goes on from the
 last one. A store of another config is replaced. ``metrics.zarr`` is the job's output in the
@@ -27,13 +28,13 @@ workflow (Snakemake deletes it before the job runs), so it is always computed.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from ntkpipe.errors import StageError
+from ntkpipe.io import provenance
 from ntkpipe.io import stores as storage
-from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep import stage_table
 
 __all__ = ["RUN_STAGES", "run_all_stages", "stage_plan", "write_config_files"]
@@ -82,7 +83,7 @@ def run_all_stages(
     for stage, reason in plan:
         out = folder / stage.store
         if reason is None:
-            log(f"run: {stage.rule}: kept {out} (complete, same config, newer than its inputs)")
+            log(f"run: {stage.rule}: kept {out} (complete, same config, same inputs)")
             continue
         log(f"run: {stage.rule}: computing {out} ({reason})")
         _call(stage, configs[stage.config_file], paths, out)
@@ -94,8 +95,9 @@ def stage_plan(run_config: dict, folder: Path, analytic: Path | None = None):
     """What :func:`run_all_stages` would do: ``[(stage, reason)]`` in order, where ``reason``
     says why the stage must be computed, or is None when its store is kept.
 
-    A stage is computed when its store is missing or incomplete, holds another config, is
-    older than a store it reads, or a store it reads is computed in this job. ``metrics.zarr``
+    A stage is computed when its store is not current
+    (:func:`ntkpipe.io.provenance.stale_reason`: missing or incomplete, another config, a store
+    it reads computed in this job or changed since). ``metrics.zarr``
     (``compare``) is always computed: it is what the workflow asked for.
     """
     folder = Path(folder)
@@ -135,27 +137,12 @@ def _call(stage, config_file: Path, paths: dict, out: Path) -> None:
 
 
 def _why_compute(stage, out: Path, run_config, inputs, redone) -> str | None:
+    """:func:`ntkpipe.io.provenance.stale_reason` (the freshness rule of both layouts); the
+    metrics store is the job's output (Snakemake removed it), so it is always computed."""
     if stage.rule == "compare":
         return "the job's output"
-    if not out.exists():
-        return "missing"
-    if not storage.is_complete(out):
-        return "incomplete or unreadable"
-    stored = json.loads(storage.read_attrs(out).get("config", "null"))
-    if stored != json.loads(_config_text(run_config, _CONFIG_STAGES[stage.config_file])):
-        return "computed from another config"
-    for path in inputs:
-        if path.name in redone:
-            return f"{path.name} is computed again"
-        if _completed_at(path) > _completed_at(out):
-            return f"older than {path.name}"
-    return None
-
-
-def _completed_at(store: Path) -> float:
-    """When a store was completed: the time of its root metadata, written last (with the
-    completion marker) by :func:`ntkpipe.io.stores.write_store`."""
-    return (store / "zarr.json").stat().st_mtime
+    config = ntk_runs.stage_config(run_config, _CONFIG_STAGES[stage.config_file])
+    return provenance.stale_reason(out, config, {p.name: p for p in inputs}, redone=redone)
 
 
 def _store_paths(folder: Path, analytic: Path | None, wanted) -> dict[str, Path | None]:
@@ -166,7 +153,7 @@ def _store_paths(folder: Path, analytic: Path | None, wanted) -> dict[str, Path 
 
 
 def _config_text(run_config: dict, stage: str) -> str:
-    return ntk_config.to_json(ntk_config.stage_config(run_config, stage))
+    return ntk_runs.to_json(ntk_runs.stage_config(run_config, stage))
 
 
 def _check_run_config(run_config) -> None:

@@ -37,8 +37,9 @@ from pathlib import Path
 
 from ntkpipe.errors import ConfigError
 from ntkpipe.io import atomic
-from ntkpipe.sweep import cost, stage_table
+from ntkpipe.sweep import cost, cost_settings, stage_table
 from ntkpipe.sweep.cost_settings import read_constants
+from ntkpipe.sweep.layout import Layout
 
 __all__ = [
     "asked_and_used",
@@ -114,9 +115,10 @@ def read_benchmarks(results: str | Path) -> list[Measured]:
     """
     results = Path(results)
     found = []
-    for path in sorted((results / "benchmarks").glob("*/**/*.tsv")):
-        rule = path.relative_to(results / "benchmarks").parts[0]
-        key = str(path.relative_to(results / "benchmarks" / rule).with_suffix(""))
+    benchmarks = Layout(results).benchmarks
+    for path in sorted(benchmarks.glob("*/**/*.tsv")):
+        rule = path.relative_to(benchmarks).parts[0]
+        key = str(path.relative_to(benchmarks / rule).with_suffix(""))
         config = _job_config(results, rule, key)
         row = _first_row(path)
         if config is None or row is None:
@@ -195,7 +197,9 @@ def calibrate(
 
 def asked_over_used(job: Measured, settings: dict, resource: str) -> float:
     """A job's first-attempt ask divided by what it used (runtime in minutes, memory in MB)."""
-    asks = cost.rule_resources(job.config, job.rule, 1, {**cost.DEFAULT_SETTINGS, **settings})
+    asks = cost.rule_resources(
+        job.config, job.rule, 1, {**cost_settings.DEFAULT_SETTINGS, **settings}
+    )
     used = job.seconds / 60 if resource == "runtime" else job.max_rss_mb
     return asks[resource] / max(used, 1e-9)
 
@@ -209,7 +213,7 @@ def asked_and_used(results: str | Path) -> dict[str, dict]:
         (MB)}, each the largest over the rule's jobs.
     """
     results = Path(results)
-    settings = {**cost.DEFAULT_SETTINGS, **_scheduling(results)}
+    settings = {**cost_settings.DEFAULT_SETTINGS, **_scheduling(results)}
     rows: dict[str, dict] = {}
     for job in read_benchmarks(results):
         asks = cost.rule_resources(job.config, job.rule, 1, settings)
@@ -275,10 +279,12 @@ def _line(x: list[float], y: list[float], prior_slope: float) -> tuple[float, fl
 
 
 def _job_config(results: Path, rule: str, key: str) -> dict | None:
+    """The config a job of `rule` ran with: a per-run job's full run.json (the train stage's
+    config file), an analytic job's analytic.json; None for any other rule."""
     if rule in _PER_RUN_RULES:
-        path = results / "runs" / key / "run.json"
+        path = Layout(Path(results)).config_file("train", key)
     elif rule == "analytic":
-        path = results / "analytic" / key / "analytic.json"
+        path = Layout(Path(results)).config_file("analytic", key)
     else:
         return None
     if not path.is_file():

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from ntkpipe.sweep import stage_table
+from ntkpipe.sweep import cost_settings, stage_table
 from ntkpipe.sweep.cost_model import (
     EVAL_BUDGET_BYTES,
     LIVE_TILES,
@@ -55,9 +55,7 @@ __all__ = [
     "STAGES",
     "RULE_STAGES",
     "GPU_RULES",
-    "JOB_LAYOUTS",
     "RUN_JOB_STAGES",
-    "DEFAULT_SETTINGS",
     "Cost",
     "n_params",
     "eval_block_size",
@@ -71,7 +69,6 @@ __all__ = [
     "rule_written_bytes",
     "mem_mb",
     "runtime_min",
-    "load_settings",
     "rule_resources",
     "sweep_resources",
 ]
@@ -106,24 +103,10 @@ RULE_STAGES = stage_table.RULE_COST_STAGES
 """Snakemake rule → the stage whose cost it has."""
 GPU_RULES = stage_table.GPU_RULES
 """Rules that may run on a GPU (the heavy ones)."""
-JOB_LAYOUTS = ("stages", "runs")
-"""``resources.jobs``: one job per stage of a run, or one job per run (every stage in it)."""
 RUN_JOB_STAGES = tuple(row.cost_stage for row in stage_table.RUN_STAGES)
 """The stages one job of the ``run`` rule (``resources.jobs: runs``) goes through, in order
 (the first ``kernels`` is Θ̂₀, left out when ``kernels.initial`` is false; the second is Θ̂_T,
 left out when ``kernels.final`` is false)."""
-DEFAULT_SETTINGS = {
-    "gpu": 0,
-    "gpu_rules": ["kernel_init", "kernel_final", "train", "linear", "ensemble", "run"],
-    "jobs": "stages",
-    "max_runtime": {"cpu": 2880, "gpu": 2880},
-    "max_mem_mb": {"cpu": 240000, "gpu": 240000},
-    "calibration": "results/calibration.json",
-}
-"""The ``resources`` section of a sweep config when it is absent (CPU only; caps of a typical
-partition: 2 days, the memory of a 256 GB node; the calibration file ``ntkpipe calibrate``
-writes, read when it exists)."""
-
 _MB = 2**20
 
 
@@ -203,14 +186,6 @@ def eval_block_size(config: dict) -> int | None:
     return None if block >= max(z.n_train, z.n_test) else block
 
 
-def load_settings(section: dict | None, root: str = ".") -> dict:
-    """The validated ``resources`` section of a sweep config with its defaults and the
-    calibrated constants it points to (:func:`ntkpipe.sweep.cost_settings.load_settings`)."""
-    from ntkpipe.sweep import cost_settings  # it reads this module's constants
-
-    return cost_settings.load_settings(section, root)
-
-
 def rule_resources(config: dict, rule: str, attempt: int = 1, settings: dict | None = None):
     """The Snakemake resources of one job of ``rule``: ``mem_mb``, ``runtime`` and, for the
     rules in ``settings["gpu_rules"]`` when ``settings["gpu"]`` > 0, ``gpu``.
@@ -220,9 +195,10 @@ def rule_resources(config: dict, rule: str, attempt: int = 1, settings: dict | N
         rule: a rule of :data:`RULE_STAGES`, or ``run`` (every stage of the run in one job,
             :data:`RUN_JOB_STAGES`).
         attempt: Snakemake's attempt number.
-        settings: :func:`load_settings` of the sweep's ``resources`` section (None: CPU only).
+        settings: :func:`ntkpipe.sweep.cost_settings.load_settings` of the sweep's
+            ``resources`` section (None: CPU only).
     """
-    settings = settings or DEFAULT_SETTINGS
+    settings = settings or cost_settings.DEFAULT_SETTINGS
     gpu = settings["gpu"] if rule in settings["gpu_rules"] else 0
     sizes = Sizes.of(config)
     cost = rule_cost(config, rule)
@@ -242,7 +218,8 @@ def ensemble_resources(
         config: the run config standing for the sweep point (its seeds are replaced).
         ensemble: the sweep's ``ensemble`` section (``members``, ``batch``).
         attempt: Snakemake's attempt number.
-        settings: :func:`load_settings` of the sweep's ``resources`` section.
+        settings: :func:`ntkpipe.sweep.cost_settings.load_settings` of the sweep's
+            ``resources`` section.
     """
     batch = {**config, "seeds": list(range(ensemble["batch"]))}
     members = {**config, "seeds": list(range(ensemble["members"]))}
@@ -276,17 +253,18 @@ def sweep_resources(
     """``mem_mb`` and ``runtime`` of a sweep-level rule (collect, figures, report).
 
     Args:
-        sweep: the sweep configuration (``ntkpipe.sweep.runs.load_config``).
+        sweep: the sweep configuration (``ntkpipe.sweep.validate.load_config``).
         n_runs: the number of runs (jobs) of the sweep.
         rule: ``collect``, ``figures`` or ``report``.
         attempt: Snakemake's attempt number.
-        settings: :func:`load_settings` of the sweep's ``resources`` section (calibration).
+        settings: :func:`ntkpipe.sweep.cost_settings.load_settings` of the sweep's
+            ``resources`` section (calibration).
     """
     if rule not in ("collect", "figures", "report"):
         raise ValueError(f"rule: {rule!r} is not one of collect, figures, report")
     config = {**sweep, "n_runs": int(n_runs)}
     sizes = Sizes.of(config)
-    constants = _calibrated(settings or DEFAULT_SETTINGS, 0, rule)
+    constants = _calibrated(settings or cost_settings.DEFAULT_SETTINGS, 0, rule)
     return _asks(sizes, _cost(sizes, rule), constants, attempt, 0)
 
 

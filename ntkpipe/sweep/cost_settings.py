@@ -1,9 +1,10 @@
 """The ``resources`` section of a sweep config: GPUs, job layout, partition caps, calibration.
 
-Keys (defaults :data:`ntkpipe.sweep.cost.DEFAULT_SETTINGS`):
+Keys (defaults :data:`DEFAULT_SETTINGS`):
 
 - ``gpu``: GPUs per job of the rules in ``gpu_rules`` (0: everything on CPUs);
-- ``gpu_rules``: the rules that ask for them, a subset of :data:`ntkpipe.sweep.cost.GPU_RULES`;
+- ``gpu_rules``: the rules that ask for them, a subset of
+  :data:`ntkpipe.sweep.stage_table.GPU_RULES`;
 - ``jobs``: ``stages`` (one job per stage of a run) or ``runs`` (one job per run);
 - ``max_runtime`` (minutes) and ``max_mem_mb`` (MB): the largest job the partitions accept, one
   number for both kinds or ``{cpu: …, gpu: …}`` (CPU and GPU partitions differ). A sweep with a
@@ -23,10 +24,30 @@ import math
 from pathlib import Path
 
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep.cost import DEFAULT_SETTINGS, GPU_RULES, JOB_LAYOUTS
-from ntkpipe.sweep.stage_table import COST_STAGES
+from ntkpipe.sweep.stage_table import COST_STAGES, GPU_RULES
 
-__all__ = ["DEVICE_KINDS", "CONSTANT_KEYS", "load_settings", "read_constants"]
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "JOB_LAYOUTS",
+    "DEVICE_KINDS",
+    "CONSTANT_KEYS",
+    "load_settings",
+    "read_constants",
+]
+
+JOB_LAYOUTS = ("stages", "runs")
+"""``resources.jobs``: one job per stage of a run, or one job per run (every stage in it)."""
+DEFAULT_SETTINGS = {
+    "gpu": 0,
+    "gpu_rules": ["kernel_init", "kernel_final", "train", "linear", "ensemble", "run"],
+    "jobs": "stages",
+    "max_runtime": {"cpu": 2880, "gpu": 2880},
+    "max_mem_mb": {"cpu": 240000, "gpu": 240000},
+    "calibration": "results/calibration.json",
+}
+"""The ``resources`` section of a sweep config when it is absent (CPU only; caps of a typical
+partition: 2 days, the memory of a 256 GB node; the calibration file ``ntkpipe calibrate``
+writes, read when it exists)."""
 
 DEVICE_KINDS = ("cpu", "gpu")
 """Kinds of partition (and of calibrated constants)."""

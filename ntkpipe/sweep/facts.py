@@ -8,7 +8,6 @@ jobs and the analysis. Each reads a resolved config (the schema's defaults fille
 from __future__ import annotations
 
 __all__ = [
-    "STATUSES",
     "USABLE_STATUSES",
     "n_outputs",
     "closed_form",
@@ -27,13 +26,6 @@ NO_ANALYTIC_KERNELS = (
 """Why a custom model's sweep has no analytic kernels (the claims that need them are not
 applicable)."""
 
-STATUSES = ("ok", "lr_above_critical", "diverged", "missing", "catapult", "lr_between_critical")
-"""Run statuses recorded by ``ntkpipe collect``: finished, learning rate above η_crit (its
-values are kept), diverged (the network's loss not finite or ending above its start),
-missing, catapult (the network converges while f_lin diverges: listed, left out of fits),
-η between the full kernel's η_crit and the traced kernel's (k > 1; values kept). New statuses
-are appended: the position is the summary's ``status_flag`` code
-(:mod:`ntkpipe.analysis.regime` states the criteria)."""
 USABLE_STATUSES = ("ok", "lr_above_critical", "lr_between_critical")
 """Runs whose values enter fits and figures: finished, neither diverged nor catapulted."""
 

@@ -1,8 +1,8 @@
 """One reading of a sweep's configuration: its files, overlays and command-line overrides.
 
-ntkpipe reads every config file itself (Snakemake's own reading is discarded), with one YAML
-loader: YAML 1.2 numbers (``1e-2`` is 0.01, not the text "1e-2" of YAML 1.1), duplicate keys
-refused, syntax errors reported with the file, line and column.
+ntkpipe reads every config file itself (Snakemake's own reading is discarded), each with
+:func:`ntkpipe.sweep.sources.read_source` (one YAML loader: YAML 1.2 numbers, duplicate keys
+refused, syntax errors with the file, line and column).
 
 The order, later winning (mappings merged key by key, lists and scalars replaced):
 
@@ -20,29 +20,18 @@ The merged configuration must have a ``name:`` (its results go to ``results/<nam
 config without one is refused, never merged with the default sweep.
 """
 
-import copy
-import json
-import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from ntkpipe.errors import ConfigError
+from ntkpipe.sweep.sources import deep_update, read_source, yaml_load
+from ntkpipe.sweep.validate import sweepable_fields
 
-__all__ = [
-    "yaml_load",
-    "read_source",
-    "parse_assignments",
-    "coerce_overrides",
-    "resolve",
-    "resolve_sweep",
-    "deep_update",
-]
+__all__ = ["parse_assignments", "coerce_overrides", "resolve"]
 
 _NULL_WORDS = ("null", "Null", "NULL", "~", "")
-# The `resources` section is validated by ntkpipe.sweep.cost.load_settings, not by the schema:
-# the types its keys take, for coercing override text.
+# The `resources` section is validated by ntkpipe.sweep.cost_settings.load_settings, not by
+# the schema: the types its keys take, for coercing override text.
 _RESOURCES_NODE = {
     "type": "object",
     "properties": {
@@ -51,72 +40,6 @@ _RESOURCES_NODE = {
         "jobs": {"type": "string"},
     },
 }
-
-
-def yaml_load(text, origin="<text>"):
-    """Parses YAML text with ntkpipe's loader (YAML 1.2 numbers, duplicate keys refused).
-
-    Raises:
-        ConfigError: a syntax error or a duplicate key, naming ``origin``, line and column.
-    """
-    try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark else str(origin)
-        what = " ".join(filter(None, (err.context, err.problem)))
-        raise ConfigError([f"{where}: not valid YAML: {what}"], source=origin) from None
-    except yaml.YAMLError as err:
-        raise ConfigError([f"{origin}: not valid YAML: {err}"], source=origin) from None
-
-
-def read_source(source):
-    """A configuration's raw mapping and where it came from, before any check.
-
-    Args:
-        source: path of a YAML or JSON file (see :func:`yaml_load`), or a mapping (copied, so
-            the caller's is not modified).
-
-    Returns:
-        ``(raw, origin)``: a new dict (``{}`` for an empty file) and the path (None for a
-        mapping).
-
-    Raises:
-        ConfigError: the file cannot be read, is not valid YAML / JSON, or does not hold a
-            mapping.
-    """
-    if isinstance(source, Mapping):
-        return copy.deepcopy(dict(source)), None
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError([f"config file {str(path)!r} cannot be read: {err}"]) from None
-    if path.suffix == ".json":
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as err:
-            where = f"{path}:{err.lineno}:{err.colno}"
-            raise ConfigError([f"{where}: not valid JSON: {err.msg}"], source=path) from None
-    else:
-        raw = yaml_load(text, origin=path)
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            [f"the file holds a {type(raw).__name__}, expected a mapping of sections"],
-            source=path,
-        )
-    return raw, path
-
-
-def deep_update(base, update):
-    """Merges ``update`` into ``base`` in place: mappings key by key, anything else replaced."""
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
 
 
 def coerce_overrides(overrides, schema):
@@ -193,35 +116,6 @@ def parse_assignments(entries):
     return out
 
 
-def resolve_sweep(configfiles=(), overrides=None, default=None, memory_mb=None):
-    """What the workflow runs for these files and overrides: the validated sweep and its runs.
-
-    Args:
-        configfiles, overrides, default: as for :func:`resolve`.
-        memory_mb: memory a job may use (MiB); None: nothing checked against memory.
-
-    Returns:
-        ``(sweep, settings, runs)``: ``ntkpipe.sweep.runs.load_config`` of the merged mapping,
-        ``ntkpipe.sweep.cost.load_settings`` of its ``resources`` and the expanded runs.
-
-    Raises:
-        ConfigError: every problem, as the workflow reports it before any job.
-    """
-    from ntkpipe.sweep import cost, runs, validate_checks
-
-    raw, files = resolve(configfiles, overrides, default, runs.load_schema())
-    origin = files[-1] if files else None
-    settings = cost.load_settings(raw.pop("resources", None))
-    sweep = runs.load_config(raw)
-    expanded = runs.expand_runs(sweep)
-    problems = validate_checks.memory_problems(
-        expanded, settings, memory_mb, "this machine's memory"
-    )
-    if problems:
-        raise ConfigError(problems, source=origin)
-    return sweep, settings, expanded
-
-
 # ----------------------------------------------------------------------------- private
 
 
@@ -261,45 +155,9 @@ def _coerce(value, node):
 
 def _coerce_axis(key, values):
     """A sweep axis' values through its field's schema node (unknown fields kept as given)."""
-    from ntkpipe.sweep.validate import sweepable_fields
-
     node = sweepable_fields().get(key)
     if isinstance(values, str):
         values = yaml_load(values, origin="--config")
     if not isinstance(values, list) or node is None:
         return values
     return [_coerce(v, node) for v in values]
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads 1e-3 as a float (YAML 1.1 reads it as text) and refuses
-    duplicate keys (which YAML would silently merge, keeping the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    f"while reading a mapping (line {node.start_mark.line + 1})",
-                    None,
-                    f"key {key!r} given twice",
-                    key_node.start_mark,
-                )
-            if isinstance(key, Hashable):
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)

@@ -19,10 +19,11 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-from ntkpipe.sweep import cost, stage_table
-from ntkpipe.sweep import ensemble as ntk_ensemble
+from ntkpipe.sweep import cost, cost_settings, stage_table, validate
+from ntkpipe.sweep import ensemble as ensemble_plan
 from ntkpipe.sweep import runs as ntk_runs
-from ntkpipe.sweep.validate import MissingDataWarning, data_files_optional, read_source
+from ntkpipe.sweep.sources import read_source
+from ntkpipe.sweep.validate_checks import MissingDataWarning, data_files_optional
 
 __all__ = [
     "plan_config",
@@ -76,8 +77,8 @@ def plan_config(path: str | Path, root: str | Path = ".") -> tuple[str, list[str
     raw = dict(raw)
     with warnings.catch_warnings(record=True) as warned, data_files_optional():
         warnings.simplefilter("always", MissingDataWarning)
-        settings = cost.load_settings(raw.pop("resources", None), root)
-        sweep = ntk_runs.load_config(raw)
+        settings = cost_settings.load_settings(raw.pop("resources", None), root)
+        sweep = validate.load_config(raw)
         jobs = sweep_jobs(sweep, settings)
     notes = [
         f"data files missing (a real run stops): {m}" for m in {str(w.message) for w in warned}
@@ -90,8 +91,8 @@ def sweep_jobs(sweep: dict, settings: dict, runs: list | None = None) -> list[Jo
     """Every job the workflow submits for a sweep (local config rules left out).
 
     Args:
-        sweep: the sweep configuration (``ntkpipe.sweep.runs.load_config``; no ``resources``).
-        settings: :func:`ntkpipe.sweep.cost.load_settings` of its ``resources`` section.
+        sweep: the sweep configuration (``ntkpipe.sweep.validate.load_config``; no ``resources``).
+        settings: :func:`ntkpipe.sweep.cost_settings.load_settings` of its ``resources`` section.
         runs: ``expand_runs(sweep)`` where the caller has it (the workflow).
     """
     runs = ntk_runs.expand_runs(sweep) if runs is None else list(runs)
@@ -107,7 +108,7 @@ def sweep_jobs(sweep: dict, settings: dict, runs: list | None = None) -> list[Jo
     if sweep["ensemble"]["members"] > 0:
         points = {}
         for run in runs:
-            points.setdefault(ntk_ensemble.point_id(run.run_id), run.config)
+            points.setdefault(ensemble_plan.point_id(run.run_id), run.config)
         jobs += [_ensemble_job(point, config, sweep, settings) for point, config in points.items()]
     for rule in _SWEEP_RULES:
         asks = cost.sweep_resources(sweep, len(runs), rule, 1, settings)

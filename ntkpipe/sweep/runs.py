@@ -17,17 +17,16 @@ changing, e.g., the learning rate reruns training but not init-sampling.
 
 Which module holds what:
 
-* :mod:`ntkpipe.sweep.validate`: reading a configuration (YAML / JSON / mapping), the JSON
-  schema and its defaults, the cross-field checks, the error messages; ``load_config``,
-  ``load_schema``, ``SCHEMA_PATH``, ``output_dim`` and the helpers shared with this module
-  (``read_source``, ``sweepable_fields``, ``assign``, ``axis_name``, ``format_value``).
+* :mod:`ntkpipe.sweep.sources`: reading one YAML / JSON file or mapping (``read_source``,
+  ``deep_update``); :mod:`ntkpipe.sweep.loading`: files and overrides merged;
+  :mod:`ntkpipe.sweep.validate`: the JSON schema and its defaults, the cross-field checks, the
+  error messages (``load_config``, ``load_schema``, ``SCHEMA_PATH``, ``sweepable_fields``);
+  :mod:`ntkpipe.sweep.points`: one sweep point's values (``output_dim``, ``axis_name``, …).
 * this module: runs and their identity (``Run``, ``expand_runs``, ``load_run_config``,
   ``sweep_axes``, ``seed_chunks``, ``analytic_id``, the run-id patterns), stage subsets
   (``STAGES``, ``STAGE_LEAVES_OUT``, ``stage_config``) and the file helpers of the workflow
-  (``to_json``, ``write_if_changed``, ``deep_update``).
-
-``load_config``, ``load_schema``, ``SCHEMA_PATH`` and ``output_dim`` are re-exported here, so
-``from ntkpipe import config; config.load_config(...)`` keeps working.
+  (``to_json``, ``write_if_changed``). It re-exports nothing of those modules: import each
+  name from its own module.
 """
 
 import copy
@@ -36,42 +35,28 @@ import json
 import re
 from dataclasses import dataclass
 
+from ntkpipe.conventions import DEFAULT_MOMENTUM
 from ntkpipe.errors import ConfigError
 from ntkpipe.io import atomic
 from ntkpipe.sweep import stage_table
-from ntkpipe.sweep.loading import deep_update
-from ntkpipe.sweep.validate import (
-    SCHEMA_PATH,
-    VALUE_PATTERN,
-    assign,
-    axis_name,
-    format_value,
-    load_config,
-    load_schema,
-    output_dim,
-    read_source,
-    sweepable_fields,
-)
+from ntkpipe.sweep.points import assign, axis_name, format_value
+from ntkpipe.sweep.sources import read_source
+from ntkpipe.sweep.validate import VALUE_PATTERN, load_config, sweepable_fields
 
 __all__ = [
-    "SCHEMA_PATH",
     "STAGES",
     "STAGE_LEAVES_OUT",
     "run_id_pattern",
     "RUN_ID_PATTERN",
     "ANALYTIC_ID_PATTERN",
     "Run",
-    "load_schema",
-    "load_config",
     "load_run_config",
     "expand_runs",
     "sweep_axes",
     "seed_chunks",
     "stage_config",
     "analytic_id",
-    "deep_update",
     "write_if_changed",
-    "output_dim",
     "to_json",
 ]
 
@@ -106,9 +91,6 @@ STAGE_LEAVES_OUT = {
     if row.config_file in _CONFIG_LEAVES_OUT
 }
 """Stage name → keys of the run config left out of its stage config (where STAGES is None)."""
-
-DEFAULT_MOMENTUM = 0.9
-"""β of a momentum run whose config leaves ``training.momentum`` null (the schema default)."""
 
 _AXIS = r"[A-Za-z0-9_]+"
 _VALUE = VALUE_PATTERN

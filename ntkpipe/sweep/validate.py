@@ -8,12 +8,10 @@ reported together in one ``ConfigError``, each naming the dotted field, the valu
 what is allowed, e.g. ``model.activation: 'softplus' is not one of relu, erf, tanh,
 identity``.
 
-Reading files and overrides is in :mod:`ntkpipe.sweep.loading` (``read_source`` is re-exported
-here), the cross-field checks in :mod:`ntkpipe.sweep.validate_checks`.
-
-Expanding a sweep into runs, run ids and per-stage subsets are in :mod:`ntkpipe.sweep.runs`,
-which re-exports ``load_config``, ``load_schema``, ``SCHEMA_PATH`` and ``output_dim``; this
-module imports nothing from it.
+Reading one file is in :mod:`ntkpipe.sweep.sources`, merging files and overrides in
+:mod:`ntkpipe.sweep.loading` (which builds on this module), the cross-field checks in
+:mod:`ntkpipe.sweep.validate_checks`. Expanding a sweep into runs, run ids and per-stage subsets
+is in :mod:`ntkpipe.sweep.runs`; this module imports nothing from either.
 """
 
 import copy
@@ -27,10 +25,10 @@ import jsonschema
 import yaml
 
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import validate_checks as _checks
+from ntkpipe.sweep import validate_checks
 from ntkpipe.sweep.cost_settings import load_settings
-from ntkpipe.sweep.loading import read_source
 from ntkpipe.sweep.points import assign, axis_name, format_value, output_dim
+from ntkpipe.sweep.sources import read_source
 from ntkpipe.sweep.validate_checks import MissingDataWarning, data_files_optional
 
 __all__ = [
@@ -39,7 +37,6 @@ __all__ = [
     "load_schema",
     "load_config",
     "output_dim",
-    "read_source",
     "sweepable_fields",
     "assign",
     "axis_name",
@@ -94,16 +91,16 @@ def load_config(source):
     _normalize(config, schema)
     sweep_errors, axes = _sweep_errors(config, invalid)
     errors += sweep_errors
-    errors += _checks.grid_errors(config, axes, invalid)
-    errors += _checks.momentum_errors(config, invalid)
-    errors += _checks.name_errors(config, invalid)
-    errors += _checks.lr_factor_errors(raw, config, invalid)
-    errors += _checks.seed_range_errors(config, invalid)
+    errors += validate_checks.grid_errors(config, axes, invalid)
+    errors += validate_checks.momentum_errors(config, invalid)
+    errors += validate_checks.name_errors(config, invalid)
+    errors += validate_checks.lr_factor_errors(raw, config, invalid)
+    errors += validate_checks.seed_range_errors(config, invalid)
     if not errors:  # the probe builds the custom models of a config valid in every other way
-        errors += _checks.custom_model_errors(config, axes)
+        errors += validate_checks.custom_model_errors(config, axes)
     if errors:
         raise ConfigError(errors, source=origin)
-    _checks.resolve_lr_factor(config)
+    validate_checks.resolve_lr_factor(config)
     return config
 
 

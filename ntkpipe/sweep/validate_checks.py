@@ -391,7 +391,7 @@ def memory_problems(runs, settings, cap_mb, where):
 
     Args:
         runs: the sweep's ``ntkpipe.sweep.runs.Run`` objects.
-        settings: ``ntkpipe.sweep.cost.load_settings`` of the ``resources`` section.
+        settings: ``ntkpipe.sweep.cost_settings.load_settings`` of the ``resources`` section.
         cap_mb: the memory a job may use (MiB), or None: nothing checked.
         where: what the cap is, for the message ("this machine's memory", …).
     """

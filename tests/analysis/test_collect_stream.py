@@ -6,7 +6,7 @@ chunks, a missing run, a diverged seed, float32 values promoted by a missing run
 rate as a sweep axis (per-run t), axis values out of order, depths with different layers, a
 string axis, runs without Θ̂₀, and a sweep whose runs differ in their variables (stacked by
 xarray). The streamed summary must be identical (values, dims, dtypes, attributes) to the one
-``metrics.summarize`` combines from ``read_store`` Datasets.
+``tests.combined_summary.summarize`` combines from ``read_store`` Datasets.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from ntkpipe.analysis import metrics, summary_rows
 from ntkpipe.errors import StoreError
 from ntkpipe.io import arrays, stores
 from ntkpipe.jobs import analysis as jobs_analysis
+from ntkpipe.sweep import layout, validate
 from ntkpipe.sweep import runs as ntk_runs
+from tests import combined_summary
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 STEPS = (0, 1, 3)
@@ -59,7 +61,7 @@ def _sweep_config(sweep, changes) -> dict:
     for section, values in changes.items():
         raw[section] = {**raw.get(section, {}), **values}
     raw["sweep"] = sweep
-    return ntk_runs.load_config(raw)
+    return validate.load_config(raw)
 
 
 def _stage_datasets(run, rng):
@@ -149,7 +151,8 @@ def sweeps(tmp_path_factory):
 
 
 def _combined(config, folder) -> xr.Dataset:
-    """The summary built the way collect built it before: read_store + metrics.summarize."""
+    """The summary built the way collect built it before: read_store, then
+    tests.combined_summary.summarize."""
     found = {}
     for run in ntk_runs.expand_runs(config):
         path = folder / "runs" / run.run_id / "metrics.zarr"
@@ -157,7 +160,7 @@ def _combined(config, folder) -> xr.Dataset:
             run,
             stores.read_store(path, stage="metrics") if path.exists() else None,
         )
-    return metrics.summarize(config, found)
+    return combined_summary.summarize(config, found)
 
 
 def _streamed(config, folder) -> xr.Dataset:
@@ -199,8 +202,8 @@ def test_streamed_summary_is_identical_to_the_combined_one(sweeps, name):
         assert combined["rmse_test"].dtype == np.float32
         assert list(combined["activation"].values) == ["erf", "relu"]
         # combine_by_coords concatenates every variable along seed when a point has several
-        # seed chunks, η too
-        assert combined["learning_rate"].dims == ("depth", "activation", "seed")
+        # seed chunks; η, a setting of the run, is then taken off seed again (as one_chunk)
+        assert combined["learning_rate"].dims == ("depth", "activation")
     if name == "one_chunk":
         assert combined["learning_rate"].dims == ("width",)
 
@@ -293,7 +296,7 @@ def test_collect_writes_the_summary_of_today_and_rereads_only_new_or_changed_run
     out = folder / "summary.zarr"
     first = _collect(folder, out, capsys)
     assert "collect: 7/8 runs (7 read, 0 cached)" in first
-    assert jobs_analysis.cache_path(out).is_file()
+    assert layout.summary_rows_cache(out).is_file()
 
     # the missing run arrives: only it is read; the rows from the cache stack as read ones do
     missing = "width~64/learning_rate~0.5/seeds~2-3"
@@ -321,7 +324,7 @@ def test_collect_writes_the_summary_of_today_and_rereads_only_new_or_changed_run
 
     # nothing changed: nothing read; a broken cache is ignored (everything read again)
     assert "(0 read, 8 cached)" in _collect(folder, out, capsys)
-    jobs_analysis.cache_path(out).write_bytes(b"not a cache")
+    layout.summary_rows_cache(out).write_bytes(b"not a cache")
     assert "(8 read, 0 cached)" in _collect(folder, out, capsys)
 
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ntkpipe import datasets
+from ntkpipe import conventions, datasets
 from ntkpipe.analysis import metrics
 from ntkpipe.core import dynamics, kernels, models
 from ntkpipe.core import train as ntk_train
 from ntkpipe.jobs import linear
+from tests import combined_summary
 
 
 def _net(width=8, depth=2):
@@ -142,7 +143,7 @@ def test_summary_of_a_depth_sweep_has_the_union_of_layers_and_roles_per_depth():
         f"depth~{d}": (Run(f"depth~{d}/seeds~0-1", {"depth": d}, (0, 1), {}), _metrics(d))
         for d in (1, 3)
     }
-    summary = metrics.summarize(sweep, found)
+    summary = combined_summary.summarize(sweep, found)
     assert summary["weight_change"].dims == ("depth", "model", "seed", "step", "layer")
     assert list(summary["layer"].values) == ["dense_0", "dense_1", "dense_2", "dense_3"]
     assert summary.sizes["wsample"] == 8 and "layer" not in summary["status"].dims
@@ -161,7 +162,7 @@ def test_summary_of_one_depth_keeps_the_roles_on_the_layers_alone():
         f"width~{w}": (Run(f"width~{w}/seeds~0-1", {"width": w}, (0, 1), {}), _metrics(2))
         for w in (8, 16)
     }
-    summary = metrics.summarize(sweep, found)
+    summary = combined_summary.summarize(sweep, found)
     assert summary["layer_role"].dims == ("layer",)
     assert list(summary["layer_role"].values) == ["input", "hidden", "output"]
 
@@ -193,7 +194,7 @@ def _summary_of(order, lrs=None, transposed=False):
         axes = {"width": w, "n_train": n}
         run = Run(f"width~{w}/n_train~{n}/seeds~0-1", axes, (0, 1), {})
         found[run.run_id] = (run, _run_metrics_of(w, n, lr, transposed=transposed))
-    return metrics.summarize(sweep, found)
+    return combined_summary.summarize(sweep, found)
 
 
 def test_summary_dimension_order_is_the_schema_order_whatever_the_run_order_and_layout():
@@ -209,7 +210,6 @@ def test_summary_dimension_order_is_the_schema_order_whatever_the_run_order_and_
 
 
 def test_summary_describes_every_variable_and_coordinate_and_keeps_t_and_sample():
-    from ntkpipe.io import variables
 
     ds = _summary_of([(8, 4), (8, 8), (16, 4), (16, 8)])
     for name, var in ds.variables.items():
@@ -218,8 +218,8 @@ def test_summary_describes_every_variable_and_coordinate_and_keeps_t_and_sample(
     assert ds["t"].dims == ("step",) and list(ds["t"].values) == [0.0, 0.5, 1.0]
     assert list(ds["sample"].values) == [0, 1, 2, 3]
     flags = ds["status_flag"]
-    assert flags.attrs["flag_meanings"].split() == list(variables.STATUS_FLAGS)
-    assert flags.attrs["flag_values"] == list(range(len(variables.STATUS_FLAGS)))
+    assert flags.attrs["flag_meanings"].split() == list(conventions.STATUSES)
+    assert flags.attrs["flag_values"] == list(range(len(conventions.STATUSES)))
     assert (flags == 0).all() and (ds["status"] == "ok").all()
     assert ds.attrs["training.steps"] == 2 and ds.attrs["model.activation"] == "relu"
     assert "model.width" not in ds.attrs and ds.attrs["training.record"] == [0, 1, 2]
@@ -240,6 +240,6 @@ def test_summary_flags_missing_runs():
     for w, n in [(8, 4), (8, 8), (16, 4), (16, 8)]:
         run = Run(f"width~{w}/n_train~{n}/seeds~0-1", {"width": w, "n_train": n}, (0, 1), {})
         found[run.run_id] = (run, None if w == 16 and n == 8 else _run_metrics_of(w, n))
-    ds = metrics.summarize(sweep, found)
+    ds = combined_summary.summarize(sweep, found)
     assert (ds["status_flag"].sel(width=16, n_train=8) == 3).all()
     assert (ds["status_flag"].sel(width=8) == 0).all()

@@ -19,6 +19,7 @@ from ntkpipe.analysis import status
 from ntkpipe.errors import NtkpipeError
 from ntkpipe.io import stores
 from ntkpipe.sweep import runs as sweep_runs
+from ntkpipe.sweep import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -29,7 +30,7 @@ def _sweep(tmp_path):
     raw.pop("resources", None)
     raw["name"] = "st"
     raw["sweep"] = {"model.width": [64, 128, 256], "data.n_train": [32]}
-    config = sweep_runs.load_config(raw)
+    config = validate.load_config(raw)
     root = tmp_path / "results" / "st"
     root.mkdir(parents=True)
     (root / "sweep.json").write_text(json.dumps(config))

@@ -46,7 +46,7 @@ def test_a_store_of_another_config_is_stale(tmp_path):
     train = _store(tmp_path / "train.zarr", _config(16))
     assert provenance.stale_reason(train, _config(16)) is None
     assert provenance.stale_reason(train, _config(16, lr=0.1)) == "computed from another config"
-    assert provenance.stale_reason(tmp_path / "missing.zarr", _config(16)) is None
+    assert provenance.stale_reason(tmp_path / "missing.zarr", _config(16)) == "missing"
 
 
 def test_a_store_whose_input_changed_is_stale(tmp_path):

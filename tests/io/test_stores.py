@@ -16,6 +16,7 @@ import xarray as xr
 import zarr
 
 from ntkpipe.errors import StoreError
+from ntkpipe.io import provenance
 from ntkpipe.io import stores as storage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,7 +83,7 @@ def test_round_trip_of_values_and_attributes(tmp_path):
     assert ds["weight_change"].dtype == np.float32 and ds["diverged"].dtype == bool
     assert json.loads(ds.attrs["config"]) == CONFIG
     assert ds.attrs["stage"] == "kernel_init" and ds.attrs["wall_time_s"] == 12.5
-    assert ds.attrs["note"] == "kept" and ds.attrs[storage.COMPLETE_ATTR] is True
+    assert ds.attrs["note"] == "kept" and ds.attrs[provenance.COMPLETE_ATTR] is True
     for key in ("ntkpipe_version", "git_commit", "jax_version", "jax_device"):
         assert isinstance(ds.attrs[key], str) and ds.attrs[key]
     assert storage.read_attrs(path)["config"] == ds.attrs["config"]
@@ -157,7 +158,7 @@ def test_a_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
 def test_a_store_without_completion_marker_is_not_readable(tmp_path):
     path = _write(tmp_path / "k.zarr")
     meta = json.loads((path / "zarr.json").read_text())
-    del meta["attributes"][storage.COMPLETE_ATTR]
+    del meta["attributes"][provenance.COMPLETE_ATTR]
     (path / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match="incomplete: the job writing it stopped"):
         storage.read_store(path)

@@ -18,6 +18,7 @@ from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
 from ntkpipe.jobs import run as run_job
 from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import validate
 from tests.workflow_helpers import stage_commands
 
 SWEEP = {
@@ -34,7 +35,7 @@ EVERY_STAGE = ["init", "kernel_init", "train", "kernel_final", "linear", "compar
 
 @pytest.fixture(scope="module")
 def run_config():
-    (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))
+    (run,) = ntk_config.expand_runs(validate.load_config(SWEEP))
     return json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
 
 
@@ -120,22 +121,32 @@ def test_an_incomplete_store_is_computed_again_with_what_reads_it(one_job, run_c
     )
     assert plan["init"] is None and plan["kernel_init"] is None and plan["linear"] is None
     assert plan["train"] == "incomplete or unreadable"
-    assert plan["kernel_final"] == "train.zarr is computed again"
+    assert plan["kernel_final"] == "train.zarr is missing or computed again"
     computed = run_job.run_all_stages(run_config, one_job, analytic, log=lambda _: None)
     assert computed == ["train", "kernel_final", "compare"]
     assert storage.is_complete(one_job / "train.zarr")
 
 
-def test_a_newer_input_makes_its_readers_stale(one_job, run_config, analytic, per_stage):
+def test_an_input_changed_since_makes_its_readers_stale_a_touched_copy_does_not(
+    one_job, run_config, analytic, per_stage
+):
+    """The freshness rule of both layouts (io.provenance.stale_reason): from the digests a store
+    recorded of its inputs, not from file times."""
     shutil.rmtree(one_job / "init.zarr")
-    # the same config, written now (copy, not copy2: new times)
+    # the same content, written now (copy, not copy2: new times): nothing to compute again
     shutil.copytree(per_stage / "init.zarr", one_job / "init.zarr", copy_function=shutil.copy)
     plan = dict(
         (stage.rule, reason) for stage, reason in run_job.stage_plan(run_config, one_job, analytic)
     )
-    assert plan["init"] is None  # a copy is still complete and of the same config
-    assert plan["kernel_init"] == plan["train"] == "older than init.zarr"
-    assert plan["linear"] == "older than init.zarr"
+    assert {rule: why for rule, why in plan.items() if why} == {"compare": "the job's output"}
+    root = zarr.open_group(one_job / "train.zarr", mode="r+")
+    root.attrs["inputs"] = {"init.zarr": "0" * 64}  # as if init.zarr had changed since
+    plan = dict(
+        (stage.rule, reason) for stage, reason in run_job.stage_plan(run_config, one_job, analytic)
+    )
+    assert plan["init"] is None and plan["kernel_init"] is None
+    assert plan["train"] == "its input init.zarr has changed since"
+    assert plan["kernel_final"] == "train.zarr is missing or computed again"
 
 
 def test_without_final_kernels_none_is_computed(tmp_path, run_config, analytic):
@@ -181,7 +192,7 @@ def test_without_initial_kernels_both_layouts_skip_them_and_eta_crit_is_nan(tmp_
     """kernels.initial false (momentum: f_lin optimized directly): the per-stage commands run
     without --kernel / --kernel-init, one job leaves kernel_init out, and both write the same
     stores; η_crit is NaN, so the status is ok (not lr_above_critical)."""
-    (run,) = ntk_config.expand_runs(ntk_config.load_config(NO_THETA0))
+    (run,) = ntk_config.expand_runs(validate.load_config(NO_THETA0))
     config = json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
     per_stage = tmp_path / "per-stage"
     run_job.write_config_files(config, per_stage)
@@ -208,7 +219,7 @@ def test_without_initial_kernels_both_layouts_skip_them_and_eta_crit_is_nan(tmp_
 
 
 def test_closed_form_without_initial_kernel_is_refused_before_any_work(tmp_path, capsys):
-    (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))  # mse with gd
+    (run,) = ntk_config.expand_runs(validate.load_config(SWEEP))  # mse with gd
     config = tmp_path / "run.json"
     config.write_text(ntk_config.to_json(run.config))
     out = tmp_path / "linear.zarr"

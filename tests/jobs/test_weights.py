@@ -20,6 +20,7 @@ from ntkpipe.jobs import train as train_job
 from ntkpipe.jobs._job import load_data_and_network, record_steps
 from ntkpipe.jobs._weights import WeightTrajectory, weight_sample_index
 from ntkpipe.sweep import runs as ntk_config
+from ntkpipe.sweep import validate
 
 SWEEP = {
     "name": "weights",
@@ -33,7 +34,7 @@ SWEEP = {
 @pytest.fixture(scope="module")
 def setup():
     """The run's config, its data in float64, the network and θ₀ of both seeds (float64)."""
-    (run,) = ntk_config.expand_runs(ntk_config.load_config(SWEEP))
+    (run,) = ntk_config.expand_runs(validate.load_config(SWEEP))
     config = json.loads(ntk_config.to_json(ntk_config.stage_config(run.config, "train")))
     data, net = load_data_and_network(config)
     data = dataclasses.replace(

@@ -19,7 +19,7 @@ import pytest
 
 from ntkpipe import cli
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import calibrate, cost
+from ntkpipe.sweep import calibrate, cost, cost_settings
 from ntkpipe.sweep import runs as ntk_runs
 
 SWEEP = {
@@ -66,7 +66,7 @@ def test_recorded_benchmarks_of_the_tiny_config_calibrate_within_the_stated_fact
     assert max(_ratios(jobs, {}, "runtime")) > calibrate.STATED_FACTOR
     out = tmp_path / "calibration.json"
     calibrate.calibrate(RECORDED, out=out)  # CPU: resources.json says gpu: 0
-    settings = cost.load_settings({"calibration": str(out)})
+    settings = cost_settings.load_settings({"calibration": str(out)})
     for job in jobs:
         asks = cost.rule_resources(job.config, job.rule, 1, settings)
         used_min = job.seconds / 60
@@ -86,7 +86,7 @@ def test_calibration_brings_every_ask_within_the_stated_factor(tmp_path):
     assert max(_ratios(jobs, {}, "runtime")) > calibrate.STATED_FACTOR
     out = tmp_path / "calibration.json"
     done = calibrate.calibrate(results, out=out)
-    settings = cost.load_settings({"calibration": str(out)})
+    settings = cost_settings.load_settings({"calibration": str(out)})
     assert set(settings["constants"]["cpu"]) == {"init", "kernels", "train", "linear", "compare"}
     for job in jobs:
         asks = cost.rule_resources(job.config, job.rule, 1, settings)
@@ -99,7 +99,7 @@ def test_calibration_brings_every_ask_within_the_stated_factor(tmp_path):
 def test_calibrated_asks_keep_the_retry_growth_and_grow_with_the_job(tmp_path):
     out = tmp_path / "calibration.json"
     calibrate.calibrate(_recorded_sweep(tmp_path), out=out)
-    settings = cost.load_settings({"calibration": str(out)})
+    settings = cost_settings.load_settings({"calibration": str(out)})
     config = ntk_runs.expand_runs(SWEEP)[0].config
     first, second = (cost.rule_resources(config, "train", a, settings) for a in (1, 2))
     assert second["mem_mb"] == 2 * first["mem_mb"] and second["runtime"] == 2 * first["runtime"]
@@ -113,7 +113,9 @@ def test_a_slower_machine_calibrates_to_longer_asks(tmp_path):
     calibrate.calibrate(_recorded_sweep(slow, start_s=200, rate=4e8), out=slow / "c.json")
     config = ntk_runs.expand_runs(SWEEP)[-1].config
     asks = [
-        cost.rule_resources(config, "train", 1, cost.load_settings({"calibration": str(p)}))
+        cost.rule_resources(
+            config, "train", 1, cost_settings.load_settings({"calibration": str(p)})
+        )
         for p in (fast / "c.json", slow / "c.json")
     ]
     assert asks[1]["runtime"] > 5 * asks[0]["runtime"]
@@ -127,10 +129,10 @@ def test_constants_are_stored_per_device_kind_and_merged(tmp_path):
     calibrate.calibrate(results, out=out)  # CPU, from resources.json
     constants = json.loads(out.read_text())["constants"]
     assert set(constants) == {"cpu", "gpu"} and constants["cpu"]["train"]["jobs"] == 8
-    settings = cost.load_settings({"calibration": str(out), "gpu": 1})
+    settings = cost_settings.load_settings({"calibration": str(out), "gpu": 1})
     config = ntk_runs.expand_runs(SWEEP)[0].config
     on_gpu = cost.rule_resources(config, "train", 1, settings)
-    uncalibrated = cost.rule_resources(config, "train", 1, cost.load_settings({"gpu": 1}))
+    uncalibrated = cost.rule_resources(config, "train", 1, cost_settings.load_settings({"gpu": 1}))
     assert on_gpu["gpu"] == 1 and on_gpu["runtime"] != uncalibrated["runtime"]
 
 
@@ -155,7 +157,7 @@ def test_calibrate_command_and_its_errors(tmp_path, capsys):
     assert "no benchmark files" in capsys.readouterr().err
     out.write_text('{"constants": {"cpu": {"train": {"start_s": -1}}}}')
     with pytest.raises(ConfigError, match="constants.cpu.train must hold exactly start_s"):
-        cost.load_settings({"calibration": str(out)})
+        cost_settings.load_settings({"calibration": str(out)})
 
 
 def test_asked_and_used_gives_each_rules_largest_ask_next_to_its_largest_use():
@@ -167,7 +169,9 @@ def test_asked_and_used_gives_each_rules_largest_ask_next_to_its_largest_use():
         assert row["jobs"] == len(own)
         assert row["runtime_used"] == pytest.approx(max(job.seconds for job in own) / 60)
         assert row["mem_used"] == pytest.approx(max(job.max_rss_mb for job in own))
-        asks = [cost.rule_resources(job.config, rule, 1, cost.DEFAULT_SETTINGS) for job in own]
+        asks = [
+            cost.rule_resources(job.config, rule, 1, cost_settings.DEFAULT_SETTINGS) for job in own
+        ]
         assert row["runtime_asked"] == max(a["runtime"] for a in asks)
         assert row["mem_asked"] == max(a["mem_mb"] for a in asks)
         assert row["mem_asked"] >= row["mem_used"]  # the uncalibrated model asks enough
@@ -201,7 +205,7 @@ def test_damaged_calibration_constants_are_refused_naming_file_and_field(tmp_pat
     out = tmp_path / "calibration.json"
     out.write_text(json.dumps({"constants": {"cpu": {"train": train}}}))
     with pytest.raises(ConfigError, match=message) as error:
-        cost.load_settings({"calibration": str(out)})
+        cost_settings.load_settings({"calibration": str(out)})
     assert str(out) in str(error.value) and "constants.cpu.train" in str(error.value)
 
 
@@ -213,10 +217,10 @@ def test_infinite_constants_and_unknown_stages_are_refused(tmp_path):
         '"base_mb": 200, "mb_per_byte": 1e-6, "jobs": 2}}}}'
     )
     with pytest.raises(ConfigError, match=r"constants.cpu.train.start_s: inf must be a finite"):
-        cost.load_settings({"calibration": str(out)})
+        cost_settings.load_settings({"calibration": str(out)})
     out.write_text(json.dumps({"constants": {"cpu": {"trian": good}}}))
     with pytest.raises(ConfigError, match="unknown stage 'trian'"):
-        cost.load_settings({"calibration": str(out)})
+        cost_settings.load_settings({"calibration": str(out)})
 
 
 def test_calibrate_writes_atomically_and_keeps_the_old_file_when_the_disk_is_full(tmp_path):

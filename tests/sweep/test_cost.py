@@ -14,7 +14,7 @@ import yaml
 from ntkpipe import datasets
 from ntkpipe.errors import ConfigError
 from ntkpipe.jobs import _job
-from ntkpipe.sweep import cost
+from ntkpipe.sweep import cost, cost_settings, validate
 from ntkpipe.sweep import runs as ntk_config
 from tests.workflow_helpers import REPO
 
@@ -118,7 +118,7 @@ def test_every_stage_has_a_cost():
     config = run_config()
     for stage in cost.STAGES:
         if stage in ("collect", "figures", "report"):
-            one = cost.sweep_resources(ntk_config.load_config(BASE), 1, stage)
+            one = cost.sweep_resources(validate.load_config(BASE), 1, stage)
         else:
             one = {"mem_mb": cost.mem_mb(config, stage), "runtime": cost.runtime_min(config, stage)}
         assert one["mem_mb"] >= cost.BASE_MB["cpu"] and one["runtime"] >= cost.START_MIN, stage
@@ -143,7 +143,7 @@ def test_a_retry_asks_for_more():
 
 
 def test_sweep_rules_grow_with_the_number_of_runs():
-    sweep = ntk_config.load_config(BASE)
+    sweep = validate.load_config(BASE)
     small = cost.sweep_resources(sweep, 10, "collect")
     large = cost.sweep_resources(sweep, 100_000, "collect")
     assert large["mem_mb"] > small["mem_mb"] and large["runtime"] >= small["runtime"]
@@ -154,13 +154,13 @@ def test_sweep_rules_grow_with_the_number_of_runs():
 
 def test_gpu_is_asked_only_for_the_gpu_rules():
     config = run_config()
-    settings = cost.load_settings({"gpu": 1})
+    settings = cost_settings.load_settings({"gpu": 1})
     assert cost.rule_resources(config, "train", settings=settings)["gpu"] == 1
     assert cost.rule_resources(config, "kernel_final", settings=settings)["gpu"] == 1
     assert "gpu" not in cost.rule_resources(config, "init", settings=settings)
     assert "gpu" not in cost.rule_resources(config, "compare", settings=settings)
     assert "gpu" not in cost.rule_resources(config, "train")  # default: CPU only
-    only_train = cost.load_settings({"gpu": 2, "gpu_rules": ["train"]})
+    only_train = cost_settings.load_settings({"gpu": 2, "gpu_rules": ["train"]})
     assert "gpu" not in cost.rule_resources(config, "linear", settings=only_train)
     on_gpu = cost.rule_resources(config, "train", settings=only_train)
     assert on_gpu["mem_mb"] > cost.rule_resources(config, "train")["mem_mb"]  # CUDA's host memory
@@ -181,16 +181,16 @@ def test_gpu_is_asked_only_for_the_gpu_rules():
 )
 def test_bad_resources_section_is_named(section, message):
     with pytest.raises(ConfigError) as info:
-        cost.load_settings(section)
+        cost_settings.load_settings(section)
     assert message in str(info.value)
 
 
 def test_defaults_are_cpu_only():
-    loaded = cost.load_settings(None, root="/nonexistent")  # no calibration file there
-    assert loaded == cost.load_settings({}, root="/nonexistent")
+    loaded = cost_settings.load_settings(None, root="/nonexistent")  # no calibration file there
+    assert loaded == cost_settings.load_settings({}, root="/nonexistent")
     assert loaded.pop("constants") == {}
-    assert loaded == cost.DEFAULT_SETTINGS and loaded["gpu"] == 0
-    assert cost.DEFAULT_SETTINGS["jobs"] == "stages"
+    assert loaded == cost_settings.DEFAULT_SETTINGS and loaded["gpu"] == 0
+    assert cost_settings.DEFAULT_SETTINGS["jobs"] == "stages"
 
 
 def test_one_job_per_run_asks_for_its_largest_stage_and_all_their_time():
@@ -207,7 +207,10 @@ def test_one_job_per_run_asks_for_its_largest_stage_and_all_their_time():
     assert cost.rule_resources(bigger, "run")["runtime"] > whole["runtime"]  # training's FLOPs
     without_final = {**config, "kernels": {**config["kernels"], "final": False}}
     assert cost.rule_resources(without_final, "run")["runtime"] <= whole["runtime"]
-    assert cost.rule_resources(config, "run", settings=cost.load_settings({"gpu": 1}))["gpu"] == 1
+    assert (
+        cost.rule_resources(config, "run", settings=cost_settings.load_settings({"gpu": 1}))["gpu"]
+        == 1
+    )
 
 
 def test_one_job_per_run_without_initial_kernels_leaves_out_their_cost():
@@ -244,7 +247,7 @@ def test_resources_reach_the_rules(tmp_path):
     resources = {job.split(":", 1)[0]: job for job in jobs[1:]}
     run = run_config()
     assert "gpu=1" in resources["train"]
-    on_gpu = cost.rule_resources(run, "train", settings=cost.load_settings({"gpu": 1}))
+    on_gpu = cost.rule_resources(run, "train", settings=cost_settings.load_settings({"gpu": 1}))
     assert f"mem_mb={on_gpu['mem_mb']}" in resources["train"]
     assert "gpu=" not in resources["linear"] and "gpu=" not in resources["init"]
     assert f"mem_mb={cost.mem_mb(run, 'linear')}" in resources["linear"]

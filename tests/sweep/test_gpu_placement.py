@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ntkpipe.sweep import cost
+from ntkpipe.sweep import cost_settings
 from ntkpipe.sweep.gpu_placement import gpus_on_this_machine, local_gpu_problem
 from tests.workflow_helpers import CONFIGS, snakemake, write_config
 
-GPU = cost.load_settings({"gpu": 1})
+GPU = cost_settings.load_settings({"gpu": 1})
 
 
 @pytest.mark.parametrize(
@@ -18,8 +18,8 @@ GPU = cost.load_settings({"gpu": 1})
         (GPU, "local", 0, True),  # a login node: refused
         (GPU, "slurm", 0, False),  # the cluster gives the GPUs
         (GPU, "local", 2, False),  # a GPU workstation
-        (cost.load_settings({}), "local", 0, False),  # a CPU sweep
-        (cost.load_settings({"gpu": 1, "gpu_rules": []}), "local", 0, False),
+        (cost_settings.load_settings({}), "local", 0, False),  # a CPU sweep
+        (cost_settings.load_settings({"gpu": 1, "gpu_rules": []}), "local", 0, False),
     ],
 )
 def test_gpu_sweeps_are_refused_only_where_no_gpu_can_be_had(settings, executor, gpus, refused):

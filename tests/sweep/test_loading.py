@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from ntkpipe import cli
+from ntkpipe import cli, start
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import loading, runs
+from ntkpipe.sweep import loading, validate
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "config" / "config.yaml"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
-SCHEMA = runs.load_schema()
+SCHEMA = validate.load_schema()
 
 
 def _write(path, text):
@@ -23,7 +23,7 @@ def _write(path, text):
 
 
 def _sweep(files=(), overrides=None):
-    return loading.resolve_sweep(files, overrides, default=DEFAULT)
+    return start.resolve_sweep(files, overrides, default=DEFAULT)
 
 
 def test_a_config_without_name_is_refused_not_merged_with_the_default(tmp_path):

@@ -16,7 +16,7 @@ import yaml
 
 from ntkpipe import cli
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import cost, plan
+from ntkpipe.sweep import cost_settings, plan, validate
 from tests.workflow_helpers import REPO
 
 PAPER = sorted((REPO / "config" / "paper").glob("*.yaml"))
@@ -55,10 +55,10 @@ def test_paper_configs_put_heavy_rules_on_gpus_and_light_ones_on_cpus(path, tmp_
 
 
 def test_default_caps_are_two_days_and_a_nodes_memory():
-    settings = cost.load_settings(None)
+    settings = cost_settings.load_settings(None)
     assert settings["max_runtime"] == {"cpu": 2880, "gpu": 2880}
     assert settings["max_mem_mb"] == {"cpu": 240000, "gpu": 240000}
-    one = cost.load_settings({"max_runtime": 600, "max_mem_mb": {"gpu": 80000}})
+    one = cost_settings.load_settings({"max_runtime": 600, "max_mem_mb": {"gpu": 80000}})
     assert one["max_runtime"] == {"cpu": 600, "gpu": 600}
     assert one["max_mem_mb"] == {"cpu": 240000, "gpu": 80000}
 
@@ -75,7 +75,7 @@ def test_default_caps_are_two_days_and_a_nodes_memory():
 )
 def test_bad_caps_are_named(section, message):
     with pytest.raises(ConfigError) as info:
-        cost.load_settings(section)
+        cost_settings.load_settings(section)
     assert message in str(info.value)
 
 
@@ -140,20 +140,19 @@ def _config(folder: Path, resources: dict) -> Path:
 
 
 def _loaded(path: Path) -> tuple[dict, dict]:
-    from ntkpipe.sweep import runs
 
     raw = yaml.safe_load(path.read_text())
-    settings = cost.load_settings(raw.pop("resources", None), path.parent)
-    return runs.load_config(raw), settings
+    settings = cost_settings.load_settings(raw.pop("resources", None), path.parent)
+    return validate.load_config(raw), settings
 
 
 def _jobs(path: Path, root: Path) -> list[plan.Job]:
-    from ntkpipe.sweep import runs, validate
+    from ntkpipe.sweep import validate
 
     raw = yaml.safe_load(path.read_text())
-    settings = cost.load_settings(raw.pop("resources", None), root)
+    settings = cost_settings.load_settings(raw.pop("resources", None), root)
     with validate.data_files_optional(), pytest.warns(validate.MissingDataWarning):
-        return plan.sweep_jobs(runs.load_config(raw), settings)
+        return plan.sweep_jobs(validate.load_config(raw), settings)
 
 
 def test_the_sweep_modules_import_neither_jax_nor_xarray():

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ntkpipe import conventions
 from ntkpipe.errors import ConfigError
 from ntkpipe.sweep import runs as cfg
+from ntkpipe.sweep import sources
 from ntkpipe.sweep import validate as validation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,15 +24,17 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 def test_momentum_runs_get_the_default_beta_and_others_none():
     sweep = {"training": {"batch_size": 8}, "sweep": {"training.optimizer": ["sgd", "momentum"]}}
     runs = cfg.expand_runs(sweep)
-    assert [r.config["training"]["momentum"] for r in runs] == [None, cfg.DEFAULT_MOMENTUM]
+    assert [r.config["training"]["momentum"] for r in runs] == [None, conventions.DEFAULT_MOMENTUM]
     mixed = {"training": {"momentum": 0.5}, "sweep": {"training.optimizer": ["gd", "momentum"]}}
     assert [r.config["training"]["momentum"] for r in cfg.expand_runs(mixed)] == [0.5, 0.5]
-    loaded = cfg.load_config(sweep)
-    assert cfg.load_config(loaded) == loaded and loaded["training"]["momentum"] is None
+    loaded = validation.load_config(sweep)
+    assert validation.load_config(loaded) == loaded and loaded["training"]["momentum"] is None
 
 
 def test_a_swept_field_overrides_its_base_value():
-    config = cfg.load_config({"data": {"n_train": 5000}, "sweep": {"data.n_train": [16, 32]}})
+    config = validation.load_config(
+        {"data": {"n_train": 5000}, "sweep": {"data.n_train": [16, 32]}}
+    )
     assert [r.config["data"]["n_train"] for r in cfg.expand_runs(config)] == [16, 32]
 
 
@@ -84,8 +88,8 @@ def test_run_id_pattern_rejects_paths_that_escape_or_inject():
 
 
 def test_to_json_does_not_depend_on_key_order():
-    a = cfg.load_config({"model": {"width": 8, "depth": 3}, "name": "x"})
-    b = cfg.load_config({"name": "x", "model": {"depth": 3, "width": 8}})
+    a = validation.load_config({"model": {"width": 8, "depth": 3}, "name": "x"})
+    b = validation.load_config({"name": "x", "model": {"depth": 3, "width": 8}})
     assert cfg.to_json(a) == cfg.to_json(b)
 
 
@@ -186,7 +190,7 @@ def test_analytic_kernels_are_shared_across_widths_and_seeds_under_ntk():
 
 def test_deep_update_merges_nested_sections():
     base = {"model": {"width": 8, "depth": 2}, "name": "a"}
-    assert cfg.deep_update(base, {"model": {"width": 16}, "name": "b"}) == {
+    assert sources.deep_update(base, {"model": {"width": 16}, "name": "b"}) == {
         "model": {"width": 16, "depth": 2},
         "name": "b",
     }
@@ -197,7 +201,11 @@ def test_write_if_changed_is_reachable_from_config(tmp_path):
     assert cfg.write_if_changed(tmp_path / "a.json", "{}\n") is False
 
 
-def test_config_re_exports_the_validation_names():
-    """Callers of sweep.runs (the workflow, notebooks) get the objects of sweep.validate."""
-    for name in ("SCHEMA_PATH", "load_schema", "load_config", "output_dim"):
-        assert name in cfg.__all__ and getattr(cfg, name) is getattr(validation, name), name
+def test_runs_re_exports_no_name_of_the_modules_below_it():
+    """Each name has one home: sweep.runs lists only its own names (no load_config, which is
+    sweep.validate's), so a name is never reached by two paths."""
+    for name in cfg.__all__:
+        value = getattr(cfg, name)
+        assert getattr(value, "__module__", cfg.__name__) == cfg.__name__, name
+    for name in ("SCHEMA_PATH", "load_schema", "load_config", "output_dim", "deep_update"):
+        assert name not in cfg.__all__, name

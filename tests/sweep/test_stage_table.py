@@ -15,7 +15,7 @@ import yaml
 
 from ntkpipe.sweep import ensemble as ensemble_plan
 from ntkpipe.sweep import runs as ntk_config
-from ntkpipe.sweep import stage_table
+from ntkpipe.sweep import stage_table, validate
 from tests.workflow_helpers import CONFIGS, snakemake, write_config
 
 TINY = CONFIGS / "tiny.yaml"
@@ -91,7 +91,7 @@ def test_every_rule_reads_and_writes_what_the_table_says(tmp_path, layout, varia
     )
     raw = yaml.safe_load(config_path.read_text())
     raw.pop("resources")
-    sweep = ntk_config.load_config(raw)
+    sweep = validate.load_config(raw)
     runs = {run.run_id: run for run in ntk_config.expand_runs(sweep)}
     points = (
         {ensemble_plan.point_id(run_id) for run_id in runs}

@@ -416,14 +416,14 @@ def test_the_largest_seed_gives_its_own_key_and_the_next_would_not():
 )
 def test_sizes_the_cost_model_puts_beyond_memory_are_refused(model):
     """issue 10, failure 11: width 10^30 and 10^7 ran out of memory or crashed in init."""
-    from ntkpipe.sweep import cost, runs, validate_checks
+    from ntkpipe.sweep import cost_settings, runs, validate_checks
 
-    runs_ = runs.expand_runs(runs.load_config({"model": model}))
-    settings = cost.load_settings(None)
+    runs_ = runs.expand_runs(validation.load_config({"model": model}))
+    settings = cost_settings.load_settings(None)
     (message,) = validate_checks.memory_problems(runs_, settings, 16_000, "this machine's memory")
     assert message.startswith("model: 1 run(s) need more memory than this machine's memory")
     assert "seeds~0-1 (" in message and "ntkpipe.sweep.cost" in message
-    small = runs.expand_runs(runs.load_config({"model": {"width": 64}}))
+    small = runs.expand_runs(validation.load_config({"model": {"width": 64}}))
     assert validate_checks.memory_problems(small, settings, 16_000, "x") == []
     assert validate_checks.memory_problems(runs_, settings, None, "x") == []
 

@@ -4,21 +4,21 @@
 rule collect:
     """All runs' metrics in one dataset whose dimensions are the sweep axes."""
     input:
-        sweep=stage_config_file("collect"),
-        metrics=per_run(ntk_stages.BY_RULE["compare"].store),
-        ensembles=ensemble_stores(),
+        sweep=RULES.stage_config_file("collect"),
+        metrics=RULES.per_run("compare"),
+        ensembles=RULES.ensemble_stores(),
     output:
-        store=directory(stage_output("collect")),
+        store=directory(RULES.stage_output("collect")),
     log:
-        f"{OUT}/logs/collect.log",
+        RULES.stage_log("collect"),
     conda:
         CONDA_ENV
     threads: 1
     resources:
-        **sweep_resources_of("collect"),
+        **RULES.sweep_resources_of("collect"),
     params:
-        runs_dir=lambda wc, input: str(Path(input.sweep).parent / "runs"),
-        ensembles=f"--ensembles {OUT}/ensembles" if ENSEMBLES else "",
+        runs_dir=lambda wc, input: str(Layout(Path(input.sweep).parent).runs),
+        ensembles=f"--ensembles {LAYOUT.ensembles}" if ENSEMBLES else "",
     shell:
         "ntkpipe collect --sweep {input.sweep} --runs {params.runs_dir} {params.ensembles}"
         " --out {output.store} > {log} 2>&1"
@@ -27,12 +27,12 @@ rule collect:
 rule sweep_config:
     """The validated sweep config with every default filled in."""
     output:
-        stage_config_file("collect"),
+        RULES.stage_config_file("collect"),
     log:
-        f"{OUT}/logs/config/sweep.log",
+        RULES.config_log("sweep.json"),
     localrule: True
     params:
-        content=sweep_json(),
+        content=ntk_start.sweep_json(SWEEP),
     run:
         note_config_written(output[0], params.content, log[0])
 
@@ -40,21 +40,21 @@ rule sweep_config:
 rule figures:
     """The paper's figures for this sweep (seaborn, SVG)."""
     input:
-        summary=stage_output("collect"),
+        summary=RULES.stage_output("collect"),
     output:
         figures=report(
-            directory(stage_output("figures")),
+            directory(RULES.stage_output("figures")),
             patterns=["{name}.svg"],
             caption="../report/figures.rst",
             category="Figures",
         ),
     log:
-        f"{OUT}/logs/figures.log",
+        RULES.stage_log("figures"),
     conda:
         CONDA_ENV
     threads: 1
     resources:
-        **sweep_resources_of("figures"),
+        **RULES.sweep_resources_of("figures"),
     shell:
         "ntkpipe figures --summary {input.summary} --out {output.figures} > {log} 2>&1"
 
@@ -63,20 +63,22 @@ rule report:
     """One self-contained HTML page: claims, config, runs, figures, summary; and the claims
     as claims.tsv next to it (written by the same job)."""
     input:
-        summary=stage_output("collect"),
-        figures=stage_output("figures"),
+        summary=RULES.stage_output("collect"),
+        figures=RULES.stage_output("figures"),
     output:
         html=report(
-            stage_output("report"), caption="../report/report.rst", category="Report"
+            RULES.stage_output("report"),
+            caption="../report/report.rst",
+            category="Report",
         ),
         claims=f"{OUT}/claims.tsv",
     log:
-        f"{OUT}/logs/report.log",
+        RULES.stage_log("report"),
     conda:
         CONDA_ENV
     threads: 1
     resources:
-        **sweep_resources_of("report"),
+        **RULES.sweep_resources_of("report"),
     shell:
         "ntkpipe report --summary {input.summary} --figures {input.figures}"
         " --out {output.html} > {log} 2>&1"

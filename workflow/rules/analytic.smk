@@ -5,12 +5,12 @@
 rule analytic_config:
     """The config of one analytic kernel (shared by every width of the NTK parameterization)."""
     output:
-        stage_config_file("analytic"),
+        RULES.stage_config_file("analytic"),
     log:
-        f"{OUT}/logs/config/analytic/{{akey}}.log",
+        RULES.config_log("analytic.json"),
     localrule: True
     params:
-        content=lambda wc: analytic_json(wc.akey),
+        content=lambda wc: RULES.analytic_json(wc.akey),
     run:
         note_config_written(output[0], params.content, log[0])
 
@@ -18,17 +18,17 @@ rule analytic_config:
 rule analytic:
     """Infinite-width NNGP K and NTK Θ on the train and test inputs."""
     input:
-        run=stage_config_file("analytic"),
+        run=RULES.stage_config_file("analytic"),
     output:
-        store=directory(stage_output("analytic")),
+        store=directory(RULES.stage_output("analytic")),
     log:
-        f"{OUT}/logs/analytic/{{akey}}.log",
+        RULES.stage_log("analytic"),
     benchmark:
-        f"{OUT}/benchmarks/analytic/{{akey}}.tsv"
+        RULES.stage_benchmark("analytic")
     conda:
         CONDA_ENV
     threads: 1
     resources:
-        **resources_of("analytic"),
+        **RULES.resources_of("analytic"),
     shell:
         "ntkpipe analytic --run {input.run} --out {output.store} --threads {threads} > {log} 2>&1"

@@ -4,18 +4,18 @@
 rule compare:
     """Metrics of one run: losses of f and f_lin, RMSE between them, weight and kernel changes."""
     input:
-        unpack(stage_inputs("compare")),
+        unpack(RULES.stage_inputs("compare")),
     output:
-        store=directory(stage_output("compare")),
+        store=directory(RULES.stage_output("compare")),
     log:
-        f"{OUT}/logs/compare/{{run}}.log",
+        RULES.stage_log("compare"),
     conda:
         CONDA_ENV
     threads: 1
     resources:
-        **resources_of("compare"),
+        **RULES.resources_of("compare"),
     params:
-        inputs=stage_flags("compare"),
+        inputs=RULES.stage_flags("compare"),
     shell:
         "ntkpipe compare --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

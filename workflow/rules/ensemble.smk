@@ -6,12 +6,12 @@
 rule ensemble_config:
     """The config of one sweep point's ensemble (rewritten only when its content changes)."""
     output:
-        stage_config_file("ensemble"),
+        RULES.stage_config_file("ensemble"),
     log:
-        f"{OUT}/logs/config/ensembles/{{point}}.log",
+        RULES.config_log("ensemble.json"),
     localrule: True
     params:
-        content=lambda wc: ensemble_json(wc.point),
+        content=lambda wc: RULES.ensemble_json(wc.point),
     run:
         note_config_written(output[0], params.content, log[0])
 
@@ -19,17 +19,17 @@ rule ensemble_config:
 rule ensemble:
     """Train the ensemble (members vmapped in chunks of ensemble.batch); NTK-GP and NNGP."""
     input:
-        run=stage_config_file("ensemble"),
+        run=RULES.stage_config_file("ensemble"),
     output:
-        store=directory(stage_output("ensemble")),
+        store=directory(RULES.stage_output("ensemble")),
     log:
-        f"{OUT}/logs/ensemble/{{point}}.log",
+        RULES.stage_log("ensemble"),
     benchmark:
-        f"{OUT}/benchmarks/ensemble/{{point}}.tsv"
+        RULES.stage_benchmark("ensemble")
     conda:
         CONDA_ENV
     threads: 2
     resources:
-        **ensemble_resources(),
+        **RULES.ensemble_resources(),
     shell:
         "ntkpipe ensemble --run {input.run} --out {output.store} --threads {threads} > {log} 2>&1"

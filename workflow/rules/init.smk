@@ -8,12 +8,12 @@ rule model_config:
     e.g. the learning rate does not rerun init-sampling.
     """
     output:
-        stage_config_file("init"),
+        RULES.stage_config_file("init"),
     log:
-        f"{OUT}/logs/config/{{run}}/model.log",
+        RULES.config_log("model.json"),
     localrule: True
     params:
-        content=lambda wc: stage_json(wc.run, "init"),
+        content=lambda wc: RULES.stage_json(wc.run, "init"),
     run:
         note_config_written(output[0], params.content, log[0])
 
@@ -21,12 +21,12 @@ rule model_config:
 rule run_config:
     """The complete resolved config of a run (training and later stages)."""
     output:
-        stage_config_file("train"),
+        RULES.stage_config_file("train"),
     log:
-        f"{OUT}/logs/config/{{run}}/run.log",
+        RULES.config_log("run.json"),
     localrule: True
     params:
-        content=lambda wc: stage_json(wc.run, "train"),
+        content=lambda wc: RULES.stage_json(wc.run, "train"),
     run:
         note_config_written(output[0], params.content, log[0])
 
@@ -34,17 +34,17 @@ rule run_config:
 rule init:
     """Sample θ₀ (all seeds of the run, vmapped) and evaluate f₀."""
     input:
-        unpack(stage_inputs("init")),
+        unpack(RULES.stage_inputs("init")),
     output:
-        store=directory(stage_output("init")),
+        store=directory(RULES.stage_output("init")),
     log:
-        f"{OUT}/logs/init/{{run}}.log",
+        RULES.stage_log("init"),
     benchmark:
-        f"{OUT}/benchmarks/init/{{run}}.tsv"
+        RULES.stage_benchmark("init")
     conda:
         CONDA_ENV
     threads: 1
     resources:
-        **resources_of("init"),
+        **RULES.resources_of("init"),
     shell:
         "ntkpipe init --run {input.run} --out {output.store} --threads {threads} > {log} 2>&1"

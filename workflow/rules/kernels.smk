@@ -4,20 +4,20 @@
 rule kernel_init:
     """Θ̂₀ and K̂₀ (blocked), their spectrum and the critical learning rate."""
     input:
-        unpack(stage_inputs("kernel_init")),
+        unpack(RULES.stage_inputs("kernel_init")),
     output:
-        store=directory(stage_output("kernel_init")),
+        store=directory(RULES.stage_output("kernel_init")),
     log:
-        f"{OUT}/logs/kernel_init/{{run}}.log",
+        RULES.stage_log("kernel_init"),
     benchmark:
-        f"{OUT}/benchmarks/kernel_init/{{run}}.tsv"
+        RULES.stage_benchmark("kernel_init")
     conda:
         CONDA_ENV
     threads: 2
     resources:
-        **resources_of("kernel_init"),
+        **RULES.resources_of("kernel_init"),
     params:
-        inputs=stage_flags("kernel_init"),
+        inputs=RULES.stage_flags("kernel_init"),
     shell:
         "ntkpipe kernels --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"
@@ -26,20 +26,20 @@ rule kernel_init:
 rule kernel_final:
     """Θ̂_T and K̂_T at the trained parameters θ_T."""
     input:
-        unpack(stage_inputs("kernel_final")),
+        unpack(RULES.stage_inputs("kernel_final")),
     output:
-        store=directory(stage_output("kernel_final")),
+        store=directory(RULES.stage_output("kernel_final")),
     log:
-        f"{OUT}/logs/kernel_final/{{run}}.log",
+        RULES.stage_log("kernel_final"),
     benchmark:
-        f"{OUT}/benchmarks/kernel_final/{{run}}.tsv"
+        RULES.stage_benchmark("kernel_final")
     conda:
         CONDA_ENV
     threads: 2
     resources:
-        **resources_of("kernel_final"),
+        **RULES.resources_of("kernel_final"),
     params:
-        inputs=stage_flags("kernel_final"),
+        inputs=RULES.stage_flags("kernel_final"),
     shell:
         "ntkpipe kernels --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

@@ -5,20 +5,20 @@
 rule linear:
     """The linearized network over training, at the same record steps as `train`."""
     input:
-        unpack(stage_inputs("linear")),
+        unpack(RULES.stage_inputs("linear")),
     output:
-        store=directory(stage_output("linear")),
+        store=directory(RULES.stage_output("linear")),
     log:
-        f"{OUT}/logs/linear/{{run}}.log",
+        RULES.stage_log("linear"),
     benchmark:
-        f"{OUT}/benchmarks/linear/{{run}}.tsv"
+        RULES.stage_benchmark("linear")
     conda:
         CONDA_ENV
     threads: 2
     resources:
-        **resources_of("linear"),
+        **RULES.resources_of("linear"),
     params:
-        inputs=stage_flags("linear"),
+        inputs=RULES.stage_flags("linear"),
     shell:
         "ntkpipe linear --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

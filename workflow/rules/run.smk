@@ -9,13 +9,13 @@
 rule run:
     """Every stage of one run; keeps the stores that are complete and up to date."""
     input:
-        unpack(stage_inputs("run")),
+        unpack(RULES.stage_inputs("run")),
     output:
-        store=directory(stage_output("run")),
+        store=directory(RULES.stage_output("run")),
     log:
-        f"{OUT}/logs/run/{{run}}.log",
+        RULES.stage_log("run"),
     benchmark:
-        f"{OUT}/benchmarks/run/{{run}}.tsv"
+        RULES.stage_benchmark("run")
     conda:
         CONDA_ENV
     # One thread: this layout is for sweeps of many runs, so jobs side by side keep every core
@@ -23,11 +23,11 @@ rule run:
     # 106 s against 128 s with two, benchmarks/bench_default_sweep.py). --set-threads run=N.
     threads: 1
     resources:
-        **resources_of("run"),
+        **RULES.resources_of("run"),
     params:
-        config=lambda wc: run_config_param(wc.run),
-        folder=lambda wc: run_dir(wc.run),
-        inputs=stage_flags("run"),
+        config=lambda wc: RULES.run_config_param(wc.run),
+        folder=lambda wc: RULES.run_dir(wc.run),
+        inputs=RULES.stage_flags("run"),
     shell:
         "ntkpipe run --config {params.config:q} --dir {params.folder} {params.inputs}"
         " --threads {threads} > {log} 2>&1"

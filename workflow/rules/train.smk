@@ -4,20 +4,20 @@
 rule train:
     """Train all seeds of the run (vmapped); outputs, losses, weight changes over time."""
     input:
-        unpack(stage_inputs("train")),
+        unpack(RULES.stage_inputs("train")),
     output:
-        store=directory(stage_output("train")),
+        store=directory(RULES.stage_output("train")),
     log:
-        f"{OUT}/logs/train/{{run}}.log",
+        RULES.stage_log("train"),
     benchmark:
-        f"{OUT}/benchmarks/train/{{run}}.tsv"
+        RULES.stage_benchmark("train")
     conda:
         CONDA_ENV
     threads: 2
     resources:
-        **resources_of("train"),
+        **RULES.resources_of("train"),
     params:
-        inputs=stage_flags("train"),
+        inputs=RULES.stage_flags("train"),
     shell:
         "ntkpipe train --run {input.run} {params.inputs}"
         " --out {output.store} --threads {threads} > {log} 2>&1"

@@ -1,5 +1,5 @@
 """The empirical NNGP K̂ (the readout Gram) against the analytic K in both parameterizations:
-`metrics.readout_gram_affine` maps the Gram to the scale of K, where it tends to K with the
+`readout.readout_gram_affine` maps the Gram to the scale of K, where it tends to K with the
 width (Fig. S9–S10); unmapped, the standard parameterization's Gram grows with the width."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from ntkpipe.analysis import metrics
-from ntkpipe.core import analytic, kernels, models
+from ntkpipe.core import analytic, kernels, models, readout
 
 W_STD, B_STD, DEPTH = 1.4, 0.1, 2
 
@@ -69,7 +68,7 @@ def test_mapped_readout_gram_tends_to_k_like_n_to_the_minus_half(parameterizatio
     errors = []
     for width in (64, 256, 1024):
         grams, k = _gram_and_k(parameterization, width, b_std=b_std)
-        a, b = metrics.readout_gram_affine(_model(parameterization, width, b_std))
+        a, b = readout.readout_gram_affine(_model(parameterization, width, b_std))
         errors.append(_relative((grams - b) / a, k).mean())
     assert errors[-1] < 0.15
     slope = np.polyfit(np.log([64, 256, 1024]), np.log(errors), 1)[0]
@@ -77,10 +76,10 @@ def test_mapped_readout_gram_tends_to_k_like_n_to_the_minus_half(parameterizatio
 
 
 def test_unmapped_standard_gram_grows_with_the_width_and_ntk_needs_no_map():
-    assert metrics.readout_gram_affine(_model("ntk", 512)) == (1.0, 0.0)
+    assert readout.readout_gram_affine(_model("ntk", 512)) == (1.0, 0.0)
     grams, k = _gram_and_k("standard", 512)
     assert _relative(grams, k).min() > 100  # the old metric: 278 at width 512
-    a, b = metrics.readout_gram_affine(_model("standard", 512))
+    a, b = readout.readout_gram_affine(_model("standard", 512))
     assert a == pytest.approx(512 / W_STD**2) and b == pytest.approx(1 - 512 * B_STD**2 / W_STD**2)
 
 
@@ -98,14 +97,14 @@ def test_exact_map_of_the_standard_gram_on_the_readout_features():
     )
     params = net.init(jax.random.PRNGKey(1), x[:1])
     gram = np.asarray(kernels.empirical_nngp(net, params, x))
-    readout = f"dense_{DEPTH}"
-    hidden = {k: v for k, v in params["params"].items() if k != readout}
+    readout_layer = f"dense_{DEPTH}"
+    hidden = {k: v for k, v in params["params"].items() if k != readout_layer}
     features = np.asarray(x)
     for name in sorted(hidden, key=lambda n: int(n.split("_")[1])):
         layer = hidden[name]
         features = np.maximum(features @ np.asarray(layer["kernel"]) + np.asarray(layer["bias"]), 0)
     np.testing.assert_allclose(gram, features @ features.T + 1.0, rtol=1e-10)
-    a, b = metrics.readout_gram_affine(_model("standard", width))
+    a, b = readout.readout_gram_affine(_model("standard", width))
     k_hat = W_STD**2 * features @ features.T / width + B_STD**2
     np.testing.assert_allclose((gram - b) / a, k_hat, rtol=1e-10)
 
@@ -113,5 +112,5 @@ def test_exact_map_of_the_standard_gram_on_the_readout_features():
 def test_depth_zero_standard_needs_the_input_dimension():
     model = {**_model("standard", 16), "depth": 0}
     with pytest.raises(ValueError, match="fan_in=d_in"):
-        metrics.readout_gram_affine(model)
-    assert metrics.readout_gram_affine(model, fan_in=6)[0] == pytest.approx(6 / W_STD**2)
+        readout.readout_gram_affine(model)
+    assert readout.readout_gram_affine(model, fan_in=6)[0] == pytest.approx(6 / W_STD**2)
