@@ -71,6 +71,10 @@ class RuleFunctions:
         """The file or folder `rule` writes, with its wildcards (the rule's output)."""
         return str(self.layout.store(rule, _wildcard(rule)))
 
+    def stage_also_written(self, rule) -> list[str]:
+        """The files `rule`'s job writes next to its output (``Stage.also_writes``)."""
+        return [str(path) for path in self.layout.also_written(rule, _wildcard(rule))]
+
     def stage_config_file(self, rule) -> str:
         """The config file `rule` reads (its input `run`), with its wildcards."""
         return str(self.layout.config_file(rule, _wildcard(rule)))

@@ -29,6 +29,7 @@ import pandas as pd
 from ntkpipe.analysis.claims_base import Claim
 from ntkpipe.analysis.summary import format_number
 from ntkpipe.analysis.verdicts import VERDICTS
+from ntkpipe.sweep import stage_table
 
 COLUMNS = (
     "section",
@@ -43,7 +44,7 @@ COLUMNS = (
     "reason",
 )
 #: The file's name in the sweep's results folder.
-FILE_NAME = "claims.tsv"
+FILE_NAME = stage_table.stage("report").also_writes[0]
 
 
 def scope_text(group: dict) -> str:

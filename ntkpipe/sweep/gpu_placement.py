@@ -22,7 +22,8 @@ def local_gpu_problem(settings: dict, executor: str, gpus_here: int, name: str) 
     """Why the sweep must not start here (None: it may).
 
     Args:
-        settings: the sweep's ``resources`` section (:func:`ntkpipe.sweep.cost_settings.load_settings`).
+        settings: the sweep's ``resources`` section
+            (:func:`ntkpipe.sweep.cost_settings.load_settings`).
         executor: the name of Snakemake's executor plugin (``local``, ``slurm``, …).
         gpus_here: GPUs on this machine (:func:`gpus_on_this_machine`).
         name: the sweep's name, for the message.

@@ -90,6 +90,11 @@ class Layout:
         row = stage_table.stage(rule)
         return self.folder(row.scope, key) / row.store
 
+    def also_written(self, rule: str, key: str | None = None) -> tuple[Path, ...]:
+        """The files `rule`'s job writes next to its store (``Stage.also_writes``)."""
+        row = stage_table.stage(rule)
+        return tuple(self.folder(row.scope, key) / name for name in row.also_writes)
+
     def config_file(self, rule: str, key: str | None = None) -> Path:
         """The config file `rule` reads (``--run``; ``--sweep`` for collect)."""
         row = stage_table.stage(rule)
@@ -139,6 +144,12 @@ class Layout:
     @property
     def report(self) -> Path:
         return self.store("report")
+
+    @property
+    def claims_tsv(self) -> Path:
+        """The claims as a table (``ntkpipe claims``), written with the report."""
+        (path,) = self.also_written("report")
+        return path
 
     @property
     def derived(self) -> tuple[Path, ...]:

@@ -76,6 +76,7 @@ class Stage(NamedTuple):
         module: the module of :mod:`ntkpipe.jobs` holding the command's function.
         function: that function (called with the command's arguments as keywords).
         gpu: whether it may use a GPU (``resources.gpu_rules``).
+        also_writes: files the same job writes next to its store (the report's ``claims.tsv``).
     """
 
     rule: str
@@ -90,6 +91,7 @@ class Stage(NamedTuple):
     module: str
     function: str
     gpu: bool
+    also_writes: tuple[str, ...] = ()
 
 
 _ANALYTIC = Input(
@@ -320,6 +322,7 @@ STAGES = (
         module="analysis",
         function="report",
         gpu=False,
+        also_writes=("claims.tsv",),
     ),
     Stage(
         rule="run",

@@ -80,7 +80,8 @@ def _expected(row, wildcards, sweep, runs, points) -> tuple[set[str], str, list[
         else:
             inputs.add(f"{folder}/{producer.store}")
             flags.append(f"{one.flag} {folder}/{producer.store}")
-    return inputs, f"{folder}/{row.store}", flags
+    outputs = [f"{folder}/{name}" for name in (row.store, *row.also_writes)]
+    return inputs, ", ".join(outputs), flags
 
 
 @pytest.mark.parametrize("layout", ["stages", "runs"])

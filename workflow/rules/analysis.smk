@@ -71,7 +71,7 @@ rule report:
             caption="../report/report.rst",
             category="Report",
         ),
-        claims=f"{OUT}/claims.tsv",
+        claims=RULES.stage_also_written("report")[0],
     log:
         RULES.stage_log("report"),
     conda:
