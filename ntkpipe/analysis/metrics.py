@@ -341,7 +341,9 @@ def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, 
     Raises:
         ValueError: standard parameterization of depth 0 without `fan_in` (then n_L = d_in).
     """
-    if model.get("parameterization", "ntk") != "standard":
+    # μP's readout is NTK's (σ_w/√n_L · leaf) and the standard one with ntk layer rates trains
+    # the NTK leaves: G = K for both (ntkpipe.core.models.DenseSpec.layer_scale)
+    if model.get("parameterization", "ntk") != "standard" or model.get("layer_rates") == "ntk":
         return 1.0, 0.0
     if fan_in is None:
         if int(model["depth"]) < 1:

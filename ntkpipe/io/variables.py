@@ -239,7 +239,10 @@ SWEEP_AXES: dict[str, Variable] = {
     "activation": Variable("activation φ", "1", "Nonlinearity of the hidden layers.", "summary"),
     "w_std": Variable("weight std σ_w", "1", "Initialization scale of the weights.", "summary"),
     "b_std": Variable("bias std σ_b", "1", "Initialization scale of the biases.", "summary"),
-    "parameterization": Variable("parameterization", "1", "ntk or standard.", "summary"),
+    "parameterization": Variable("parameterization", "1", "ntk, standard or mup.", "summary"),
+    "layer_rates": Variable(
+        "layer rates", "1", "Per-tensor learning rates: uniform or ntk.", "summary"
+    ),
     "optimizer": Variable("optimizer", "1", "gd, momentum or sgd.", "summary"),
     "loss": Variable("loss", "1", "mse or cross-entropy.", "summary"),
     "momentum": Variable("momentum", "1", "Momentum coefficient.", "summary"),

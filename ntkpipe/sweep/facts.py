@@ -14,6 +14,7 @@ __all__ = [
     "closed_form",
     "init_scales",
     "kernel_arguments",
+    "kernel_parameterization",
 ]
 
 STATUSES = ("ok", "lr_above_critical", "diverged", "missing")
@@ -51,6 +52,17 @@ def kernel_arguments(model: dict) -> dict:
         depth=model["depth"],
         activation=model["activation"],
         **init_scales(model),
-        parameterization=model["parameterization"],
+        parameterization=kernel_parameterization(model),
         width=model["width"],
     )
+
+
+def kernel_parameterization(model: dict) -> str:
+    """The parameterization whose tangent kernel and readout Gram a run's network has at
+    initialization: ``ntk`` for μP and for the standard one with ``layer_rates: ntk``
+    (their kernels of the trained leaves equal the NTK parameterization's; see
+    ``ntkpipe.core.models.DenseSpec.layer_scale``), else the run's own."""
+    parameterization = model["parameterization"]
+    if parameterization == "mup" or model.get("layer_rates", "uniform") == "ntk":
+        return "ntk"
+    return parameterization

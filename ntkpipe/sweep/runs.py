@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from ntkpipe.errors import ConfigError
 from ntkpipe.io import atomic
-from ntkpipe.sweep import stage_table
+from ntkpipe.sweep import facts, stage_table
 from ntkpipe.sweep.loading import deep_update
 from ntkpipe.sweep.validate import (
     SCHEMA_PATH,
@@ -320,8 +320,9 @@ def _run_config(point_config, run_id, axes, seeds):
 
 def _analytic_uses_width(config):
     # Under the standard parameterization the infinite-width kernels still scale with
-    # the width (W ~ N(0, σ_w²/n_in) in the readout's tangent); under NTK they do not.
-    return config["model"]["parameterization"] != "ntk"
+    # the width (W ~ N(0, σ_w²/n_in) in the readout's tangent); under NTK (and μP, and the
+    # standard one with ntk layer rates, whose kernels are NTK's) they do not.
+    return facts.kernel_parameterization(config["model"]) != "ntk"
 
 
 def _analytic_depends_on(path, config):
