@@ -6,6 +6,8 @@ kernel is available), `seed`, `step`, `layer`:
 - loss_train, loss_test, acc_train, acc_test (model, seed, step)
 - rmse_train, rmse_test (seed, step): √mean over examples and outputs of (f_t − f_lin_t)²
 - weight_change (model, seed, step, layer): ‖W_t − W_0‖_F/‖W_0‖_F (for f_lin: ‖ω_t‖_F/‖W_0‖_F)
+- ntk_diag_init (seed, sample): Θ̂₀(x, x) of the first N_SAMPLES training examples (NaN without
+  Θ̂₀), whose relative variance over seeds Hanin & Nica relate to β = Σ_l 1/n_l
 - ntk_change, nngp_change (seed): ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F on the training set (NaN if not computed)
 - ntk_analytic_error, nngp_analytic_error (seed): ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (NaN if not computed);
   K̂ is the readout Gram mapped to the scale of K first, (K̂ − b)/a with `readout_gram_affine`
@@ -79,6 +81,7 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
         if f"fx_{split}_analytic" in linear:
             ds[f"rmse_{split}_analytic"] = _rmse(fx, linear[f"fx_{split}_analytic"])
         ds[f"output_change_{split}"] = _output_change(fx)
+    ds["ntk_diag_init"] = _kernel_diagonal(kernel_init, "ntk_train_train", ds.seed)
     ds["ntk_change"] = _relative_change(kernel_final, kernel_init, "ntk_train_train", ds.seed)
     ds["nngp_change"] = _relative_change(kernel_final, kernel_init, "nngp_train_train", ds.seed)
     ds["ntk_analytic_error"] = _analytic_error(kernel_init, analytic, "ntk_train_train", ds.seed)
@@ -143,7 +146,25 @@ def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
         summary = summary.assign_coords(t=_time(summary))
     if "sample" in summary.dims:
         summary = summary.assign_coords(sample=np.arange(summary.sizes["sample"]))
+    beta = _beta(summary, sweep_config, axes)
+    if beta is not None:
+        summary = summary.assign_coords(beta=beta)
     return variables.annotate(variables.order(summary, axes), axes)
+
+
+def _beta(summary, sweep_config, axes) -> xr.DataArray | None:
+    """β = Σ_l 1/n_l over the hidden layers = depth/width of an MLP (Hanin & Nica 2020), on the
+    depth and width axes where they are swept; None unless every run is an MLP (fc)."""
+    model = sweep_config.get("model", {})
+    if "architecture" in axes or model.get("architecture", "fc") != "fc":
+        return None
+    if any(name not in axes and name not in model for name in ("depth", "width")):
+        return None
+    depth, width = (
+        summary[name] if name in axes else xr.DataArray(float(model[name]))
+        for name in ("depth", "width")
+    )
+    return (depth / width).astype(float)
 
 
 def in_schema_order(summary) -> xr.Dataset:
@@ -301,6 +322,18 @@ def _frobenius(x) -> xr.DataArray:
 
 def _nan_per_seed(seeds) -> xr.DataArray:
     return xr.full_like(seeds, np.nan, dtype=float)
+
+
+def _kernel_diagonal(kernel_init, name, seeds) -> xr.DataArray:
+    """Θ̂₀(x, x) of the first N_SAMPLES training examples [seed, sample] (NaN without Θ̂₀): the
+    fluctuation over seeds of Hanin & Nica (e^{5β} − 1 for ReLU)."""
+    if kernel_init is None:
+        return _nan_per_seed(seeds).expand_dims(sample=N_SAMPLES, axis=1)
+    kernel = kernel_init[name]
+    rows, cols = kernel.dims[1], kernel.dims[2]
+    n = min(N_SAMPLES, kernel.sizes[rows], kernel.sizes[cols])
+    diag = np.stack([kernel.isel({rows: i, cols: i}).values for i in range(n)], axis=1)
+    return xr.DataArray(diag, dims=("seed", "sample"), coords={"seed": seeds.values})
 
 
 def _relative_change(final, initial, name, seeds) -> xr.DataArray:

@@ -25,6 +25,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import beyond
+from ntkpipe.analysis.plots_beyond import plot_kernel_fluctuation
 from ntkpipe.analysis.plots_common import (
     _PANEL_AXIS,
     FIGURE_EXPERIMENTS,
@@ -57,6 +59,7 @@ __all__ = [
     "plot_ensemble",
     "plot_kernel_change",
     "plot_kernel_error",
+    "plot_kernel_fluctuation",
     "plot_kernel_mc",
     "plot_linearization",
     "plot_loss_curves",
@@ -84,7 +87,7 @@ class Plot(NamedTuple):
     function: Callable[[xr.Dataset], Figure]
     names: tuple[str, ...]
     needs_width: bool
-    free: str  # "hue": the hue axis and n_train; "width": width and n_train
+    free: str  # "hue": the hue axis and n_train; "width": width and n_train; "depth_width"
 
 
 #: Figure stem → Plot, in the order of `FIGURES`.
@@ -100,6 +103,7 @@ PLOTS: dict[str, Plot] = {
     "kernel_mc": Plot(plot_kernel_mc, ("ntk_mc_error", "nngp_mc_error"), False, "width"),
     "linearization": Plot(plot_linearization, ("fx_sample_test",), False, "width"),
     "ensemble": Plot(plot_ensemble, ("ensemble_fx",), False, "width"),
+    "kernel_fluctuation": Plot(plot_kernel_fluctuation, ("ntk_diag_init",), False, "depth_width"),
 }
 
 
@@ -180,6 +184,8 @@ def figure_caption(path: str | Path) -> tuple[str, str]:
 def _free_axes(ds: xr.Dataset, plot: Plot) -> tuple:
     if plot.free == "hue":
         return (_hue_axis(ds), _PANEL_AXIS)
+    if plot.free == "depth_width":
+        return ("depth", "width")
     return ("width", _PANEL_AXIS)
 
 
@@ -196,6 +202,8 @@ def _skip_reason(stem: str, plot: Plot, sub: xr.Dataset) -> str | None:
                 f"{title}: not drawn, the sweep has {widths or 'no'} width"
                 f"{'' if widths == 1 else 's'} (an exponent against width needs ≥ {MIN_POINTS})."
             )
+    if stem == "kernel_fluctuation" and not beyond.has_depth_width(usable):
+        return f"{title}: not drawn, it needs depth and width swept (≥ 2 values each)."
     if stem == "kernel_mc" and not analysis.has_mc_samples(usable, at_least=MIN_POINTS):
         return (
             f"{title}: not drawn, fewer than {MIN_POINTS} seeds per job (seeds.per_job) to "

@@ -177,6 +177,19 @@ VARIABLES: dict[str, Variable] = {
     "learning_rate": Variable(
         "learning rate η", "1", "The run's gradient-descent step size.", _SUM
     ),
+    "ntk_diag_init": Variable(
+        "NTK diagonal Θ̂₀(x, x)",
+        "1",
+        "At init, for the first few training examples; its relative variance over seeds grows "
+        "like e^{5β} − 1 (ReLU, Hanin & Nica 2020). NaN: Θ̂₀ not computed.",
+        _SUM,
+    ),
+    "beta": Variable(
+        "depth-to-width ratio β",
+        "1",
+        "β = Σ_l 1/n_l over the hidden layers (= depth/width for fc; Hanin & Nica 2020).",
+        "summary",
+    ),
     "ntk_change": Variable(
         "relative NTK change ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F",
         "1",

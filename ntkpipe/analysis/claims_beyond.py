@@ -1,0 +1,198 @@
+"""The tests of the claims beyond the paper (rows of `ntkpipe.analysis.claims_table`, section
+``beyond``): μP against NTK, depth against width (Hanin & Nica), and which scaling law.
+
+Each test is (summary, row, confidence) → claims, one per group of the other sweep axes; the
+numbers are computed by `ntkpipe.analysis.beyond`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import beyond
+from ntkpipe.analysis.claims_base import Claim, ClaimRow, range_text
+from ntkpipe.analysis.fits import FitError
+from ntkpipe.analysis.summary import format_number, groups
+from ntkpipe.analysis.verdicts import (
+    CONSISTENT,
+    INCONCLUSIVE,
+    INCONSISTENT,
+    NOT_APPLICABLE,
+    interval_needs,
+    range_verdict,
+    sign_verdict,
+)
+
+#: μP: the relative linearization error "does not vanish" when its exponent against width is
+#: above −MUP_MARGIN (NTK: below 0); the NTK parameterization's is about −½ to −1.
+MUP_MARGIN = 0.15
+#: Depths "collapse" onto one curve when their Hanin–Nica constants agree within this factor
+#: (shallowest against deepest depth; e^{5β} is the leading order in 1/n and in 1/depth).
+COLLAPSE_FACTOR = 1.5
+#: The fitted Hanin–Nica constant is consistent with the paper's 5 within this margin (their
+#: e^{5β} is asymptotic in depth and width; biases and finite depth shift it).
+HANIN_NICA_MARGIN = 2.0
+
+
+def mup_contrast_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """‖f − f_lin‖/‖f − f₀‖ decays with width under NTK (exponent CI < 0) and does not under μP
+    (exponent CI above −MUP_MARGIN), per group of the axes other than width and
+    parameterization."""
+    fits = beyond.relative_error_exponents(ds, confidence=confidence)
+    out = []
+    for rest, ntk in fits.get("ntk", []):
+        mup = next((fit for group, fit in fits.get("mup", []) if group == rest), None)
+        out.append(_mup_claim(row, rest, ntk, mup, confidence))
+    return out
+
+
+def _mup_claim(row, group, ntk, mup, confidence) -> Claim:
+    criterion = (
+        f"the {100 * confidence:g}% CI of the exponent of the relative linearization error "
+        f"against width lies below 0 under NTK and above −{MUP_MARGIN:g} under μP"
+    )
+    missing = [name for name, fit in (("ntk", ntk), ("mup", mup)) if not hasattr(fit, "ci_low")]
+    if missing:
+        why = "; ".join(f"{name}: {fit or 'no runs'}" for name, fit in (("ntk", ntk), ("mup", mup)))
+        return Claim(
+            row.figure, row.wording, "no fit", INCONCLUSIVE, criterion, group,
+            reason=f"needs ≥ 3 widths with data for both parameterizations ({why})",
+        )  # fmt: skip
+    ntk_verdict = str(sign_verdict(ntk.ci_low, ntk.ci_high, direction=-1, margin=MUP_MARGIN))
+    if mup.ci_low > -MUP_MARGIN:
+        mup_verdict = CONSISTENT
+    elif mup.ci_high < -MUP_MARGIN:
+        mup_verdict = INCONSISTENT
+    else:
+        mup_verdict = INCONCLUSIVE
+    verdicts = (ntk_verdict, mup_verdict)
+    verdict = (
+        INCONSISTENT
+        if INCONSISTENT in verdicts
+        else CONSISTENT
+        if verdicts == (CONSISTENT, CONSISTENT)
+        else INCONCLUSIVE
+    )
+    reason = ""
+    if verdict == INCONCLUSIVE:
+        reason = "the exponents' intervals straddle the criterion: add seeds or widths"
+    measured = f"exponent NTK {ntk.describe()}; μP {mup.describe()}"
+    return Claim(
+        row.figure, row.wording, measured, verdict, criterion, group, reason=reason,
+        estimate=mup.exponent - ntk.exponent, ci_low=mup.ci_low, ci_high=mup.ci_high,
+        n_points=ntk.n_points + mup.n_points,
+    )  # fmt: skip
+
+
+def hanin_nica_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """The fitted constant c of 1 + R = e^{cβ} (label ``constant``) against the paper's 5, and
+    the collapse of the depths at equal β (label ``collapse``): log(c_deep/c_shallow) within
+    ±log COLLAPSE_FACTOR."""
+    activation = analysis.training_setting(ds, {}, "model.activation")
+    if activation not in (None, "relu"):
+        reason = (
+            f"Hanin & Nica's e^{{5β}} is for ReLU networks; this sweep's model.activation is "
+            f"{activation}"
+        )
+        return [
+            Claim(row.figure, row.wording, "", NOT_APPLICABLE, "", {}, reason=reason, label=lab)
+            for lab in ("constant", "collapse")
+        ]
+    out = []
+    for fit in beyond.fit_hanin_nica(ds, confidence=confidence):
+        out.append(_constant_claim(row, fit, confidence))
+        out.append(_collapse_claim(row, fit, confidence))
+    return out
+
+
+def _constant_claim(row, fit: beyond.HaninNicaFit, confidence) -> Claim:
+    allowed = (beyond.HANIN_NICA_CONSTANT - HANIN_NICA_MARGIN,
+               beyond.HANIN_NICA_CONSTANT + HANIN_NICA_MARGIN)  # fmt: skip
+    verdict = str(range_verdict(fit.ci_low, fit.ci_high, allowed))
+    per_depth = ", ".join(
+        f"L={d}: {format_number(c)} [{format_number(lo)}, {format_number(hi)}]"
+        for d, (c, lo, hi) in fit.per_depth.items()
+    )
+    measured = (
+        f"c = {format_number(fit.constant)} ({100 * confidence:g}% bootstrap CI "
+        f"[{format_number(fit.ci_low)}, {format_number(fit.ci_high)}], {fit.n_points} (depth, "
+        f"width) points, ≥ {fit.n_seeds} seeds each); per depth {per_depth}"
+    )
+    reason = ""
+    if verdict == INCONCLUSIVE:
+        reason = interval_needs(fit.ci_low, fit.ci_high, allowed, "seeds")
+    return Claim(
+        row.figure, row.wording, measured, verdict,
+        f"the bootstrap CI of c in log(1 + R) = c·β lies in {range_text(allowed)} (the paper's "
+        f"5 ± {HANIN_NICA_MARGIN:g}: finite depth, width and biases)",
+        fit.group, reason=reason, label="constant", estimate=fit.constant, ci_low=fit.ci_low,
+        ci_high=fit.ci_high, n_points=fit.n_points,
+    )  # fmt: skip
+
+
+def _collapse_claim(row, fit: beyond.HaninNicaFit, confidence) -> Claim:
+    bound = math.log(COLLAPSE_FACTOR)
+    criterion = (
+        f"the bootstrap CI of log(c_deepest/c_shallowest) lies within ±log {COLLAPSE_FACTOR:g} "
+        "(the depths' constants agree: one curve in β)"
+    )
+    if len(fit.per_depth) < 2 or not np.isfinite(fit.collapse):
+        return Claim(
+            row.figure, row.wording, "one depth", INCONCLUSIVE, criterion, fit.group,
+            reason="needs ≥ 2 depths with data (sweep model.depth)", label="collapse",
+        )  # fmt: skip
+    verdict = str(range_verdict(fit.collapse_low, fit.collapse_high, (-bound, bound)))
+    depths = sorted(fit.per_depth)
+    measured = (
+        f"c(L={depths[-1]})/c(L={depths[0]}) = {format_number(math.exp(fit.collapse))} "
+        f"(CI [{format_number(math.exp(fit.collapse_low))}, "
+        f"{format_number(math.exp(fit.collapse_high))}])"
+    )
+    reason = ""
+    if verdict == INCONCLUSIVE:
+        reason = interval_needs(fit.collapse_low, fit.collapse_high, (-bound, bound), "seeds")
+    return Claim(
+        row.figure, row.wording, measured, verdict, criterion, fit.group, reason=reason,
+        label="collapse", estimate=fit.collapse, ci_low=fit.collapse_low,
+        ci_high=fit.collapse_high, n_points=fit.n_points,
+    )  # fmt: skip
+
+
+def scaling_law_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Which of n^−½ and n^−1 the exponent of `row.metric` against width supports: consistent
+    when exactly one (the measured text names it), inconsistent when neither, inconclusive when
+    both (the reason then gives the seeds or widths that would separate them)."""
+    name = row.metrics[0]
+    keep = [name] + (["status"] if "status" in ds else [])
+    data = analysis.final(analysis.usable_runs(ds[keep]))
+    if name == "rmse_test" and "output_change_test" in ds:
+        data = analysis.relative_rmse_final(ds, "test").to_dataset(name=name)
+    data.attrs = ds.attrs
+    out = []
+    for group, sub in groups(data, exclude=("width",)):
+        out.append(_law_claim(row, group, sub[name], confidence))
+    return out
+
+
+def _law_claim(row, group, da, confidence) -> Claim:
+    criterion = (
+        f"which of the exponents −½ and −1 the {100 * confidence:g}% CI of the fitted exponent "
+        "against width contains: one (consistent), both (inconclusive), neither (inconsistent)"
+    )
+    try:
+        check = beyond.which_scaling_law(da, confidence=confidence)
+    except FitError as error:
+        return Claim(row.figure, row.wording, "no fit", INCONCLUSIVE, criterion, group,
+                     reason=f"needs ≥ 3 widths with data ({error})")  # fmt: skip
+    n = len(check.supported)
+    verdict = CONSISTENT if n == 1 else INCONCLUSIVE if n == 2 else INCONSISTENT
+    fit = check.fit
+    return Claim(
+        row.figure, row.wording, f"exponent {fit.describe()}: {check.describe()}", verdict,
+        criterion, group, reason=check.needs,
+        estimate=fit.exponent, ci_low=fit.ci_low, ci_high=fit.ci_high, n_points=fit.n_points,
+    )  # fmt: skip
