@@ -25,8 +25,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ntkpipe.analysis import aggregate as analysis
-from ntkpipe.analysis import beyond
-from ntkpipe.analysis.plots_beyond import plot_kernel_fluctuation
+from ntkpipe.analysis import finite_width
 from ntkpipe.analysis.plots_common import (
     _PANEL_AXIS,
     FIGURE_EXPERIMENTS,
@@ -37,6 +36,7 @@ from ntkpipe.analysis.plots_common import (
     load_summary,
 )
 from ntkpipe.analysis.plots_curves import plot_loss_curves, plot_rmse_curves
+from ntkpipe.analysis.plots_fluctuation import plot_kernel_fluctuation
 from ntkpipe.analysis.plots_run import plot_ensemble, plot_linearization
 from ntkpipe.analysis.plots_width import (
     plot_kernel_change,
@@ -202,7 +202,7 @@ def _skip_reason(stem: str, plot: Plot, sub: xr.Dataset) -> str | None:
                 f"{title}: not drawn, the sweep has {widths or 'no'} width"
                 f"{'' if widths == 1 else 's'} (an exponent against width needs ≥ {MIN_POINTS})."
             )
-    if stem == "kernel_fluctuation" and not beyond.has_depth_width(usable):
+    if stem == "kernel_fluctuation" and not finite_width.has_depth_width(usable):
         return f"{title}: not drawn, it needs depth and width swept (≥ 2 values each)."
     if stem == "kernel_mc" and not analysis.has_mc_samples(usable, at_least=MIN_POINTS):
         return (

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ntkpipe.analysis import beyond
+from ntkpipe.analysis import finite_width
 from tests.analysis.data import make_relu_ntk_diag
 
 DATA = Path(__file__).with_name("data") / "relu_ntk_diag.npz"
@@ -33,11 +33,11 @@ def test_the_stored_kernels_are_the_librarys():
 
 
 def test_real_relu_kernels_fit_a_constant_near_hanin_nica_and_depths_collapse(real_fluctuations):
-    (fit,) = beyond.fit_hanin_nica(real_fluctuations)
+    (fit,) = finite_width.fit_hanin_nica(real_fluctuations)
     assert fit.ci_low < fit.constant < fit.ci_high
     assert 2.0 < fit.constant < 6.0, fit  # e^{5β} is asymptotic; finite depths give ≈ 3–4
     assert abs(fit.collapse) < np.log(1.5), fit  # depths 2 and 4 at equal β: one curve
-    ratio = beyond.kernel_fluctuation(real_fluctuations)
+    ratio = finite_width.kernel_fluctuation(real_fluctuations)
     assert ratio.sel(depth=4, width=32) > ratio.sel(depth=2, width=32)  # deeper: larger β
 
 
@@ -47,7 +47,7 @@ def test_relabelled_depths_do_not_collapse(real_fluctuations):
     shallow = real_fluctuations["ntk_diag_init"].sel(depth=[2]).values
     widths = real_fluctuations["width"].values.tolist()
     wrong = _summary(np.concatenate([shallow, shallow[:, :, ::-1]], axis=0), (2, 8), widths)
-    (fit,) = beyond.fit_hanin_nica(wrong)
+    (fit,) = finite_width.fit_hanin_nica(wrong)
     assert fit.collapse_high < -np.log(1.5), fit
 
 
@@ -55,7 +55,7 @@ def test_real_kernel_deviation_supports_inverse_square_root_only(real_fluctuatio
     """|Θ̂₀(x, x) − mean|/mean over seeds falls like n^−½ at fixed depth: the check says so."""
     diag = real_fluctuations["ntk_diag_init"].sel(depth=2)
     deviation = (np.abs(diag - diag.mean("seed")) / diag.mean("seed")).mean("sample")
-    check = beyond.which_scaling_law(deviation)
+    check = finite_width.which_scaling_law(deviation)
     assert check.supported == ("n^−1/2",), check.fit
     assert check.describe() == "supports n^−1/2 only"
 
@@ -71,11 +71,12 @@ def test_the_power_calculation_gives_seeds_that_separate_the_laws():
         y = 3.0 * widths[:, None] ** -0.75 * noise
         return xr.DataArray(y, dims=("width", "seed"), coords={"width": widths})
 
-    check = beyond.which_scaling_law(sweep(2))
+    check = finite_width.which_scaling_law(sweep(2))
     assert len(check.supported) == 2 and "seeds per width" in check.needs
     needed = int(check.needs.split("≥ ")[1].split(" seeds")[0])
     assert needed > 2
-    separated = [len(beyond.which_scaling_law(sweep(needed)).supported) < 2 for _ in range(40)]
+    laws = [finite_width.which_scaling_law(sweep(needed)).supported for _ in range(40)]
+    separated = [len(supported) < 2 for supported in laws]
     assert np.mean(separated) >= 0.8
 
 

@@ -7,7 +7,7 @@ import seaborn as sns
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ntkpipe.analysis import beyond
+from ntkpipe.analysis import finite_width
 from ntkpipe.analysis.plots_common import _finish, _legend_below, _new_figure, _styled
 
 
@@ -19,14 +19,14 @@ def plot_kernel_fluctuation(ds: xr.Dataset) -> Figure:
     Args:
         ds: the summary with ``ntk_diag_init`` (depth, width, seed, sample) and ``beta``.
     """
-    if not beyond.has_depth_width(ds):
+    if not finite_width.has_depth_width(ds):
         raise ValueError(
             "the fluctuation figure needs depth and width swept (≥ 2 values each) and "
             "ntk_diag_init (kernels.initial: true, an fc model)"
         )
     fig = _new_figure(1, 1)
     ax = fig.subplots(1, 1)
-    ratio = beyond.kernel_fluctuation(ds)
+    ratio = finite_width.kernel_fluctuation(ds)
     beta = ds["beta"].broadcast_like(ratio)
     depths = [int(d) for d in ds["depth"].values]
     colors = dict(zip(depths, sns.color_palette("viridis", len(depths)), strict=True))
@@ -38,9 +38,9 @@ def plot_kernel_fluctuation(ds: xr.Dataset) -> Figure:
     finite = beta.values[np.isfinite(ratio.values)]
     grid = np.geomspace(finite.min(), finite.max(), 100) if finite.size else np.array([])
     if grid.size:
-        ax.plot(grid, np.expm1(beyond.HANIN_NICA_CONSTANT * grid), "k--",
+        ax.plot(grid, np.expm1(finite_width.HANIN_NICA_CONSTANT * grid), "k--",
                 label=r"Hanin–Nica $e^{5\beta} - 1$")  # fmt: skip
-        fits = beyond.fit_hanin_nica(ds)
+        fits = finite_width.fit_hanin_nica(ds)
         if len(fits) == 1:
             fit = fits[0]
             label = (

@@ -2,7 +2,7 @@
 ``beyond``): μP against NTK, depth against width (Hanin & Nica), and which scaling law.
 
 Each test is (summary, row, confidence) → claims, one per group of the other sweep axes; the
-numbers are computed by `ntkpipe.analysis.beyond`.
+numbers are computed by `ntkpipe.analysis.finite_width`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
-from ntkpipe.analysis import beyond
+from ntkpipe.analysis import finite_width
 from ntkpipe.analysis.claims_base import Claim, ClaimRow, range_text
 from ntkpipe.analysis.fits import FitError
 from ntkpipe.analysis.summary import format_number, groups
@@ -42,7 +42,7 @@ def mup_contrast_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> lis
     """‖f − f_lin‖/‖f − f₀‖ decays with width under NTK (exponent CI < 0) and does not under μP
     (exponent CI above −MUP_MARGIN), per group of the axes other than width and
     parameterization."""
-    fits = beyond.relative_error_exponents(ds, confidence=confidence)
+    fits = finite_width.relative_error_exponents(ds, confidence=confidence)
     out = []
     for rest, ntk in fits.get("ntk", []):
         mup = next((fit for group, fit in fits.get("mup", []) if group == rest), None)
@@ -103,15 +103,15 @@ def hanin_nica_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[
             for lab in ("constant", "collapse")
         ]
     out = []
-    for fit in beyond.fit_hanin_nica(ds, confidence=confidence):
+    for fit in finite_width.fit_hanin_nica(ds, confidence=confidence):
         out.append(_constant_claim(row, fit, confidence))
         out.append(_collapse_claim(row, fit, confidence))
     return out
 
 
-def _constant_claim(row, fit: beyond.HaninNicaFit, confidence) -> Claim:
-    allowed = (beyond.HANIN_NICA_CONSTANT - HANIN_NICA_MARGIN,
-               beyond.HANIN_NICA_CONSTANT + HANIN_NICA_MARGIN)  # fmt: skip
+def _constant_claim(row, fit: finite_width.HaninNicaFit, confidence) -> Claim:
+    allowed = (finite_width.HANIN_NICA_CONSTANT - HANIN_NICA_MARGIN,
+               finite_width.HANIN_NICA_CONSTANT + HANIN_NICA_MARGIN)  # fmt: skip
     verdict = str(range_verdict(fit.ci_low, fit.ci_high, allowed))
     per_depth = ", ".join(
         f"L={d}: {format_number(c)} [{format_number(lo)}, {format_number(hi)}]"
@@ -134,7 +134,7 @@ def _constant_claim(row, fit: beyond.HaninNicaFit, confidence) -> Claim:
     )  # fmt: skip
 
 
-def _collapse_claim(row, fit: beyond.HaninNicaFit, confidence) -> Claim:
+def _collapse_claim(row, fit: finite_width.HaninNicaFit, confidence) -> Claim:
     bound = math.log(COLLAPSE_FACTOR)
     criterion = (
         f"the bootstrap CI of log(c_deepest/c_shallowest) lies within ±log {COLLAPSE_FACTOR:g} "
@@ -184,7 +184,7 @@ def _law_claim(row, group, da, confidence) -> Claim:
         "against width contains: one (consistent), both (inconclusive), neither (inconsistent)"
     )
     try:
-        check = beyond.which_scaling_law(da, confidence=confidence)
+        check = finite_width.which_scaling_law(da, confidence=confidence)
     except FitError as error:
         return Claim(row.figure, row.wording, "no fit", INCONCLUSIVE, criterion, group,
                      reason=f"needs ≥ 3 widths with data ({error})")  # fmt: skip
