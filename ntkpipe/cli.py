@@ -25,6 +25,7 @@ import os
 import sys
 from pathlib import Path
 
+from ntkpipe import __version__, cli_claims
 from ntkpipe.process import configure_compilation_cache, pin_threads  # noqa: F401  (public here)
 
 
@@ -78,7 +79,7 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"ntkpipe {_version()}")
+    parser.add_argument("--version", action="version", version=f"ntkpipe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text, add_arguments, handler in _COMMANDS:
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -100,18 +101,13 @@ Run a sweep (from the repository root):
 
 Watch it and read it:
   ntkpipe status results/<name>       runs done / running / failed / missing, compute, ETA
+  ntkpipe claims results/<name>       the paper's claims and verdicts (--fail-on inconsistent)
   results/<name>/report.html          the report (its path is printed when the sweep ends)
   results/<name>/summary.zarr         every run's metrics: xr.open_zarr(...)
 
 The commands below are the workflow's stages (each Snakemake job runs one; a failed job can
 be rerun by hand from the command in its log), plus status and install-profile."""
 _EPILOG = "Store schema: docs/store-schema.md. Help on a command: ntkpipe COMMAND --help."
-
-
-def _version() -> str:
-    from ntkpipe import __version__
-
-    return __version__
 
 
 # ---------------------------------------------------------------- arguments
@@ -375,6 +371,7 @@ _COMMANDS = [
         _status_args,
         _status,
     ),
+    ("claims", cli_claims.HELP, cli_claims.add_arguments, cli_claims.run),
     (
         "plan",
         "print per rule the jobs, time, memory and bytes a sweep asks for (no data needed)",

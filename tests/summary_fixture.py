@@ -123,7 +123,8 @@ def make_summary(
         "nngp_change": noisy(power("nngp_change", 0.1)),
         "ntk_analytic_error": noisy(power("ntk_analytic_error", 0.3)),
         "nngp_analytic_error": noisy(power("nngp_analytic_error", 0.2)),
-        "lr_critical": noisy(grid * 0 + 1.6),
+        # η_crit above η = 1 in every run (a run above it is set through `statuses`)
+        "lr_critical": grid * 0 + 1.6,
         "diverged_step": (grid * 0 - 1).astype(int),
     }
     order = {

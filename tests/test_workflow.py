@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from ntkpipe.analysis import claims_tsv
 from ntkpipe.io import invocations
 from ntkpipe.sweep import stage_table
 from tests.workflow_helpers import (
@@ -58,6 +59,11 @@ def test_every_store_and_the_report_exist(finished):
                 assert config["run_id"] == str(run)
     assert (out / "report.html").stat().st_size > 10_000
     assert list((out / "figures").glob("*.svg"))
+    # the report job writes the claims of its tables, one row per claim, for every sweep
+    frame = claims_tsv.read_claims(out / "claims.tsv")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert len(frame) == page.count('<tr id="claim-') > 0
+    assert set(frame["verdict"]) <= {"consistent", "inconsistent", "inconclusive", "not applicable"}
 
 
 def test_the_report_shows_the_users_snakemake_command_recorded_once(finished):

@@ -21,9 +21,14 @@ The quantities tested against Lee et al. 2019:
   and it follows the NTK-GP rather than the NNGP where the two differ.
 
 Verdicts (`ntkpipe.analysis.verdicts`): consistent, inconsistent, inconclusive (then
-`Claim.needs` says what would decide it), and "not tested" for a claim without data. The
-tests are in `ntkpipe.analysis.claims_width` (Fig. 1, S5, S9–S10) and
-`ntkpipe.analysis.claims_outputs` (Fig. 2, 3, 4), each stated in `Claim.criterion`.
+`Claim.reason` says what would decide it), not applicable (the sweep does not meet the
+conditions of the paper's statement; `Claim.reason` says which), and "not tested" for a claim
+without data. Every claim is one row of the declarative table
+`ntkpipe.analysis.claims_table.CLAIM_TABLE` (metric, axis, the paper's value, margin,
+wording, conditions), read by the one evaluator here, `paper_claims`; the conditions are in
+`ntkpipe.analysis.claims_applicability`, the statistical tests in
+`ntkpipe.analysis.claims_width` (Fig. 1, S5, S9–S10) and `ntkpipe.analysis.claims_outputs`
+(Fig. 2, 3, 4), each stated in `Claim.criterion`.
 
 Every claim belongs to one of the paper's experiments (`EXPERIMENTS`); the report has one
 section per experiment present in the sweep.
@@ -31,24 +36,33 @@ section per experiment present in the sweep.
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Sequence
+from dataclasses import replace
 
+import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis.claims_applicability import (
+    CHECKS,
+    Finding,
+    conditions_text,
+    mask_runs,
+)
 from ntkpipe.analysis.claims_base import (  # noqa: F401  (re-exported)
     ANALYTIC_SYMBOLS,
     EXPERIMENTS,
     Claim,
+    ClaimRow,
     experiment_of,
 )
 from ntkpipe.analysis.claims_outputs import (  # noqa: F401  (re-exported)
     CLOSER_MARGIN,
     TRACKING_TOLERANCE,
-    empirical_closer_claims,
-    ensemble_claims,
-    tracking_claims,
 )
+from ntkpipe.analysis.claims_table import CLAIM_TABLE
 from ntkpipe.analysis.claims_width import (  # noqa: F401  (re-exported)
     ANALYTIC_ERROR_CLAIM,
     KERNEL_CHANGE_BOUNDS,
@@ -57,49 +71,183 @@ from ntkpipe.analysis.claims_width import (  # noqa: F401  (re-exported)
     RMSE_TREND_MARGIN,
     STEEPER_MARGIN,
     WEIGHT_CHANGE_CLAIMS,
-    mc_claims,
-    width_claims,
 )
-from ntkpipe.analysis.verdicts import VERDICTS  # noqa: F401  (re-exported)
+from ntkpipe.analysis.verdicts import NOT_APPLICABLE, VERDICTS  # noqa: F401  (re-exported)
 
 
-def paper_claims(ds: xr.Dataset, *, confidence: float = 0.95) -> list[Claim]:
+def paper_claims(
+    ds: xr.Dataset, *, confidence: float = 0.95, table: Sequence[ClaimRow] = CLAIM_TABLE
+) -> list[Claim]:
     """The paper's claims tested on this sweep, with verdicts computed from the data.
 
-    A claim is listed only when its data are in the sweep (for the claims against width: the
-    width is a sweep axis and the variable has finite values); it is "inconclusive" when there
-    are data but too few widths, seeds or members to decide. Criteria (stated in each
-    `Claim.criterion`, with `confidence` the level of every interval):
+    For every row of `table` (`ntkpipe.analysis.claims_table.CLAIM_TABLE`) whose data are in
+    the sweep (`ClaimRow.present`):
 
-    - Fig. 1, per layer role: the CI of the exponent lies within ±0.2 of −½ (input, output) or
-      ±0.3 of −1 (hidden); hidden steeper: the CI of p_hidden − p_other (paired per run)
-      below 0 for input and output.
-    - Fig. 1 / S6, per kernel: the CI of the exponent lies in [−1 − 0.2, −½ + 0.2].
-    - Fig. S9–S10, per kernel: the CI of the exponent against width within ±0.2 of −½; with
-      ≥ 3 Monte Carlo sample counts M, the exponent against M at the widest width likewise.
-    - Fig. S5: the CI of the exponent of RMSE(f_T, f^lin_T) against width below 0, at every
-      dataset size; against |D| (one intercept per width) above 0.
-    - Fig. 3 / 4 / S2–S4, per group of the axes other than width: the CI over seeds of the mean
-      RMSE(f_T, f^lin_T)/RMS(f_T − f_0) at the widest width below `TRACKING_TOLERANCE`.
-    - Fig. 3: the CI over runs of mean log(RMSE with Θ̂_0 / RMSE with Θ) below 0.
-    - Fig. 2 / S1, at the widest width: the ensemble mean within 2σ_t/√M + margin of μ_t, its
-      spread within the sampling interval of σ_t, and closer to the NTK-GP than to the NNGP
-      where those differ, each at ≥ 90% of the points (t > 0, α) (inconsistent below 50%).
+    1. the sweep-level conditions the row requires (widths, seeds, analytic kernels): one
+       that fails makes the row one "not applicable" claim with its reason;
+    2. the run-level conditions (trained, lazy regime) mark the runs that meet them; the test
+       runs on those alone (`claims_applicability.mask_runs`);
+    3. per scope of a claim (its values of the other sweep axes), a scope none of whose runs
+       meets a condition is "not applicable" with the reason (e.g. ``training stopped at loss
+       ratio 0.47 …; needs ≈ 900 steps``); runs left out are named in the claim's reason.
+
+    The criteria are stated in each `Claim.criterion` (with `confidence` the level of every
+    interval) followed by the row's conditions.
 
     Returns:
-        The claims, in the order of `EXPERIMENTS`.
+        The claims, in the order of `EXPERIMENTS` and then of the table.
     """
-    claims = width_claims(ds, confidence) if analysis.is_width_sweep(ds) else []
-    if analysis.has_mc_samples(ds):
-        claims += mc_claims(ds, confidence)
-    if analysis.has_data(ds, "output_change_test") and analysis.has_data(ds, "rmse_test"):
-        claims += tracking_claims(ds, confidence)
-    if analysis.has_data(ds, "rmse_test_analytic") and analysis.has_data(ds, "rmse_test"):
-        claims += empirical_closer_claims(ds, confidence)
-    if analysis.has_data(ds, "ensemble_fx") and analysis.has_data(ds, "ntkgp_mean"):
-        claims += ensemble_claims(ds)
+    claims: list[Claim] = []
+    runner = _Runner(ds, confidence)
+    for row in table:
+        if _present(ds, row):
+            claims += _row_claims(runner, row)
     order = list(EXPERIMENTS)
     return sorted(claims, key=lambda c: order.index(c.experiment))
+
+
+def _present(ds: xr.Dataset, row: ClaimRow) -> bool:
+    if row.present is not None:
+        return bool(row.present(ds))
+    return analysis.has_data(ds, row.metrics[0])
+
+
+#: The summary variables the run-level conditions read.
+_CHECKED = ("status", "loss_train", "lr_critical", "learning_rate", "regime")
+
+
+class _Runner:
+    """Runs the rows' tests on the summary, each (row, kept runs) once; a test that does not
+    read its row (``test.row_independent``, e.g. Fig. 2's, which decides three rows at once)
+    once for all its rows."""
+
+    def __init__(self, ds: xr.Dataset, confidence: float):
+        self.ds, self.confidence, self._done, self._kept, self._found = ds, confidence, {}, {}, {}
+        #: the variables the run-level conditions read (selecting a scope of these is cheap)
+        self.checked = ds[[name for name in _CHECKED if name in ds]]
+
+    def keep(self, row: ClaimRow, names: tuple[str, ...]) -> xr.DataArray | None:
+        """The runs that meet the conditions `names` (None: all), and the summary of those."""
+        return self._masked(row, names)[0]
+
+    def finding(self, name: str, row: ClaimRow, group: dict) -> Finding:
+        """The run-level condition `name` on the runs of a scope (it does not read the row)."""
+        key = (name, _scope_key(group))
+        if key not in self._found:
+            sub = self.checked.sel(group) if group else self.checked
+            self._found[key] = CHECKS[name].function(sub, row, group)
+        return self._found[key]
+
+    def _masked(self, row: ClaimRow, names: tuple[str, ...]):
+        if names not in self._kept:
+            keep = _keep(self.ds, row, [CHECKS[n] for n in names])
+            self._kept[names] = (keep, self.ds if keep is None else mask_runs(self.ds, keep))
+        return self._kept[names]
+
+    def test(self, row: ClaimRow, names: tuple[str, ...] = ()) -> list[Claim]:
+        key = (row.test, "" if getattr(row.test, "row_independent", False) else row.key, names)
+        if key not in self._done:
+            ds = self._masked(row, names)[1] if names else self.ds
+            self._done[key] = row.test(ds, row, self.confidence)
+        return _own(row, self._done[key])
+
+
+def _row_claims(runner: _Runner, row: ClaimRow) -> list[Claim]:
+    ds = runner.ds
+    checks = [(name, CHECKS[name]) for name in row.requires]
+    for _, check in checks:
+        if check.level == "sweep":
+            found = check.function(ds, row, {})
+            if found.reason:
+                return [_not_applicable(row, {}, found.reason)]
+    names = tuple(name for name, check in checks if check.level == "scope")
+    keep = runner.keep(row, names)
+    tested = runner.test(row, names if keep is not None else ())
+    if keep is None:  # every run meets the conditions
+        return [_with_row(c, row, []) for c in tested]
+    if not tested and not runner.test(row):
+        return []  # no data for the row even with every run
+    by_scope = {_scope_key(c.group): c for c in tested}
+    out = []
+    for group in _scopes(runner.checked, tested):
+        findings = [runner.finding(name, row, group) for name in names]
+        reasons = [f.reason for f in findings if f.reason]
+        claim = by_scope.get(_scope_key(group))
+        if reasons or claim is None:
+            out.append(_not_applicable(row, group, "; ".join(reasons) or _left_out(findings)))
+        else:
+            out.append(_with_row(claim, row, [f.note for f in findings if f.note]))
+    return out
+
+
+def _with_row(claim: Claim, row: ClaimRow, notes: list[str]) -> Claim:
+    """The claim with the row's figure, wording and key, its conditions in the criterion and
+    the runs left out in its reason."""
+    reason = "; ".join(n for n in (claim.reason, *notes) if n)
+    criterion = claim.criterion
+    if row.requires:
+        criterion = f"{criterion}; {conditions_text(row.requires)}"
+    return replace(
+        claim,
+        figure=row.figure,
+        statement=row.wording,
+        reason=reason,
+        key=row.key,
+        criterion=criterion,
+    )
+
+
+def _scopes(ds: xr.Dataset, tested: list[Claim]) -> list[dict]:
+    """Every scope of a row's claims: each combination of the sweep axes (width aside) its
+    tested claims are grouped by, also those whose runs were all left out ([{}] when the test
+    returned none or groups by no axis)."""
+    axes = [a for a in analysis.sweep_axes(ds) if any(a in c.group for c in tested)]
+    axes = [a for a in axes if a != "width"]
+    values = [[analysis.as_scalar(v) for v in ds[a].values] for a in axes]
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def _own(row: ClaimRow, claims: list[Claim]) -> list[Claim]:
+    return [c for c in claims if not row.label or c.label == row.label]
+
+
+def _keep(ds: xr.Dataset, row: ClaimRow, checks) -> xr.DataArray | None:
+    keep = None
+    for check in checks:
+        found = check.function(ds, row, {})
+        if found.keep is not None:
+            keep = found.keep if keep is None else (keep & found.keep)
+    if keep is None or bool(keep.all()):
+        return None
+    return keep
+
+
+def _scope_key(group: dict) -> str:
+    """A claim's scope without the width (a fit against width uses every width)."""
+    return json.dumps({k: v for k, v in group.items() if k != "width"}, sort_keys=True, default=str)
+
+
+def _left_out(findings: list[Finding]) -> str:
+    notes = [f.note for f in findings if f.note]
+    return "no run left to test: " + "; ".join(notes) if notes else "no run left to test"
+
+
+def _not_applicable(row: ClaimRow, group: dict, reason: str) -> Claim:
+    return Claim(
+        row.figure,
+        row.wording,
+        "not judged",
+        NOT_APPLICABLE,
+        conditions_text(row.requires),
+        {k: v for k, v in group.items() if k != "width"},
+        reason,
+        row.label,
+        np.nan,
+        np.nan,
+        np.nan,
+        0,
+        row.key,
+    )
 
 
 def experiments_present(ds: xr.Dataset, claims: Sequence[Claim] | None = None) -> list[str]:

@@ -24,7 +24,7 @@ import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis.aggregate import format_number
-from ntkpipe.analysis.claims_base import Claim, at_width, widest
+from ntkpipe.analysis.claims_base import Claim, ClaimRow, at_width, widest
 from ntkpipe.analysis.ensembles import FINITE_WIDTH_MARGIN, SEPARATION_ERRORS
 from ntkpipe.analysis.fits import mean_intervals, value_intervals
 from ntkpipe.analysis.verdicts import (
@@ -52,35 +52,43 @@ _TRACKING_FIELDS = (
 )
 
 
-def tracking_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
-    """Fig. 3 / 4: f follows f^lin, per group of the axes other than width, at the widest."""
+def tracking_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. 3 (row label ``plain``: fc, gd, mse) or Fig. 4 / S2–S4 (label ``beyond``: every
+    other setting): f follows f^lin, per group of the axes other than width, at the widest."""
     relative = analysis.relative_rmse_final(ds, "test").to_dataset(name="relative")
     relative.attrs = ds.attrs
     claims = []
     for group, sub in analysis.groups(relative, exclude=("width",)):
+        settings = {k: analysis.training_setting(ds, group, k) for k in _TRACKING_FIELDS}
+        plain, how = _tracking_setting(settings)
+        if plain != (row.label == "plain"):
+            continue
         at_widest, width = widest(sub, "relative")
-        value, low, high, how_measured = _relative_at_widest(sub, at_widest, width, confidence)
+        value, low, high, n, how_measured = _relative_at_widest(sub, at_widest, width, confidence)
         if not math.isfinite(value):
             continue
-        settings = {k: analysis.training_setting(ds, group, k) for k in _TRACKING_FIELDS}
         loss = settings["training.loss"] or "mse"
-        tol = TRACKING_TOLERANCE.get(loss, TRACKING_TOLERANCE["mse"])
-        figure, how = _tracking_figure(settings)
+        tol = row.margin.get(loss, row.margin["mse"])
         verdict = str(range_verdict(low, high, (-math.inf, tol)))
         needs = interval_needs(low, high, (0.0, tol), "seeds")
         claims.append(
             Claim(
-                figure,
-                f"the network f follows its linearization f^lin over training ({how})",
-                f"RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set = {format_number(value, 3)} "
-                f"({100 * confidence:g}% CI [{format_number(low, 3)}, {format_number(high, 3)}]"
-                f"; {how_measured})",
+                row.figure,
+                row.wording,
+                f"{how}: RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set = "
+                f"{format_number(value, 3)} ({100 * confidence:g}% CI "
+                f"[{format_number(low, 3)}, {format_number(high, 3)}]; {how_measured})",
                 verdict,
                 f"the {100 * confidence:g}% CI of the relative RMSE at the widest width (of the "
                 f"power law fitted against width with ≥ 3 widths, else of the mean over seeds) "
                 f"is below {tol:g} ({loss} loss); inconsistent when it lies above",
                 at_width(group, width),
                 needs if verdict == INCONCLUSIVE else "",
+                row.label,
+                value,
+                low,
+                high,
+                n,
             )
         )
     return claims
@@ -99,24 +107,24 @@ def _relative_at_widest(sub, at_widest, width, confidence):
             for v in value_intervals(log_x, log_y, math.log(width), confidence=confidence)
         )
         n = int(np.isfinite(log_y).sum())
-        return value, low, high, f"power law against width fitted on {n} runs, at n = {width}"
+        return value, low, high, n, f"power law against width fitted on {n} runs, at n = {width}"
     values = np.ravel(at_widest["relative"].values)
     mean, half, n = (float(v) for v in mean_intervals(values, confidence=confidence))
     where = f" at n = {width}" if width is not None else ""
-    return mean, mean - half, mean + half, f"mean over {int(n)} seeds{where}"
+    return mean, mean - half, mean + half, int(n), f"mean over {int(n)} seeds{where}"
 
 
-def _tracking_figure(settings: dict) -> tuple[str, str]:
+def _tracking_setting(settings: dict) -> tuple[bool, str]:
+    """Whether the setting is Fig. 3's (fc, full-batch gd, mse), and the setting in words."""
     arch = settings["model.architecture"] or "fc"
     optimizer = settings["training.optimizer"] or "gd"
     loss = settings["training.loss"] or "mse"
     batch = settings["training.batch_size"]
     how = f"{arch}, {optimizer}{f' (batch {batch})' if batch else ''}, {loss} loss"
-    plain = arch == "fc" and optimizer == "gd" and loss == "mse"
-    return ("Fig. 3" if plain else "Fig. 4 / S2–S4"), how
+    return arch == "fc" and optimizer == "gd" and loss == "mse", how
 
 
-def empirical_closer_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
+def empirical_closer_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
     """Fig. 3: f^lin with Θ̂_0 closer to f than f^lin with Θ."""
     both = analysis.empirical_vs_analytic(ds, "test")
     ok = np.isfinite(both["rmse"]) & np.isfinite(both["rmse_analytic"])
@@ -128,21 +136,25 @@ def empirical_closer_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
     log_ratio = np.log(both["rmse"] / both["rmse_analytic"]).where(ok).values.ravel()
     mean, half, _ = (float(v) for v in mean_intervals(log_ratio, confidence=confidence))
     low, high = mean - half, mean + half
-    verdict = str(sign_verdict(low, high, direction=-1, margin=CLOSER_MARGIN))
-    needs = sign_needs(low, high, direction=-1, margin=CLOSER_MARGIN, what="seeds")
+    margin = row.margin
+    verdict = str(sign_verdict(low, high, direction=-1, margin=margin))
+    needs = sign_needs(low, high, direction=-1, margin=margin, what="seeds")
     return [
         Claim(
-            "Fig. 3",
-            "at finite width f^lin with the empirical Θ̂_0 is closer to the network than with "
-            "the analytic Θ",
+            row.figure,
+            row.wording,
             f"Θ̂_0 closer in {closer} of {n_runs} runs; geometric-mean RMSE ratio (Θ̂_0 / Θ) on "
             f"the test set at the end {format_number(math.exp(mean), 3)} "
             f"({100 * confidence:g}% CI [{format_number(math.exp(low), 3)}, "
             f"{format_number(math.exp(high), 3)}])",
             verdict,
             f"the {100 * confidence:g}% CI over runs of the mean log(RMSE with Θ̂_0 / RMSE with "
-            f"Θ) is below 0; inconsistent when it lies above −{CLOSER_MARGIN:g}",
-            needs=needs if verdict == INCONCLUSIVE else "",
+            f"Θ) is below 0; inconsistent when it lies above −{margin:g}",
+            reason=needs if verdict == INCONCLUSIVE else "",
+            estimate=mean,
+            ci_low=low,
+            ci_high=high,
+            n_points=n_runs,
         )
     ]
 
@@ -150,13 +162,14 @@ def empirical_closer_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
 def ensemble_claims(ds: xr.Dataset) -> list[Claim]:
     """Fig. 2 / S1 at the widest width: band, spread, and NTK-GP rather than NNGP."""
     agreement = analysis.ensemble_agreement(ds)
+    points = int((ds["step"] > 0).sum()) * int(ds.sizes.get("alpha", 0))  # (t > 0, α) judged
     claims = []
     for group, sub in analysis.groups(agreement, exclude=("width",)):
         sub = sub.squeeze(drop=True)
         at, width = widest(sub, "band_fraction")
         if not math.isfinite(float(at["band_fraction"].values)):
             continue
-        claims += _ensemble_claims_at(at, at_width(group, width))
+        claims += _ensemble_claims_at(at, at_width(group, width), points)
     return claims
 
 
@@ -167,7 +180,7 @@ _FRACTIONS_TEXT = (
 )
 
 
-def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
+def _ensemble_claims_at(at: xr.Dataset, where: dict, n_points: int = 0) -> list[Claim]:
     value = {name: float(at[name].values) for name in at.data_vars}
     members = int(value["members"])
     band, spread = value["band_fraction"], value["spread_fraction"]
@@ -175,6 +188,8 @@ def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
     follows = str(fraction_verdict(closer)) if separated else INCONCLUSIVE
     return [
         _fraction_claim(
+            "band",
+            n_points,
             "the mean of the trained ensemble lies in the NTK-GP band μ_t ± 2σ_t "
             "(Eq. 14–15) along the interpolation line",
             f"inside μ_t ± 2σ_t/√M + margin for {100 * band:.0f}% of (t > 0, α); "
@@ -185,6 +200,8 @@ def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
             where,
         ),
         _fraction_claim(
+            "spread",
+            n_points,
             "the spread of the ensemble follows the NTK-GP standard deviation σ_t (Eq. 15)",
             f"σ_ensemble inside the 95% interval of a sample σ of M = {members} draws for "
             f"{100 * spread:.0f}% of (t > 0, α); median |σ_ensemble − σ_t| / max σ_t = "
@@ -209,6 +226,9 @@ def _ensemble_claims_at(at: xr.Dataset, where: dict) -> list[Claim]:
             f"{_FRACTIONS_TEXT.replace('(t > 0, α)', 'those points')}",
             where,
             _follows_needs(follows, closer, separated),
+            "follows",
+            closer,
+            n_points=separated,
         ),
     ]
 
@@ -224,10 +244,13 @@ def _follows_needs(verdict: str, closer: float, separated: int) -> str:
     return _fraction_needs(closer)
 
 
-def _fraction_claim(statement, measured, fraction, criterion, where) -> Claim:
+def _fraction_claim(label, n_points, statement, measured, fraction, criterion, where) -> Claim:
     verdict = str(fraction_verdict(fraction))
     needs = _fraction_needs(fraction) if verdict == INCONCLUSIVE else ""
-    return Claim("Fig. 2 / S1", statement, measured, verdict, criterion, where, needs)
+    return Claim(
+        "Fig. 2 / S1", statement, measured, verdict, criterion, where, needs, label, fraction,
+        n_points=n_points,
+    )  # fmt: skip
 
 
 def _fraction_needs(fraction: float) -> str:

@@ -20,11 +20,13 @@ from dataclasses import replace
 import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
-from ntkpipe.analysis.aggregate import DatasetTrend, ExponentFit, format_number
+from ntkpipe.analysis.aggregate import ExponentFit, format_number
 from ntkpipe.analysis.claims_base import (
     ANALYTIC_SYMBOLS,
     Claim,
+    ClaimRow,
     exponent_claim,
+    fit_numbers,
     power,
     range_text,
 )
@@ -48,72 +50,59 @@ MC_ERROR_CLAIM = (-0.5, 0.2)
 RMSE_TREND_MARGIN = 0.1
 
 
-def width_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
-    """The claims against width (Fig. 1 / S6, S5, S9–S10)."""
-    claims: list[Claim] = []
-    if analysis.has_data(ds, "weight_change"):
-        claims += weight_change_claims(ds, confidence)
-    if analysis.has_data(ds, "ntk_change") or analysis.has_data(ds, "nngp_change"):
-        fits = analysis.kernel_change_exponents(ds, confidence=confidence)
-        claims += [_kernel_change_claim(f) for f in fits]
-    if analysis.has_data(ds, "rmse_test"):
-        claims += rmse_claims(ds, confidence)
-    if analysis.has_data(ds, "ntk_analytic_error") or analysis.has_data(ds, "nngp_analytic_error"):
-        fits = analysis.analytic_error_exponents(ds, confidence=confidence)
-        claims += [_analytic_error_claim(f) for f in fits]
-    return claims
-
-
-def weight_change_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
-    """Fig. 1: the exponent per layer role, and hidden steeper than input and output."""
-    claims = []
-    for f in analysis.weight_change_exponents(ds, confidence=confidence):
-        paper, tol = WEIGHT_CHANGE_CLAIMS[f.label]
-        allowed = (paper - tol, paper + tol)
-        claims.append(
-            exponent_claim(
-                "Fig. 1",
-                f"relative change of the {f.label} weights ‖W_T − W_0‖_F/‖W_0‖_F "
-                f"~ n^{power(paper)}",
-                f,
-                allowed,
-                f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
-                f"{power(paper)} (finite-width margin), i.e. inside {range_text(allowed)}",
-            )
+def weight_exponent_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. 1: the exponent of the weight change of the layer role `row.label` against width."""
+    paper, tol = row.paper, row.margin
+    allowed = (paper - tol, paper + tol)
+    return [
+        exponent_claim(
+            row.figure,
+            row.wording,
+            f,
+            allowed,
+            f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
+            f"{power(paper)} (finite-width margin), i.e. inside {range_text(allowed)}",
         )
+        for f in analysis.weight_change_exponents(ds, confidence=confidence)
+        if f.label == row.label
+    ]
+
+
+def steeper_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. 1: hidden weights steeper than input and output (paired per run), per group."""
     by_group: dict[str, list[ExponentFit]] = {}
     for f in analysis.weight_change_ratio_exponents(ds, confidence=confidence):
         by_group.setdefault(json.dumps(f.group, sort_keys=True, default=str), []).append(f)
-    for ratios in by_group.values():
-        claims.append(_steeper_claim(ratios, confidence))
-    return claims
+    return [_steeper_claim(row, ratios, confidence) for ratios in by_group.values()]
 
 
-def _steeper_claim(ratios: list[ExponentFit], confidence: float) -> Claim:
-    statement = "hidden weights change faster with width than input and output weights"
+def _steeper_claim(row: ClaimRow, ratios: list[ExponentFit], confidence: float) -> Claim:
+    margin = row.margin
     criterion = (
         f"the {100 * confidence:g}% CI of p_hidden − p_other (the exponent of the per-run ratio "
         f"of the weight changes) is below 0 for input and output; inconsistent when one lies "
-        f"above −{STEEPER_MARGIN:g}"
+        f"above −{margin:g}"
     )
     group = ratios[0].group
     missing = [f for f in ratios if f.fit is None]
     if missing:
         needs = f"needs ≥ 3 widths with data ({missing[0].reason})"
-        return Claim("Fig. 1", statement, "no fit", INCONCLUSIVE, criterion, group, needs)
+        return Claim(row.figure, row.wording, "no fit", INCONCLUSIVE, criterion, group, needs)
     measured = "; ".join(f"p_{f.label.replace('/', ' − p_')}: {f.fit.describe()}" for f in ratios)
     verdicts = [
-        str(sign_verdict(f.fit.ci_low, f.fit.ci_high, direction=-1, margin=STEEPER_MARGIN))
-        for f in ratios
+        str(sign_verdict(f.fit.ci_low, f.fit.ci_high, direction=-1, margin=margin)) for f in ratios
     ]
     verdict = _all_of(verdicts)
     needs = ""
     if verdict == INCONCLUSIVE:
         f = ratios[verdicts.index(INCONCLUSIVE)]
         needs = f"{f.label}: " + sign_needs(
-            f.fit.ci_low, f.fit.ci_high, direction=-1, margin=STEEPER_MARGIN, what="seeds"
+            f.fit.ci_low, f.fit.ci_high, direction=-1, margin=margin, what="seeds"
         )
-    return Claim("Fig. 1", statement, measured, verdict, criterion, group, needs)
+    # the estimate is the least steep difference (the one that decides the claim)
+    decisive = max(ratios, key=lambda f: f.fit.ci_high)
+    numbers = fit_numbers(decisive.fit)
+    return Claim(row.figure, row.wording, measured, verdict, criterion, group, needs, "", *numbers)
 
 
 def _all_of(verdicts: list[str]) -> str:
@@ -123,34 +112,39 @@ def _all_of(verdicts: list[str]) -> str:
     return "consistent" if set(verdicts) == {"consistent"} else INCONCLUSIVE
 
 
-def _kernel_change_claim(f: ExponentFit) -> Claim:
-    low, high = KERNEL_CHANGE_BOUNDS
-    tol = KERNEL_CHANGE_TOLERANCE
-    s = f.label
+def kernel_change_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. 1 / S6: the exponent of the relative change of the kernel `row.metric`."""
+    (low, high), tol = row.paper, row.margin
     allowed = (low - tol, high + tol)
-    return exponent_claim(
-        "Fig. 1 / S6",
-        f"relative kernel change ‖{s}_T − {s}_0‖_F/‖{s}_0‖_F scales between n^{power(low)} "
-        f"and n^{power(high)}",
-        f,
-        allowed,
-        f"the 95% CI of the fitted exponent lies in {range_text(allowed)} (the paper's range "
-        f"widened by a finite-width margin ±{tol:g})",
-    )
+    return [
+        exponent_claim(
+            row.figure,
+            row.wording,
+            f,
+            allowed,
+            f"the {100 * confidence:g}% CI of the fitted exponent lies in {range_text(allowed)} "
+            f"(the paper's range widened by a finite-width margin ±{tol:g})",
+        )
+        for f in analysis.kernel_change_exponents(ds, confidence=confidence)
+        if f.quantity == row.metrics[0]
+    ]
 
 
-def _analytic_error_claim(f: ExponentFit) -> Claim:
-    paper, tol = ANALYTIC_ERROR_CLAIM
-    s, a = f.label, ANALYTIC_SYMBOLS[f.quantity.split("_")[0]]
-    return exponent_claim(
-        "Fig. S9–S10",
-        f"the empirical kernel at initialization converges: ‖{s}_0 − {a}‖_F/‖{a}‖_F "
-        f"~ n^{power(paper)}",
-        f,
-        (paper - tol, paper + tol),
-        f"the 95% CI of the fitted exponent lies within ±{tol:g} of {power(paper)} "
-        "(finite-width margin)",
-    )
+def analytic_error_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. S9–S10: the exponent of ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (or of K̂) against width."""
+    paper, tol = row.paper, row.margin
+    return [
+        exponent_claim(
+            row.figure,
+            row.wording,
+            f,
+            (paper - tol, paper + tol),
+            f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
+            f"{power(paper)} (finite-width margin)",
+        )
+        for f in analysis.analytic_error_exponents(ds, confidence=confidence)
+        if f.quantity == row.metrics[0]
+    ]
 
 
 def mc_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
@@ -186,53 +180,46 @@ def mc_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
     return claims
 
 
-def rmse_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:
-    """Fig. S5: RMSE(f_T, f^lin_T) falls with the width and grows with |D|."""
-    statement = "RMSE(f_T, f^lin_T) on the test set falls with the width n"
+def rmse_width_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. S5: RMSE(f_T, f^lin_T) falls with the width, per dataset size."""
     criterion = (
         f"the {100 * confidence:g}% CI of the exponent of RMSE against width is below 0; "
-        f"inconsistent when it lies above −{RMSE_TREND_MARGIN:g}"
+        f"inconsistent when it lies above −{row.margin:g}"
+    )
+    return [
+        _sign_claim(row, f.fit, f.reason, -1, criterion, f.group, "3 widths")
+        for f in analysis.rmse_exponents(ds, "test", confidence=confidence)
+    ]
+
+
+def rmse_dataset_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    """Fig. S5: RMSE(f_T, f^lin_T) grows with the dataset size |D| (one intercept per width)."""
+    criterion = (
+        f"the {100 * confidence:g}% CI of the exponent q of RMSE ∝ |D|^q (one intercept per "
+        f"width, seeds as replicates) is above 0; inconsistent when it lies below {row.margin:g}"
     )
     claims = []
-    for f in analysis.rmse_exponents(ds, "test", confidence=confidence):
-        claims.append(
-            _sign_claim("Fig. S5", statement, f.fit, f.reason, -1, criterion, f.group, "3 widths")
-        )
     for trend in analysis.rmse_dataset_trends(ds, "test", confidence=confidence):
-        claims.append(_trend_claim(trend, confidence))
+        claim = _sign_claim(
+            row, trend.fit, trend.reason, +1, criterion, trend.group, "2 dataset sizes"
+        )
+        ratios = "; ".join(f"|D| {a} → {b}: ×{format_number(r, 3)}" for a, b, r in trend.pairs)
+        claims.append(replace(claim, measured=f"{claim.measured}; {ratios}"))
     return claims
 
 
-def _trend_claim(trend: DatasetTrend, confidence: float) -> Claim:
-    criterion = (
-        f"the {100 * confidence:g}% CI of the exponent q of RMSE ∝ |D|^q (one intercept per "
-        f"width, seeds as replicates) is above 0; inconsistent when it lies below "
-        f"{RMSE_TREND_MARGIN:g}"
-    )
-    claim = _sign_claim(
-        "Fig. S5",
-        "RMSE(f_T, f^lin_T) on the test set grows with the dataset size |D|",
-        trend.fit,
-        trend.reason,
-        +1,
-        criterion,
-        trend.group,
-        "2 dataset sizes",
-    )
-    ratios = "; ".join(f"|D| {a} → {b}: ×{format_number(r, 3)}" for a, b, r in trend.pairs)
-    return replace(claim, measured=f"{claim.measured}; {ratios}")
-
-
-def _sign_claim(figure, statement, fit, reason, direction, criterion, group, enough):
+def _sign_claim(row: ClaimRow, fit, reason, direction, criterion, group, enough) -> Claim:
     if fit is None:
         needs = f"needs ≥ {enough} with data ({reason})"
-        return Claim(figure, statement, "no fit", INCONCLUSIVE, criterion, group, needs)
-    verdict = str(
-        sign_verdict(fit.ci_low, fit.ci_high, direction=direction, margin=RMSE_TREND_MARGIN)
-    )
+        return Claim(row.figure, row.wording, "no fit", INCONCLUSIVE, criterion, group, needs)
+    margin = row.margin
+    verdict = str(sign_verdict(fit.ci_low, fit.ci_high, direction=direction, margin=margin))
     needs = ""
     if verdict == INCONCLUSIVE:
         needs = sign_needs(
-            fit.ci_low, fit.ci_high, direction=direction, margin=RMSE_TREND_MARGIN, what="seeds"
+            fit.ci_low, fit.ci_high, direction=direction, margin=margin, what="seeds"
         )
-    return Claim(figure, statement, f"exponent {fit.describe()}", verdict, criterion, group, needs)
+    measured = f"exponent {fit.describe()}"
+    return Claim(
+        row.figure, row.wording, measured, verdict, criterion, group, needs, "", *fit_numbers(fit)
+    )

@@ -1,12 +1,15 @@
 """One self-contained HTML report of a sweep, read like a paper's figure page.
 
-A sticky table of contents; the sweep (axes, provenance: report time, git commit and dirty
-flag, command line, versions, compute per stage from Snakemake's benchmark TSVs); the runs (a
-table that sorts and filters, each run linked to its stores and logs); an overview of the
-paper's claims; one section per experiment present in the sweep (`claims.EXPERIMENTS`): its
-claims with measured numbers and computed verdicts, then its figures
-(`plots.FIGURE_EXPERIMENTS`) at native size, and one line for each figure the sweep cannot
-support (`plots.figure_notes`); an appendix of the experiments it cannot test; the summary.
+The answer first: a sticky table of contents; the paper's claims (how many are consistent,
+inconsistent, inconclusive and not applicable, and every claim that is not consistent with its
+reason and a link to it); one section per experiment present in the sweep
+(`claims.EXPERIMENTS`): its claims with measured numbers and computed verdicts, then its
+figures (`plots.FIGURE_EXPERIMENTS`) at native size, and one line for each figure the sweep
+cannot support (`plots.figure_notes`); then the sweep (axes, provenance: report time, git
+commit and dirty flag, command line, versions, compute per stage from Snakemake's benchmark
+TSVs); the runs (a table that sorts and filters, each run linked to its stores and logs); an
+appendix of the experiments it cannot test; the summary. The claims of its tables are also
+written to ``claims.tsv`` (`ntkpipe.analysis.claims_tsv`).
 
 The page is rendered from ``templates/report.html.j2`` (jinja2, autoescaped: every string
 from the user is HTML-escaped). It needs no network: figures are inlined as base64 data URIs,
@@ -34,8 +37,8 @@ import yaml
 from markupsafe import Markup
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import claims_tsv, report_runs
 from ntkpipe.analysis import provenance as ntk_provenance
-from ntkpipe.analysis import report_runs
 from ntkpipe.analysis.claims import EXPERIMENTS, VERDICTS, Claim, paper_claims
 from ntkpipe.analysis.plots import (
     FIGURE_EXPERIMENTS,
@@ -66,7 +69,8 @@ def write_report(
     *,
     run_table: pd.DataFrame | None = None,
 ) -> Path:
-    """Write the sweep's report as one self-contained HTML file (and ``runs.tsv`` next to it).
+    """Write the sweep's report as one self-contained HTML file (and ``runs.tsv`` and
+    ``claims.tsv`` next to it: every run, and the claims of the report's tables).
 
     Args:
         summary: the summary Dataset or the path of ``summary.zarr``.
@@ -92,11 +96,13 @@ def write_report(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tsv = out_path.parent / "runs.tsv"
     table.to_csv(tsv, sep="\t", index=False)
+    claims = paper_claims(ds)
+    claims_tsv.write_claims(claims, out_path.parent / claims_tsv.FILE_NAME)
     page = render_report(
         ds,
         figures,
         table,
-        paper_claims(ds),
+        claims,
         results_dir=out_path.parent,
         runs_tsv=tsv.name,
     )
@@ -142,7 +148,7 @@ def render_report(
         {
             "key": f"experiment-{key}",
             "title": f"{EXPERIMENTS[key][0]}: {EXPERIMENTS[key][1]}",
-            "claims": [_claim(c) for c in claims if c.experiment == key],
+            "claims": [_claim(c, i) for i, c in enumerate(claims) if c.experiment == key],
             **placed[key],
         }
         for key in tested
@@ -150,14 +156,15 @@ def render_report(
     appendix = [
         {
             "title": f"{EXPERIMENTS[key][0]}: {EXPERIMENTS[key][1]}",
-            "claims": [_claim(c) for c in claims if c.experiment == key],
+            "claims": [_claim(c, i) for i, c in enumerate(claims) if c.experiment == key],
         }
         for key in untested
     ]
     show_figures = bool(others or other_notes or not tested)
-    toc = [("sweep", "Sweep"), ("runs", "Runs"), ("claims", "The paper's claims")]
+    toc = [("claims", "The paper's claims")]
     toc += [(e["key"], e["title"]) for e in experiments]
     toc += [("figures", "Figures")] if show_figures else []
+    toc += [("sweep", "Sweep"), ("runs", "Runs")]
     toc += [("appendix", "Appendix: not testable")] if appendix else []
     toc += [("summary", "Summary dataset")]
     return _TEMPLATE.render(
@@ -316,8 +323,12 @@ def _tested(claim: Claim) -> bool:
     return claim.verdict != "not tested"
 
 
+#: The verdicts the report's first screen always counts (also at 0).
+_COUNTED = tuple(v for v in VERDICTS if v != "not tested")
+
+
 def _claims_overview(claims: Sequence[Claim], tested: list[str]) -> dict:
-    counts = [(_css(v), n, v) for v in VERDICTS if (n := sum(c.verdict == v for c in claims))]
+    counts = [(_css(v), sum(c.verdict == v for c in claims), v) for v in _COUNTED]
     rows = []
     for key in tested:
         own = [c for c in claims if c.experiment == key]
@@ -332,19 +343,25 @@ def _claims_overview(claims: Sequence[Claim], tested: list[str]) -> dict:
                 "verdicts": verdicts,
             }
         )
-    return {"total": len(claims), "counts": counts, "rows": rows}
+    attention = [
+        {**_claim(c, i), "anchor": f"claim-{i}"}
+        for i, c in enumerate(claims)
+        if c.verdict != "consistent" and c.experiment in tested
+    ]
+    return {"total": len(claims), "counts": counts, "rows": rows, "attention": attention}
 
 
-def _claim(c: Claim) -> dict:
+def _claim(c: Claim, index: int) -> dict:
     return {
+        "id": f"claim-{index}",
         "figure": c.figure,
-        "group": analysis.format_group(c.group) or "—",
+        "group": claims_tsv.scope_text(c.group) or "—",
         "statement": c.statement,
         "measured": c.measured,
         "verdict": c.verdict,
         "css": _css(c.verdict),
         "criterion": c.criterion,
-        "needs": getattr(c, "needs", "") or "",  # what would decide an inconclusive claim
+        "reason": c.reason,
     }
 
 

@@ -1,12 +1,18 @@
 """Decision rules of the verdicts: an interval (or a fraction) against the paper's criterion.
 
-Three outcomes, and one for a claim whose data are absent:
+Three outcomes of a test, one for a claim the experiment cannot test, and one for a claim
+whose data are absent:
 
 - ``consistent``: the 95% interval lies inside the region the paper's claim allows;
 - ``inconsistent``: the interval lies outside it (for a one-sided claim: it excludes an effect
   of at least a stated margin in the claimed direction);
 - ``inconclusive``: the data cannot decide (too few widths or seeds, or an interval that
-  straddles the criterion); `Claim.needs` then says what would decide it;
+  straddles the criterion); `Claim.reason` then says what would decide it;
+- ``not applicable``: the experiment does not meet the conditions under which the paper's
+  statement holds (networks not trained far enough, η above η_crit, one seed per point, too
+  few widths, no analytic kernel: `ntkpipe.analysis.claims_applicability`), so no test is
+  made; `Claim.reason` says which condition failed and what would meet it. Counted apart
+  from "inconclusive" (the experiment tests the claim but cannot decide);
 - ``not tested``: the sweep has no data for the claim.
 
 False "consistent" rates. An interval at confidence c misses the true value on a given side
@@ -25,14 +31,15 @@ import numpy as np
 
 from ntkpipe.analysis.summary import format_number
 
-CONSISTENT, INCONSISTENT, INCONCLUSIVE, NOT_TESTED = (
+CONSISTENT, INCONSISTENT, INCONCLUSIVE, NOT_APPLICABLE, NOT_TESTED = (
     "consistent",
     "inconsistent",
     "inconclusive",
+    "not applicable",
     "not tested",
 )
 #: Verdicts of a claim, in the order the report counts them.
-VERDICTS = (CONSISTENT, INCONSISTENT, INCONCLUSIVE, NOT_TESTED)
+VERDICTS = (CONSISTENT, INCONSISTENT, INCONCLUSIVE, NOT_APPLICABLE, NOT_TESTED)
 #: Fig. 2 fraction rules: consistent at or above the first, inconsistent below the second.
 FRACTION_THRESHOLDS = (0.9, 0.5)
 

@@ -60,7 +60,8 @@ rule figures:
 
 
 rule report:
-    """One self-contained HTML page: config, runs, paper claims, figures, summary."""
+    """One self-contained HTML page: claims, config, runs, figures, summary; and the claims
+    as claims.tsv next to it (written by the same job)."""
     input:
         summary=stage_output("collect"),
         figures=stage_output("figures"),
@@ -68,6 +69,7 @@ rule report:
         html=report(
             stage_output("report"), caption="../report/report.rst", category="Report"
         ),
+        claims=f"{OUT}/claims.tsv",
     log:
         f"{OUT}/logs/report.log",
     conda:

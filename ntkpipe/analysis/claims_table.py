@@ -1,0 +1,286 @@
+"""The paper's claims as one declarative table: one `ClaimRow` per claim, read by one evaluator
+(`ntkpipe.analysis.claims.paper_claims`).
+
+A row says what is measured (``metric``, a summary variable), against what (``axis``), the
+paper's value or band (``paper``) and the allowance around it (``margin``), the claim's
+wording, the conditions under which the paper's statement applies (``requires``, see
+`ntkpipe.analysis.claims_applicability`), and the statistical test that decides it (``test``:
+(summary, row, confidence) → claims, one per scope, in `claims_width` / `claims_outputs`).
+
+To add a claim:
+
+1. write its test, ``def my_claims(ds, row, confidence) -> list[Claim]``, next to the tests of
+   its kind (reading the paper's value and margin from ``row.paper`` / ``row.margin``, one
+   `Claim` per scope with ``estimate``, ``ci_low``, ``ci_high``, ``n_points`` filled in; reuse
+   `claims_base.exponent_claim` for an exponent, `verdicts.sign_verdict` for a direction);
+2. add a row to `CLAIM_TABLE` below, in the order of the report (its key's section must be a
+   key of `claims_base.EXPERIMENTS`);
+3. add a test in tests/analysis/test_claims.py on data where it holds and where it fails.
+
+The evaluator lists the row when its data are present, checks ``requires`` (a failed condition
+gives "not applicable" with the reason), runs the test on the runs that meet the conditions
+and writes the row's wording and key onto every claim the test returns.
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import claims_outputs as outputs
+from ntkpipe.analysis import claims_width as width
+from ntkpipe.analysis.claims_applicability import CUSTOM_ARCHITECTURE
+from ntkpipe.analysis.claims_base import Claim, ClaimRow, power
+
+#: Conditions of the claims on trained networks in the lazy regime, with a fit against width.
+TRAINED_WIDTH = ("widths", "seeds", "trained", "lazy")
+#: Conditions of the claims on trained networks in the lazy regime, at the widest width.
+TRAINED = ("seeds", "trained", "lazy")
+
+
+def _custom(ds: xr.Dataset) -> bool:
+    return analysis.training_setting(ds, {}, "model.architecture") == CUSTOM_ARCHITECTURE
+
+
+def _width_data(name: str):
+    """Present when the width is swept and `name` has data."""
+
+    def present(ds: xr.Dataset) -> bool:
+        return analysis.is_width_sweep(ds) and analysis.has_data(ds, name)
+
+    return present
+
+
+def _analytic_width_data(name: str):
+    """Present when the width is swept and `name` has data, or the model is custom (then the
+    row is listed as not applicable: a custom model has no analytic kernel)."""
+
+    def present(ds: xr.Dataset) -> bool:
+        return analysis.is_width_sweep(ds) and (analysis.has_data(ds, name) or _custom(ds))
+
+    return present
+
+
+def _tracking_present(ds: xr.Dataset) -> bool:
+    return analysis.has_data(ds, "output_change_test") and analysis.has_data(ds, "rmse_test")
+
+
+def _closer_present(ds: xr.Dataset) -> bool:
+    return analysis.has_data(ds, "rmse_test") and (
+        analysis.has_data(ds, "rmse_test_analytic") or _custom(ds)
+    )
+
+
+def _mc_present(ds: xr.Dataset) -> bool:
+    return analysis.has_mc_samples(ds) or (_custom(ds) and "mc_samples" in ds)
+
+
+def _ensemble_present(ds: xr.Dataset) -> bool:
+    return analysis.has_data(ds, "ensemble_fx") and (
+        analysis.has_data(ds, "ntkgp_mean") or _custom(ds)
+    )
+
+
+def _mc_test(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    return width.mc_claims(ds, confidence)
+
+
+def _ensemble_test(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    return outputs.ensemble_claims(ds)
+
+
+# these tests decide every row of their kind at once (`Claim.label` picks the row's claim)
+_mc_test.row_independent = True
+_ensemble_test.row_independent = True
+
+
+_W = "‖W_T − W_0‖_F/‖W_0‖_F"
+
+#: The paper's claims, in the report's order.
+CLAIM_TABLE: tuple[ClaimRow, ...] = (
+    *(
+        ClaimRow(
+            key=f"fig1.{role}_weights",
+            figure="Fig. 1",
+            wording=f"relative change of the {role} weights {_W} ~ n^{power(paper)}",
+            metric="weight_change",
+            axis="width",
+            paper=paper,
+            margin=margin,
+            test=width.weight_exponent_claims,
+            label=role,
+            requires=TRAINED_WIDTH,
+            present=_width_data("weight_change"),
+        )
+        for role, (paper, margin) in width.WEIGHT_CHANGE_CLAIMS.items()
+    ),
+    ClaimRow(
+        key="fig1.hidden_steeper",
+        figure="Fig. 1",
+        wording="hidden weights change faster with width than input and output weights",
+        metric="weight_change",
+        axis="width",
+        paper="p_hidden − p_input < 0 and p_hidden − p_output < 0",
+        margin=width.STEEPER_MARGIN,
+        test=width.steeper_claims,
+        requires=TRAINED_WIDTH,
+        present=_width_data("weight_change"),
+    ),
+    *(
+        ClaimRow(
+            key=f"fig1.{kernel}_change",
+            figure="Fig. 1 / S6",
+            wording=f"relative kernel change ‖{s}_T − {s}_0‖_F/‖{s}_0‖_F scales between "
+            f"n^{power(width.KERNEL_CHANGE_BOUNDS[0])} and "
+            f"n^{power(width.KERNEL_CHANGE_BOUNDS[1])}",
+            metric=f"{kernel}_change",
+            axis="width",
+            paper=width.KERNEL_CHANGE_BOUNDS,
+            margin=width.KERNEL_CHANGE_TOLERANCE,
+            test=width.kernel_change_claims,
+            requires=TRAINED_WIDTH,
+            present=_width_data(f"{kernel}_change"),
+        )
+        for kernel, s in (("ntk", "Θ̂"), ("nngp", "K̂"))
+    ),
+    ClaimRow(
+        key="fig2.band",
+        figure="Fig. 2 / S1",
+        wording="the mean of the trained ensemble lies in the NTK-GP band μ_t ± 2σ_t "
+        "(Eq. 14–15) along the interpolation line",
+        metric="ntkgp_mean",
+        axis="(t, α)",
+        paper="mean_ens = μ_t",
+        margin="FINITE_WIDTH_MARGIN × max σ_t",
+        test=_ensemble_test,
+        label="band",
+        requires=("analytic",),
+        present=_ensemble_present,
+    ),
+    ClaimRow(
+        key="fig2.spread",
+        figure="Fig. 2 / S1",
+        wording="the spread of the ensemble follows the NTK-GP standard deviation σ_t (Eq. 15)",
+        metric="ntkgp_std",
+        axis="(t, α)",
+        paper="σ_ens = σ_t",
+        margin="FINITE_WIDTH_MARGIN × max σ_t",
+        test=_ensemble_test,
+        label="spread",
+        requires=("analytic",),
+        present=_ensemble_present,
+    ),
+    ClaimRow(
+        key="fig2.follows_ntkgp",
+        figure="Fig. 2 / S1",
+        wording="gradient descent follows the NTK-GP, not the NNGP (readout-only training, "
+        "Eq. S22–S23, whose t → ∞ limit is the posterior of Eq. 13)",
+        metric="ntkgp_mean,nngp_mean",
+        axis="(t, α)",
+        paper="closer to μ_NTK than to μ_NNGP",
+        margin="SEPARATION_ERRORS standard errors",
+        test=_ensemble_test,
+        label="follows",
+        requires=("analytic",),
+        present=_ensemble_present,
+    ),
+    ClaimRow(
+        key="fig3.tracking",
+        figure="Fig. 3",
+        wording="the network f follows its linearization f^lin over training "
+        "(fc, full-batch gradient descent, MSE)",
+        metric="rmse_test,output_change_test",
+        axis="width",
+        paper=0.0,
+        margin=outputs.TRACKING_TOLERANCE,
+        test=outputs.tracking_claims,
+        label="plain",
+        requires=TRAINED,
+        present=_tracking_present,
+    ),
+    ClaimRow(
+        key="fig3.empirical_closer",
+        figure="Fig. 3",
+        wording="at finite width f^lin with the empirical Θ̂_0 is closer to the network than "
+        "with the analytic Θ",
+        metric="rmse_test_analytic,rmse_test",
+        axis="runs",
+        paper="log(RMSE_Θ̂ / RMSE_Θ) < 0",
+        margin=outputs.CLOSER_MARGIN,
+        test=outputs.empirical_closer_claims,
+        requires=("analytic", *TRAINED),
+        present=_closer_present,
+    ),
+    ClaimRow(
+        key="fig4.tracking",
+        figure="Fig. 4 / S2–S4",
+        wording="the network f follows its linearization f^lin over training beyond full-batch "
+        "gradient descent on MSE (momentum, minibatch SGD, cross-entropy, conv nets)",
+        metric="rmse_test,output_change_test",
+        axis="width",
+        paper=0.0,
+        margin=outputs.TRACKING_TOLERANCE,
+        test=outputs.tracking_claims,
+        label="beyond",
+        requires=TRAINED,
+        present=_tracking_present,
+    ),
+    ClaimRow(
+        key="figS5.rmse_falls_with_width",
+        figure="Fig. S5",
+        wording="RMSE(f_T, f^lin_T) on the test set falls with the width n",
+        metric="rmse_test",
+        axis="width",
+        paper="exponent < 0",
+        margin=width.RMSE_TREND_MARGIN,
+        test=width.rmse_width_claims,
+        requires=TRAINED_WIDTH,
+        present=_width_data("rmse_test"),
+    ),
+    ClaimRow(
+        key="figS5.rmse_grows_with_data",
+        figure="Fig. S5",
+        wording="RMSE(f_T, f^lin_T) on the test set grows with the dataset size |D|",
+        metric="rmse_test",
+        axis="n_train",
+        paper="exponent > 0",
+        margin=width.RMSE_TREND_MARGIN,
+        test=width.rmse_dataset_claims,
+        requires=TRAINED,
+        present=_width_data("rmse_test"),
+    ),
+    *(
+        ClaimRow(
+            key=f"figS9.{kernel}_analytic_error",
+            figure="Fig. S9–S10",
+            wording=f"the empirical kernel at initialization converges: ‖{s}_0 − {a}‖_F/‖{a}‖_F "
+            f"~ n^{power(width.ANALYTIC_ERROR_CLAIM[0])}",
+            metric=f"{kernel}_analytic_error",
+            axis="width",
+            paper=width.ANALYTIC_ERROR_CLAIM[0],
+            margin=width.ANALYTIC_ERROR_CLAIM[1],
+            test=width.analytic_error_claims,
+            requires=("analytic", "widths", "seeds"),
+            present=_analytic_width_data(f"{kernel}_analytic_error"),
+        )
+        for kernel, s, a in (("ntk", "Θ̂", "Θ"), ("nngp", "K̂", "K"))
+    ),
+    *(
+        ClaimRow(
+            key=f"figS9.{kernel}_monte_carlo",
+            figure="Fig. S9–S10",
+            wording=f"the mean of M empirical kernels converges to the analytic one: "
+            f"‖mean_M {s}_0 − {a}‖_F/‖{a}‖_F ~ M^{power(width.MC_ERROR_CLAIM[0])} "
+            "(Monte Carlo, M ≪ n)",
+            metric=f"{kernel}_mc_error",
+            axis="mc_samples",
+            paper=width.MC_ERROR_CLAIM[0],
+            margin=width.MC_ERROR_CLAIM[1],
+            test=_mc_test,
+            label=f"{kernel}_mc_error",
+            requires=("analytic",),
+            present=_mc_present,
+        )
+        for kernel, s, a in (("ntk", "Θ̂", "Θ"), ("nngp", "K̂", "K"))
+    ),
+)
