@@ -24,6 +24,7 @@ EXPERIMENTS = {
     "fig4": ("Fig. 4 / S2–S4", "Beyond full-batch gradient descent on MSE"),
     "figS5": ("Fig. S5", "Where linearization breaks"),
     "figS9": ("Fig. S9–S10", "The empirical kernels converge"),
+    "beyond": ("Beyond the paper", "where the lazy regime ends (learning rate against η_crit)"),
 }
 
 ANALYTIC_SYMBOLS = {"ntk": "Θ", "nngp": "K"}

@@ -102,7 +102,7 @@ def test_closed_form_with_rate_weighted_kernel_is_per_parameter_gd_on_f_lin():
         rates = _ntk_rates(p0)
         f0, jvp_at = std.apply(p0, x), lambda w: jax.jvp(lambda p: std.apply(p, x), (p0,), (w,))
         f_lin = lambda p: f0 + jvp_at(jax.tree.map(jnp.subtract, p, p0))[1]
-        lr, steps = 1.3, 20
+        lr, steps = 1.3, 12
         reference = _per_tensor_gd(lambda p, _: f_lin(p), p0, rates, x, y, lr, steps)
         theta_r = kernels.empirical_ntk(rated, q0, x)
         predict = dynamics.gradient_descent_mse(theta_r, y, lr, discrete=True)
@@ -115,13 +115,12 @@ def test_closed_form_with_rate_weighted_kernel_is_per_parameter_gd_on_f_lin():
         assert np.max(np.abs(other - reference)) > 1e-3
 
 
-@pytest.mark.parametrize("depth", [1, 3])
-def test_mup_tangent_kernel_at_init_is_the_ntk_one(depth):
+def test_mup_tangent_kernel_at_init_is_the_ntk_one():
     """μP = NTK with readout weights 1/√n smaller and rates n times larger (not the readout
     bias's): Θ at init is then exactly the NTK parameterization's (dense and generic paths)."""
     with jax.enable_x64(True):
         x, _ = _data(n=4, d_in=3)
-        n = 32
+        n, depth = 32, 2
         mup = models.mlp(depth, n, 2, "relu", "mup", W_STD, B_STD)
         ntk = models.mlp(depth, n, 2, "relu", "ntk", W_STD, B_STD)
         q = mup.init(jax.random.PRNGKey(0), x)
@@ -172,8 +171,8 @@ def test_mup_initial_variances_and_per_layer_rates_match_the_definition():
 def test_coord_check_mup_feature_updates_are_flat_in_width_ntk_are_not():
     """One GD step; ‖Δh_l‖_rms of every hidden layer against the width: μP's stays O(1), the
     NTK parameterization's falls like n^{−1/2} (fitted log-log slopes)."""
-    with jax.enable_x64(True):
-        x, y = _data(n=8, d_in=10, k=1, seed=2)
+    x, y = (np.asarray(a, np.float32) for a in _data(n=8, d_in=10, k=1, seed=2))
+    with jax.enable_x64(False):  # float32 suffices for a scale; float64 at n = 2048 is slow
         y = 10 * y  # the residual f₀ − y ≈ −y: the NTK f₀ = O(1) varies by seed and width
         widths = [128, 512, 2048]
         slopes = {}
