@@ -1,5 +1,7 @@
 """The tests of the claims beyond the paper (rows of `ntkpipe.analysis.claims_table`, section
-``beyond``): μP against NTK, depth against width (Hanin & Nica), and which scaling law.
+``beyond``): μP against NTK and depth against width (Hanin & Nica); and which scaling law,
+n^−½ or n^−1, the exponents of the paper's kernel-change (Fig. 1) and RMSE (Fig. S5) claims
+support (:func:`with_scaling_law`, which wraps those rows' tests).
 
 Each test is (summary, row, confidence) → claims, one per group of the other sweep axes; the
 numbers are computed by `ntkpipe.analysis.finite_width`.
@@ -8,15 +10,17 @@ numbers are computed by `ntkpipe.analysis.finite_width`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis import finite_width
-from ntkpipe.analysis.claims_base import Claim, ClaimRow, range_text
+from ntkpipe.analysis.claims_base import Claim, ClaimRow, ClaimTest, range_text
 from ntkpipe.analysis.fits import FitError
-from ntkpipe.analysis.summary import format_number, groups
+from ntkpipe.analysis.summary import format_number
 from ntkpipe.analysis.verdicts import (
     CONSISTENT,
     INCONCLUSIVE,
@@ -162,37 +166,49 @@ def _collapse_claim(row, fit: finite_width.HaninNicaFit, confidence) -> Claim:
     )  # fmt: skip
 
 
-def scaling_law_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
-    """Which of n^−½ and n^−1 the exponent of `row.metric` against width supports: consistent
-    when exactly one (the measured text names it), inconsistent when neither, inconclusive when
-    both (the reason then gives the seeds or widths that would separate them)."""
-    name = row.metrics[0]
-    keep = [name] + (["status"] if "status" in ds else [])
-    data = analysis.final(analysis.usable_runs(ds[keep]))
-    if name == "rmse_test" and "output_change_test" in ds:
-        data = analysis.relative_rmse_final(ds, "test").to_dataset(name=name)
-    data.attrs = ds.attrs
-    out = []
-    for group, sub in groups(data, exclude=("width",)):
-        out.append(_law_claim(row, group, sub[name], confidence))
-    return out
+def with_scaling_law(test: ClaimTest, values: Callable[[xr.Dataset], xr.DataArray]) -> ClaimTest:
+    """A row's exponent test whose claims also say which of n^−½ and n^−1 their exponent's
+    interval supports ("supports n^−1 only", "both", "neither", appended to `measured`) and,
+    when it supports both, the seeds per width or the widths that would separate them (appended
+    to `reason`; :func:`ntkpipe.analysis.finite_width.which_scaling_law`). The verdict is the
+    row's own.
+
+    Args:
+        test: the row's test (claims with a ``group`` per scope).
+        values: the fitted quantity at the end of every usable run (axes…, seed) of a summary.
+    """
+
+    def test_with_law(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+        claims = test(ds, row, confidence)
+        if not claims:
+            return claims
+        data = values(ds)
+        return [_with_law(claim, data, confidence) for claim in claims]
+
+    test_with_law.row_independent = getattr(test, "row_independent", False)
+    return test_with_law
 
 
-def _law_claim(row, group, da, confidence) -> Claim:
-    criterion = (
-        f"which of the exponents −½ and −1 the {100 * confidence:g}% CI of the fitted exponent "
-        "against width contains: one (consistent), both (inconclusive), neither (inconsistent)"
-    )
+def kernel_change_values(name: str) -> Callable[[xr.Dataset], xr.DataArray]:
+    """The relative kernel change `name` at the end of every usable run."""
+
+    def values(ds: xr.Dataset) -> xr.DataArray:
+        keep = [name] + (["status"] if "status" in ds else [])
+        return analysis.final(analysis.usable_runs(ds[keep]))[name]
+
+    return values
+
+
+def rmse_values(ds: xr.Dataset) -> xr.DataArray:
+    """RMSE(f_T, f^lin_T) on the test set at the end of every usable run."""
+    return analysis.rmse_final(ds, "test")
+
+
+def _with_law(claim: Claim, data: xr.DataArray, confidence: float) -> Claim:
+    scope = {k: v for k, v in claim.group.items() if k in data.dims and k != "width"}
     try:
-        check = finite_width.which_scaling_law(da, confidence=confidence)
-    except FitError as error:
-        return Claim(row.figure, row.wording, "no fit", INCONCLUSIVE, criterion, group,
-                     reason=f"needs ≥ 3 widths with data ({error})")  # fmt: skip
-    n = len(check.supported)
-    verdict = CONSISTENT if n == 1 else INCONCLUSIVE if n == 2 else INCONSISTENT
-    fit = check.fit
-    return Claim(
-        row.figure, row.wording, f"exponent {fit.describe()}: {check.describe()}", verdict,
-        criterion, group, reason=check.needs,
-        estimate=fit.exponent, ci_low=fit.ci_low, ci_high=fit.ci_high, n_points=fit.n_points,
-    )  # fmt: skip
+        check = finite_width.which_scaling_law(data.sel(scope), confidence=confidence)
+    except (FitError, KeyError, ValueError):
+        return claim
+    reason = "; ".join(part for part in (claim.reason, check.needs) if part)
+    return replace(claim, measured=f"{claim.measured}; {check.describe()}", reason=reason)

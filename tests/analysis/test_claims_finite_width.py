@@ -13,7 +13,8 @@ from ntkpipe.analysis import claims
 from ntkpipe.analysis.claims_table import CLAIM_TABLE
 from tests.summary_fixture import make_summary
 
-ROWS = {row.key: row for row in CLAIM_TABLE if row.key.startswith("beyond.")}
+TABLE = {row.key: row for row in CLAIM_TABLE}
+ROWS = {key: row for key, row in TABLE.items() if key.startswith("beyond.")}
 DATA = Path(__file__).with_name("data") / "relu_ntk_diag.npz"
 
 
@@ -48,20 +49,28 @@ def test_mup_contrast_row_needs_both_parameterizations():
 
 
 @pytest.mark.parametrize(
-    ("exponent", "noise", "verdict", "law"),
+    ("exponent", "noise", "law"),
     [
-        (-1.0, 0.05, "consistent", "supports n^−1 only"),
-        (-0.5, 0.05, "consistent", "supports n^−1/2 only"),
-        (-0.75, 0.05, "inconsistent", "supports neither"),
-        (-0.75, 0.8, "inconclusive", "supports both"),
+        (-1.0, 0.05, "supports n^−1 only"),
+        (-0.5, 0.05, "supports n^−1/2 only"),
+        (-0.75, 0.05, "supports neither"),
+        (-0.75, 0.8, "supports both"),
     ],
 )
-def test_the_kernel_change_law_says_which_exponent(exponent, noise, verdict, law):
+def test_the_kernel_change_claim_says_which_law_its_interval_supports(exponent, noise, law):
     ds = make_summary(n_trains=None, seeds=2, noise=noise, exponents={"ntk_change": exponent})
-    claim = _verdicts(ds, "beyond.ntk_change_law")["beyond.ntk_change_law"]
-    assert claim.verdict == verdict and law in claim.measured, claim
-    if verdict == "inconclusive":
-        assert "seeds per width" in claim.reason and "widths up to" in claim.reason
+    (claim,) = claims.paper_claims(ds, table=[TABLE["fig1.ntk_change"]])
+    assert law in claim.measured, claim
+    if law == "supports both":  # the power calculation: what would separate them
+        assert "seeds per width" in claim.reason and "widths up to" in claim.reason, claim
+    else:
+        assert "separate" not in claim.reason
+
+
+def test_the_rmse_claim_says_which_law_per_dataset_size():
+    ds = make_summary(seeds=3, exponents={"rmse_width": -1.0})
+    out = claims.paper_claims(ds, table=[TABLE["figS5.rmse_falls_with_width"]])
+    assert len(out) == 2 and all("supports n^−1 only" in c.measured for c in out), out
 
 
 def _real_fluctuations(activation="relu"):
