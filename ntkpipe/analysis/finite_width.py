@@ -92,6 +92,34 @@ class ScalingLawCheck:
         return f"supports {self.supported[0]} only"
 
 
+def beta_coordinate(summary: xr.Dataset, sweep_config: dict, axes) -> xr.DataArray | None:
+    """β = Σ_l 1/n_l over the hidden layers = depth/width of an MLP (Hanin & Nica 2020), on the
+    depth and width axes where they are swept (the summary's ``beta`` coordinate); None unless
+    every run is an MLP (fc) with a depth and a width."""
+    model = sweep_config.get("model", {})
+    if "architecture" in axes or model.get("architecture", "fc") != "fc":
+        return None
+    if any(name not in axes and name not in model for name in ("depth", "width")):
+        return None
+    depth, width = (
+        summary[name] if name in axes else xr.DataArray(float(model[name]))
+        for name in ("depth", "width")
+    )
+    return (depth / width).astype(float)
+
+
+def kernel_diagonal(kernel_init: xr.Dataset | None, seeds: xr.DataArray, n: int) -> xr.DataArray:
+    """Θ̂₀(x, x) of the first `n` training examples [seed, sample] from ``kernel_init.zarr``
+    (``ntk_train_train``; NaN without it): the per-run part of :func:`kernel_fluctuation`."""
+    if kernel_init is None:
+        return xr.full_like(seeds, np.nan, dtype=float).expand_dims(sample=n, axis=1)
+    kernel = kernel_init["ntk_train_train"]
+    rows, cols = kernel.dims[1], kernel.dims[2]
+    n = min(n, kernel.sizes[rows], kernel.sizes[cols])
+    diag = np.stack([kernel.isel({rows: i, cols: i}).values for i in range(n)], axis=1)
+    return xr.DataArray(diag, dims=("seed", "sample"), coords={"seed": seeds.values})
+
+
 def kernel_fluctuation(ds: xr.Dataset) -> xr.DataArray:
     """R = Var_seed Θ̂₀(x, x) / (E_seed Θ̂₀(x, x))², averaged over the sampled x (axes…).
 

@@ -6,8 +6,7 @@ kernel is available), `seed`, `step`, `layer`:
 - loss_train, loss_test, acc_train, acc_test (model, seed, step)
 - rmse_train, rmse_test (seed, step): √mean over examples and outputs of (f_t − f_lin_t)²
 - weight_change (model, seed, step, layer): ‖W_t − W_0‖_F/‖W_0‖_F (for f_lin: ‖ω_t‖_F/‖W_0‖_F)
-- ntk_diag_init (seed, sample): Θ̂₀(x, x) of the first N_SAMPLES training examples (NaN without
-  Θ̂₀), whose relative variance over seeds Hanin & Nica relate to β = Σ_l 1/n_l
+- ntk_diag_init (seed, sample): Θ̂₀(x, x) of the first N_SAMPLES training examples (β, Hanin–Nica)
 - ntk_change, nngp_change (seed): ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F on the training set (NaN if not computed)
 - ntk_analytic_error, nngp_analytic_error (seed): ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (NaN if not computed);
   K̂ is the readout Gram mapped to the scale of K first, (K̂ − b)/a with `readout_gram_affine`
@@ -43,8 +42,10 @@ import re
 import numpy as np
 import xarray as xr
 
+from ntkpipe.analysis import finite_width
 from ntkpipe.io import variables
 from ntkpipe.sweep import facts
+from ntkpipe.sweep.facts import readout_gram_affine  # noqa: F401  (its home; re-exported)
 
 N_SAMPLES = 4
 STATUS_OK, STATUS_HIGH_LR, STATUS_DIVERGED, STATUS_MISSING = facts.STATUSES
@@ -81,7 +82,7 @@ def run_metrics(config, *, trained, linear, kernel_init=None, kernel_final=None,
         if f"fx_{split}_analytic" in linear:
             ds[f"rmse_{split}_analytic"] = _rmse(fx, linear[f"fx_{split}_analytic"])
         ds[f"output_change_{split}"] = _output_change(fx)
-    ds["ntk_diag_init"] = _kernel_diagonal(kernel_init, "ntk_train_train", ds.seed)
+    ds["ntk_diag_init"] = finite_width.kernel_diagonal(kernel_init, ds.seed, N_SAMPLES)
     ds["ntk_change"] = _relative_change(kernel_final, kernel_init, "ntk_train_train", ds.seed)
     ds["nngp_change"] = _relative_change(kernel_final, kernel_init, "nngp_train_train", ds.seed)
     ds["ntk_analytic_error"] = _analytic_error(kernel_init, analytic, "ntk_train_train", ds.seed)
@@ -146,25 +147,10 @@ def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
         summary = summary.assign_coords(t=_time(summary))
     if "sample" in summary.dims:
         summary = summary.assign_coords(sample=np.arange(summary.sizes["sample"]))
-    beta = _beta(summary, sweep_config, axes)
+    beta = finite_width.beta_coordinate(summary, sweep_config, axes)
     if beta is not None:
         summary = summary.assign_coords(beta=beta)
     return variables.annotate(variables.order(summary, axes), axes)
-
-
-def _beta(summary, sweep_config, axes) -> xr.DataArray | None:
-    """β = Σ_l 1/n_l over the hidden layers = depth/width of an MLP (Hanin & Nica 2020), on the
-    depth and width axes where they are swept; None unless every run is an MLP (fc)."""
-    model = sweep_config.get("model", {})
-    if "architecture" in axes or model.get("architecture", "fc") != "fc":
-        return None
-    if any(name not in axes and name not in model for name in ("depth", "width")):
-        return None
-    depth, width = (
-        summary[name] if name in axes else xr.DataArray(float(model[name]))
-        for name in ("depth", "width")
-    )
-    return (depth / width).astype(float)
 
 
 def in_schema_order(summary) -> xr.Dataset:
@@ -324,18 +310,6 @@ def _nan_per_seed(seeds) -> xr.DataArray:
     return xr.full_like(seeds, np.nan, dtype=float)
 
 
-def _kernel_diagonal(kernel_init, name, seeds) -> xr.DataArray:
-    """Θ̂₀(x, x) of the first N_SAMPLES training examples [seed, sample] (NaN without Θ̂₀): the
-    fluctuation over seeds of Hanin & Nica (e^{5β} − 1 for ReLU)."""
-    if kernel_init is None:
-        return _nan_per_seed(seeds).expand_dims(sample=N_SAMPLES, axis=1)
-    kernel = kernel_init[name]
-    rows, cols = kernel.dims[1], kernel.dims[2]
-    n = min(N_SAMPLES, kernel.sizes[rows], kernel.sizes[cols])
-    diag = np.stack([kernel.isel({rows: i, cols: i}).values for i in range(n)], axis=1)
-    return xr.DataArray(diag, dims=("seed", "sample"), coords={"seed": seeds.values})
-
-
 def _relative_change(final, initial, name, seeds) -> xr.DataArray:
     if final is None or initial is None:
         return _nan_per_seed(seeds)
@@ -354,40 +328,6 @@ def _mc_error(kernels, exact) -> xr.DataArray:
     count = xr.DataArray(np.arange(1, kernels.sizes["seed"] + 1), dims="seed")
     running = kernels.cumsum("seed") / count
     return _frobenius(running - exact) / float(np.sqrt((exact**2).sum()))
-
-
-def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, float]:
-    """(a, b) with the readout layer's tangent kernel G = a·K + b (§2.3.1, Eq. S22–S23).
-
-    G(x, x') = Σ over the readout parameters of ∂f(x)·∂f(x') is the kernel of readout-only
-    training and the stored empirical NNGP K̂ (``nngp_*`` of kernel_init.zarr). With
-    K = σ_w² E[φφ] + σ_b² the output NNGP kernel (Eq. 12):
-
-    - NTK parameterization: ∂f/∂ω_L = σ_w/√n_L · φ, ∂f/∂β_L = σ_b, so G = K (a = 1, b = 0);
-    - standard: ∂f/∂W_L = φ and ∂f/∂b_L = 1, so G = n_L (K − σ_b²)/σ_w² + [1 with a bias],
-      which grows with the readout fan-in n_L.
-
-    Args:
-        model: the run config's ``model`` section (parameterization, depth, width, w_std, b_std).
-        fan_in: n_L, the readout's fan-in; None: the width (depth ≥ 1).
-
-    Raises:
-        ValueError: standard parameterization of depth 0 without `fan_in` (then n_L = d_in).
-    """
-    # μP's readout is NTK's (σ_w/√n_L · leaf) and the standard one with ntk layer rates trains
-    # the NTK leaves: G = K for both (ntkpipe.core.models.DenseSpec.layer_scale)
-    if model.get("parameterization", "ntk") != "standard" or model.get("layer_rates") == "ntk":
-        return 1.0, 0.0
-    if fan_in is None:
-        if int(model["depth"]) < 1:
-            raise ValueError(
-                "model.depth=0 with parameterization='standard': the readout fan-in is the "
-                "input dimension d_in; pass fan_in=d_in"
-            )
-        fan_in = int(model["width"])
-    w_var, b_std = float(model["w_std"]) ** 2, float(model.get("b_std") or 0.0)
-    bias = 1.0 if b_std > 0 else 0.0
-    return fan_in / w_var, bias - fan_in * b_std**2 / w_var
 
 
 def _nngp_on_k_scale(kernel_init, model: dict):

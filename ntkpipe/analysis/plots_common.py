@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis.captions_finite_width import FINITE_WIDTH_FIGURES
 
 #: Figure file stem → (title, caption), in the order the report shows them.
 FIGURES = {
@@ -89,14 +90,7 @@ FIGURES = {
         "NNGP (Eq. S22–S23, red band), and at the last step its t → ∞ limit, the NNGP posterior "
         "of Eq. 13 (red dashed). The paper: the ensemble follows the NTK-GP (Fig. 2 / S1).",
     ),
-    "kernel_fluctuation": (
-        "Depth against width: the NTK's fluctuation against β",
-        "Relative variance over seeds of the tangent kernel's diagonal at initialization, "
-        "Var Θ̂₀(x, x)/(E Θ̂₀(x, x))² (mean over a few training x), against β = Σ_l 1/n_l "
-        "(depth/width; log-log), one colour per depth, with Hanin & Nica's e^{5β} − 1 for ReLU "
-        "(dashed) and the fitted e^{cβ} − 1 (grey; c and its bootstrap 95% CI in the legend). "
-        "Depths at equal β fall on one curve when depth and width trade off as β says.",
-    ),
+    **FINITE_WIDTH_FIGURES,
 }
 
 #: Figure stem → the experiments (keys of `claims.EXPERIMENTS`) it illustrates; the report shows
@@ -111,7 +105,7 @@ FIGURE_EXPERIMENTS = {
     "kernel_error": ("figS9",),
     "kernel_mc": ("figS9",),
     "ensemble": ("fig2",),
-    "kernel_fluctuation": ("beyond",),
+    **{stem: ("beyond",) for stem in FINITE_WIDTH_FIGURES},
 }
 
 _STEP_LABEL = r"step $i$  (time $t = \eta\, i$)"
