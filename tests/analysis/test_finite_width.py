@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 
 from ntkpipe.analysis import finite_width
+from ntkpipe.analysis.plots_fluctuation import plot_kernel_fluctuation
 from tests.analysis.data import make_relu_ntk_diag
 
 DATA = Path(__file__).with_name("data") / "relu_ntk_diag.npz"
@@ -90,3 +91,12 @@ def _summary(diag, depths, widths):
     ds = xr.Dataset({"ntk_diag_init": da}).assign_coords(beta=beta)
     ds.attrs["sweep_axes"] = json.dumps(["depth", "width"])
     return ds
+
+
+def test_the_fluctuation_figure_draws_every_depth_and_both_curves(real_fluctuations):
+    fig = plot_kernel_fluctuation(real_fluctuations)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert [lab for lab in labels if lab.startswith("depth")] == ["depth L = 2", "depth L = 4"]
+    assert any("Hanin" in lab for lab in labels) and any("fit" in lab for lab in labels)
+    with pytest.raises(ValueError, match="depth and width swept"):
+        plot_kernel_fluctuation(real_fluctuations.sel(depth=[2]))
