@@ -28,12 +28,11 @@ from ntkpipe.analysis.verdicts import (
     NOT_APPLICABLE,
     interval_needs,
     range_verdict,
-    sign_verdict,
 )
 
-#: μP: the relative linearization error "does not vanish" when its exponent against width is
-#: above −MUP_MARGIN (NTK: below 0); the NTK parameterization's is about −½ to −1.
-MUP_MARGIN = 0.15
+#: μP against NTK: the relative linearization error extrapolated to infinite width "vanishes"
+#: below this value (1% of the change of the outputs) and "does not vanish" above it.
+MUP_MARGIN = 0.01
 #: Depths "collapse" onto one curve when their Hanin–Nica constants agree within this factor
 #: (shallowest against deepest depth; e^{5β} is the leading order in 1/n and in 1/depth).
 COLLAPSE_FACTOR = 1.5
@@ -43,10 +42,10 @@ HANIN_NICA_MARGIN = 2.0
 
 
 def mup_contrast_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
-    """‖f − f_lin‖/‖f − f₀‖ decays with width under NTK (exponent CI < 0) and does not under μP
-    (exponent CI above −MUP_MARGIN), per group of the axes other than width and
-    parameterization."""
-    fits = finite_width.relative_error_exponents(ds, confidence=confidence)
+    """‖f − f_lin‖/‖f − f₀‖ extrapolated to infinite width (y = y_∞ + b·n^{−½},
+    `finite_width.width_limit`): below `row.margin` under NTK (it vanishes), above it under μP
+    (it does not), per group of the axes other than width and parameterization."""
+    fits = finite_width.relative_error_limits(ds, confidence=confidence)
     out = []
     for rest, ntk in fits.get("ntk", []):
         mup = next((fit for group, fit in fits.get("mup", []) if group == rest), None)
@@ -55,41 +54,45 @@ def mup_contrast_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> lis
 
 
 def _mup_claim(row, group, ntk, mup, confidence) -> Claim:
+    margin = row.margin
     criterion = (
-        f"the {100 * confidence:g}% CI of the exponent of the relative linearization error "
-        f"against width lies below 0 under NTK and above −{MUP_MARGIN:g} under μP"
+        f"the {100 * confidence:g}% CI of the infinite-width limit y_∞ of the relative "
+        f"linearization error (y = y_∞ + b·n^−½ fitted against width) lies below {margin:g} "
+        f"under NTK and above {margin:g} under μP"
     )
-    missing = [name for name, fit in (("ntk", ntk), ("mup", mup)) if not hasattr(fit, "ci_low")]
-    if missing:
-        why = "; ".join(f"{name}: {fit or 'no runs'}" for name, fit in (("ntk", ntk), ("mup", mup)))
+    fits = (("NTK", ntk), ("μP", mup))
+    if not all(isinstance(fit, finite_width.WidthLimit) for _, fit in fits):
+        why = "; ".join(f"{name}: {fit or 'no runs'}" for name, fit in fits)
         return Claim(
             row.figure, row.wording, "no fit", INCONCLUSIVE, criterion, group,
             reason=f"needs ≥ 3 widths with data for both parameterizations ({why})",
         )  # fmt: skip
-    ntk_verdict = str(sign_verdict(ntk.ci_low, ntk.ci_high, direction=-1, margin=MUP_MARGIN))
-    if mup.ci_low > -MUP_MARGIN:
-        mup_verdict = CONSISTENT
-    elif mup.ci_high < -MUP_MARGIN:
-        mup_verdict = INCONSISTENT
-    else:
-        mup_verdict = INCONCLUSIVE
-    verdicts = (ntk_verdict, mup_verdict)
+    ntk_part = _side(ntk.ci_low, ntk.ci_high, margin, below=True)
+    mup_part = _side(mup.ci_low, mup.ci_high, margin, below=False)
+    parts = (ntk_part, mup_part)
     verdict = (
         INCONSISTENT
-        if INCONSISTENT in verdicts
+        if INCONSISTENT in parts
         else CONSISTENT
-        if verdicts == (CONSISTENT, CONSISTENT)
+        if parts == (CONSISTENT, CONSISTENT)
         else INCONCLUSIVE
     )
-    reason = ""
-    if verdict == INCONCLUSIVE:
-        reason = "the exponents' intervals straddle the criterion: add seeds or widths"
-    measured = f"exponent NTK {ntk.describe()}; μP {mup.describe()}"
+    reason = "the limits' intervals straddle the margin: add seeds or widths" * (
+        verdict == INCONCLUSIVE
+    )
+    measured = f"NTK {ntk.describe()}; μP {mup.describe()}"
     return Claim(
         row.figure, row.wording, measured, verdict, criterion, group, reason=reason,
-        estimate=mup.exponent - ntk.exponent, ci_low=mup.ci_low, ci_high=mup.ci_high,
+        estimate=mup.limit, ci_low=mup.ci_low, ci_high=mup.ci_high,
         n_points=ntk.n_points + mup.n_points,
     )  # fmt: skip
+
+
+def _side(low: float, high: float, margin: float, *, below: bool) -> str:
+    """Whether [low, high] lies on the claimed side of `margin` (below it, or above it)."""
+    if below:
+        low, high, margin = -high, -low, -margin
+    return CONSISTENT if low > margin else INCONSISTENT if high < margin else INCONCLUSIVE
 
 
 def hanin_nica_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:

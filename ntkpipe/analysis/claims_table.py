@@ -309,11 +309,11 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
     ClaimRow(
         key="beyond.mup_contrast",
         figure="Beyond the paper",
-        wording="‖f_T − f^lin_T‖/‖f_T − f_0‖ vanishes with width under the NTK "
-        "parameterization and does not under μP (Yang & Hu 2021: features move by O(1))",
+        wording="‖f_T − f^lin_T‖/‖f_T − f_0‖ vanishes as the width grows under the NTK "
+        "parameterization and not under μP (Yang & Hu 2021: features move by O(1))",
         metric="rmse_test,output_change_test",
         axis="width",
-        paper=f"p_NTK < 0 and p_μP > −{finite.MUP_MARGIN:g}",
+        paper="y_∞(NTK) = 0 < y_∞(μP)",
         margin=finite.MUP_MARGIN,
         test=finite.mup_contrast_claims,
         requires=("widths", "seeds", "trained"),

@@ -19,8 +19,9 @@ present widths) or the widths (with the present seeds) that would make the inter
 than the 0.5 between them, from the fit's residual variance (power calculation:
 se(p) = σ / √(S · Σ_w (log w − mean)²) for S seeds at every width w).
 
-**μP against NTK**: :func:`relative_error_exponents` fits the relative linearization error
-RMSE(f_T, f^lin_T)/RMS(f_T − f_0) against width for each parameterization.
+**μP against NTK**: :func:`relative_error_limits` extrapolates the relative linearization error
+RMSE(f_T, f^lin_T)/RMS(f_T − f_0) to infinite width, y = y_∞ + b·n^{−½}, for each
+parameterization (:func:`width_limit`).
 """
 
 from __future__ import annotations
@@ -177,10 +178,71 @@ def which_scaling_law(da: xr.DataArray, *, confidence: float = 0.95) -> ScalingL
     return ScalingLawCheck(fit, supported, needs)
 
 
-def relative_error_exponents(ds: xr.Dataset, *, confidence: float = 0.95) -> dict:
-    """{parameterization: (group, PowerLawFit or FitError text)} of the relative linearization
-    error RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set against width, for each value of the
-    ``parameterization`` axis (and the other axes' groups)."""
+@dataclass(frozen=True)
+class WidthLimit:
+    """y(n) = y_∞ + b · n^{−½} fitted by least squares (every seed a replicate).
+
+    Attributes:
+        limit, ci_low, ci_high: y_∞, the value extrapolated to infinite width, and its
+            t-interval (N − 2 degrees of freedom).
+        slope: b.
+        exponent: the power law y ~ n^p fitted on the same data (PowerLawFit), for the text.
+        n_points: (width, seed) points used.
+    """
+
+    limit: float
+    ci_low: float
+    ci_high: float
+    slope: float
+    exponent: PowerLawFit | None
+    n_points: int
+
+    def describe(self) -> str:
+        """E.g. ``y_∞ = 0.033 [0.021, 0.045] (15 points), exponent −0.35 (…)``."""
+        text = (
+            f"y_∞ = {format_number(self.limit)} [{format_number(self.ci_low)}, "
+            f"{format_number(self.ci_high)}] ({self.n_points} points)"
+        )
+        return f"{text}, exponent {self.exponent.describe()}" if self.exponent else text
+
+
+def width_limit(da: xr.DataArray, *, confidence: float = 0.95) -> WidthLimit:
+    """Fits da = y_∞ + b · n^{−½} along ``width`` (other dims replicates).
+
+    The form of the leading finite-width correction in both parameterizations: under NTK
+    f − f_lin = O(n^{−½}) (Theorem 2.1), so y_∞ = 0; under μP the network converges to a
+    feature-learning limit with O(n^{−½}) fluctuations around it, so y_∞ > 0 when that limit is
+    not the linearized one. A power law fitted over a finite range of widths cannot tell a
+    slowly approached plateau from a decay; the extrapolated y_∞ can.
+
+    Raises:
+        FitError: fewer than 3 widths with data.
+    """
+    x, y = xr.broadcast(da["width"].astype(float), da)
+    ok = np.isfinite(y.values) & np.isfinite(x.values) & (x.values > 0)
+    u, v = x.values[ok] ** -0.5, y.values[ok]
+    if np.unique(u).size < 3:
+        raise FitError(f"a width limit needs ≥ 3 widths with data; got {np.unique(u).size}")
+    design = np.stack([np.ones_like(u), u], axis=1)
+    coef, *_ = np.linalg.lstsq(design, v, rcond=None)
+    dof = v.size - 2
+    sigma2 = float(np.sum((v - design @ coef) ** 2) / dof)
+    se = math.sqrt(sigma2 * np.linalg.inv(design.T @ design)[0, 0])
+    half = float(t_quantile(confidence, dof)) * se
+    try:
+        exponent = fit_along(da, "width", confidence=confidence)
+    except FitError:
+        exponent = None
+    return WidthLimit(
+        float(coef[0]), float(coef[0] - half), float(coef[0] + half), float(coef[1]),
+        exponent, int(v.size),
+    )  # fmt: skip
+
+
+def relative_error_limits(ds: xr.Dataset, *, confidence: float = 0.95) -> dict:
+    """{parameterization: [(group, WidthLimit or FitError text)]} of the relative linearization
+    error RMSE(f_T, f^lin_T)/RMS(f_T − f_0) on the test set against width, per value of the
+    ``parameterization`` axis and group of the other axes (:func:`width_limit`)."""
     from ntkpipe.analysis.aggregate import relative_rmse_final
 
     relative = relative_rmse_final(ds, "test").to_dataset(name="relative")
@@ -190,7 +252,7 @@ def relative_error_exponents(ds: xr.Dataset, *, confidence: float = 0.95) -> dic
         name = str(group.get("parameterization", ""))
         rest = {k: v for k, v in group.items() if k != "parameterization"}
         try:
-            result = fit_along(sub["relative"], "width", confidence=confidence)
+            result = width_limit(sub["relative"], confidence=confidence)
         except FitError as error:
             result = str(error)
         out.setdefault(name, []).append((rest, result))

@@ -38,7 +38,7 @@ def _parameterizations(mup_exponent, noise=0.05):
 def test_mup_contrast_consistent_when_mup_error_stays_inconsistent_when_it_falls():
     held = _verdicts(_parameterizations(0.0), "beyond.mup_contrast")["beyond.mup_contrast"]
     assert held.verdict == "consistent", held
-    assert "μP" in held.measured and held.group == {}
+    assert "μP y_∞" in held.measured and held.group == {}
     fails = _verdicts(_parameterizations(-0.5), "beyond.mup_contrast")["beyond.mup_contrast"]
     assert fails.verdict == "inconsistent", fails
 
