@@ -138,6 +138,11 @@ class _Runner:
             self._found[key] = CHECKS[name].function(sub, row, group)
         return self._found[key]
 
+    def notes(self, names: tuple[str, ...], row: ClaimRow, group: dict) -> list[str]:
+        """The notes of the run-level conditions on a claim's scope (its group, width aside)."""
+        scope = {k: v for k, v in group.items() if k != "width" and k in self.checked.dims}
+        return [f.note for name in names if (f := self.finding(name, row, scope)).note]
+
     def _masked(self, row: ClaimRow, names: tuple[str, ...]):
         if names not in self._kept:
             keep = _keep(self.ds, row, [CHECKS[n] for n in names])
@@ -163,8 +168,8 @@ def _row_claims(runner: _Runner, row: ClaimRow) -> list[Claim]:
     names = tuple(name for name, check in checks if check.level == "scope")
     keep = runner.keep(row, names)
     tested = runner.test(row, names if keep is not None else ())
-    if keep is None:  # every run meets the conditions
-        return [_with_row(c, row, []) for c in tested]
+    if keep is None:  # every run meets the conditions (notes may still say what was not checked)
+        return [_with_row(c, row, runner.notes(names, row, c.group)) for c in tested]
     if not tested and not runner.test(row):
         return []  # no data for the row even with every run
     by_scope = {_scope_key(c.group): c for c in tested}

@@ -204,7 +204,7 @@ def lazy(ds: xr.Dataset, row, group: dict) -> Finding:
     n = int(usable.sum())
     n_out = int(out.sum())
     if not n_out:
-        return Finding()
+        return Finding(note=_unchecked(ds, usable))
     parts = [f"{int((bad & usable).sum())} {why}" for why, bad in reasons.items()]
     parts = [p for p in parts if not p.startswith("0 ")]
     detail = _eta_text(ds, out)
@@ -218,6 +218,16 @@ def lazy(ds: xr.Dataset, row, group: dict) -> Finding:
         keep=~out,
         note=f"{n_out} of {n} runs left out, outside the lazy regime ({'; '.join(parts)}{detail})",
     )
+
+
+def _unchecked(ds: xr.Dataset, usable: xr.DataArray) -> str:
+    """A note when no usable run has an η_crit (kernels.initial: false): η ≤ η_crit unchecked."""
+    if "lr_critical" not in ds or not int(usable.sum()):
+        return ""
+    critical = ds["lr_critical"].broadcast_like(usable).where(usable)
+    if bool(np.isfinite(critical).any()):
+        return ""
+    return "η_crit not computed (kernels.initial: false): η ≤ η_crit not checked"
 
 
 def _eta_text(ds: xr.Dataset, out: xr.DataArray) -> str:

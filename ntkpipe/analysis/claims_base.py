@@ -27,6 +27,9 @@ EXPERIMENTS = {
     "beyond": ("Beyond the paper", "where the lazy regime ends (learning rate against η_crit)"),
 }
 
+#: Figures that belong to an experiment whose label names them in a range (Fig. 4 / S2–S4).
+FIGURE_EXPERIMENT = {"Fig. S2": "fig4", "Fig. S3": "fig4", "Fig. S4": "fig4"}
+
 ANALYTIC_SYMBOLS = {"ntk": "Θ", "nngp": "K"}
 
 
@@ -137,6 +140,8 @@ class ClaimRow:
 def experiment_of(figure: str) -> str:
     """The key of `EXPERIMENTS` of a figure label such as ``Fig. 1 / S6`` or ``Fig. S9–S10``."""
     head = figure.split("/")[0].strip()
+    if head in FIGURE_EXPERIMENT:
+        return FIGURE_EXPERIMENT[head]
     for key, (figures, _) in EXPERIMENTS.items():
         if head == figures.split("/")[0].strip():
             return key

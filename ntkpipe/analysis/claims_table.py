@@ -73,6 +73,12 @@ def _closer_present(ds: xr.Dataset) -> bool:
     )
 
 
+def _xent_present(ds: xr.Dataset) -> bool:
+    losses = ds["loss"].values if "loss" in analysis.sweep_axes(ds) else []
+    xent = "xent" in losses or analysis.training_setting(ds, {}, "training.loss") == "xent"
+    return xent and analysis.is_width_sweep(ds) and analysis.has_data(ds, "rmse_test")
+
+
 def _mc_present(ds: xr.Dataset) -> bool:
     return analysis.has_mc_samples(ds) or (_custom(ds) and "mc_samples" in ds)
 
@@ -110,6 +116,34 @@ def _hanin_nica_test(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[C
 _mc_test.row_independent = True
 _ensemble_test.row_independent = True
 _hanin_nica_test.row_independent = True
+
+
+#: Where this pipeline's experiment departs from the paper's: (section, architecture, note).
+DEPARTURES = (
+    (
+        "fig4",
+        "wrn",
+        "This Wide ResNet has no batch normalization; the paper's (Zagoruyko and Komodakis, "
+        "Fig. 4) has. With batch normalization a network's output on an example depends on the "
+        "other examples of its batch, so neither the kernel Θ̂(x, x′) nor the linearization "
+        "f_lin(x) = f_0(x) + ∇_θ f_0(x)·ω is a function of x alone without a choice the paper "
+        "does not state (statistics frozen at θ₀, or linearized in the batch too); the "
+        "per-example kernels and training programs here assume the former network class. The "
+        "Fig. 4 verdicts are about this WRN without batch normalization.",
+    ),
+)
+
+
+def departures(ds: xr.Dataset) -> dict[str, list[str]]:
+    """{section: notes} of the `DEPARTURES` that apply to this sweep's architectures."""
+    axes = analysis.sweep_axes(ds)
+    archs = set(ds["architecture"].values) if "architecture" in axes else set()
+    archs.add(analysis.training_setting(ds, {}, "model.architecture"))
+    found: dict[str, list[str]] = {}
+    for section, arch, note in DEPARTURES:
+        if arch in archs:
+            found.setdefault(section, []).append(note)
+    return found
 
 
 _W = "‖W_T − W_0‖_F/‖W_0‖_F"
@@ -246,6 +280,19 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
         label="beyond",
         requires=TRAINED,
         present=_tracking_present,
+    ),
+    ClaimRow(
+        key="fig4.s4_late_error_growth",
+        figure="Fig. S4",
+        wording="with cross-entropy the error between f and f^lin becomes much worse at late "
+        "times where the two deviated early, before the logits' late-time steady growth",
+        metric="rmse_test,loss_train",
+        axis="runs (RMSE at an early time t_e)",
+        paper="b > 0: log(RMSE_T/RMSE_e) grows with log RMSE_e",
+        margin=outputs.LATE_GROWTH_MARGIN,
+        test=outputs.late_growth_claims,
+        requires=TRAINED_WIDTH,
+        present=_xent_present,
     ),
     ClaimRow(
         key="figS5.rmse_falls_with_width",

@@ -168,17 +168,33 @@ def figure_order(path: str | Path) -> tuple[int, str]:
     return (stems.index(stem) if stem in stems else len(stems), Path(path).name)
 
 
-def figure_caption(path: str | Path) -> tuple[str, str]:
+def figure_caption(path: str | Path, ds: xr.Dataset | None = None) -> tuple[str, str]:
     """(title, caption) of a file written by `make_figures`, from its name.
 
     The part of the stem after ``__`` (fixed values of further sweep axes) is appended to the
-    title; an unknown stem gets its name as title and an empty caption.
+    title; an unknown stem gets its name as title and an empty caption. Given the summary, the
+    curves' captions say what their colours and panels are where the sweep has them (a colour
+    per width, a panel per dataset size) and nothing where it has not.
     """
     stem, *fixed = Path(path).stem.split("__")
     title, caption = FIGURES.get(stem, (stem.replace("_", " "), ""))
     if fixed:
         title = f"{title} ({', '.join(part.replace('~', ' = ') for part in fixed)})"
+    if ds is not None and stem in ("loss_curves", "rmse_curves"):
+        caption = f"{caption} {_curve_encoding(ds)}".strip()
     return title, caption
+
+
+def _curve_encoding(ds: xr.Dataset) -> str:
+    """What colour and panels of the curves figures stand for in this sweep."""
+    axes = analysis.sweep_axes(ds)
+    parts = []
+    hue = _hue_axis(ds)
+    if hue is not None and ds.sizes.get(hue, 1) > 1:
+        parts.append(f"Colour: {'the width n' if hue == 'width' else hue}.")
+    if _PANEL_AXIS in axes and ds.sizes[_PANEL_AXIS] > 1:
+        parts.append("One panel per dataset size |D|.")
+    return " ".join(parts)
 
 
 def _free_axes(ds: xr.Dataset, plot: Plot) -> tuple:

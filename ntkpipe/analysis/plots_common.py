@@ -1,11 +1,13 @@
 """Shared parts of the figures (`ntkpipe.analysis.plots`): the catalogue of figures, the house
 style, figure sizes and the axis helpers.
 
-Sizes: a panel is 3.6 × 2.8 in and a figure at most two panels wide (or a 2 × 2 grid), so that
+Sizes: a panel is 5.2 × 3.8 in and a figure at most two panels wide (or a 2 × 2 grid), so that
 the report shows every figure at its native size (1 pt = 1/72 in) with readable fonts. Legends
 go outside the axes (below a panel, or right of the figure) under constrained layout, so they
 never cover data or titles. Log-log panels against width carry the paper's reference slopes
-n^−½ and n^−1 (grey dotted) through the data at the smallest width.
+n^−½ (dark grey, dashed) and n^−1 (magenta, dash-dotted) through the data at the smallest width.
+A panel of 5.2 in (499 px in the report) leaves a plot area of ≥ 400 px next to its axis labels;
+tick labels are 9.4 pt (12.5 px).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ FIGURES = {
     "loss_curves": (
         "f against f_lin over training",
         "Train and test loss of the network f (solid) and of its linearization f_lin (dashed) "
-        "against the optimizer step (symmetric-log axis, so step 0 is shown), mean over seeds; "
-        "colour = width n, one panel per dataset size |D| (cf. Fig. 3).",
+        "against the optimizer step (symmetric-log axis, so step 0 is shown), mean over seeds "
+        "(cf. Fig. 3).",
     ),
     "rmse_curves": (
         "RMSE(f, f_lin) over training",
@@ -76,8 +78,9 @@ FIGURES = {
         "The network and its linearization, run by run",
         "Widest network of the sweep, first seed. (a) Outputs f_t(x) (solid) and f^lin_t(x) "
         "(dashed) of a few fixed train (blue) and test (orange) points; (b) θ_t − θ_0 of a few "
-        "fixed weights: the closed-form f^lin at every step (lines, Eq. 8) and the trained "
-        "network at the end (dots); (c) train and test loss of f and f^lin; (d) RMSE between f "
+        "fixed weights, one colour per weight: the trained network f (solid) and its "
+        "linearization f^lin (dashed) at every record step; (c) train (blue) and test (orange) "
+        "loss of f (solid) and f^lin (dashed); (d) RMSE between f "
         "and f^lin on the test set, with f^lin evolved by the empirical Θ̂_0 (solid) and by the "
         "analytic Θ (dashed). The paper: the two agree, and Θ̂_0 is closer at finite width "
         "(Fig. 3; Fig. 4 / S2–S4 for other optimizers, losses and architectures).",
@@ -119,12 +122,13 @@ _KERNEL_CHANGE_LABEL = (
 )
 _KERNEL_ERROR_LABEL = r"$\|\hat\Theta_0 - \Theta\|_F \,/\, \|\Theta\|_F$  (and for $\hat K$)"
 _PANEL_AXIS = "n_train"
-_PANEL_SIZE = (3.6, 2.8)
-_MAX_COLUMNS = 3
+_PANEL_SIZE = (5.2, 3.8)
 #: Fewer widths (or Monte Carlo sample counts) than this: the figure is not drawn.
 MIN_POINTS = 3
 #: The paper's reference slopes on the panels against width.
 REFERENCE_SLOPES = (-0.5, -1.0)
+#: Colour and line style of each reference slope: told apart by both.
+REFERENCE_STYLES = {-0.5: ("0.25", "--"), -1.0: ("#b5179e", "-.")}
 
 
 def _styled(plot):
@@ -262,8 +266,8 @@ def _legend_below(ax, **kwargs) -> None:
 
 
 def _reference_slopes(ax, slopes=REFERENCE_SLOPES) -> None:
-    """Grey dotted lines ∝ n^p (p in `slopes`) through the geometric mean of the data at the
-    smallest width, over the panel's width range (the paper's n^−½ and n^−1)."""
+    """Lines ∝ n^p (p in `slopes`, styles `REFERENCE_STYLES`) through the geometric mean of the
+    data at the smallest width, over the panel's width range (the paper's n^−½ and n^−1)."""
     points = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
     if not points:
         return
@@ -274,9 +278,10 @@ def _reference_slopes(ax, slopes=REFERENCE_SLOPES) -> None:
     x0 = xy[:, 0].min()
     y0 = float(np.exp(np.log(xy[xy[:, 0] == x0, 1]).mean()))
     grid = np.geomspace(x0, xy[:, 0].max(), 20)
-    for slope, style in zip(slopes, (":", (0, (1, 3))), strict=False):
+    for slope in slopes:
         label = {-0.5: r"$n^{-1/2}$", -1.0: r"$n^{-1}$"}.get(slope, rf"$n^{{{slope:g}}}$")
-        ax.plot(grid, y0 * (grid / x0) ** slope, color="0.55", ls=style, lw=1.1, label=label)
+        color, style = REFERENCE_STYLES.get(slope, ("0.55", ":"))
+        ax.plot(grid, y0 * (grid / x0) ** slope, color=color, ls=style, lw=1.3, label=label)
 
 
 def _panel_figure(ds: xr.Dataset, rows: int, legend: bool = False):

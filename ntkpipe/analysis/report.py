@@ -37,7 +37,7 @@ import yaml
 from markupsafe import Markup
 
 from ntkpipe.analysis import aggregate as analysis
-from ntkpipe.analysis import claims_tsv, report_runs
+from ntkpipe.analysis import claims_table, claims_tsv, report_runs
 from ntkpipe.analysis import provenance as ntk_provenance
 from ntkpipe.analysis.claims import EXPERIMENTS, VERDICTS, Claim, paper_claims
 from ntkpipe.analysis.plots import (
@@ -90,8 +90,8 @@ def write_report(
         ValueError: a figure is neither .svg nor .png.
     """
     out_path = Path(out_path)
-    figures = [_figure(Path(p), out_path.parent) for p in _one_file_per_figure(figure_paths)]
     ds = load_summary(summary)
+    figures = [_figure(Path(p), out_path.parent, ds) for p in _one_file_per_figure(figure_paths)]
     table = analysis.run_table(ds) if run_table is None else run_table
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tsv = out_path.parent / "runs.tsv"
@@ -136,7 +136,7 @@ def render_report(
         k for k in EXPERIMENTS if k not in tested and any(c.experiment == k for c in claims)
     ]
     notes = figure_notes(ds)
-    placed = {key: {"figures": [], "notes": []} for key in tested}
+    placed = {key: {"figures": [], "notes": [], "departures": []} for key in tested}
     others, other_notes = [], []
     for figure in figures:
         home = next((k for k in FIGURE_EXPERIMENTS.get(figure["stem"], ()) if k in placed), None)
@@ -144,6 +144,9 @@ def render_report(
     for stem, note in notes.items():
         home = next((k for k in FIGURE_EXPERIMENTS.get(stem, ()) if k in placed), None)
         (placed[home]["notes"] if home else other_notes).append(note)
+    for key, texts in claims_table.departures(ds).items():
+        if key in placed:
+            placed[key]["departures"] = texts
     experiments = [
         {
             "key": f"experiment-{key}",
@@ -197,7 +200,7 @@ def _one_file_per_figure(paths) -> list[Path]:
     return sorted(keep, key=figure_order)
 
 
-def _figure(path: Path, folder: Path) -> dict:
+def _figure(path: Path, folder: Path, ds: xr.Dataset | None = None) -> dict:
     media_type = MEDIA_TYPES.get(path.suffix.lower())
     if media_type is None:
         raise ValueError(
@@ -207,7 +210,7 @@ def _figure(path: Path, folder: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"figure {str(path)!r} does not exist")
     data = path.read_bytes()
-    title, caption = figure_caption(path)
+    title, caption = figure_caption(path, ds)
     files = [
         (suffix.upper(), _relative(path.with_suffix(f".{suffix}"), folder))
         for suffix in ("svg", "png", "pdf")
@@ -343,12 +346,26 @@ def _claims_overview(claims: Sequence[Claim], tested: list[str]) -> dict:
                 "verdicts": verdicts,
             }
         )
-    attention = [
-        {**_claim(c, i), "anchor": f"claim-{i}"}
-        for i, c in enumerate(claims)
-        if c.verdict != "consistent" and c.experiment in tested
+    return {
+        "total": len(claims),
+        "counts": counts,
+        "rows": rows,
+        "attention": _attention(claims, tested),
+    }
+
+
+def _attention(claims: Sequence[Claim], tested: list[str]) -> list[dict]:
+    """Every claim that is not consistent, grouped by verdict (inconsistent first) and reason
+    (a 2-step sweep gives one reason for every claim on trained networks), each linked."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for i, c in enumerate(claims):
+        if c.verdict != "consistent" and c.experiment in tested:
+            groups.setdefault((c.verdict, c.reason), []).append(_claim(c, i))
+    order = list(VERDICTS)
+    return [
+        {"verdict": verdict, "css": _css(verdict), "reason": reason, "claims": members}
+        for (verdict, reason), members in sorted(groups.items(), key=lambda g: order.index(g[0][0]))
     ]
-    return {"total": len(claims), "counts": counts, "rows": rows, "attention": attention}
 
 
 def _claim(c: Claim, index: int) -> dict:

@@ -165,13 +165,20 @@ VARIABLES: dict[str, Variable] = {
     "nngp_test_train": Variable("NNGP K(x_test, x_train)", "1", "NNGP kernel.", _KER),
     "nngp_test_test": Variable("NNGP K(x_test, x_test)", "1", "NNGP kernel.", _KER),
     "ntk_eigvals": Variable(
-        "eigenvalues of Θ̂_0", "1", "Ascending eigenvalues on the train set.", "kernels"
+        "eigenvalues of Θ̂_0",
+        "1",
+        "Ascending eigenvalues on the train set of the stored [train, train2] kernel: with k > 1 "
+        "outputs the traced Θ̄ = (1/k) Σ_j Θ̂_jj, not the full [n·k, n·k] kernel η_crit is "
+        "computed from.",
+        "kernels",
     ),
     "lr_critical": Variable(
         "critical learning rate η_crit",
         "1",
-        "2·n·k/(λ_min + λ_max) of Θ̂_0 (Theorem 2.1, ½·mean loss); the runs with η above it "
-        "are flagged lr_above_critical. NaN: not computed.",
+        "2·n·k/(λ_min + λ_max) of Θ̂_0 (Theorem 2.1, ½·mean loss), of the kernel f_lin evolves: "
+        "with k > 1 outputs the full [n·k, n·k] Θ̂_0, whose eigenvalues are not ntk_eigvals "
+        "(those of the traced kernel); the runs with η above it are flagged lr_above_critical. "
+        "NaN: not computed.",
         "kernels, metrics, summary",
     ),
     "learning_rate": Variable(

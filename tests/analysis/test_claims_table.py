@@ -41,8 +41,9 @@ def test_a_two_step_sweep_makes_every_trained_network_claim_not_applicable():
     # noise: the steps needed are extrapolated from the decay over the last two records)
     ds = add_mc(add_linearization(make_summary(steps=(0, 1, 2), seeds=4, noise=1e-3)))
     claims = _by_key(paper_claims(ds))
-    # fc, gd, mse: Fig. 3's setting, not Fig. 4's; no parameterization axis: no μP contrast
-    expected = TRAINED_ROWS - {"fig4.tracking", "beyond.mup_contrast"}
+    # fc, gd, mse: Fig. 3's setting, not Fig. 4's (other optimizers) nor S4's (cross-entropy);
+    # no parameterization axis: no μP contrast
+    expected = TRAINED_ROWS - {"fig4.tracking", "fig4.s4_late_error_growth", "beyond.mup_contrast"}
     assert expected <= set(claims)  # every such row is listed, none is silently dropped
     for key in expected:
         for c in claims[key]:
@@ -95,6 +96,13 @@ def test_eta_above_eta_crit_everywhere_is_not_applicable():
     (c,) = claims["fig1.hidden_weights"]
     assert c.verdict == "not applicable"
     assert "η above η_crit" in c.reason and "η = 1.000, η_crit ≈ 0.500" in c.reason
+
+
+def test_a_sweep_without_eta_crit_says_the_lazy_condition_was_not_checked():
+    ds = make_summary(n_trains=(32,))
+    ds["lr_critical"] = ds["lr_critical"] * np.nan  # kernels.initial: false
+    (c,) = [c for c in paper_claims(ds) if c.key == "fig1.hidden_weights"]
+    assert c.verdict == "consistent" and c.reason.startswith("η_crit not computed")
 
 
 def test_one_seed_per_point_is_not_applicable_not_inconclusive():
@@ -208,3 +216,44 @@ def test_the_claims_command_prints_the_claims_and_fails_on_a_verdict(tmp_path, c
     assert cli.main(["claims", str(tmp_path / "absent")]) == 1
     assert "results folder" in capsys.readouterr().err
     assert cli_claims.VERDICTS == verdicts.VERDICTS  # the light command's copy
+
+
+@pytest.mark.parametrize(
+    ("b", "verdicts"),
+    [(0.5, {"consistent"}), (0.0, {"inconsistent", "inconclusive"}), (-0.3, {"inconsistent"})],
+)
+def test_fig_s4_claim_tests_that_the_late_error_grows_where_the_early_deviation_is_large(
+    b, verdicts
+):
+    """Cross-entropy: RMSE_T/RMSE_e ∝ RMSE_e^b over runs; the paper's S4 says b > 0."""
+    ds = make_summary(seeds=4, n_trains=(32,))
+    config = json.loads(ds.attrs["config"])
+    config["training"]["loss"] = "xent"
+    ds.attrs["config"] = json.dumps(config)
+    rng = np.random.default_rng(5)
+    early_index = 4  # step 64: the first record with the median loss ≤ ½ L_0
+    run = ds["rmse_test"].isel(step=0)  # (width, n_train, seed)
+    noise = run.copy(data=rng.standard_normal(run.shape))
+    early = 0.01 * (ds["width"] / 64.0) ** -0.5 * np.exp(0.3 * noise)
+    late = 10 * early * (early / 0.005) ** b * np.exp(0.1 * noise.copy(data=noise.values[::-1]))
+    rmse = ds["rmse_test"].copy()
+    rmse[{"step": early_index}] = early.transpose(*run.dims)
+    rmse[{"step": -1}] = late.transpose(*run.dims)
+    ds["rmse_test"] = rmse
+    (claim,) = [c for c in paper_claims(ds) if c.key == "fig4.s4_late_error_growth"]
+    assert claim.figure == "Fig. S4" and claim.experiment == "fig4"
+    assert claim.verdict in verdicts, claim
+    assert claim.estimate == pytest.approx(b, abs=0.2) and claim.n_points == 20
+    assert "t_e = step 64, T = step 512" in claim.measured
+
+
+def test_the_fig4_section_says_the_wrn_has_no_batch_normalization(tmp_path):
+    ds = add_linearization(make_summary(widths=(64, 128, 256), n_trains=(32,)))
+    config = json.loads(ds.attrs["config"])
+    config["model"]["architecture"] = "wrn"
+    config["training"].update(optimizer="momentum", batch_size=8)
+    ds.attrs["config"] = json.dumps(config)
+    text = report.write_report(ds, [], tmp_path / "r.html").read_text(encoding="utf-8")
+    section = text.split('<section id="experiment-fig4">')[1].split("</section>")[0]
+    assert "Departure from the paper." in section and "no batch normalization" in section
+    assert "Departure from the paper." not in text.split('<section id="experiment-fig4">')[0]

@@ -251,3 +251,38 @@ def test_make_figures_with_a_sweep_axis_of_one_value(tmp_path):
     )
     names = {p.name for p in plots.make_figures(ds, tmp_path, formats=("svg",))}
     assert {"loss_curves.svg", "rmse_curves.svg", "weight_change.svg"} <= names, names
+
+
+#: The report's content column at a 1500 px wide window (page 1500 px, contents 15em, gaps).
+REPORT_COLUMN_PX = 1180
+
+
+@pytest.mark.parametrize("stem", ["weight_change", "loss_curves", "linearization"])
+def test_figures_are_readable_at_the_report_width(summary, stem):
+    """Issue 18: plot areas ≥ 400 px wide and tick labels ≥ 10 px at native size (1 pt = 4/3
+    CSS px), the figure no wider than the report's column; n^−½ and n^−1 differ in colour and
+    in dash pattern."""
+    ds = add_linearization(summary)
+    fig = plots.PLOTS[stem].function(ds)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    to_px = 4 / 3 * 72 / fig.dpi
+    assert fig.get_figwidth() * 96 <= REPORT_COLUMN_PX
+    for ax in fig.axes:
+        assert ax.get_window_extent(renderer).width * to_px >= 400, ax.get_title()
+        for label in ax.get_xticklabels() + ax.get_yticklabels():
+            assert label.get_fontsize() * 4 / 3 >= 10
+    if stem == "weight_change":
+        half, one = (_line(fig.axes[0], text) for text in (r"$n^{-1/2}$", r"$n^{-1}$"))
+        assert half.get_color() != one.get_color()
+        assert half.get_linestyle() != one.get_linestyle()
+
+
+def test_curve_captions_name_colours_and_panels_only_where_the_sweep_has_them(summary):
+    _, caption = plots.figure_caption("loss_curves.svg", summary)
+    assert "Colour: the width n." in caption and "One panel per dataset size |D|." in caption
+    one_point = make_summary(widths=(512,), n_trains=None, seeds=1)  # e.g. a Fig. 2 sweep
+    _, caption = plots.figure_caption("loss_curves.svg", one_point)
+    assert "Colour" not in caption and "panel" not in caption and "width" not in caption
+    _, caption = plots.figure_caption("linearization.svg", summary)
+    assert "dots" not in caption  # panel (b) draws lines for f and f^lin
