@@ -143,11 +143,8 @@ def _styled(plot):
 
 
 def load_summary(summary: xr.Dataset | str | Path) -> xr.Dataset:
-    """The summary as an in-memory Dataset: `summary` itself, or the Zarr store at that path.
-
-    Raises:
-        FileNotFoundError: the path does not exist.
-    """
+    """The summary as an in-memory Dataset: `summary` itself, or the Zarr store at that path
+    (FileNotFoundError when the path does not exist)."""
     if isinstance(summary, xr.Dataset):
         return summary
     path = Path(summary)
