@@ -304,7 +304,7 @@ def _finish(fig: Figure, ds: xr.Dataset, stem: str) -> None:
     fixed = analysis.format_group(_fixed_axes(ds))
     steps = int(ds["step"].max()) if "step" in ds.coords and ds.sizes.get("step") else None
     parts = [title]
-    if steps is not None and stem not in ("kernel_error", "kernel_mc"):
+    if steps is not None and stem not in ("kernel_error", "kernel_mc", "kernel_fluctuation"):
         parts.append(f"T = {steps} steps")
     if fixed:
         parts.append(_plain(fixed))
