@@ -57,6 +57,7 @@ from ntkpipe.analysis.claims_base import (  # noqa: F401  (re-exported)
     Claim,
     ClaimRow,
     experiment_of,
+    shared_fits,
 )
 from ntkpipe.analysis.claims_outputs import (  # noqa: F401  (re-exported)
     CLOSER_MARGIN,
@@ -99,9 +100,10 @@ def paper_claims(
     """
     claims: list[Claim] = []
     runner = _Runner(ds, confidence)
-    for row in table:
-        if _present(ds, row):
-            claims += _row_claims(runner, row)
+    with shared_fits():
+        for row in table:
+            if _present(ds, row):
+                claims += _row_claims(runner, row)
     order = list(EXPERIMENTS)
     return sorted(claims, key=lambda c: order.index(c.experiment))
 

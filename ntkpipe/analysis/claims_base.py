@@ -4,8 +4,10 @@ exponent claim (an interval against the paper's range widened by a finite-width 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -198,3 +200,31 @@ def at_width(group: dict, width) -> dict:
 def power(value: float) -> str:
     """The paper's exponents as written there: −½, −1."""
     return {-0.5: "−½", -1.0: "−1", 0.5: "½"}.get(value, format_number(value))
+
+
+#: Fits already made during one evaluation of the claim table ({(function, id(summary),
+#: confidence): result}); None outside one. Several rows read one fit (a row per layer role or
+#: kernel), and the summaries it is keyed on stay alive until the evaluation ends.
+_FITS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("claim_fits", default=None)
+
+
+@contextlib.contextmanager
+def shared_fits() -> Iterator[None]:
+    """Within the block, `fitted` computes each (function, summary, confidence) once."""
+    token = _FITS.set({})
+    try:
+        yield
+    finally:
+        _FITS.reset(token)
+
+
+def fitted(function: Callable, ds: xr.Dataset, confidence: float):
+    """``function(ds, confidence=confidence)`` (an aggregate's fits), once per `shared_fits`
+    block for the same summary object."""
+    cache = _FITS.get()
+    if cache is None:
+        return function(ds, confidence=confidence)
+    key = (function, id(ds), confidence)
+    if key not in cache:
+        cache[key] = (ds, function(ds, confidence=confidence))  # ds kept: its id stays unique
+    return cache[key][1]

@@ -115,6 +115,16 @@ def _relative_at_widest(sub, at_widest, width, confidence):
     return mean, mean - half, mean + half, int(n), f"mean over {int(n)} seeds{where}"
 
 
+def has_setting(ds: xr.Dataset, plain: bool) -> bool:
+    """Whether some group of the sweep (width aside) trains in Fig. 3's setting (fc, full-batch
+    gd, mse: `plain`) or in another one (not `plain`)."""
+    for group, _ in analysis.groups(ds[["status"]] if "status" in ds else ds, exclude=("width",)):
+        settings = {k: analysis.training_setting(ds, group, k) for k in _TRACKING_FIELDS}
+        if _tracking_setting(settings)[0] == plain:
+            return True
+    return False
+
+
 def _tracking_setting(settings: dict) -> tuple[bool, str]:
     """Whether the setting is Fig. 3's (fc, full-batch gd, mse), and the setting in words."""
     arch = settings["model.architecture"] or "fc"

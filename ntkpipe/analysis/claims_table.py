@@ -63,8 +63,15 @@ def _analytic_width_data(name: str):
     return present
 
 
-def _tracking_present(ds: xr.Dataset) -> bool:
-    return analysis.has_data(ds, "output_change_test") and analysis.has_data(ds, "rmse_test")
+def _tracking_present(plain: bool):
+    """Present when the sweep has the outputs' change and RMSE, in Fig. 3's setting (`plain`:
+    fc, full-batch gd, mse) or in another one."""
+
+    def present(ds: xr.Dataset) -> bool:
+        data = analysis.has_data(ds, "output_change_test") and analysis.has_data(ds, "rmse_test")
+        return data and outputs.has_setting(ds, plain)
+
+    return present
 
 
 def _closer_present(ds: xr.Dataset) -> bool:
@@ -252,7 +259,7 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
         test=outputs.tracking_claims,
         label="plain",
         requires=TRAINED,
-        present=_tracking_present,
+        present=_tracking_present(plain=True),
     ),
     ClaimRow(
         key="fig3.empirical_closer",
@@ -279,7 +286,7 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
         test=outputs.tracking_claims,
         label="beyond",
         requires=TRAINED,
-        present=_tracking_present,
+        present=_tracking_present(plain=False),
     ),
     ClaimRow(
         key="fig4.s4_late_error_growth",

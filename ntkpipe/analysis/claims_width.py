@@ -27,6 +27,7 @@ from ntkpipe.analysis.claims_base import (
     ClaimRow,
     exponent_claim,
     fit_numbers,
+    fitted,
     power,
     range_text,
 )
@@ -54,18 +55,17 @@ def weight_exponent_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> 
     """Fig. 1: the exponent of the weight change of the layer role `row.label` against width."""
     paper, tol = row.paper, row.margin
     allowed = (paper - tol, paper + tol)
-    return [
-        exponent_claim(
-            row.figure,
-            row.wording,
-            f,
-            allowed,
-            f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
-            f"{power(paper)} (finite-width margin), i.e. inside {range_text(allowed)}",
-        )
-        for f in analysis.weight_change_exponents(ds, confidence=confidence)
-        if f.label == row.label
-    ]
+    fits = fitted(analysis.weight_change_exponents, ds, confidence)
+    criterion = (
+        f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
+        f"{power(paper)} (finite-width margin), i.e. inside {range_text(allowed)}"
+    )
+    return _exponent_claims(row, [f for f in fits if f.label == row.label], allowed, criterion)
+
+
+def _exponent_claims(row: ClaimRow, fits, allowed, criterion: str) -> list[Claim]:
+    """One `exponent_claim` per fit, with the row's figure and wording."""
+    return [exponent_claim(row.figure, row.wording, f, allowed, criterion) for f in fits]
 
 
 def steeper_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
@@ -116,35 +116,26 @@ def kernel_change_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> li
     """Fig. 1 / S6: the exponent of the relative change of the kernel `row.metric`."""
     (low, high), tol = row.paper, row.margin
     allowed = (low - tol, high + tol)
-    return [
-        exponent_claim(
-            row.figure,
-            row.wording,
-            f,
-            allowed,
-            f"the {100 * confidence:g}% CI of the fitted exponent lies in {range_text(allowed)} "
-            f"(the paper's range widened by a finite-width margin ±{tol:g})",
-        )
-        for f in analysis.kernel_change_exponents(ds, confidence=confidence)
-        if f.quantity == row.metrics[0]
-    ]
+    fits = fitted(analysis.kernel_change_exponents, ds, confidence)
+    criterion = (
+        f"the {100 * confidence:g}% CI of the fitted exponent lies in {range_text(allowed)} "
+        f"(the paper's range widened by a finite-width margin ±{tol:g})"
+    )
+    return _exponent_claims(
+        row, [f for f in fits if f.quantity == row.metrics[0]], allowed, criterion
+    )
 
 
 def analytic_error_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
     """Fig. S9–S10: the exponent of ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (or of K̂) against width."""
     paper, tol = row.paper, row.margin
-    return [
-        exponent_claim(
-            row.figure,
-            row.wording,
-            f,
-            (paper - tol, paper + tol),
-            f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
-            f"{power(paper)} (finite-width margin)",
-        )
-        for f in analysis.analytic_error_exponents(ds, confidence=confidence)
-        if f.quantity == row.metrics[0]
-    ]
+    fits = fitted(analysis.analytic_error_exponents, ds, confidence)
+    criterion = (
+        f"the {100 * confidence:g}% CI of the fitted exponent lies within ±{tol:g} of "
+        f"{power(paper)} (finite-width margin)"
+    )
+    own = [f for f in fits if f.quantity == row.metrics[0]]
+    return _exponent_claims(row, own, (paper - tol, paper + tol), criterion)
 
 
 def mc_claims(ds: xr.Dataset, confidence: float) -> list[Claim]:

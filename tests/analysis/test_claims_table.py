@@ -111,6 +111,7 @@ def test_one_seed_per_point_is_not_applicable_not_inconclusive():
     assert tracking and {c.verdict for c in tracking} == {"not applicable"}
     assert tracking[0].reason.startswith("1 seed per sweep point: no replicate")
     assert "inconclusive" not in {c.verdict for c in claims}
+    assert "fig4.tracking" not in {c.key for c in claims}  # fc, gd, mse: Fig. 3's setting only
 
 
 def test_a_custom_model_makes_the_analytic_kernel_claims_not_applicable():
