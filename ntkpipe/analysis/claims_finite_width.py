@@ -1,7 +1,8 @@
 """The tests of the claims beyond the paper (rows of `ntkpipe.analysis.claims_table`, section
 ``beyond``): μP against NTK and depth against width (Hanin & Nica); and which scaling law,
 n^−½ or n^−1, the exponents of the paper's kernel-change (Fig. 1) and RMSE (Fig. S5) claims
-support (:func:`with_scaling_law`, which wraps those rows' tests).
+support (:func:`with_scaling_law`, which wraps those rows' tests). The section's rows,
+`FINITE_WIDTH_ROWS`, are the last part of the claim table.
 
 Each test is (summary, row, confidence) → claims, one per group of the other sweep axes; the
 numbers are computed by `ntkpipe.analysis.finite_width`.
@@ -215,3 +216,69 @@ def _with_law(claim: Claim, data: xr.DataArray, confidence: float) -> Claim:
         return claim
     reason = "; ".join(part for part in (claim.reason, check.needs) if part)
     return replace(claim, measured=f"{claim.measured}; {check.describe()}", reason=reason)
+
+
+def _mup_present(ds: xr.Dataset) -> bool:
+    """A width sweep of both parameterizations, ntk and mup, with RMSE data."""
+    axes = analysis.sweep_axes(ds)
+    return (
+        analysis.is_width_sweep(ds)
+        and "parameterization" in axes
+        and {"ntk", "mup"} <= {str(v) for v in ds["parameterization"].values}
+        and analysis.has_data(ds, "rmse_test")
+    )
+
+
+def _hanin_nica_test(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
+    return hanin_nica_claims(ds, row, confidence)
+
+
+_hanin_nica_test.row_independent = True  # decides both Hanin–Nica rows at once
+
+#: The rows of `ntkpipe.analysis.claims_table.CLAIM_TABLE` beyond the paper (section
+#: ``beyond``): μP against NTK, Hanin–Nica's constant and the β collapse.
+FINITE_WIDTH_ROWS: tuple[ClaimRow, ...] = (
+    ClaimRow(
+        key="beyond.mup_contrast",
+        figure="Beyond the paper",
+        wording="‖f_T − f^lin_T‖/‖f_T − f_0‖ vanishes as the width grows under the NTK "
+        "parameterization and not under μP (Yang & Hu 2021: features move by O(1))",
+        metric="rmse_test,output_change_test",
+        axis="width",
+        paper="y_∞(NTK) = 0 < y_∞(μP)",
+        margin=MUP_MARGIN,
+        test=mup_contrast_claims,
+        requires=("widths", "seeds", "trained"),
+        present=_mup_present,
+    ),
+    *(
+        ClaimRow(
+            key=f"beyond.{label}",
+            figure="Beyond the paper",
+            wording=wording,
+            metric="ntk_diag_init",
+            axis="beta",
+            paper=paper,
+            margin=margin,
+            test=_hanin_nica_test,
+            label=label.removeprefix("hanin_nica_").removeprefix("beta_"),
+            requires=("seeds",),
+            present=finite_width.has_depth_width,
+        )
+        for label, wording, paper, margin in (
+            (
+                "hanin_nica_constant",
+                "the NTK's fluctuation at init grows with β = Σ_l 1/n_l as "
+                "Var Θ̂₀(x, x)/(E Θ̂₀(x, x))² ≃ e^{5β} − 1 (ReLU; Hanin & Nica 2020)",
+                finite_width.HANIN_NICA_CONSTANT,
+                HANIN_NICA_MARGIN,
+            ),
+            (
+                "beta_collapse",
+                "depths at equal β = Σ_l 1/n_l have the same NTK fluctuation (one curve)",
+                "c_deepest / c_shallowest = 1",
+                COLLAPSE_FACTOR,
+            ),
+        )
+    ),
+)

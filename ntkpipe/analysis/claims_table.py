@@ -30,7 +30,6 @@ from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis import claims_finite_width as finite
 from ntkpipe.analysis import claims_outputs as outputs
 from ntkpipe.analysis import claims_width as width
-from ntkpipe.analysis import finite_width
 from ntkpipe.analysis.claims_applicability import CUSTOM_ARCHITECTURE
 from ntkpipe.analysis.claims_base import Claim, ClaimRow, power
 
@@ -104,25 +103,9 @@ def _ensemble_test(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Cla
     return outputs.ensemble_claims(ds)
 
 
-def _mup_present(ds: xr.Dataset) -> bool:
-    """A width sweep of both parameterizations, ntk and mup, with RMSE data."""
-    axes = analysis.sweep_axes(ds)
-    return (
-        analysis.is_width_sweep(ds)
-        and "parameterization" in axes
-        and {"ntk", "mup"} <= {str(v) for v in ds["parameterization"].values}
-        and analysis.has_data(ds, "rmse_test")
-    )
-
-
-def _hanin_nica_test(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
-    return finite.hanin_nica_claims(ds, row, confidence)
-
-
 # these tests decide every row of their kind at once (`Claim.label` picks the row's claim)
 _mc_test.row_independent = True
 _ensemble_test.row_independent = True
-_hanin_nica_test.row_independent = True
 
 
 #: Where this pipeline's experiment departs from the paper's: (section, architecture, note).
@@ -359,48 +342,5 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
         )
         for kernel, s, a in (("ntk", "Θ̂", "Θ"), ("nngp", "K̂", "K"))
     ),
-    # ---- beyond the paper: μP against NTK, which scaling law, depth against width
-    ClaimRow(
-        key="beyond.mup_contrast",
-        figure="Beyond the paper",
-        wording="‖f_T − f^lin_T‖/‖f_T − f_0‖ vanishes as the width grows under the NTK "
-        "parameterization and not under μP (Yang & Hu 2021: features move by O(1))",
-        metric="rmse_test,output_change_test",
-        axis="width",
-        paper="y_∞(NTK) = 0 < y_∞(μP)",
-        margin=finite.MUP_MARGIN,
-        test=finite.mup_contrast_claims,
-        requires=("widths", "seeds", "trained"),
-        present=_mup_present,
-    ),
-    *(
-        ClaimRow(
-            key=f"beyond.{label}",
-            figure="Beyond the paper",
-            wording=wording,
-            metric="ntk_diag_init",
-            axis="beta",
-            paper=paper,
-            margin=margin,
-            test=_hanin_nica_test,
-            label=label.removeprefix("hanin_nica_").removeprefix("beta_"),
-            requires=("seeds",),
-            present=finite_width.has_depth_width,
-        )
-        for label, wording, paper, margin in (
-            (
-                "hanin_nica_constant",
-                "the NTK's fluctuation at init grows with β = Σ_l 1/n_l as "
-                "Var Θ̂₀(x, x)/(E Θ̂₀(x, x))² ≃ e^{5β} − 1 (ReLU; Hanin & Nica 2020)",
-                finite_width.HANIN_NICA_CONSTANT,
-                finite.HANIN_NICA_MARGIN,
-            ),
-            (
-                "beta_collapse",
-                "depths at equal β = Σ_l 1/n_l have the same NTK fluctuation (one curve)",
-                "c_deepest / c_shallowest = 1",
-                finite.COLLAPSE_FACTOR,
-            ),
-        )
-    ),
+    *finite.FINITE_WIDTH_ROWS,
 )
