@@ -86,6 +86,12 @@ def test_summary_has_the_sweep_axes_as_dimensions(finished):
     assert set(summary.model.values) >= {"net", "lin"}
     assert np.isfinite(summary.rmse_train.values).all()
     assert set(np.unique(summary.status.values)) <= {"ok", "lr_above_critical"}
+    # β = Σ_l 1/n_l = depth/width (one hidden layer), and Θ̂₀(x, x) of the first examples
+    np.testing.assert_allclose(summary["beta"].values, 1 / summary["width"].values)
+    run = workdir / "results" / "tiny" / "runs" / "width~64" / "seeds~0"
+    kernel = xr.open_zarr(run / "kernel_init.zarr")
+    diag = np.diagonal(kernel.ntk_train_train.values, axis1=1, axis2=2)[:, :4]
+    np.testing.assert_allclose(summary.ntk_diag_init.sel(width=64, seed=0), diag[0])
 
 
 def test_stores_follow_the_schema(finished):

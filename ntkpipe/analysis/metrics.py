@@ -6,6 +6,7 @@ kernel is available), `seed`, `step`, `layer`:
 - loss_train, loss_test, acc_train, acc_test (model, seed, step)
 - rmse_train, rmse_test (seed, step): √mean over examples and outputs of (f_t − f_lin_t)²
 - weight_change (model, seed, step, layer): ‖W_t − W_0‖_F/‖W_0‖_F (for f_lin: ‖ω_t‖_F/‖W_0‖_F)
+- ntk_diag_init (seed, sample): Θ̂₀(x, x) of the first N_SAMPLES training examples (β, Hanin–Nica)
 - ntk_change, nngp_change (seed): ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F on the training set (NaN if not computed)
 - ntk_analytic_error, nngp_analytic_error (seed): ‖Θ̂_0 − Θ‖_F/‖Θ‖_F (NaN if not computed);
   K̂ is the readout Gram mapped to the scale of K first, (K̂ − b)/a (``nngp_affine``)
@@ -43,7 +44,7 @@ import re
 import numpy as np
 import xarray as xr
 
-from ntkpipe.analysis import montecarlo, regime
+from ntkpipe.analysis import finite_width, montecarlo, regime
 from ntkpipe.analysis.summary import LAYER_ROLES
 from ntkpipe.conventions import STATUSES
 from ntkpipe.io import variables
@@ -96,6 +97,7 @@ def run_metrics(
         if f"fx_{split}_analytic" in linear:
             ds[f"rmse_{split}_analytic"] = _rmse(fx, linear[f"fx_{split}_analytic"])
         ds[f"output_change_{split}"] = _output_change(fx)
+    ds["ntk_diag_init"] = finite_width.kernel_diagonal(kernel_init, ds.seed, N_SAMPLES)
     ds["ntk_change"] = _relative_change(kernel_final, kernel_init, "ntk_train_train", ds.seed)
     ds["nngp_change"] = _relative_change(kernel_final, kernel_init, "nngp_train_train", ds.seed)
     ds["ntk_analytic_error"] = _analytic_error(kernel_init, analytic, "ntk_train_train", ds.seed)
@@ -136,6 +138,9 @@ def finish_summary(summary, sweep_config, axes) -> xr.Dataset:
         summary = summary.assign_coords(t=_time(summary))
     if "sample" in summary.dims:
         summary = summary.assign_coords(sample=np.arange(summary.sizes["sample"]))
+    beta = finite_width.beta_coordinate(summary, sweep_config, axes)
+    if beta is not None:
+        summary = summary.assign_coords(beta=beta)
     return variables.annotate(variables.order(summary, axes), axes)
 
 

@@ -25,6 +25,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ntkpipe.analysis import aggregate as analysis
+from ntkpipe.analysis import finite_width
 from ntkpipe.analysis.plots_beyond import (
     LR_AXIS,
     plot_lr_phase,
@@ -41,6 +42,7 @@ from ntkpipe.analysis.plots_common import (
     load_summary,
 )
 from ntkpipe.analysis.plots_curves import plot_loss_curves, plot_rmse_curves
+from ntkpipe.analysis.plots_fluctuation import plot_kernel_fluctuation
 from ntkpipe.analysis.plots_run import plot_ensemble, plot_linearization
 from ntkpipe.analysis.plots_width import (
     plot_kernel_change,
@@ -63,6 +65,7 @@ __all__ = [
     "plot_ensemble",
     "plot_kernel_change",
     "plot_kernel_error",
+    "plot_kernel_fluctuation",
     "plot_kernel_mc",
     "plot_linearization",
     "plot_lr_phase",
@@ -94,7 +97,8 @@ class Plot(NamedTuple):
     names: tuple[str, ...]
     needs_width: bool
     free: str  # "hue": the hue axis and n_train; "width": width and n_train; "lr": width and
-    # lr_factor (the figures beyond the paper, drawn only for a sweep over lr_factor)
+    # lr_factor (the figures beyond the paper, drawn only for a sweep over lr_factor);
+    # "depth_width": depth and width (the kernel fluctuation against β)
 
 
 #: Figure stem → Plot, in the order of `FIGURES`.
@@ -113,6 +117,7 @@ PLOTS: dict[str, Plot] = {
     "lr_phase": Plot(plot_lr_phase, ("learning_rate",), False, "lr"),
     "sharpness_curves": Plot(plot_sharpness_curves, ("sharpness",), False, "lr"),
     "rmse_vs_lr_factor": Plot(plot_rmse_vs_lr_factor, ("rmse_test",), False, "lr"),
+    "kernel_fluctuation": Plot(plot_kernel_fluctuation, ("ntk_diag_init",), False, "depth_width"),
 }
 
 
@@ -211,6 +216,8 @@ def _free_axes(ds: xr.Dataset, plot: Plot) -> tuple:
         return ("width", LR_AXIS)
     if plot.free == "hue":
         return (_hue_axis(ds), _PANEL_AXIS)
+    if plot.free == "depth_width":
+        return ("depth", "width")
     return ("width", _PANEL_AXIS)
 
 
@@ -231,6 +238,8 @@ def _skip_reason(stem: str, plot: Plot, sub: xr.Dataset) -> str | None:
                 f"{title}: not drawn, the sweep has {widths or 'no'} width"
                 f"{'' if widths == 1 else 's'} (an exponent against width needs ≥ {MIN_POINTS})."
             )
+    if stem == "kernel_fluctuation" and not finite_width.has_depth_width(usable):
+        return f"{title}: not drawn, it needs depth and width swept (≥ 2 values each)."
     if stem == "kernel_mc" and not analysis.has_mc_samples(usable, at_least=MIN_POINTS):
         return (
             f"{title}: not drawn, fewer than {MIN_POINTS} seeds per job (seeds.per_job) to "

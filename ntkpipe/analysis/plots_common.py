@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis.captions_beyond import BEYOND_FIGURES
+from ntkpipe.analysis.captions_finite_width import FINITE_WIDTH_FIGURES
 
 #: Figure file stem → (title, caption), in the order the report shows them.
 FIGURES = {
@@ -92,6 +93,7 @@ FIGURES = {
         "of Eq. 13 (red dashed). The paper: the ensemble follows the NTK-GP (Fig. 2 / S1).",
     ),
     **BEYOND_FIGURES,
+    **FINITE_WIDTH_FIGURES,
 }
 
 #: Figure stem → the experiments (keys of `claims.EXPERIMENTS`) it illustrates; the report shows
@@ -107,6 +109,7 @@ FIGURE_EXPERIMENTS = {
     "kernel_mc": ("figS9",),
     "ensemble": ("fig2",),
     **{stem: ("beyond",) for stem in BEYOND_FIGURES},
+    **{stem: ("beyond",) for stem in FINITE_WIDTH_FIGURES},
 }
 
 _STEP_LABEL = r"step $i$  (time $t = \eta\, i$)"
@@ -141,11 +144,8 @@ def _styled(plot):
 
 
 def load_summary(summary: xr.Dataset | str | Path) -> xr.Dataset:
-    """The summary as an in-memory Dataset: `summary` itself, or the Zarr store at that path.
-
-    Raises:
-        FileNotFoundError: the path does not exist.
-    """
+    """The summary as an in-memory Dataset: `summary` itself, or the Zarr store at that path
+    (FileNotFoundError when the path does not exist)."""
     if isinstance(summary, xr.Dataset):
         return summary
     path = Path(summary)
@@ -305,7 +305,7 @@ def _finish(fig: Figure, ds: xr.Dataset, stem: str) -> None:
     fixed = analysis.format_group(_fixed_axes(ds))
     steps = int(ds["step"].max()) if "step" in ds.coords and ds.sizes.get("step") else None
     parts = [title]
-    if steps is not None and stem not in ("kernel_error", "kernel_mc"):
+    if steps is not None and stem not in ("kernel_error", "kernel_mc", "kernel_fluctuation"):
         parts.append(f"T = {steps} steps")
     if fixed:
         parts.append(_plain(fixed))

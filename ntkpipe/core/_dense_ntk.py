@@ -29,7 +29,7 @@ def dense_features(structure: tuple[str, int, bool], kind: str, params, x, scale
         kind: "ntk", "ntk_full" or "nngp".
         params: the MLP's parameters.
         x: inputs [B, d_in].
-        scales: [L + 2]: s_w,0 … s_w,L, then s_b (see :func:`dense_scales`).
+        scales: [2, L + 1]: s_w,0 … s_w,L, then s_b,0 … s_b,L (see :func:`dense_scales`).
 
     Returns:
         (inputs, signals): inputs[l] = s_w,l · a_l(x) [B, n_l] for l = 0 … L; signals[l] for
@@ -40,17 +40,17 @@ def dense_features(structure: tuple[str, int, bool], kind: str, params, x, scale
     layers = [params["params"][f"dense_{i}"] for i in range(depth + 1)]
     dtype = layers[0]["kernel"].dtype
     scales = scales.astype(dtype)
-    weights = [layer["kernel"] * scales[i] for i, layer in enumerate(layers)]
+    weights = [layer["kernel"] * scales[0, i] for i, layer in enumerate(layers)]
     phi = ACTIVATIONS[activation]
     a, inputs, slopes = x.astype(dtype), [], []
     for i in range(depth):
-        inputs.append(a * scales[i])
+        inputs.append(a * scales[0, i])
         h = jnp.dot(a, weights[i])
         if use_bias:
-            h = h + layers[i]["bias"] * scales[-1]
+            h = h + layers[i]["bias"] * scales[1, i]
         a, slope = jax.jvp(phi, (h,), (jnp.ones_like(h),))  # φ(h), φ'(h) (elementwise φ)
         slopes.append(slope)
-    inputs.append(a * scales[depth])
+    inputs.append(a * scales[0, depth])
     if kind == "nngp" or depth == 0:
         return inputs, []
     return inputs, _dense_signals(kind, weights, slopes)
@@ -61,7 +61,7 @@ def dense_kernel(structure, kind: str, k: int, params, x1, x2, scales):
     """The whole kernel in one tile (x2 None: x2 = x1, features computed once)."""
     fa = dense_features(structure, kind, params, x1, scales)
     fb = fa if x2 is None else dense_features(structure, kind, params, x2, scales)
-    return dense_gram(kind, k, fa, fb, scales[-1] ** 2)
+    return dense_gram(kind, k, fa, fb, scales[1] ** 2)
 
 
 def _dense_signals(kind, weights, slopes):
@@ -86,9 +86,10 @@ def _dense_signals(kind, weights, slopes):
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def dense_gram(kind: str, k: int, fa, fb, bias2):
-    """Θ̂ tile = Σ_l (Gram of inputs + s_b²) ⊙ Gram of signals (readout: signals Gram = I)."""
+    """Θ̂ tile = Σ_l (Gram of inputs + s_b,l²) ⊙ Gram of signals (readout: signals Gram = I);
+    bias2 [L + 1] holds the s_b,l² (zeros without bias)."""
     (ins_a, sig_a), (ins_b, sig_b) = fa, fb
-    grams = [jnp.dot(u, v.T) + bias2 for u, v in zip(ins_a, ins_b, strict=True)]
+    grams = [jnp.dot(u, v.T) + bias2[i] for i, (u, v) in enumerate(zip(ins_a, ins_b, strict=True))]
     if kind == "nngp":
         return grams[-1]
     if kind == "ntk":
@@ -103,9 +104,12 @@ def dense_gram(kind: str, k: int, fa, fb, bias2):
 
 
 def dense_scales(spec: DenseSpec, params) -> jax.Array:
-    """[s_w,0 … s_w,L, s_b]: W_l = s_w,l · kernel_l, b_l = s_b · bias_l (NTK or standard)."""
+    """[[s_w,0 … s_w,L], [s_b,0 … s_b,L]]: W_l = s_w,l · kernel_l, b_l = s_b,l · bias_l
+    (:meth:`DenseSpec.layer_scale`; s_b,l = 0 without bias)."""
     fan_ins = [jnp.shape(params["params"][name]["kernel"])[0] for name in spec.layer_names]
-    return jnp.asarray([*(spec.weight_scale(n) for n in fan_ins), spec.bias_scale])
+    scales = [spec.layer_scale(i, n) for i, n in enumerate(fan_ins)]
+    bias = [s.s_b if spec.use_bias else 0.0 for s in scales]
+    return jnp.asarray([[s.s_w for s in scales], bias])
 
 
 def dense_spec_of(apply_fn) -> DenseSpec | None:

@@ -8,6 +8,9 @@ Both parameterizations (paper §2.1, Eq. 1) draw the same N(0, 1) numbers from t
     standard parameterization:  h = a W + b,   W ~ N(0, σ_w²/n_in),   b ~ N(0, σ_b²),
 
 so the standard leaves are the NTK ones scaled by σ_w/√n_in (and σ_b) at initialization.
+
+MLPs also have the maximal-update parameterization ``"mup"`` (Yang & Hu 2021), defined in
+:meth:`DenseSpec.layer_scale`; the conv nets refuse it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -33,7 +36,12 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 """Elementwise nonlinearities φ by name (``erf`` is the plain error function, as in
 neural-tangents' ``stax.Erf()``)."""
 
-PARAMETERIZATIONS = ("ntk", "standard")
+PARAMETERIZATIONS = ("ntk", "standard", "mup")
+LAYER_RATES = ("uniform", "ntk")
+"""Per-tensor learning-rate multipliers of an MLP (:meth:`DenseSpec.layer_scale`): ``uniform``
+(one rate η for every leaf) or ``ntk`` (the standard parameterization with the per-tensor rates
+that make its gradient descent that of the NTK parameterization, paper §2.1)."""
+"""All parameterizations of :func:`ntkpipe.core.models.mlp`; the conv nets take the first two."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +53,11 @@ class DenseSpec:
         width: hidden width n.
         out_dim: number of outputs k.
         activation: name of φ, a key of :data:`ACTIVATIONS`.
-        parameterization: ``"ntk"`` or ``"standard"``.
+        parameterization: ``"ntk"``, ``"standard"`` or ``"mup"`` (:meth:`layer_scale`).
         w_std: σ_w.
         b_std: σ_b; 0.0 when the network has no bias.
+        layer_rates: ``"uniform"`` or ``"ntk"`` (standard parameterization only), see
+            :meth:`layer_scale`.
     """
 
     depth: int
@@ -57,6 +67,7 @@ class DenseSpec:
     parameterization: str
     w_std: float
     b_std: float
+    layer_rates: str = "uniform"
 
     @property
     def use_bias(self) -> bool:
@@ -66,16 +77,75 @@ class DenseSpec:
     def layer_names(self) -> tuple[str, ...]:
         return tuple(f"dense_{i}" for i in range(self.depth + 1))
 
-    def weight_scale(self, fan_in: int) -> float:
-        """Factor s_w with W_l = s_w · params_l: σ_w/√n_l (NTK) or 1 (standard)."""
-        return self.w_std / math.sqrt(fan_in) if self.parameterization == "ntk" else 1.0
+    def layer_scale(self, layer: int, fan_in: int) -> LayerScale:
+        """Multipliers and initial standard deviations of layer ``dense_<layer>``.
 
-    @property
-    def bias_scale(self) -> float:
-        """Factor s_b with b_l = s_b · params_l: σ_b (NTK) or 1 (standard); 0 without bias."""
-        if not self.use_bias:
-            return 0.0
-        return self.b_std if self.parameterization == "ntk" else 1.0
+        Every parameterization writes W_l = s_w · kernel_l and b_l = s_b · bias_l with trained
+        leaves kernel_l ~ N(0, v_w²), bias_l ~ N(0, v_b²), and one global learning rate η on the
+        leaves, so the effective (W-space) rate of W_l is η · s_w² and Var(W_l) = s_w² v_w². With
+        n_l = fan_in, n = the hidden width and d = n_0 the input dimension:
+
+        ===========  ==================  ====================  =====================
+        layer        ntk (s_w, v_w)      standard (s_w, v_w)   mup (s_w, v_w)
+        ===========  ==================  ====================  =====================
+        input  l=0   σ_w/√d, 1           1, σ_w/√d             σ_w·√(n/d), 1/√n
+        hidden       σ_w/√n, 1           1, σ_w/√n             σ_w, 1/√n
+        readout l=L  σ_w/√n, 1           1, σ_w/√n             σ_w/√n, 1/√n
+        hidden bias  σ_b, 1              1, σ_b                σ_b·√n, 1/√n
+        readout bias σ_b, 1              1, σ_b                σ_b, 1
+        ===========  ==================  ====================  =====================
+
+        The ``mup`` column is Yang & Hu's abc-parameterization (Tensor Programs IV, Eq. 5) with
+        a = (−½, 0, ½) for (input, hidden, readout), b = ½ and c = 0 (SGD), with σ_w/√d and
+        σ_w normalizing the scales. In W-space it is their Table 3 ("μP in SP form"): initial
+        variances σ_w²/d, σ_w²/n, σ_w²/n² (input, hidden, readout weights) and σ_b² (biases);
+        per-layer learning rates η·n·σ_w²/d, η·σ_w², η·σ_w²/n and η·n·σ_b² (hidden biases),
+        η·σ_b² (readout bias). Relative to the NTK parameterization: the readout weights start
+        1/√n smaller, and every rate but the readout bias's is n times larger; the two tangent
+        kernels (Eq. 4) are then equal at initialization (a test checks it), so η_crit is the
+        same, but f₀ = O(1/√n) and the hidden features move by O(1) in a step (feature
+        learning), which the NTK parameterization suppresses by 1/√n.
+
+        Per-tensor learning rates (``layer_rates="ntk"``, standard parameterization): gradient
+        descent with the rate η·r on a tensor p, p ← p − η r ∂L/∂p, is gradient descent with
+        the one rate η on the leaf q = p/√r of W = √r · q (∂L/∂q = √r ∂L/∂p, so √r q moves by
+        −η r ∂L/∂p; the same holds for heavy-ball momentum and minibatch SGD, which are linear
+        in the gradient). So the leaves are q with s_w = √r_w, v_w = σ_w/√n_l/√r_w (s_b = √r_b,
+        v_b = σ_b/√r_b), and the tangent kernel of the leaves is J diag(r) Jᵀ: the kernel Θ_η/η
+        of the closed form (Eq. 8–11) and of η_crit. The paper's per-tensor factors ("identical
+        to those of standard networks, up to a width-dependent scaling factor in the learning
+        rate for each parameter tensor", §2.1) are r_w = σ_w²/n_l for W_l and r_b = σ_b² for
+        b_l: then Var(W_l) and every step are those of the NTK parameterization (a test checks
+        it against per-tensor-rate gradient descent on the standard leaves, step by step).
+        """
+        readout = layer == self.depth
+        if self.parameterization == "ntk":
+            return LayerScale(self.w_std / math.sqrt(fan_in), self.b_std, 1.0, 1.0)
+        if self.parameterization == "standard" and self.layer_rates == "ntk":
+            s_w, s_b = self.w_std / math.sqrt(fan_in), self.b_std or 1.0
+            return LayerScale(s_w, s_b, self.w_std / math.sqrt(fan_in) / s_w, self.b_std / s_b)
+        if self.parameterization == "standard":
+            return LayerScale(1.0, 1.0, self.w_std / math.sqrt(fan_in), self.b_std)
+        n = self.width
+        if layer == 0:
+            s_w = self.w_std * math.sqrt(n / fan_in)
+        else:
+            s_w = self.w_std / math.sqrt(n) if readout else self.w_std
+        v = 1.0 / math.sqrt(n)
+        s_b, v_b = (self.b_std, 1.0) if readout else (self.b_std * math.sqrt(n), v)
+        return LayerScale(s_w, s_b, v, v_b)
+
+
+class LayerScale(NamedTuple):
+    """W = s_w · kernel, b = s_b · bias, kernel ~ N(0, v_w²), bias ~ N(0, v_b²) at init.
+
+    s_b and v_b are meaningless (and unused) when the network has no bias.
+    """
+
+    s_w: float
+    s_b: float
+    v_w: float
+    v_b: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +197,19 @@ def scaled_normal(scale: float):
         return jax.random.normal(key, shape, dtype) * jnp.asarray(scale, dtype)
 
     return init
+
+
+def check_layer_rates(parameterization: str, layer_rates: str) -> str:
+    """Checks :data:`LAYER_RATES`: ``ntk`` rates belong to the standard parameterization."""
+    if layer_rates not in LAYER_RATES:
+        raise ValueError(f"layer_rates must be one of {list(LAYER_RATES)}; got {layer_rates!r}.")
+    if layer_rates == "ntk" and parameterization != "standard":
+        raise ValueError(
+            f"layer_rates='ntk' rescales the standard parameterization's rates to the NTK "
+            f"parameterization's; with parameterization={parameterization!r} use "
+            "layer_rates='uniform' (its rates are already those of its definition)."
+        )
+    return layer_rates
 
 
 def check_layer_settings(activation, parameterization, w_std, b_std) -> tuple[float, float]:

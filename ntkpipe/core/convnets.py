@@ -363,6 +363,13 @@ def _as_images(x: jax.Array, input_shape: tuple[int, int, int] | None) -> jax.Ar
 
 
 def _conv_spec(activation, parameterization, w_std, b_std, input_shape) -> ConvSpec:
+    if parameterization == "mup":
+        raise ValueError(
+            "parameterization='mup' is defined for MLPs only (models.mlp); the conv nets take "
+            "'ntk' or 'standard': μP for convolutions needs a choice of width per layer (channels "
+            "against channels × window) and for WRN of the readout after pooling, which ntkpipe "
+            "does not make."
+        )
     w_std, b_std = check_layer_settings(activation, parameterization, w_std, b_std)
     return ConvSpec(activation, parameterization, w_std, b_std, _input_shape(input_shape))
 

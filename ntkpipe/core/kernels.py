@@ -135,7 +135,7 @@ def _empirical(apply_fn, params, x1, x2, block_size, kind):
         static = ((spec.activation, spec.depth, spec.use_bias), kind, spec.out_dim)
         scales = dense_scales(spec, params)
         features = lambda p, x: dense_features(*static[:2], p, x, scales)
-        gram = lambda fa, fb: dense_gram(*static[1:], fa, fb, scales[-1] ** 2)
+        gram = lambda fa, fb: dense_gram(*static[1:], fa, fb, scales[1] ** 2)
         whole = lambda p, xa, xb: dense_kernel(*static, p, xa, xb, scales)
     elif conv is not None:
         check_generic(apply_fn.apply if isinstance(apply_fn, Network) else apply_fn, params, x1)

@@ -15,7 +15,7 @@ standard weights are exactly the NTK ω scaled by σ_w/√n_l (and σ_b β): the
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import re
 from typing import Any
 
@@ -25,10 +25,12 @@ import jax.numpy as jnp
 
 from ntkpipe.core._layers import (
     ACTIVATIONS,
+    LAYER_RATES,
     PARAMETERIZATIONS,
     DenseSpec,
     Network,
     Params,
+    check_layer_rates,
     check_layer_settings,
     scaled_normal,
 )
@@ -36,6 +38,7 @@ from ntkpipe.core.convnets import cnn, wrn
 
 __all__ = [
     "ACTIVATIONS",
+    "LAYER_RATES",
     "PARAMETERIZATIONS",
     "DenseSpec",
     "MLP",
@@ -57,6 +60,7 @@ def mlp(
     parameterization: str = "ntk",
     w_std: float = 1.0,
     b_std: float | None = 0.0,
+    layer_rates: str = "uniform",
 ) -> Network:
     """A fully connected network with ``depth`` hidden layers and a linear readout (Eq. 1).
 
@@ -65,15 +69,22 @@ def mlp(
         width: hidden width n ≥ 1.
         out_dim: number of outputs k ≥ 1.
         activation: one of :data:`ACTIVATIONS` (relu, erf, tanh, identity).
-        parameterization: ``"ntk"`` (W = σ_w/√n_in · ω, b = σ_b · β, ω, β ~ N(0, 1)) or
-            ``"standard"`` (W ~ N(0, σ_w²/n_in), b ~ N(0, σ_b²)).
+        parameterization: ``"ntk"`` (W = σ_w/√n_in · ω, b = σ_b · β, ω, β ~ N(0, 1)),
+            ``"standard"`` (W ~ N(0, σ_w²/n_in), b ~ N(0, σ_b²)) or ``"mup"`` (maximal update,
+            Yang & Hu 2021; needs depth ≥ 1; scales and rates in
+            :meth:`DenseSpec.layer_scale`).
         w_std: σ_w > 0.
         b_std: σ_b ≥ 0; 0 or None means the network has no bias parameters.
+        layer_rates: ``"uniform"`` (one rate for every leaf) or ``"ntk"`` (standard
+            parameterization only: the per-tensor rates η σ_w²/n_l, η σ_b² of §2.1, trained as
+            the leaves W/√r; see :meth:`DenseSpec.layer_scale`).
 
     Returns:
         A :class:`Network` with ``dense_spec`` set.
     """
     spec = _dense_spec(depth, width, out_dim, activation, parameterization, w_std, b_std)
+    if check_layer_rates(parameterization, layer_rates) != "uniform":
+        spec = dataclasses.replace(spec, layer_rates=layer_rates)
     return Network(module=MLP(spec=spec), out_dim=spec.out_dim, dense_spec=spec)
 
 
@@ -100,30 +111,33 @@ def kernel_leaves(params: Params) -> dict[str, jax.Array]:
 
 
 def to_standard(net: Network, params: Params) -> Params:
-    """Converts NTK-parameterized MLP parameters to the standard ones of the same function.
+    """Converts NTK-parameterized (or μP) MLP parameters to the standard ones of the same
+    function.
 
-    W_l = σ_w/√n_l · ω_l and b_l = σ_b · β_l. Applied to ``mlp(..., parameterization="ntk")``
-    parameters, the result evaluated by the same MLP with ``parameterization="standard"`` is the
-    same function; at initialization it is exactly what the standard network draws from the
-    same key.
+    W_l = s_w,l · ω_l and b_l = s_b,l · β_l (:meth:`DenseSpec.layer_scale`; NTK: σ_w/√n_l, σ_b).
+    Applied to ``mlp(..., parameterization="ntk")`` parameters, the result evaluated by the same
+    MLP with ``parameterization="standard"`` is the same function; at initialization it is
+    exactly what the standard network draws from the same key (μP: the same function, not the
+    same draws).
 
     Args:
-        net: the NTK-parameterized MLP.
+        net: the NTK-parameterized (or μP) MLP.
         params: its parameters.
 
     Returns:
         The standard parameters (same tree structure).
     """
     spec = net.dense_spec
-    if spec is None or spec.parameterization != "ntk":
-        raise ValueError("to_standard needs an MLP built with parameterization='ntk'.")
+    if spec is None or spec.parameterization not in ("ntk", "mup"):
+        raise ValueError("to_standard needs an MLP built with parameterization='ntk' or 'mup'.")
     out = {}
-    for name in spec.layer_names:
+    for i, name in enumerate(spec.layer_names):
         layer = params["params"][name]
         kernel = layer["kernel"]
-        new = {"kernel": kernel * spec.weight_scale(kernel.shape[0])}
+        scale = spec.layer_scale(i, kernel.shape[0])
+        new = {"kernel": kernel * scale.s_w}
         if spec.use_bias:
-            new["bias"] = layer["bias"] * spec.b_std
+            new["bias"] = layer["bias"] * scale.s_b
         out[name] = new
     return {"params": out}
 
@@ -139,33 +153,35 @@ class MLP(nn.Module):
         h = x
         for i in range(self.spec.depth + 1):
             features = self.spec.out_dim if i == self.spec.depth else self.spec.width
-            h = _Dense(features=features, spec=self.spec, name=f"dense_{i}")(h)
+            h = _Dense(features=features, spec=self.spec, layer=i, name=f"dense_{i}")(h)
             if i < self.spec.depth:
                 h = phi(h)
         return h
 
 
 class _Dense(nn.Module):
-    """h = s_w · x ω + s_b · β; both parameterizations draw ω, β from N(0, 1) with the same key."""
+    """h = s_w · x kernel + s_b · bias with the scales of :meth:`DenseSpec.layer_scale`.
+
+    The leaves are N(0, 1) draws times v_w (v_b), so every parameterization draws the same
+    numbers from the same key.
+    """
 
     features: int
     spec: DenseSpec
+    layer: int
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         fan_in = x.shape[-1]
         dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
-        std = self.spec.parameterization == "standard"
-        w_init = scaled_normal(self.spec.w_std / math.sqrt(fan_in) if std else 1.0)
-        kernel = self.param("kernel", w_init, (fan_in, self.features), dtype)
+        scale = self.spec.layer_scale(self.layer, fan_in)
+        kernel = self.param("kernel", scaled_normal(scale.v_w), (fan_in, self.features), dtype)
         h = jnp.dot(x.astype(dtype), kernel)
-        if not std:
-            h = h * self.spec.weight_scale(fan_in)
+        if scale.s_w != 1.0:
+            h = h * scale.s_w
         if self.spec.use_bias:
-            bias = self.param(
-                "bias", scaled_normal(self.spec.b_std if std else 1.0), (self.features,), dtype
-            )
-            h = h + bias * self.spec.bias_scale
+            bias = self.param("bias", scaled_normal(scale.v_b), (self.features,), dtype)
+            h = h + bias * scale.s_b
         return h
 
 
@@ -186,4 +202,9 @@ def _dense_spec(depth, width, out_dim, activation, parameterization, w_std, b_st
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{field} must be an integer ≥ {low}; got {value!r}.")
     w_std, b_std = check_layer_settings(activation, parameterization, w_std, b_std)
+    if parameterization == "mup" and depth < 1:
+        raise ValueError(
+            "parameterization='mup' needs depth ≥ 1 (μP scales layers by the hidden width, "
+            f"which a network without hidden layers lacks); got depth={depth}."
+        )
     return DenseSpec(depth, width, out_dim, activation, parameterization, w_std, b_std)

@@ -8,6 +8,8 @@ readout-only dynamics with it.
 
 from __future__ import annotations
 
+from ntkpipe.conventions import kernel_parameterization
+
 __all__ = ["readout_gram_affine"]
 
 
@@ -20,7 +22,8 @@ def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, 
 
     - NTK parameterization: ∂f/∂ω_L = σ_w/√n_L · φ, ∂f/∂β_L = σ_b, so G = K (a = 1, b = 0);
     - standard: ∂f/∂W_L = φ and ∂f/∂b_L = 1, so G = n_L (K − σ_b²)/σ_w² + [1 with a bias],
-      which grows with the readout fan-in n_L.
+      which grows with the readout fan-in n_L;
+    - μP, and standard with ``layer_rates: ntk``: the readout leaves are the NTK ones, G = K.
 
     Args:
         model: the run config's ``model`` section (parameterization, depth, width, w_std, b_std).
@@ -29,7 +32,7 @@ def readout_gram_affine(model: dict, fan_in: int | None = None) -> tuple[float, 
     Raises:
         ValueError: standard parameterization of depth 0 without `fan_in` (then n_L = d_in).
     """
-    if model.get("parameterization", "ntk") != "standard":
+    if kernel_parameterization(model) != "standard":  # μP, standard with ntk rates: NTK's
         return 1.0, 0.0
     if fan_in is None:
         if int(model["depth"]) < 1:

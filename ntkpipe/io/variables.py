@@ -217,6 +217,19 @@ VARIABLES: dict[str, Variable] = {
         "From ntk_eigvals; above lr_critical (by up to k) for k > 1: lr_between_critical.",
         _SUM,
     ),
+    "ntk_diag_init": Variable(
+        "NTK diagonal Θ̂₀(x, x)",
+        "1",
+        "At init, for the first few training examples; its relative variance over seeds grows "
+        "like e^{5β} − 1 (ReLU, Hanin & Nica 2020). NaN: Θ̂₀ not computed.",
+        _SUM,
+    ),
+    "beta": Variable(
+        "depth-to-width ratio β",
+        "1",
+        "β = Σ_l 1/n_l over the hidden layers (= depth/width for fc; Hanin & Nica 2020).",
+        "summary",
+    ),
     "ntk_change": Variable(
         "relative NTK change ‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F",
         "1",
@@ -298,7 +311,10 @@ SWEEP_AXES: dict[str, Variable] = {
     "activation": Variable("activation φ", "1", "Nonlinearity of the hidden layers.", "summary"),
     "w_std": Variable("weight std σ_w", "1", "Initialization scale of the weights.", "summary"),
     "b_std": Variable("bias std σ_b", "1", "Initialization scale of the biases.", "summary"),
-    "parameterization": Variable("parameterization", "1", "ntk or standard.", "summary"),
+    "parameterization": Variable("parameterization", "1", "ntk, standard or mup.", "summary"),
+    "layer_rates": Variable(
+        "layer rates", "1", "Per-tensor learning rates: uniform or ntk.", "summary"
+    ),
     "optimizer": Variable("optimizer", "1", "gd, momentum or sgd.", "summary"),
     "loss": Variable("loss", "1", "mse or cross-entropy.", "summary"),
     "momentum": Variable("momentum", "1", "Momentum coefficient.", "summary"),

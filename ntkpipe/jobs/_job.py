@@ -228,7 +228,8 @@ def build_network(model: dict, data) -> models.Network:
     )
     arch = model["architecture"]
     if arch == "fc":
-        return models.mlp(depth=model["depth"], width=model["width"], **common)
+        rates = model.get("layer_rates", "uniform")
+        return models.mlp(depth=model["depth"], width=model["width"], layer_rates=rates, **common)
     if arch == "cnn":
         return models.cnn(
             depth=model["depth"], width=model["width"], input_shape=data.input_shape, **common

@@ -71,7 +71,7 @@ def kernel_arguments(model: dict) -> dict:
         depth=model["depth"],
         activation=model["activation"],
         **init_scales(model),
-        parameterization=model["parameterization"],
+        parameterization=conventions.kernel_parameterization(model),
         width=model["width"],
     )
 

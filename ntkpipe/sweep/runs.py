@@ -35,6 +35,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from ntkpipe import conventions
 from ntkpipe.conventions import DEFAULT_MOMENTUM
 from ntkpipe.errors import ConfigError
 from ntkpipe.io import atomic
@@ -302,8 +303,9 @@ def _run_config(point_config, run_id, axes, seeds):
 
 def _analytic_uses_width(config):
     # Under the standard parameterization the infinite-width kernels still scale with
-    # the width (W ~ N(0, σ_w²/n_in) in the readout's tangent); under NTK they do not.
-    return config["model"]["parameterization"] != "ntk"
+    # the width (W ~ N(0, σ_w²/n_in) in the readout's tangent); under NTK (and μP, and the
+    # standard one with ntk layer rates, whose kernels are NTK's) they do not.
+    return conventions.kernel_parameterization(config["model"]) != "ntk"
 
 
 def _analytic_depends_on(path, config):

@@ -256,6 +256,31 @@ def _check_analytic(c):
     return []
 
 
+def _check_parameterization(c):
+    """μP and per-tensor rates are defined for MLPs (ntkpipe.core.models.DenseSpec.layer_scale);
+    ntk rates rescale the standard parameterization only; a μP ensemble's GP prior is not K."""
+    m, errors = c["model"], []
+    p, rates, arch = m["parameterization"], m["layer_rates"], m["architecture"]
+    if arch != "fc" and (p == "mup" or rates != "uniform"):
+        field = "parameterization: mup" if p == "mup" else f"layer_rates: {rates}"
+        errors.append(
+            f"model.{field} is defined for model.architecture fc only (here {arch}); use "
+            "parameterization ntk or standard with layer_rates uniform for conv nets"
+        )
+    if rates == "ntk" and p != "standard":
+        errors.append(
+            f"model.layer_rates: ntk rescales the standard parameterization's rates to the NTK "
+            f"parameterization's; with model.parameterization {p} set layer_rates: uniform"
+        )
+    if p == "mup" and c["ensemble"]["members"]:
+        errors.append(
+            "model.parameterization: mup with ensemble.members > 0: the ensemble's GP prior "
+            "(Eq. 13) assumes f₀ ~ GP(0, K), but μP's f₀ has variance O(1/n); set "
+            "ensemble.members: 0"
+        )
+    return errors
+
+
 def _check_initial(c):
     """kernels.initial: false only where nothing reads Θ̂₀ (kernel_init.zarr)."""
     k, t = c["kernels"], c["training"]
@@ -310,6 +335,10 @@ _CROSS_CHECKS = (
     (("training.optimizer", "training.batch_size", "data.n_train"), _check_batch),
     (("training.records", "training.steps"), _check_records),
     (("model.architecture", "kernels.analytic"), _check_analytic),
+    (
+        ("model.architecture", "model.parameterization", "model.layer_rates", "ensemble.members"),
+        _check_parameterization,
+    ),
     (("training.loss", "data.classes"), _check_outputs),
     (
         ("data.dataset", "data.path", "data.input_shape", "data.classes", "data.n_train"),

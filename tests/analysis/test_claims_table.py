@@ -42,7 +42,7 @@ def test_a_two_step_sweep_makes_every_trained_network_claim_not_applicable():
     ds = add_mc(add_linearization(make_summary(steps=(0, 1, 2), seeds=4, noise=1e-3)))
     claims = _by_key(paper_claims(ds))
     # fc, gd, mse: Fig. 3's setting, not Fig. 4's (other optimizers) nor S4's (cross-entropy)
-    # (the rows beyond the paper need a sweep over training.lr_factor)
+    # (the rows beyond the paper need a sweep over training.lr_factor or the parameterization)
     beyond = {key for key in TRAINED_ROWS if key.startswith("beyond.")}
     expected = TRAINED_ROWS - {"fig4.tracking", "fig4.s4_late_error_growth"} - beyond
     assert expected <= set(claims)  # every such row is listed, none is silently dropped

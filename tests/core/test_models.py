@@ -128,7 +128,7 @@ def test_unknown_activation_names_the_allowed_ones():
         ({"depth": 1.5}, "depth"),
         ({"width": 0}, "width"),
         ({"out_dim": True}, "out_dim"),
-        ({"parameterization": "mup"}, "parameterization"),
+        ({"parameterization": "mf"}, "parameterization"),
         ({"w_std": 0.0}, "w_std"),
         ({"w_std": float("nan")}, "w_std"),
         ({"b_std": -0.1}, "b_std"),
