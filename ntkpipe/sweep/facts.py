@@ -7,6 +7,8 @@ jobs and the analysis. Each reads a resolved config (the schema's defaults fille
 
 from __future__ import annotations
 
+from ntkpipe import conventions
+
 __all__ = [
     "USABLE_STATUSES",
     "n_outputs",
