@@ -13,6 +13,9 @@ claim's scope (the runs at the claim's values of the other sweep axes, ``level =
   seed per point is not applicable, not inconclusive);
 - ``analytic`` (sweep): the model has analytic kernels Θ, K (a custom model,
   ``model.architecture: custom``, has none);
+- ``layer_roles`` (sweep): the layers' roles (input, hidden, output) are known: a custom
+  module's layers are its parameter tree's ``kernel`` leaves, whose roles are not (the summary's
+  ``not_applicable`` attribute says so, ``ntkpipe.sweep.facts.not_applicable``);
 - ``trained`` (scope): the network's training loss fell to at most `TRAINED_LOSS_RATIO` of its
   value at step 0 (runs that did not are left out, named in the claim's reason; with none
   left the claim is not applicable, with the steps it would need);
@@ -26,6 +29,7 @@ its level and its wording, and name it in the rows' ``requires``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,6 +119,16 @@ def analytic(ds: xr.Dataset, row, group: dict) -> Finding:
     if missing:
         return Finding(f"the sweep has no analytic-kernel data ({', '.join(missing)})")
     return Finding()
+
+
+def layer_roles(ds: xr.Dataset, row, group: dict) -> Finding:
+    """The layers' roles (input, hidden, output) are known (not a custom module's)."""
+    try:
+        unknown = json.loads(ds.attrs.get("not_applicable") or "{}")
+    except (TypeError, ValueError):
+        unknown = {}
+    reason = unknown.get("layer_roles") if isinstance(unknown, dict) else None
+    return Finding(reason) if reason else Finding()
 
 
 def trained(ds: xr.Dataset, row, group: dict) -> Finding:
@@ -248,6 +262,7 @@ CHECKS = {
     "widths": Check(widths, "sweep", f"≥ {MIN_WIDTHS} widths"),
     "seeds": Check(seeds, "sweep", f"≥ {MIN_SEEDS} seeds per point"),
     "analytic": Check(analytic, "sweep", "analytic kernels Θ, K"),
+    "layer_roles": Check(layer_roles, "sweep", "layer roles known (not a custom module)"),
     "trained": Check(
         trained,
         "scope",

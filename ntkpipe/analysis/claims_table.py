@@ -36,6 +36,8 @@ from ntkpipe.analysis.claims_base import Claim, ClaimRow, power
 
 #: Conditions of the claims on trained networks in the lazy regime, with a fit against width.
 TRAINED_WIDTH = ("widths", "seeds", "trained", "lazy")
+#: The per-role weight-change rows also need the layers' roles (not a custom module's).
+TRAINED_ROLES = (*TRAINED_WIDTH, "layer_roles")
 #: Conditions of the claims on trained networks in the lazy regime, at the widest width.
 TRAINED = ("seeds", "trained", "lazy")
 
@@ -163,7 +165,7 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
             margin=margin,
             test=width.weight_exponent_claims,
             label=role,
-            requires=TRAINED_WIDTH,
+            requires=TRAINED_ROLES,
             present=_width_data("weight_change"),
         )
         for role, (paper, margin) in width.WEIGHT_CHANGE_CLAIMS.items()
@@ -177,7 +179,7 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
         paper="p_hidden − p_input < 0 and p_hidden − p_output < 0",
         margin=width.STEEPER_MARGIN,
         test=width.steeper_claims,
-        requires=TRAINED_WIDTH,
+        requires=TRAINED_ROLES,
         present=_width_data("weight_change"),
     ),
     *(

@@ -14,6 +14,7 @@ from ntkpipe.analysis.claims import paper_claims
 from ntkpipe.analysis.claims_applicability import CHECKS, TRAINED_LOSS_RATIO
 from ntkpipe.analysis.claims_base import EXPERIMENTS
 from ntkpipe.analysis.claims_table import CLAIM_TABLE
+from ntkpipe.sweep.facts import not_applicable
 from tests.summary_fixture import FLAGGED, add_linearization, add_mc, make_summary
 
 #: The rows about trained networks (their conditions include "trained").
@@ -126,6 +127,14 @@ def test_a_custom_model_makes_the_analytic_kernel_claims_not_applicable():
         (c,) = claims[key]
         assert c.verdict == "not applicable" and "custom model" in c.reason
     assert {c.verdict for c in claims["fig1.input_weights"]} == {"consistent"}
+    # The summary of a custom sweep says its layers' roles are unknown (sweep.facts): the
+    # per-role weight-change claims are then not applicable, the others stay.
+    ds.attrs["not_applicable"] = json.dumps(not_applicable(config | {"sweep": {}}))
+    claims = _by_key(paper_claims(ds))
+    for key in ("fig1.input_weights", "fig1.hidden_weights", "fig1.hidden_steeper"):
+        assert {c.verdict for c in claims[key]} == {"not applicable"}, key
+        assert "which is the input layer" in claims[key][0].reason
+    assert {c.verdict for c in claims["fig1.ntk_change"]} != {"not applicable"}
 
 
 # ---------------------------------------------------------------- claims.tsv and the report
