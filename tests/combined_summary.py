@@ -65,7 +65,10 @@ def _with_axes(ds, values, axes) -> xr.Dataset:
 def _missing(run, axes, present) -> xr.Dataset:
     """A NaN block for a run without metrics, shaped like the finished ones."""
     template = present[0][1]
-    block = xr.full_like(template.drop_vars("status"), np.nan, dtype=float)
+    text = [name for name in ("status", "regime") if name in template]  # per-seed text
+    block = xr.full_like(template.drop_vars(text), np.nan, dtype=float)
     block = block.isel(seed=slice(0, len(run.seeds))).assign_coords(seed=list(run.seeds))
     block["status"] = xr.DataArray([metrics.STATUS_MISSING] * len(run.seeds), dims="seed")
+    if "regime" in text:  # a missing run has no regime ("", as finish_summary writes it)
+        block["regime"] = xr.DataArray([""] * len(run.seeds), dims="seed").astype(object)
     return _with_axes(block, run.axes, axes)

@@ -182,7 +182,8 @@ def _stack(grid, name, present, missing) -> xr.Variable:
     shape = tuple(grid["sizes"][d] for d in out_dims)
     dtypes = [r[name][1].dtype for _, r in present]
     gaps = [d for d in dims if grid["gaps"].get(d)]
-    if name == "status":
+    text = name == "status" or any(d.kind in "UOT" for d in dtypes)  # T: numpy's StringDType
+    if text:  # per-run text (status, regime): object, a missing run's text as finish_summary's
         dtype = np.dtype(object)
     else:
         dtype = np.result_type(*dtypes, *([np.float64] if missing else []))
@@ -191,9 +192,14 @@ def _stack(grid, name, present, missing) -> xr.Variable:
     for run, r in present:
         out[_where(grid, run, dims, extra, r)] = r[name][1]
     for run in missing:
-        out[_where(grid, run, dims, extra, None)] = "missing" if name == "status" else np.nan
+        out[_where(grid, run, dims, extra, None)] = _missing_value(name) if text else np.nan
     attrs = _merged_attrs(present, name)
     return xr.Variable(out_dims, out, attrs)
+
+
+def _missing_value(name: str) -> str:
+    """A missing run's value of a text variable: its status ``missing``, else no text."""
+    return metrics.STATUS_MISSING if name == "status" else ""
 
 
 def _where(grid, run, dims, extra, r) -> tuple:

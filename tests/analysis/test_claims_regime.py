@@ -8,7 +8,8 @@ from ntkpipe.analysis import claims, claims_regime
 from ntkpipe.analysis.claims_table import CLAIM_TABLE
 from tests.analysis.test_plots_beyond import _summary
 
-ROWS = {row.key: row for row in CLAIM_TABLE if row.key.startswith("beyond.")}
+# The rows of a learning-rate sweep (the finite-width rows: tests/analysis/test_claims_finite_width)
+ROWS = {row.key: row for row in CLAIM_TABLE if row.test.__module__.endswith("claims_regime")}
 
 
 def _with_sharpness(start, end, regimes=None):

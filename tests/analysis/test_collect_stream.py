@@ -75,11 +75,20 @@ def _stage_datasets(run, rng):
 
     def curves(diverged):
         f32 = np.float32
+        # falling losses (regime lazy), not finite from the step a seed diverged at, as recorded
+        gone = (
+            np.asarray(STEPS)[None, :] >= np.where(np.asarray(diverged) < 0, 1e9, diverged)[:, None]
+        )
+        losses = {
+            name: np.where(gone, np.nan, -np.sort(-rng.random((s, len(STEPS))), 1)).astype(f32)
+            for name in ("loss_train", "loss_test")
+        }
         return {
             **{
                 name: (("seed", "step"), rng.random((s, len(STEPS))).astype(f32))
-                for name in ("loss_train", "loss_test", "acc_train", "acc_test")
+                for name in ("acc_train", "acc_test")
             },
+            **{name: (("seed", "step"), values) for name, values in losses.items()},
             "fx_train": (
                 ("seed", "step", "train", "out"),
                 rng.normal(size=(s, 3, n, 1)).astype(f32),
