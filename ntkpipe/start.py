@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
+import os
+import time
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -348,13 +349,16 @@ def stale_stores(layout: Layout, runs) -> dict:
 
 
 def refresh(layout: Layout, sweep, runs, analytic, ensemble_stores, *, writes: bool) -> list:
-    """Rewrites the stale config files, removes the stale stores and, when a run's metrics or an
-    ensemble is missing, the summary, figures and report (all only when `writes`); returns the
+    """Rewrites the stale config files and, when a run's metrics or an ensemble is missing,
+    makes the summary, figures and report again; stale stores and those outputs are moved aside
+    to ``layout.replaced/<time>/`` (never deleted: a sweep started under the name of another
+    with another config must not destroy its results). All only when `writes`; returns the
     lines to print (what was done, or what a run would do)."""
     if not layout.runs.is_dir():
         return []
     lines = []
     when = "" if writes else " (when the sweep runs; this command changes nothing)"
+    aside = layout.replaced / time.strftime("%Y%m%d-%H%M%S")
     for path, content in stale_config_files(layout, sweep, runs, analytic).items():
         if writes:
             write_if_changed(path, content)
@@ -363,8 +367,8 @@ def refresh(layout: Layout, sweep, runs, analytic, ensemble_stores, *, writes: b
         if not writes:
             lines.append(f"ntkpipe: {store}: {why}; it will be computed again")
             continue
-        lines.append(f"ntkpipe: {store}: {why}; removed, it is computed again")
-        shutil.rmtree(store, ignore_errors=True)
+        lines.append(f"ntkpipe: {store}: {why}; moved aside, it is computed again")
+        _set_aside(layout, Path(store), aside)
     # Snakemake does not rerun a job whose output exists because an input is missing (a new
     # run, a removed store), nor what follows it: the summary, figures and report go, and are
     # made again from every run.
@@ -373,12 +377,26 @@ def refresh(layout: Layout, sweep, runs, analytic, ensemble_stores, *, writes: b
     if missing and any(p.exists() for p in layout.derived):
         note = f"{missing[0]} and {len(missing) - 1} more" if len(missing) > 1 else missing[0]
         for path in layout.derived if writes else ():
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+            _set_aside(layout, path, aside)
         lines.append(f"ntkpipe: {layout.summary}: {note} missing; computed again{when}")
+    if aside.exists():
+        lines.append(
+            f"ntkpipe: what was replaced is kept in {aside} (same layout as the sweep's folder): "
+            f"copy a store back to look at it, or drop them all with: rm -r {layout.replaced}"
+        )
     return lines
+
+
+def _set_aside(layout: Layout, path: Path, aside: Path) -> None:
+    """Moves `path` (inside the sweep's folder) to the same place under `aside` (a rename on
+    the same file system: no copy, whatever the store's size)."""
+    if not path.exists():
+        return
+    target = aside / path.resolve().relative_to(layout.root.resolve())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():  # the same store twice within a second
+        target = target.with_name(f"{target.name}.{len(list(target.parent.iterdir()))}")
+    os.replace(path, target)
 
 
 def _input_store(layout: Layout, stage: str, run) -> Path:

@@ -70,7 +70,7 @@ def test_a_swapped_store_is_recomputed_and_never_used(clone):
     args += ["--linear", small / "linear.zarr", "--kernel-init", small / "kernel_init.zarr"]
     assert cli.main([str(a) for a in [*args, "--out", clone / "m.zarr"]]) == 1  # named below
     started = _run(clone, TINY, CHEAP)
-    assert f"{small.relative_to(clone)}/train.zarr: computed from another config; removed" in (
+    assert f"{small.relative_to(clone)}/train.zarr: computed from another config; moved aside" in (
         started.stderr
     )
     assert not (small / "train.zarr").exists() and not (small / "metrics.zarr").exists()
@@ -97,7 +97,7 @@ def test_a_deleted_store_is_recreated(finished, clone, metadata):
         shutil.copytree(finished / ".snakemake", clone / ".snakemake")
     shutil.rmtree(clone / "results" / "tiny" / "runs" / "width~64" / "seeds~1" / "init.zarr")
     started = _run(clone, TINY, CHEAP)
-    assert "width~64/seeds~1/train.zarr: init.zarr is missing or computed again; removed" in (
+    assert "width~64/seeds~1/train.zarr: init.zarr is missing or computed again; moved aside" in (
         started.stderr
     )
     counts = job_counts(_run(clone, TINY, "-n").stdout)

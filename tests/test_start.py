@@ -109,6 +109,18 @@ def test_refresh_removes_only_when_the_command_writes(tmp_path):
     said = start.refresh(layout, sweep, runs, {}, [], writes=False)
     assert said == [f"ntkpipe: {init}: computed from another config; it will be computed again"]
     assert init.exists()
+    report = layout.report
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("<html>the other sweep's report</html>")
     said = start.refresh(layout, sweep, runs, {}, [], writes=True)
-    assert said == [f"ntkpipe: {init}: computed from another config; removed, it is computed again"]
-    assert not init.exists()
+    assert said[0] == (
+        f"ntkpipe: {init}: computed from another config; moved aside, it is computed again"
+    )
+    assert not init.exists() and not report.exists()
+    # Nothing is deleted: the other config's store and report are kept, in the same layout.
+    (aside,) = layout.replaced.iterdir()
+    kept = aside / init.relative_to(layout.root)
+    assert kept.is_dir() and (kept / "zarr.json").is_file()
+    assert (aside / "report.html").read_text() == "<html>the other sweep's report</html>"
+    assert said[-1].startswith(f"ntkpipe: what was replaced is kept in {aside}")
+    assert f"rm -r {layout.replaced}" in said[-1]

@@ -63,6 +63,8 @@ class SweepStatus:
     outputs: dict  # "summary", "figures", "report" → path or None
     writer: dict | None = None  # the live snakemake writing the folder (lock owner), or None
     finish: tuple = ()  # the commands that finish the sweep (none while one runs)
+    replaced: int = 0  # sets of stores a start moved aside (layout.replaced/<time>/)
+    replaced_dir: Path | None = None
 
     @property
     def eta_s(self) -> float | None:
@@ -126,6 +128,8 @@ def sweep_status(results_dir: str | Path, verify: bool = False) -> SweepStatus:
         },
         writer=writer,
         finish=() if writer else _finishing_commands(root, stages),
+        replaced=len(list(layout.replaced.iterdir())) if layout.replaced.is_dir() else 0,
+        replaced_dir=layout.replaced,
     )
 
 
@@ -172,6 +176,11 @@ def format_status(status: SweepStatus) -> str:
         lines += [f"  {command}" for command in status.finish]
     for key, path in status.outputs.items():
         lines.append(f"{key}: {path if path is not None else 'not yet'}")
+    if status.replaced:
+        lines.append(
+            f"kept aside: {status.replaced} replacement(s) in {status.replaced_dir} "
+            f"(drop them: rm -r {status.replaced_dir})"
+        )
     return "\n".join(lines)
 
 

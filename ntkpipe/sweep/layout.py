@@ -162,6 +162,12 @@ class Layout:
         return self.root / "resources.json"
 
     @property
+    def replaced(self) -> Path:
+        """Where stores replaced at a start are kept (``.replaced/<time>/<path in the sweep>``)
+        instead of being deleted, until the user drops them."""
+        return self.root / ".replaced"
+
+    @property
     def jax_cache(self) -> Path:
         """JAX's compilation cache, shared by every sweep under the same results folder."""
         return self.root.parent / ".jax_cache"

@@ -171,6 +171,9 @@ def test_a_killed_sweep_is_not_running_and_status_says_how_to_finish_it(tmp_path
     text = status.format_status(got)
     assert "not running: no snakemake is writing this folder" in text
     assert f"missing: metrics of {b}" in text and "finish the sweep with:" in text
+    (root / ".replaced" / "20261207-070000").mkdir(parents=True)  # a start moved stores aside
+    text = status.format_status(status.sweep_status(root))
+    assert f"kept aside: 1 replacement(s) in {root / '.replaced'}" in text
 
 
 def test_status_names_the_live_writer_and_prints_no_finishing_command(tmp_path):
