@@ -34,7 +34,7 @@ import numpy as np
 from ntkpipe.core import models
 from ntkpipe.errors import StageError, StoreError
 from ntkpipe.io.paramtree import _collect_leaves
-from ntkpipe.sweep import custom_model as spec
+from ntkpipe.sweep import custom_model
 
 __all__ = ["FunctionPair", "build_custom", "custom_problems", "load_factory"]
 
@@ -68,7 +68,7 @@ def load_factory(text: str):
         StageError: it cannot be imported, or names no callable.
     """
     try:
-        kind, target, name = spec.parse_factory(text)
+        kind, target, name = custom_model.parse_factory(text)
     except ValueError as err:
         raise StageError(str(err)) from None
     try:
@@ -100,7 +100,7 @@ def build_custom(model: dict, input_shape, out_dim: int, dtype) -> models.Networ
     """
     factory = load_factory(model["factory"])
     precision = "float64" if np.dtype(dtype) == np.float64 else "float32"
-    section = spec.factory_section(model, input_shape, out_dim, precision)
+    section = custom_model.factory_section(model, input_shape, out_dim, precision)
     try:
         built = factory(section)
     except Exception as err:  # the user's code
@@ -127,7 +127,7 @@ def custom_problems(net: models.Network, input_shape, out_dim: int, dtype, nngp:
         ``(messages, params_shape)``: messages naming model.factory (empty when usable) and
         the parameters' abstract tree (None when init failed).
     """
-    x = jax.ShapeDtypeStruct((spec.PROBE_BATCH, math.prod(input_shape)), dtype)
+    x = jax.ShapeDtypeStruct((custom_model.PROBE_BATCH, math.prod(input_shape)), dtype)
     try:
         params = jax.eval_shape(net.init, jax.random.PRNGKey(0), x)
     except Exception as err:  # the user's code

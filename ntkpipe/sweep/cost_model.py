@@ -303,7 +303,7 @@ def _custom(config: dict) -> Net:
     cost formulas scale them to the run's examples, seeds and steps. Its kernels take the
     generic Jacobian path (feature_width 0)."""
     from ntkpipe.sweep import custom_model
-    from ntkpipe.sweep.validate_checks import data_input_shape
+    from ntkpipe.sweep.points import data_input_shape
 
     sizes = custom_model.net_sizes(config, data_input_shape(config))
     return Net(

@@ -5,6 +5,8 @@ the run expansion (light: standard library only).
 
 from __future__ import annotations
 
+from ntkpipe import datasets
+from ntkpipe.datasets import arrays
 from ntkpipe.sweep import facts
 
 __all__ = ["assign", "axis_name", "format_value", "output_dim"]
@@ -18,6 +20,17 @@ def output_dim(config):
 
         return arrays.target_dim(config["data"], config["training"]["loss"])
     return facts.n_outputs(len(config["data"]["classes"]), config["training"]["loss"])
+
+
+def data_input_shape(config):
+    """The shape of one example of a config's dataset (None where its arrays file has
+    problems, which the validation reports)."""
+    d = config["data"]
+    if d["dataset"] != "arrays":
+        return datasets.INPUT_SHAPES[d["dataset"]]
+    if arrays.problems(d, config["training"]["loss"]):
+        return None
+    return arrays.input_shape(d)
 
 
 def assign(config, assignment):

@@ -30,7 +30,6 @@ __all__ = [
     "resolve_lr_factor",
     "seed_range_errors",
     "custom_model_errors",
-    "data_input_shape",
     "RESERVED_NAMES",
     "name_errors",
     "machine_memory_mb",
@@ -373,17 +372,7 @@ def custom_model_errors(config, axes):
         return []
     from ntkpipe.sweep import custom_model
 
-    return custom_model.problems(points, data_input_shape)
-
-
-def data_input_shape(config):
-    """The shape of one example of a config's dataset (None where its data has problems)."""
-    d = config["data"]
-    if d["dataset"] != "arrays":
-        return datasets.INPUT_SHAPES[d["dataset"]]
-    if arrays.problems(d, config["training"]["loss"]):
-        return None
-    return arrays.input_shape(d)
+    return custom_model.problems(points, _v.data_input_shape)
 
 
 def seed_range_errors(config, invalid):

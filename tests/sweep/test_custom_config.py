@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import cost_model, custom_model, runs
+from ntkpipe.sweep import cost_model, custom_model, points, runs
 
 BAD_FACTORIES = textwrap.dedent(
     """
@@ -179,4 +179,4 @@ def test_arrays_fields_are_checked_against_the_file(tmp_path):
         runs.load_config({**_arrays_config(path), "data": {"path": path}})
     real = _npz(tmp_path / "r.npz", y_train=np.ones((20, 3)), y_test=np.ones((10, 3)))
     loaded = runs.load_config(_arrays_config(real, classes=None, input_shape=[3, 2, 1]))
-    assert runs.output_dim(loaded) == 3
+    assert points.output_dim(loaded) == 3
