@@ -220,16 +220,18 @@ def test_training_resumes_from_its_last_checkpoint(tmp_path, float32, capsys, mo
     _assert_same_store(reference, stopped)
 
 
+def _ntkpipe(args) -> subprocess.Popen:
+    """An ntkpipe command started in the background, its output (stdout and stderr) a pipe."""
+    command = [sys.executable, "-m", "ntkpipe.cli", *map(str, args)]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()
+    )
+
+
 def _signal_at_checkpoint(args, number: int) -> str:
     """Runs an ntkpipe command, sends it ``number`` right after its first checkpoint; returns
     its output, asserting that it exited with status 1 (an error message, not the signal)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ntkpipe.cli", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=_env(),
-    )
+    process = _ntkpipe(args)
     lines = []
     for line in process.stdout:
         lines.append(line)
@@ -245,13 +247,7 @@ def _signal_at_checkpoint(args, number: int) -> str:
 
 def _kill_at_checkpoint(args, at_step: int | None = None) -> int:
     """Runs an ntkpipe command and SIGKILLs it right after it logs its first checkpoint."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ntkpipe.cli", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=_env(),
-    )
+    process = _ntkpipe(args)
     saved = None
     for line in process.stdout:
         if line.startswith("checkpoint: step"):
