@@ -275,7 +275,13 @@ def has_depth_width(ds: xr.Dataset) -> bool:
 def _hanin_nica_group(diag: xr.DataArray, confidence: float) -> HaninNicaFit | None:
     """The fit on one group: diag (depth, width, seed, sample) with coordinate beta."""
     points = diag.stack(point=("depth", "width")).transpose("point", "seed", "sample")
-    beta = np.broadcast_to(diag["beta"], (diag.sizes["depth"], diag.sizes["width"])).ravel()
+    # β over (depth, width) in the stacking's order, whatever the sweep's axis order
+    grid = xr.DataArray(
+        np.zeros((diag.sizes["depth"], diag.sizes["width"])),
+        dims=("depth", "width"),
+        coords={"depth": diag["depth"], "width": diag["width"]},
+    )
+    beta = diag["beta"].broadcast_like(grid).transpose("depth", "width").values.ravel()
     depth = np.repeat(diag["depth"].values, diag.sizes["width"])
     values = points.values  # [point, seed, sample]
     seeds_ok = np.isfinite(values).all(axis=2)

@@ -42,6 +42,16 @@ def test_real_relu_kernels_fit_a_constant_near_hanin_nica_and_depths_collapse(re
     assert ratio.sel(depth=4, width=32) > ratio.sel(depth=2, width=32)  # deeper: larger β
 
 
+def test_the_fit_does_not_depend_on_the_sweeps_axis_order(real_fluctuations):
+    # config/small/fig_s9.yaml sweeps model.width before model.depth: the summary is (width,
+    # depth, …) and β a (width, depth) coordinate (the figures job failed on it)
+    swapped = real_fluctuations.transpose("width", "depth", ...)
+    swapped = swapped.assign_coords(beta=swapped["beta"].transpose("width", "depth"))
+    (fit,) = finite_width.fit_hanin_nica(real_fluctuations)
+    (again,) = finite_width.fit_hanin_nica(swapped)
+    assert again.constant == pytest.approx(fit.constant)
+
+
 def test_relabelled_depths_do_not_collapse(real_fluctuations):
     """The depth-2 networks claimed to be depth 8 (β four times too large): the constants of
     the two 'depths' differ by ≈ 4, outside the collapse band, with a tight interval."""
