@@ -232,7 +232,7 @@ def placement_problem(settings: dict, executor: str, name: str) -> str | None:
 def left_out_note(layout: Layout, runs) -> str | None:
     """The note naming the finished runs this config no longer has (:mod:`ntkpipe.sweep.left_out`):
     the report will leave them out, and how to keep them."""
-    left = left_out.finished_runs_left_out(layout.root, runs)
+    left = left_out.finished_runs_left_out(layout, runs)
     return left_out.left_out_message(layout.root, left, list(runs))
 
 

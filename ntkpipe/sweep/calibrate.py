@@ -53,7 +53,7 @@ __all__ = [
     "asked_over_used",
 ]
 
-CALIBRATION_FILE = "results/calibration.json"
+CALIBRATION_FILE = cost_settings.DEFAULT_SETTINGS["calibration"]
 """Where ``ntkpipe calibrate`` writes, and the default ``resources.calibration``."""
 STATED_FACTOR = 4.0
 """After calibration, a job's memory ask is at most this factor above its peak RSS, and its

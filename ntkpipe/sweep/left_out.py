@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ntkpipe.sweep import stage_table
+from ntkpipe.sweep.layout import Layout
+
 __all__ = ["finished_runs_left_out", "left_out_message"]
 
-_FINISHED = "metrics.zarr/zarr.json"  # the last per-run store, renamed into place when complete
 
-
-def finished_runs_left_out(out: str | Path, run_ids) -> list[str]:
-    """The run ids under ``<out>/runs/`` with a finished ``metrics.zarr`` that are not in
+def finished_runs_left_out(layout: Layout, run_ids) -> list[str]:
+    """The run ids under the sweep's runs folder whose last store (the compare stage's
+    ``metrics.zarr``, renamed into place only when complete) exists, and that are not in
     ``run_ids`` (sorted)."""
-    runs = Path(out) / "runs"
-    if not runs.is_dir():
+    if not layout.runs.is_dir():
         return []
+    finished = f"**/{stage_table.stage('compare').store}/zarr.json"
     wanted = set(run_ids)
-    found = (str(path.parent.parent.relative_to(runs)) for path in runs.glob(f"**/{_FINISHED}"))
+    found = (
+        str(path.parent.parent.relative_to(layout.runs)) for path in layout.runs.glob(finished)
+    )
     return sorted(run_id for run_id in found if run_id not in wanted)
 
 

@@ -13,11 +13,13 @@ import itertools
 import math
 import os
 import warnings
+from pathlib import Path
 
 from ntkpipe import datasets
 from ntkpipe.datasets import arrays
 from ntkpipe.sweep import facts
 from ntkpipe.sweep import points as _v
+from ntkpipe.sweep.cost_settings import DEFAULT_SETTINGS
 
 __all__ = [
     "MissingDataWarning",
@@ -75,7 +77,7 @@ def grid_errors(config, axes, invalid):
     return [_with_point(message, points, n_points) for message, points in seen.items()]
 
 
-RESERVED_NAMES = ("README.md", "calibration.json")
+RESERVED_NAMES = ("README.md", Path(DEFAULT_SETTINGS["calibration"]).name)
 """Files that ``results/`` itself holds (its README; ``ntkpipe calibrate``'s shared constants,
 ``results/calibration.json``): a sweep of that name would turn the file into its folder."""
 

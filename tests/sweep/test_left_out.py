@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ntkpipe.sweep.layout import Layout
 from ntkpipe.sweep.left_out import finished_runs_left_out, left_out_message
 
 NOW = ["width~64/n_train~32/seeds~0-1", "width~256/n_train~32/seeds~0-1"]
@@ -18,7 +19,7 @@ def test_finished_runs_of_dropped_points_are_found_and_named(tmp_path):
     for run_id in [*NOW, "width~2048/n_train~32/seeds~0-1", "width~1024/n_train~32/seeds~0-1"]:
         _finished(out, run_id)
     (out / "runs" / "width~4096" / "n_train~32" / "seeds~0-1").mkdir(parents=True)  # unfinished
-    left = finished_runs_left_out(out, NOW)
+    left = finished_runs_left_out(Layout(out), NOW)
     assert left == ["width~1024/n_train~32/seeds~0-1", "width~2048/n_train~32/seeds~0-1"]
     message = left_out_message(out, left, NOW)
     assert message.startswith(f"ntkpipe: {out} holds 2 finished run(s) this config does not")
@@ -28,10 +29,10 @@ def test_finished_runs_of_dropped_points_are_found_and_named(tmp_path):
 
 def test_nothing_to_say_when_every_finished_run_is_in_the_config(tmp_path):
     out = tmp_path / "results" / "digits"
-    assert finished_runs_left_out(out, NOW) == []
+    assert finished_runs_left_out(Layout(out), NOW) == []
     for run_id in NOW:
         _finished(out, run_id)
-    assert finished_runs_left_out(out, NOW) == [] and left_out_message(out, [], NOW) is None
+    assert finished_runs_left_out(Layout(out), NOW) == [] and left_out_message(out, [], NOW) is None
     _finished(out, "width~64/n_train~32/seeds~2-3")  # fewer seeds now
-    left = finished_runs_left_out(out, NOW)
+    left = finished_runs_left_out(Layout(out), NOW)
     assert "seeds~2-3" in left_out_message(out, left, NOW)
