@@ -333,7 +333,9 @@ def test_module_sizes_are_a_warning_list_not_a_cut_line():
     assert all(": " in line for line in long)
 
 
-@pytest.mark.parametrize("module", ["ntkpipe.sweep.runs", "ntkpipe.start", "ntkpipe.rules"])
+@pytest.mark.parametrize(
+    "module", ["ntkpipe.sweep.runs", "ntkpipe.start", "ntkpipe.workflow_start", "ntkpipe.rules"]
+)
 def test_what_the_snakefile_imports_starts_without_jax(module):
     """The Snakefile imports ntkpipe.start (and through it sweep.runs) at every start: neither
     may pull in JAX or xarray."""
@@ -347,3 +349,57 @@ def test_what_the_snakefile_imports_starts_without_jax(module):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"
+
+
+# ---------------------------------------------------------------- Python in the workflow files
+
+WORKFLOW_RULES = PACKAGE.parent / "workflow" / "rules"
+MAX_SMK_PYTHON = 60
+"""Lines of Python the ``.smk`` files may hold together: rules and calls of ntkpipe.workflow_start
+and ntkpipe.rules; policy lives in the package, where unit tests reach it."""
+_SMK_BLOCK = (
+    "rule ", "checkpoint ", "module ", "use rule ", "include:", "localrules:", "configfile:",
+    "resource_scopes:", "wildcard_constraints:", "ruleorder:", "envvars:", "container:",
+)  # fmt: skip
+_SMK_PYTHON_BLOCK = ("onstart:", "onsuccess:", "onerror:")
+
+
+def smk_python_lines(text: str) -> int:
+    """Lines of Python in a ``.smk`` file: every line outside Snakemake's own blocks (rule,
+    include, wildcard_constraints, …) and every line of a rule's ``run:`` and of ``onstart:`` /
+    ``onsuccess:`` / ``onerror:``; blank lines and comments not counted."""
+    count, in_block, run_indent = 0, False, None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            in_block, run_indent = stripped.startswith(_SMK_BLOCK), None
+            if in_block or stripped.startswith(_SMK_PYTHON_BLOCK):
+                continue
+        if not in_block:
+            count += 1
+        elif run_indent is not None and indent > run_indent:
+            count += 1
+        elif stripped.startswith("run:"):
+            run_indent = indent
+        elif run_indent is not None:
+            run_indent = None
+    return count
+
+
+def test_the_python_counter_counts_python_and_not_rules():
+    text = (
+        "import os\n\n# a comment\nX = 1\nif X:\n    Y = 2\ninclude: 'a.smk'\n"
+        "rule a:\n    output:\n        'x',\n    run:\n        f(x)\n        g(x)\n"
+        "    log:\n        'l'\nonstart:\n    h()\nwildcard_constraints:\n    run='.+',\n"
+    )
+    assert smk_python_lines(text) == 4 + 2 + 1
+
+
+def test_the_workflow_files_hold_little_python():
+    """Issue 19: parse-time policy in .smk files is out of reach of unit tests (86 lines once)."""
+    counts = {p.name: smk_python_lines(p.read_text()) for p in sorted(WORKFLOW_RULES.glob("*.smk"))}
+    assert counts["config.smk"] > 0  # the counter sees the calls
+    assert sum(counts.values()) < MAX_SMK_PYTHON, counts
