@@ -327,7 +327,6 @@ def stale_stores(layout: Layout, runs) -> dict:
     for run_id, run in runs.items():
         if not layout.run_dir(run_id).is_dir():
             continue
-        configs = {s: ntk_runs.stage_config(run.config, s) for s in ("init", "train")}
         gone = set()
         for row in stage_table.wanted(run.config):
             store = layout.store(row.rule, run_id)
@@ -340,8 +339,10 @@ def stale_stores(layout: Layout, runs) -> dict:
             if not store.exists():
                 gone.add(row.store)
                 continue
-            config = configs["init" if row.config_file == "model.json" else "train"]
-            why = provenance.stale_reason(store, config, inputs, redone=gone)
+            config = ntk_runs.file_config(run.config, row.config_file)
+            why = provenance.stale_reason(
+                store, config, inputs, redone=gone, config_file=row.config_file
+            )
             if why:
                 found[store] = why
                 gone.add(row.store)

@@ -133,6 +133,8 @@ def _call(stage, config_file: Path, paths: dict, out: Path) -> None:
     (None for a store of a stage the run leaves out)."""
     module = importlib.import_module(f"ntkpipe.jobs.{stage.module}")  # JAX starts here
     stores = {one.flag.lstrip("-").replace("-", "_"): paths[one.stage] for one in stage.inputs}
+    if len(stage_table.COMMAND_RULES[stage.command]) > 1:  # the kernels job: which stage
+        stores["rule"] = stage.rule
     getattr(module, stage.function)(run=config_file, **stores, out=out, overwrite=True)
 
 
@@ -141,8 +143,10 @@ def _why_compute(stage, out: Path, run_config, inputs, redone) -> str | None:
     metrics store is the job's output (Snakemake removed it), so it is always computed."""
     if stage.rule == "compare":
         return "the job's output"
-    config = ntk_runs.stage_config(run_config, _CONFIG_STAGES[stage.config_file])
-    return provenance.stale_reason(out, config, {p.name: p for p in inputs}, redone=redone)
+    config = ntk_runs.file_config(run_config, stage.config_file)
+    return provenance.stale_reason(
+        out, config, {p.name: p for p in inputs}, redone=redone, config_file=stage.config_file
+    )
 
 
 def _store_paths(folder: Path, analytic: Path | None, wanted) -> dict[str, Path | None]:
