@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from ntkpipe import start
+from ntkpipe import start, start_guard
 from ntkpipe.errors import ConfigError
 from ntkpipe.io.lock import LockedError
 from ntkpipe.sweep import plan
@@ -40,6 +40,9 @@ class Started(NamedTuple):
     dry_run: bool  # Snakemake's dry-run setting
     main: bool  # Snakemake's main process (not a job's own snakemake)
     writes: bool  # this command runs jobs: it holds the lock and may move stores aside
+    origin: list  # the config files of this start (ntkpipe.start_guard.origin_of)
+    replace: bool  # --config replace=true: it may replace another config's results
+    argv: tuple  # the command line
 
     @property
     def jobs_per_stage(self) -> bool:
@@ -66,11 +69,13 @@ def begin(workflow, argv, environ, *, err=None) -> Started:
     err = sys.stderr if err is None else err
     dry_run, main = bool(workflow.output_settings.dryrun), bool(workflow.is_main_process)
     settings = workflow.config_settings
+    default = Path(workflow.basedir) / "config" / "config.yaml"
+    overrides, replace = start_guard.pop_replace(settings.config)
     try:
         sweep, resources, runs, jobs, notes = start.read_sweep(
             settings.configfiles,
-            settings.config,
-            Path(workflow.basedir) / "config" / "config.yaml",
+            overrides,
+            default,
             dry_run=dry_run,
             with_plan=main,
         )
@@ -113,25 +118,55 @@ def begin(workflow, argv, environ, *, err=None) -> Started:
     ensembles, problems = start.ensemble_points(sweep, runs)
     if problems:
         raise SystemExit("ntkpipe: invalid config\n" + "\n".join(problems))
-    return Started(sweep, resources, runs, layout, analytic, ensembles, dry_run, main, writes)
+    origin = start_guard.origin_of(settings.configfiles, default)
+    return Started(
+        sweep, resources, runs, layout, analytic, ensembles, dry_run, main, writes, origin,
+        replace, tuple(argv),
+    )  # fmt: skip
 
 
 def refresh(started: Started, *, err=None) -> None:
     """In Snakemake's main process: rewrites stale config files and moves stale stores aside
     (:func:`ntkpipe.start.refresh`; only a command that writes changes anything), printing what
-    it did or what a run would do."""
+    it did or what a run would do; records the config files of the start.
+
+    First (:mod:`ntkpipe.start_guard`): a start that would replace another config's results
+    without ``--config replace=true`` stops (a dry run says so); a run whose jobs would re-read
+    a corrupted store stops, naming it with the command that recomputes it (a dry run does not
+    read the stores).
+
+    Raises:
+        SystemExit: with the message, for either.
+    """
     if not started.main:
         return
-    stores = [started.layout.store("ensemble", point) for point in started.ensembles]
+    err = sys.stderr if err is None else err
+    layout, runs = started.layout, started.runs
+    stale = start.stale_stores(layout, runs) if layout.runs.is_dir() else {}
+    problem = start_guard.replacement_problem(layout, started.sweep, stale, started.origin)
+    replacing = bool(problem) and started.replace
+    if problem and started.writes and not replacing:
+        raise SystemExit(problem)
+    if problem and not replacing:
+        _say([f"{problem}\nntkpipe: warning (dry run): a real run stops here"], err)
+    if started.writes and stale:
+        corrupted = start_guard.corrupted_inputs(layout, runs, stale)
+        if stop := start_guard.corruption_problem(layout, corrupted, started.argv):
+            raise SystemExit(stop)
+    stores = [layout.store("ensemble", point) for point in started.ensembles]
     lines = start.refresh(
-        started.layout,
+        layout,
         started.sweep,
-        started.runs,
+        runs,
         started.analytic,
         stores,
         writes=started.writes,
+        stale=stale,
+        replacing=replacing,
     )
-    _say(lines, sys.stderr if err is None else err)
+    _say(lines, err)
+    if started.writes:
+        start_guard.record_origin(layout, started.origin)
 
 
 def _say(lines, err) -> None:

@@ -223,6 +223,20 @@ def is_complete(path):
     return True
 
 
+def corruption(path) -> str | None:
+    """What is wrong with a finished store, reading every array (and ``params/``) against its
+    stored digest; None when nothing is (``ntkpipe status --verify``, and the start's check of
+    the stores its jobs will re-read: :mod:`ntkpipe.start_guard`)."""
+    path = Path(path)
+    try:
+        read_store(path, load=True, verify=True)
+        if (path / "params").is_dir():
+            read_params(path, verify=True)
+    except (StoreError, OSError, ValueError) as error:
+        return str(error).removeprefix(f"{path}: ")
+    return None
+
+
 def default_chunks(config):
     """{dimension: chunk size}: one seed per chunk, kernel blocks of ``kernels.block_size``
     along train, train2, test and test2."""
