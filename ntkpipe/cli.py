@@ -241,19 +241,9 @@ def _run(command):
 
 
 def _run_all(args):
-    import json
-
-    from ntkpipe.errors import StageError
-    from ntkpipe.jobs import _job
     from ntkpipe.jobs import run as run_job
 
-    if args.config is not None:
-        try:
-            config = json.loads(args.config)
-        except json.JSONDecodeError as error:
-            raise StageError(f"--config: not valid JSON ({error})") from error
-    else:
-        config = _job.load_run(args.run)
+    config = run_job.given_run_config(args.config, args.run)
     computed = run_job.run_all_stages(config, args.dir, analytic=args.analytic)
     print(f"run: computed {', '.join(computed)}", flush=True)
 

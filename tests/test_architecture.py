@@ -313,6 +313,89 @@ def test_each_module_goes_by_one_name_where_it_is_imported():
     )
 
 
+def _private(name: str) -> bool:
+    """A private name: one leading underscore (``_digest``), not a dunder (``__version__``)."""
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_package(module: str) -> str | None:
+    """The package a private module (``ntkpipe.core._layers``: a ``_`` file) belongs to, else
+    None."""
+    head, _, last = module.rpartition(".")
+    return head if _private(last) else None
+
+
+def private_uses(module: str, source: str) -> list[str]:
+    """Where `module` (its source text) uses what another module keeps to itself: a ``_`` name
+    of another module (``from m import _x``, ``m._x``), or a private module of another package
+    (``ntkpipe.jobs._job`` outside ``ntkpipe.jobs``)."""
+    path = MODULES.get(module)
+    package = (
+        module if path is not None and path.name == "__init__.py" else module.rpartition(".")[0]
+    )
+    found, aliases = [], {}
+
+    def check_module(target: str, line: int) -> None:
+        owner = _private_package(target)
+        if owner is not None and not _in(module, owner):
+            found.append(f"{module}:{line} imports {target}, private to {owner}")
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = _absolute(node, package)
+            if not base.startswith("ntkpipe"):
+                continue
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                if full in MODULES:
+                    aliases[alias.asname or alias.name] = full
+                    check_module(full, node.lineno)
+                    continue
+                check_module(_resolve(base), node.lineno)
+                if _private(alias.name) and _resolve(base) != module:
+                    found.append(f"{module}:{node.lineno} imports {base}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in MODULES:
+                    check_module(alias.name, node.lineno)
+                    if alias.asname:
+                        aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and _private(node.attr)
+            and aliases[node.value.id] != module
+        ):
+            found.append(f"{module}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_the_private_check_finds_private_names_and_modules_used_from_outside():
+    source = (
+        "from ntkpipe.io import stores as storage\n"
+        "from ntkpipe.io.stores import _digest, write_store\n"
+        "from ntkpipe.jobs import _job\n"
+        "from ntkpipe.core._layers import dense\n"
+        "from ntkpipe import __version__\n"
+        "x = storage._digest(1) + storage.write_store\n"
+    )
+    found = private_uses("ntkpipe.analysis.status", source)
+    assert len(found) == 4, found
+    assert private_uses("ntkpipe.core.models", "from ntkpipe.core._layers import dense\n") == []
+    assert private_uses("ntkpipe.jobs.init", "from ntkpipe.jobs import _job\nx = _job.log\n") == []
+
+
+def test_no_module_uses_another_modules_private_names():
+    """A ``_`` name is private to its module: a name other modules use is public there (or moved
+    to where it belongs). A ``_`` module (core/_layers.py, jobs/_job.py) is private to its
+    package: only the package's own modules import it (its public names are theirs to use)."""
+    found = [v for m, p in MODULES.items() for v in private_uses(m, p.read_text())]
+    _assert_none(found, "private names or modules used from outside")
+
+
 def _long_modules() -> list[str]:
     lengths = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
     return [f"{m}: {n} lines" for m, n in sorted(lengths.items()) if n > MAX_LINES]

@@ -28,6 +28,7 @@ workflow (Snakemake deletes it before the job runs), so it is always computed.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from ntkpipe.io import stores as storage
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep import stage_table
 
-__all__ = ["RUN_STAGES", "run_all_stages", "stage_plan", "write_config_files"]
+__all__ = ["RUN_STAGES", "given_run_config", "run_all_stages", "stage_plan", "write_config_files"]
 
 RUN_STAGES = stage_table.RUN_STAGES
 """The stages of a run in the order one job computes them, with the stores each one reads
@@ -123,6 +124,23 @@ def write_config_files(run_config: dict, folder: Path) -> dict[str, Path]:
         paths[name] = folder / name
         storage.write_if_changed(paths[name], _config_text(run_config, stage))
     return paths
+
+
+def given_run_config(text: str | None, path: Path | None) -> dict:
+    """The run config ``ntkpipe run`` is given: JSON text (``--config``, the workflow) or the
+    run's run.json (``--run``).
+
+    Raises:
+        StageError: the text is not JSON, or the file is not a run config.
+    """
+    if text is None:
+        from ntkpipe.jobs._job import load_run  # JAX: only for a run config read from a file
+
+        return load_run(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StageError(f"--config: not valid JSON ({error})") from error
 
 
 # ----------------------------------------------------------------------------- private
