@@ -25,7 +25,7 @@ from ntkpipe.sweep import plan
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep.layout import Layout
 
-__all__ = ["Started", "begin", "refresh"]
+__all__ = ["Started", "begin", "refresh", "check_forced_inputs"]
 
 
 class Started(NamedTuple):
@@ -167,6 +167,25 @@ def refresh(started: Started, *, err=None) -> None:
     _say(lines, err)
     if started.writes:
         start_guard.record_origin(layout, started.origin)
+
+
+def check_forced_inputs(started: Started, dag_settings) -> None:
+    """``onstart`` (the DAG is built, no job has run, no output is deleted yet): the stores that
+    jobs of rules forced with ``--forcerun`` (and of what follows them) will re-read are checked
+    against their digests, as :func:`refresh` checks those of stale stores (Snakemake exposes
+    ``--forcerun`` only after the Snakefile is read: ``dag_settings`` is Snakemake's
+    ``workflow.dag_settings``, or any object with ``forcerun``, the forced rules).
+
+    Raises:
+        SystemExit: a corrupted store, named with the command that recomputes it.
+    """
+    forcerun = getattr(dag_settings, "forcerun", None)
+    if not (started.main and started.writes and forcerun):
+        return
+    redone = start_guard.forced_stores(started.layout, started.runs, forcerun)
+    corrupted = start_guard.corrupted_inputs(started.layout, started.runs, redone)
+    if stop := start_guard.corruption_problem(started.layout, corrupted, started.argv):
+        raise SystemExit(stop)
 
 
 def _say(lines, err) -> None:

@@ -34,6 +34,7 @@ onstart:
         RESOURCES, workflow.executor_plugin.name, SWEEP["name"]
     ):
         sys.exit(_gpu)
+    workflow_start.check_forced_inputs(START, workflow.dag_settings)
     ntk_start.record_scheduling(LAYOUT, RESOURCES)
 
 
