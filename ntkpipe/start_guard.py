@@ -16,8 +16,10 @@ item 7): nothing a user computed is replaced without being asked, nothing corrup
 2. **Corrupted inputs** (:func:`corrupted_inputs`): the stores that are kept while a store
    reading them is computed again have every array checked against its stored digest
    (:func:`ntkpipe.io.stores.corruption`, the check of ``ntkpipe status --verify``), before any
-   job runs; a corrupted one is named with the command that recomputes it. Only those stores
-   are read (the cheap check); ``ntkpipe status --verify`` reads every store.
+   job runs; a corrupted one is named with the command that recomputes it. Likewise for the
+   rules forced with ``--forcerun`` (:func:`forced_stores`; checked in ``onstart``, before
+   Snakemake deletes their outputs). Only those stores are read (the cheap check); ``ntkpipe
+   status --verify`` reads every store.
 
 Top-level and light: :mod:`ntkpipe.io.stores` (xarray) is imported only when a store is checked.
 """
