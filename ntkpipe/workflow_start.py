@@ -34,6 +34,7 @@ class Started(NamedTuple):
     sweep: dict  # the validated config (defaults filled in), without ``resources``
     settings: dict  # its ``resources`` section, loaded (cost_settings.load_settings)
     runs: dict  # run id → ntkpipe.sweep.runs.Run, in sweep order
+    plan: list  # ntkpipe.sweep.plan.sweep_jobs ([] in a job's own snakemake)
     layout: Layout  # the sweep's results folder
     analytic: dict  # analytic key → the run standing for it
     ensembles: dict  # sweep point → the run of its first seed chunk ({}: no ensembles)
@@ -120,7 +121,7 @@ def begin(workflow, argv, environ, *, err=None) -> Started:
         raise SystemExit("ntkpipe: invalid config\n" + "\n".join(problems))
     origin = start_guard.origin_of(settings.configfiles, default)
     return Started(
-        sweep, resources, runs, layout, analytic, ensembles, dry_run, main, writes, origin,
+        sweep, resources, runs, jobs, layout, analytic, ensembles, dry_run, main, writes, origin,
         replace, tuple(argv),
     )  # fmt: skip
 
