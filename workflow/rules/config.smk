@@ -87,6 +87,14 @@ onstart:
     ):
         sys.exit(_gpu)
     ntk_start.record_scheduling(LAYOUT, RESOURCES)
+    # A job above resources.max_runtime runs as segments, each a retry (ntkpipe.sweep.segments).
+    for _rule, _retries in ntk_plan.segment_retries(
+        PLAN, workflow.execution_settings.retries
+    ).items():
+        workflow.get_rule(_rule).restart_times = _retries
+        print(
+            f"ntkpipe: rule {_rule}: {_retries} retries (segments)", file=sys.stderr
+        )
 
 
 # GPUs are a per-job ("local") resource: the main Snakemake does not count them across cluster
