@@ -45,9 +45,10 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 # One snakemake run: about 1-2 min on 2 idle cores, several times that on a loaded machine.
 TIMEOUT_S = 480
 _RUNS = itertools.count()
-# The segmented run: steps of the tiny network (about 90k a second on one idle core: ~50 s of
-# training, several one-minute segments), and the seconds of work its calibration predicts.
-SEGMENTED_STEPS = 4_500_000
+# The segmented run: steps of the tiny network (about 90k a second on one core: ~35 s of training;
+# with each segment's start-up, 2 one-minute segments, 3 on a loaded machine: 3-4 minutes), and
+# the seconds of work its calibration predicts.
+SEGMENTED_STEPS = 3_000_000
 SEGMENTED_SECONDS = 100.0
 SWEEP_STAGES = tuple(
     row.rule
@@ -214,6 +215,33 @@ def test_many_small_runs_share_allocations(cluster, tmp_path):
     assert bundle["Partition"] == "gpu", bundle
     assert bundle.get("TresPerJob") == "gres:gpu:1", bundle  # one GPU, not 4 × 1
     print(f"many small runs: {len(jobs)} submissions for {len(runs)} runs ({per_run:.2f} per run)")
+
+
+def test_sweep_of_identical_runs_goes_as_one_job_array(cluster, tmp_path):
+    # Two runs of one size (two seed chunks), one job per run: their requests are identical, so
+    # the plugin may submit them as one array (--slurm-array-jobs=run): one sbatch, one record
+    # while pending, a task per run. (Arrays of a rule whose jobs differ are refused:
+    # tests/sweep/test_arrays.py.)
+    site = _site_profile(tmp_path)
+    config = write_config(
+        tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="arrays", sweep={"model.width": [16]},
+        seeds__count=2, seeds__per_job=1, kernels__analytic=False, kernels__final=False,
+        resources__jobs="runs",
+    )  # fmt: skip
+    result = _snakemake_on_slurm(
+        tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+        "--until", "run", "--slurm-array-jobs=run", profile=site,
+    )  # fmt: skip
+    runs = [p.parent for p in (tmp_path / "results" / "arrays").glob("runs/**/run.json")]
+    assert len(runs) == 2
+    for run in runs:
+        for store in ("init", "kernel_init", "train", "linear", "metrics"):
+            assert storage.is_complete(run / f"{store}.zarr"), (run, store)
+    jobs = _slurm_jobs(result.prefix)
+    assert len(jobs) == 2 and all(job["rule"] == "run" for job in jobs), jobs
+    assert len({job["ArrayJobId"] for job in jobs}) == 1, jobs  # one submission
+    assert sorted(job["ArrayTaskId"] for job in jobs) == ["1", "2"]
+    print(f"arrays: {len(runs)} runs in one array job {jobs[0]['ArrayJobId']}")
 
 
 def test_a_training_job_longer_than_the_cap_runs_as_segments(cluster, tmp_path):

@@ -106,7 +106,14 @@ def job_deadline() -> float | None:
         end_time = time.time() + left
     if limit <= 0:
         return None
-    return end_time - reserve_s(limit)
+    deadline = end_time - reserve_s(limit)
+    at = time.strftime("%H:%M:%S", time.localtime(deadline))
+    print(
+        f"time budget: SLURM job {job} ends in {end_time - time.time():.0f} s; training stops "
+        f"{reserve_s(limit):.0f} s before, at {at}",
+        flush=True,
+    )
+    return deadline
 
 
 def _squeue_left_and_limit(job: str) -> tuple[float, float] | None:

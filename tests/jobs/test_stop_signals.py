@@ -62,8 +62,12 @@ def test_training_stops_at_its_time_budget_and_the_rerun_resumes_bit_identically
     )
     init = tmp_path / "init.zarr"
     _cli("init", "--run", run, "--out", init)
-    reference = tmp_path / "reference.zarr"
-    _cli("train", "--run", run, "--init", init, "--out", reference)
+    reference = tmp_path / "reference.zarr"  # the uninterrupted job, side by side
+    uninterrupted = subprocess.Popen(
+        [sys.executable, "-m", "ntkpipe.cli", "train", "--run", str(run), "--init", str(init),
+         "--out", str(reference)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
 
     # A SLURM job with 5 s left of a 10-minute limit: past its deadline (60 s reserve) at once.
     now = int(time.time())
@@ -85,6 +89,7 @@ def test_training_stops_at_its_time_budget_and_the_rerun_resumes_bit_identically
     assert "rerunning the job" in said and not out.exists()
     assert os.path.exists(f"{out}.ckpt")
 
+    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()
     resumed = _cli("train", "--run", run, "--init", init, "--out", out)
     assert f"resuming from step {found[1]}" in resumed, resumed
     _assert_same_store(reference, out)

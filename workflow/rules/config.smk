@@ -11,6 +11,7 @@ from pathlib import Path
 from ntkpipe import start as ntk_start
 from ntkpipe.errors import ConfigError
 from ntkpipe.io.lock import LockedError
+from ntkpipe.sweep import arrays as ntk_arrays
 from ntkpipe.sweep import plan as ntk_plan
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep import stage_table as ntk_stages
@@ -86,6 +87,13 @@ onstart:
         RESOURCES, workflow.executor_plugin.name, SWEEP["name"]
     ):
         sys.exit(_gpu)
+    _stop, _note = ntk_arrays.check_arrays(
+        workflow.executor_plugin.name, workflow.executor_settings, PLAN
+    )
+    if _stop:
+        sys.exit(_stop)
+    if _note:
+        print(_note, file=sys.stderr)
     ntk_start.record_scheduling(LAYOUT, RESOURCES)
     # A job above resources.max_runtime runs as segments, each a retry (ntkpipe.sweep.segments).
     for _rule, _retries in ntk_plan.segment_retries(
