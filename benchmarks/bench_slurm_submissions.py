@@ -7,7 +7,7 @@ workflow profile and a site profile on the default partition, every job submitte
 (`slurm_extra=--hold`: nothing runs, so this measures the submissions alone, in seconds). A
 PATH shim counts the `sbatch` processes the plugin starts; `squeue` counts the scheduler's
 records (a pending array is one record; `squeue -r` shows its tasks). Once the submissions have
-settled, snakemake is stopped (the plugin cancels its jobs).
+settled, snakemake is stopped and its jobs cancelled.
 
 Layouts: `runs` (one job per run), `groups` (`--groups run=runs --group-components runs=25`),
 `arrays` (`--slurm-array-jobs=run`); `stages` and `stages+arrays` count the first wave only
@@ -86,9 +86,10 @@ def measure(layout: str, n_runs: int, settle: float) -> tuple[int, int, int, flo
             "--jobs", str(n_runs + 10), *extra,
         ]  # fmt: skip
         started = time.monotonic()
+        log = open(Path(tempfile.gettempdir()) / f"bench_slurm_submissions.{layout}.log", "w")
         process = subprocess.Popen(
-            command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, start_new_session=True,
+            command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
         last, seen = time.monotonic(), 0
         while time.monotonic() - last < settle and process.poll() is None:
@@ -99,12 +100,11 @@ def measure(layout: str, n_runs: int, settle: float) -> tuple[int, int, int, flo
         seconds = last - started
         records = _squeue(prefix, expand=False)
         tasks = _squeue(prefix, expand=True)
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        # SIGTERM would wait for the held jobs: stop snakemake at once, cancel them here.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         _cancel(prefix)
+        log.close()
         return _count(calls), records, tasks, seconds
 
 
