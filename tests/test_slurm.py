@@ -8,9 +8,10 @@ the cluster itself with `.ci/slurm-up` and stops it afterwards.
 Every job goes through the profiles as a cluster user runs them: the design card's `snakemake
 --profile slurm` after `ntkpipe install-profile` in a fresh home (the tiny sweep), or the layered
 `snakemake --workflow-profile workflow/profiles/slurm --profile <profile>` (with a CPU partition
-`debug` and a GPU partition `gpu`, both added by .ci/slurm-up): sbatch, the plugin's squeue
-status queries (there is no accounting database), retries with `attempt`-dependent memory, the
-plugin's choice of partition per job, and the jobs' `python -m snakemake` on the node. What
+`debug`, a GPU partition `gpu` and a one-minute partition `short`, added by .ci/slurm-up):
+sbatch, the plugin's squeue status queries (there is no accounting database), retries with
+`attempt`-dependent memory, the plugin's choice of partition per job, job arrays, a job longer
+than its partition's MaxTime as segments, and the jobs' `python -m snakemake` on the node. What
 SLURM allocated is read back with `scontrol show job` (finished jobs stay visible for MinJobAge
 = 300 s).
 """

@@ -101,7 +101,9 @@ onstart:
     ).items():
         workflow.get_rule(_rule).restart_times = _retries
         print(
-            f"ntkpipe: rule {_rule}: {_retries} retries (segments)", file=sys.stderr
+            f"ntkpipe: rule {_rule}: {_retries} retries (its jobs above "
+            "resources.max_runtime run as segments, each a retry)",
+            file=sys.stderr,
         )
 
 
