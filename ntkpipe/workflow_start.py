@@ -21,11 +21,11 @@ from typing import NamedTuple
 from ntkpipe import start, start_guard
 from ntkpipe.errors import ConfigError
 from ntkpipe.io.lock import LockedError
-from ntkpipe.sweep import plan
+from ntkpipe.sweep import arrays, plan
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep.layout import Layout
 
-__all__ = ["Started", "begin", "refresh", "check_forced_inputs"]
+__all__ = ["Started", "begin", "refresh", "check_forced_inputs", "on_start"]
 
 
 class Started(NamedTuple):
@@ -187,6 +187,46 @@ def check_forced_inputs(started: Started, dag_settings) -> None:
     corrupted = start_guard.corrupted_inputs(started.layout, started.runs, redone)
     if stop := start_guard.corruption_problem(started.layout, corrupted, started.argv):
         raise SystemExit(stop)
+
+
+def on_start(started: Started, workflow, *, err=None) -> None:
+    """``onstart`` (the DAG is built and the executor known, no job has run): every check that
+    needs them, in order, then the settings the jobs' scheduling needs.
+
+    1. A sweep whose rules ask for GPUs, on an executor that cannot give them, stops
+       (:func:`ntkpipe.start.placement_problem`).
+    2. Stores that ``--forcerun`` jobs will re-read are checked (:func:`check_forced_inputs`).
+    3. ``--slurm-array-jobs`` naming a rule whose jobs ask differently stops
+       (:func:`ntkpipe.sweep.arrays.check_arrays`); otherwise a note says which rules could go
+       as arrays.
+    4. The scheduling settings are recorded for ``ntkpipe calibrate``.
+    5. Each rule with jobs above ``resources.max_runtime`` gets one retry per extra segment
+       (:func:`ntkpipe.sweep.plan.segment_retries`: Snakemake knows the global retries only
+       now, so the rules' ``restart_times`` are set here).
+
+    Raises:
+        SystemExit: with the message, for 1–3.
+    """
+    err = sys.stderr if err is None else err
+    executor = workflow.executor_plugin.name
+    if gpu := start.placement_problem(started.settings, executor, started.sweep["name"]):
+        raise SystemExit(gpu)
+    check_forced_inputs(started, workflow.dag_settings)
+    stop, note = arrays.check_arrays(executor, workflow.executor_settings, started.plan)
+    if stop:
+        raise SystemExit(stop)
+    _say([note], err)
+    start.record_scheduling(started.layout, started.settings)
+    retries = plan.segment_retries(started.plan, workflow.execution_settings.retries)
+    for rule, count in retries.items():
+        workflow.get_rule(rule).restart_times = count
+        _say(
+            [
+                f"ntkpipe: rule {rule}: {count} retries (its jobs above "
+                "resources.max_runtime run as segments, each a retry)"
+            ],
+            err,
+        )
 
 
 def _say(lines, err) -> None:

@@ -8,9 +8,10 @@ the cluster itself with `.ci/slurm-up` and stops it afterwards.
 Every job goes through the profiles as a cluster user runs them: the design card's `snakemake
 --profile slurm` after `ntkpipe install-profile` in a fresh home (the tiny sweep), or the layered
 `snakemake --workflow-profile workflow/profiles/slurm --profile <profile>` (with a CPU partition
-`debug` and a GPU partition `gpu`, both added by .ci/slurm-up): sbatch, the plugin's squeue
-status queries (there is no accounting database), retries with `attempt`-dependent memory, the
-plugin's choice of partition per job, and the jobs' `python -m snakemake` on the node. What
+`debug`, a GPU partition `gpu` and a one-minute partition `short`, added by .ci/slurm-up):
+sbatch, the plugin's squeue status queries (there is no accounting database), retries with
+`attempt`-dependent memory, the plugin's choice of partition per job, job arrays, a job longer
+than its partition's MaxTime as segments, and the jobs' `python -m snakemake` on the node. What
 SLURM allocated is read back with `scontrol show job` (finished jobs stay visible for MinJobAge
 = 300 s).
 """
@@ -31,7 +32,11 @@ import pytest
 
 from ntkpipe.io import stores as storage
 from ntkpipe.slurm_profile import install_profile
-from ntkpipe.sweep import cost_settings, stage_table
+from ntkpipe.start import resolve_sweep
+from ntkpipe.sweep import cost, cost_settings, stage_table
+from ntkpipe.sweep import runs as ntk_runs
+from ntkpipe.sweep.cost_settings import load_settings
+from tests.test_reliability import _assert_same_store
 from tests.workflow_helpers import CONFIGS, write_config
 
 pytestmark = pytest.mark.slurm
@@ -41,6 +46,11 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 # One snakemake run: about 1-2 min on 2 idle cores, several times that on a loaded machine.
 TIMEOUT_S = 480
 _RUNS = itertools.count()
+# The segmented run: steps of the tiny network (about 90k a second on one core: ~35 s of training;
+# with each segment's start-up, 2 one-minute segments, 3 on a loaded machine: 3-4 minutes), and
+# the seconds of work its calibration predicts.
+SEGMENTED_STEPS = 3_000_000
+SEGMENTED_SECONDS = 100.0
 SWEEP_STAGES = tuple(
     row.rule
     for row in stage_table.STAGES
@@ -209,7 +219,108 @@ def test_many_small_runs_share_allocations(cluster, tmp_path):
     print(f"many small runs: {len(jobs)} submissions for {len(runs)} runs ({per_run:.2f} per run)")
 
 
+def test_sweep_of_identical_runs_goes_as_one_job_array(cluster, tmp_path):
+    # Two runs of one size (two seed chunks), one job per run: their requests are identical, so
+    # the plugin may submit them as one array (--slurm-array-jobs=run): one sbatch, one record
+    # while pending, a task per run. (Arrays of a rule whose jobs differ are refused:
+    # tests/sweep/test_arrays.py.)
+    site = _site_profile(tmp_path)
+    config = write_config(
+        tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="arrays", sweep={"model.width": [16]},
+        seeds__count=2, seeds__per_job=1, kernels__analytic=False, kernels__final=False,
+        resources__jobs="runs",
+    )  # fmt: skip
+    result = _snakemake_on_slurm(
+        tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+        "--until", "run", "--slurm-array-jobs=run", profile=site,
+    )  # fmt: skip
+    runs = [p.parent for p in (tmp_path / "results" / "arrays").glob("runs/**/run.json")]
+    assert len(runs) == 2
+    for run in runs:
+        for store in ("init", "kernel_init", "train", "linear", "metrics"):
+            assert storage.is_complete(run / f"{store}.zarr"), (run, store)
+    jobs = _slurm_jobs(result.prefix)
+    assert len(jobs) == 2 and all(job["rule"] == "run" for job in jobs), jobs
+    assert len({job["ArrayJobId"] for job in jobs}) == 1, jobs  # one submission
+    assert sorted(job["ArrayTaskId"] for job in jobs) == ["1", "2"]
+    print(f"arrays: {len(runs)} runs in one array job {jobs[0]['ArrayJobId']}")
+
+
+def test_a_training_job_longer_than_the_cap_runs_as_segments(cluster, tmp_path):
+    # The partition `short` (.ci/slurm-up) ends jobs after one minute. It stands here for the
+    # GPU partition (GPU partitions have the tight wall-time caps; the jobs use the CPU): the
+    # run job (every stage of the run, resources.jobs: runs) asks for a GPU and is calibrated to
+    # need several minutes, so the plan splits it into segments that each ask for the cap.
+    # Each segment trains until 15 s before its SLURM time limit, saves its checkpoint and
+    # stops; the rule's retries (raised by the plan's segment count) resume it. The stores
+    # are bit-identical to one uninterrupted job.
+    site = install_profile(
+        tmp_path / "site", cpu_partition=_default_partition(), gpu_partition="short",
+        gpus_per_node=1,
+    ).folder  # fmt: skip
+    section = {"jobs": "runs", "gpu": 1, "gpu_rules": ["run"], "max_runtime": {"gpu": 1},
+               "calibration": "calibration.json"}  # fmt: skip
+    config = write_config(
+        tmp_path / "sweep.yaml", CONFIGS / "tiny.yaml", name="segments",
+        sweep={"model.width": [16]}, seeds__count=1, seeds__per_job=1,
+        training__steps=SEGMENTED_STEPS, training__checkpoint_every=SEGMENTED_STEPS // 40,
+        kernels__final=False, kernels__analytic=False,
+        resources=section,
+    )  # fmt: skip
+    _, _, (run,) = resolve_sweep([str(config)])
+    _write_calibration(tmp_path / "calibration.json", cost.rule_cost(run.config, "run"))
+    planned = cost.rule_segments(run.config, "run", load_settings(section, tmp_path))
+    assert planned >= 3, planned
+    # The uninterrupted job, side by side: the same function on the same run config.
+    reference = tmp_path / "reference"
+    uninterrupted = subprocess.Popen(
+        [sys.executable, "-m", "ntkpipe.cli", "run", "--config", _run_json(run), "--dir",
+         str(reference), "--threads", "1"],
+        env=_job_environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    started = time.monotonic()
+    result = _snakemake_on_slurm(
+        tmp_path, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+        "--until", "run", profile=site,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert uninterrupted.wait(timeout=TIMEOUT_S) == 0, uninterrupted.stderr.read()
+    assert f"1 jobs above the wall-time cap run as up to {planned} segments" in result.stderr
+
+    jobs = [job for job in _slurm_jobs(result.prefix) if job["rule"] == "run"]
+    assert 2 <= len(jobs) <= planned, len(jobs)  # several segments, within the planned count
+    for job in jobs:  # each asked for the cap and ran on `short`, within its limit
+        assert job["Partition"] == "short" and job["TimeLimit"] == "00:01:00", job
+        assert job.get("TresPerJob") == "gres:gpu:1", job
+        assert job["JobState"] in ("COMPLETED", "FAILED"), job
+    stopped = [job for job in jobs if job["JobState"] == "FAILED"]
+    assert len(stopped) == len(jobs) - 1 and all(job["ExitCode"] == "1:0" for job in stopped)
+    log = (tmp_path / "results" / "segments" / "logs" / "run").glob("**/*.log")
+    said = "\n".join(path.read_text() for path in log)
+    assert "resuming from step" in said, said[-3000:]
+
+    folder = tmp_path / "results" / "segments" / "runs" / run.run_id
+    assert not list(folder.glob("*.ckpt"))  # the finished job dropped its checkpoint
+    for store in ("init", "kernel_init", "train", "linear", "metrics"):
+        _assert_same_store(reference / f"{store}.zarr", folder / f"{store}.zarr")
+    print(f"segments: {len(jobs)} SLURM jobs of at most 1 min for one run, {elapsed:.0f} s")
+
+
 # ---------------------------------------------------------------- helpers
+
+
+def _run_json(run) -> str:
+    """A run's full config as the `run` rule passes it (ntkpipe.rules.run_config_param)."""
+    return json.dumps(ntk_runs.stage_config(run.config, "train"), sort_keys=True)
+
+
+def _write_calibration(path: Path, run_cost) -> None:
+    """Calibrated constants that make the run job take SEGMENTED_SECONDS of work on its GPU
+    (and little memory): above the one-minute cap of `short`."""
+    constants = {"start_s": 5.0, "s_per_flop": SEGMENTED_SECONDS / run_cost.flops,
+                 "base_mb": 600.0, "mb_per_byte": 1e-6, "jobs": 1}  # fmt: skip
+    path.write_text(json.dumps({"constants": {"gpu": {"run": constants}}}))
 
 
 def _cluster_problem() -> str | None:

@@ -82,9 +82,10 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
     divergence, then dropped from the trajectory), the state is saved there, and a rerun of the
     same config resumes from the last checkpoint with bit-identical results.
 
-    SIGTERM or SIGUSR1 (SLURM's time limit, preemption, ``sbatch --signal``;
-    :mod:`ntkpipe.jobs.stop_signals`) stops training at the end of the current segment: with a
-    ``checkpoint`` file the state is saved there first. Raises :class:`Stopped` then.
+    SIGTERM or SIGUSR1 (SLURM's time limit, preemption, ``sbatch --signal``), or the job's own
+    time budget inside SLURM (:func:`ntkpipe.jobs.stop_signals.job_deadline`), stops training at
+    the end of the current segment: with a ``checkpoint`` file the state is saved there first.
+    Raises :class:`Stopped` then.
     """
     training = config["training"]
     seeds = config["seeds"]
@@ -93,7 +94,8 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
     wanted = record_steps(config)
     ends = segment_ends(wanted, training["steps"], every)
     resume = _load_checkpoint(checkpoint, config, weights) if checkpoint else None
-    last_saved = [resume.step if resume is not None else 0]
+    first_step = int(resume.step) if resume is not None else 0
+    last_saved = [first_step]
 
     def on_segment(state):
         if weights is not None:
@@ -101,8 +103,9 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
         if every and int(state.step) - last_saved[0] >= every:
             _save_checkpoint(checkpoint, config, state, weights)
             last_saved[0] = int(state.step)
-        if stop.signal is not None and int(state.step) < training["steps"]:
-            _stop(stop.signal.name, checkpoint, config, state, weights, last_saved[0])
+        reason = stop.reason(progressed=int(state.step) > first_step)
+        if reason is not None and int(state.step) < training["steps"]:
+            _stop(reason, checkpoint, config, state, weights, last_saved[0])
 
     # by time, ETA after compilation; the heartbeat thread stops even when training raises
     with progress.Progress(log) as on_progress, stop_requests() as stop:
@@ -205,14 +208,14 @@ def _save_checkpoint(path: Path, config: dict, state, weights=None) -> None:
     log(f"checkpoint: step {int(state.step)} -> {path}")
 
 
-def _stop(signal_name: str, path: Path | None, config: dict, state, weights, saved: int) -> None:
+def _stop(reason: str, path: Path | None, config: dict, state, weights, saved: int) -> None:
     """Saves the state (where there is a checkpoint file) and raises :class:`Stopped`."""
     step = int(state.step)
     if path is not None and saved != step:
         _save_checkpoint(path, config, state, weights)
     where = f"checkpoint {path} holds step {step}" if path is not None else "no checkpoint file"
     raise Stopped(
-        f"{signal_name} at step {step} of {config['training']['steps']}: stopped ({where}); "
+        f"{reason} at step {step} of {config['training']['steps']}: stopped ({where}); "
         "rerunning the job (Snakemake's retry does) resumes from there"
     )
 

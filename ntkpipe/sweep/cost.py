@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from ntkpipe.sweep import cost_settings, stage_table
+from ntkpipe.sweep import cost_settings, facts, segments, stage_table
 from ntkpipe.sweep.cost_model import (
     EVAL_BUDGET_BYTES,
     LIVE_TILES,
@@ -70,6 +70,7 @@ __all__ = [
     "mem_mb",
     "runtime_min",
     "rule_resources",
+    "rule_segments",
     "sweep_resources",
 ]
 
@@ -202,10 +203,33 @@ def rule_resources(config: dict, rule: str, attempt: int = 1, settings: dict | N
     gpu = settings["gpu"] if rule in settings["gpu_rules"] else 0
     sizes = Sizes.of(config)
     cost = rule_cost(config, rule)
-    out = _asks(sizes, cost, _calibrated(settings, gpu, _cost_key(rule)), attempt, gpu)
+    constants = _calibrated(settings, gpu, _cost_key(rule))
+    count = _segments(config, rule, sizes, cost, constants, gpu, settings)
+    if count > 1:  # the first `count` attempts are the planned segments, each asking the cap
+        out = _asks(sizes, cost, constants, max(1, _attempt(attempt) - count + 1), gpu)
+        out["runtime"] = settings["max_runtime"]["gpu" if gpu else "cpu"]
+    else:
+        out = _asks(sizes, cost, constants, attempt, gpu)
     if gpu:
         out["gpu"] = gpu
     return out
+
+
+def rule_segments(config: dict, rule: str, settings: dict | None = None) -> int:
+    """How many consecutive jobs (segments) one job of ``rule`` runs as: 1 when its time
+    request fits ``resources.max_runtime``, or when it cannot be split (it is then refused,
+    :func:`ntkpipe.sweep.plan.limit_problems`); more for a training job above the cap
+    (:mod:`ntkpipe.sweep.segments`). Each segment asks for the cap; memory grows with the
+    attempts beyond the planned segments only.
+
+    Args:
+        config, rule, settings: as for :func:`rule_resources`.
+    """
+    settings = settings or cost_settings.DEFAULT_SETTINGS
+    gpu = settings["gpu"] if rule in settings["gpu_rules"] else 0
+    sizes = Sizes.of(config)
+    constants = _calibrated(settings, gpu, _cost_key(rule))
+    return max(1, _segments(config, rule, sizes, rule_cost(config, rule), constants, gpu, settings))
 
 
 def ensemble_resources(
@@ -313,6 +337,36 @@ def _asks(sizes: Sizes, cost: Cost, constants: dict | None, attempt: int, gpu: i
         "mem_mb": int(math.ceil(CALIBRATED_SAFETY * megabytes)) * 2 ** (_attempt(attempt) - 1),
         "runtime": int(minutes * _attempt(attempt)),
     }
+
+
+def _segments(config, rule, sizes, cost, constants, gpu, settings) -> int:
+    """The segments of a job above the cap (:func:`ntkpipe.sweep.segments.segment_count`);
+    1 when it fits, 0 when it cannot be split."""
+    cap = settings["max_runtime"]["gpu" if gpu else "cpu"]
+    if (
+        rule not in segments.SEGMENTED_RULES
+        or _asks(sizes, cost, constants, 1, gpu)["runtime"] <= cap
+    ):
+        return 1
+    stoppable = {"train"} | (set() if facts.closed_form(config["training"]) else {"linear"})
+    stages = _run_job_stages(config) if rule == "run" else [RULE_STAGES[rule]]
+    if not stoppable & set(stages):
+        return 0
+    start = _seconds(Cost(0.0, 0.0), constants, gpu)
+    unstoppable = [
+        _seconds(_cost(sizes, s), constants, gpu) - start for s in stages if s not in stoppable
+    ]
+    work = _seconds(cost, constants, gpu) - start
+    return segments.segment_count(work, start, max(unstoppable, default=0.0), cap)
+
+
+def _seconds(cost: Cost, constants: dict | None, gpu: int) -> float:
+    """The seconds a job's time request stands for (before rounding to minutes), with the
+    model's margin: a-priori or calibrated (:func:`_asks`)."""
+    if constants is None:
+        rate = FLOP_RATE["gpu" if gpu else "cpu"]
+        return 60.0 * START_MIN + RUNTIME_MARGIN * cost.flops / rate
+    return CALIBRATED_SAFETY * (constants["start_s"] + constants["s_per_flop"] * cost.flops)
 
 
 def _mem_mb(sizes: Sizes, cost: Cost, attempt: int, gpu: int) -> int:

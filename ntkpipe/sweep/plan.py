@@ -6,7 +6,10 @@ the shapes of each dataset are known (``ntkpipe.datasets.INPUT_SHAPES``). :func:
 sums them per rule, :func:`format_plan` prints the table of ``ntkpipe plan``, and
 :func:`summary_line` the one line the workflow prints at start. :func:`limit_problems` names
 every job whose request a partition would refuse (``resources.max_runtime`` /
-``resources.max_mem_mb``); the workflow stops on them before any submission.
+``resources.max_mem_mb``); the workflow stops on them before any submission. A training job
+longer than ``resources.max_runtime`` is not refused: it runs as consecutive segments of at most
+the cap (:mod:`ntkpipe.sweep.segments`); the plan shows how many, and
+:func:`segment_retries` gives its rule the retries they take.
 
 Times are the requests (``runtime``, minutes, what SLURM reserves), not predictions: the
 a-priori model asks with a margin (:data:`ntkpipe.sweep.cost.RUNTIME_MARGIN`), a calibrated one
@@ -34,6 +37,7 @@ __all__ = [
     "format_plan",
     "summary_line",
     "limit_problems",
+    "segment_retries",
 ]
 
 _SWEEP_RULES = tuple(row.rule for row in stage_table.STAGES if row.scope == "sweep")
@@ -48,6 +52,7 @@ class Job(NamedTuple):
     runtime: int  # minutes
     gpu: int
     written: float  # bytes of its stores
+    segments: int = 1  # consecutive jobs it runs as (above the wall-time cap: > 1)
 
 
 class RuleRow(NamedTuple):
@@ -60,6 +65,7 @@ class RuleRow(NamedTuple):
     largest_min: int
     largest_mem_mb: int
     written: float
+    segments: int  # the most segments of one of its jobs (1: none is split)
 
 
 def plan_config(path: str | Path, root: str | Path = ".") -> tuple[str, list[str]]:
@@ -127,10 +133,11 @@ def plan_rows(jobs: list[Job]) -> list[RuleRow]:
             rule=rule,
             jobs=len(group),
             device="gpu" if any(j.gpu for j in group) else "cpu",
-            total_min=sum(j.runtime for j in group),
+            total_min=sum(j.runtime * j.segments for j in group),
             largest_min=max(j.runtime for j in group),
             largest_mem_mb=max(j.mem_mb for j in group),
             written=sum(j.written for j in group),
+            segments=max(j.segments for j in group),
         )
         for rule, group in by_rule.items()
     ]
@@ -141,24 +148,37 @@ def format_plan(jobs: list[Job], name: str) -> str:
     head = f"{'rule':<13}{'jobs':>6}  {'on':<4}{'total':>11}{'largest':>11}{'memory':>10}"
     lines = [f"plan of sweep {name!r} (requests: time asked per job, peak memory)", head]
     for row in plan_rows(jobs):
+        split = (
+            f"  in up to {row.segments} segments of {_hours(row.largest_min)} (wall-time cap)"
+            if row.segments > 1
+            else ""
+        )
         lines.append(
             f"{row.rule:<13}{row.jobs:>6}  {row.device:<4}{_hours(row.total_min):>11}"
             f"{_hours(row.largest_min):>11}{_size(row.largest_mem_mb * 2**20):>10}"
-            f"  writes {_size(row.written)}"
+            f"  writes {_size(row.written)}{split}"
         )
     lines.append(summary_line(jobs))
     return "\n".join(lines)
 
 
 def summary_line(jobs: list[Job]) -> str:
-    """One line: jobs, GPU-hours and CPU-hours asked, the largest memory, the bytes written."""
-    gpu_hours = sum(j.runtime * j.gpu for j in jobs) / 60
-    cpu_hours = sum(j.runtime for j in jobs if not j.gpu) / 60
+    """One line: jobs, GPU-hours and CPU-hours asked, the largest memory, the bytes written,
+    and the jobs split into segments at the wall-time cap (hours: every segment's ask)."""
+    gpu_hours = sum(j.runtime * j.segments * j.gpu for j in jobs) / 60
+    cpu_hours = sum(j.runtime * j.segments for j in jobs if not j.gpu) / 60
     largest = max(j.mem_mb for j in jobs)
     written = sum(j.written for j in jobs)
+    split = [j for j in jobs if j.segments > 1]
+    segmented = (
+        f"; {len(split)} jobs above the wall-time cap run as up to "
+        f"{max(j.segments for j in split)} segments each"
+        if split
+        else ""
+    )
     return (
         f"{len(jobs)} jobs, {gpu_hours:.1f} GPU-hours and {cpu_hours:.1f} CPU-hours asked, "
-        f"at most {_size(largest * 2**20)} per job, {_size(written)} written"
+        f"at most {_size(largest * 2**20)} per job, {_size(written)} written{segmented}"
     )
 
 
@@ -186,6 +206,23 @@ def limit_problems(jobs: list[Job], settings: dict) -> list[str]:
     return problems
 
 
+def segment_retries(jobs: list[Job], retries: int) -> dict[str, int]:
+    """{rule: its retries} for the rules some of whose jobs run as segments: each segment after
+    the first is a retry of the job, so the most segments of the rule's jobs − 1, plus
+    ``retries`` (the profile's or ``--retries``, for real failures). Empty when no job is split.
+
+    Args:
+        jobs: the plan (:func:`sweep_jobs`).
+        retries: Snakemake's global ``retries`` (``workflow.execution_settings.retries``, known
+            in ``onstart``: the workflow sets each rule's ``restart_times`` there).
+    """
+    most: dict[str, int] = {}
+    for job in jobs:
+        if job.segments > 1:
+            most[job.rule] = max(most.get(job.rule, 1), job.segments)
+    return {rule: count - 1 + int(retries or 0) for rule, count in most.items()}
+
+
 # ----------------------------------------------------------------------------- private
 
 
@@ -198,7 +235,8 @@ def _run_rules(config: dict, settings: dict) -> list[str]:
 def _job(rule: str, name: str, config: dict, settings: dict) -> Job:
     asks = cost.rule_resources(config, rule, 1, settings)
     written = cost.rule_written_bytes(config, rule)
-    return Job(rule, name, asks["mem_mb"], asks["runtime"], asks.get("gpu", 0), written)
+    split = cost.rule_segments(config, rule, settings)
+    return Job(rule, name, asks["mem_mb"], asks["runtime"], asks.get("gpu", 0), written, split)
 
 
 def _ensemble_job(point: str, config: dict, sweep: dict, settings: dict) -> Job:
@@ -228,8 +266,10 @@ def _ways_out(job: Job) -> str:
         )
     if job.rule in ("train", "run", "linear", "ensemble"):
         ways.append(
-            "shorten training (training.steps); checkpointed segments of one run in several "
-            "jobs are not supported yet"
+            "shorten training (training.steps). Only training runs as segments of one job at "
+            "the cap (ntkpipe.sweep.segments): not an ensemble, a closed-form linear stage, a "
+            "run job whose other stages do not fit one segment, nor a cap shorter than the "
+            "job's start-up and its reserve"
         )
     ways.append("or raise the cap where the partition allows more")
     return "Ways out: " + "; ".join(ways) + "."

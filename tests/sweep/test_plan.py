@@ -7,6 +7,7 @@ tests/test_paper_configs.py, the real SLURM submissions in tests/test_slurm.py.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ import yaml
 
 from ntkpipe import cli
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep import cost_settings, plan, validate
+from ntkpipe.sweep import cost, cost_settings, plan, validate
+from ntkpipe.sweep.runs import expand_runs as runs_of
 from tests.workflow_helpers import REPO
 
 PAPER = sorted((REPO / "config" / "paper").glob("*.yaml"))
@@ -90,7 +92,7 @@ def test_a_job_above_a_cap_is_named_with_its_estimate_and_the_ways_out(tmp_path)
     assert f"run 'width~16/seeds~0', rule train on a CPU: asks {first.runtime} min" in train
     assert "above resources.max_runtime.cpu = 4 min" in train
     assert "run it on a GPU (resources.gpu: 1" in train and "seeds.per_job" in train
-    assert "checkpointed segments" in train
+    assert "segments of one job at the cap" in train  # a cap below start-up: no segments
     # With GPUs, the heavy rules go to the GPU partition, whose cap is not the CPU one's.
     _, on_gpu = plan.plan_config(_config(tmp_path, {"max_runtime": {"cpu": 4}, "gpu": 1}), tmp_path)
     assert on_gpu and not any("rule train" in note for note in on_gpu)
@@ -165,3 +167,42 @@ def test_the_sweep_modules_import_neither_jax_nor_xarray():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_training_job_above_the_cap_runs_as_segments_that_each_ask_for_the_cap(tmp_path):
+    # 10^8 steps of the tiny network: hours at the a-priori rate, against a 30-minute cap.
+    path = _config(tmp_path, {"max_runtime": {"cpu": 30}})
+    raw = yaml.safe_load(path.read_text())
+    raw["training"]["steps"] = 10**8
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    sweep, settings = _loaded(path)
+    jobs = plan.sweep_jobs(sweep, settings)
+    assert plan.limit_problems(jobs, settings) == []  # not refused
+    train = [job for job in jobs if job.rule == "train"]
+    config = next(iter(runs_of(sweep))).config
+    alone = cost.rule_resources(config, "train", 1, cost_settings.load_settings({}))
+    count = cost.rule_segments(config, "train", settings)
+    # usable time per segment: the cap less its reserve (3 min) and the start-up (5 min)
+    work = cost._seconds(cost.rule_cost(config, "train"), None, 0) - 60 * cost.START_MIN
+    assert count == math.ceil(work / (30 * 60 - 180 - 60 * cost.START_MIN)) > 1
+    assert train[0].segments == count and all(job.runtime == 30 for job in train)
+    most = max(job.segments for job in train)  # the wider runs need more
+    assert alone["runtime"] > 30 * count / 2  # the uncapped ask: about count segments long
+    # Every planned segment asks for the cap and the first attempt's memory; a retry beyond
+    # them (a real failure) doubles the memory, as without segments.
+    asks = [cost.rule_resources(config, "train", a, settings) for a in (1, count, count + 1)]
+    assert [a["runtime"] for a in asks] == [30, 30, 30]
+    assert asks[0]["mem_mb"] == asks[1]["mem_mb"] == alone["mem_mb"]
+    assert asks[2]["mem_mb"] == 2 * alone["mem_mb"]
+    # The plan shows the segments, counts every segment's hours, and raises the rule's retries.
+    table = plan.format_plan(jobs, sweep["name"])
+    assert f"in up to {most} segments of 30 min (wall-time cap)" in table
+    (row,) = [row for row in plan.plan_rows(jobs) if row.rule == "train"]
+    assert row.total_min == 30 * sum(job.segments for job in train)
+    assert f"{len(train)} jobs above the wall-time cap run as up to {most} segments" in table
+    assert plan.segment_retries(jobs, 2) == {"train": most - 1 + 2}
+    # Not split: a closed-form linear stage, and a cap shorter than start-up plus reserve.
+    assert cost.rule_segments(config, "linear", settings) == 1
+    short = cost_settings.load_settings({"max_runtime": {"cpu": 5}})
+    assert cost.rule_segments(config, "train", short) == 1
+    assert cost.rule_resources(config, "train", 1, short)["runtime"] > 5  # refused, as before

@@ -29,14 +29,10 @@ config.clear()
 config.update(SWEEP)
 
 
-# Scheduling settings, for `ntkpipe calibrate` (written when the workflow runs, not by -n).
+# Before any job: GPUs where the executor gives them, forced jobs' inputs intact, SLURM arrays
+# only where safe; the scheduling settings for `ntkpipe calibrate`; retries for segments.
 onstart:
-    if _gpu := ntk_start.placement_problem(
-        RESOURCES, workflow.executor_plugin.name, SWEEP["name"]
-    ):
-        sys.exit(_gpu)
-    workflow_start.check_forced_inputs(START, workflow.dag_settings)
-    ntk_start.record_scheduling(LAYOUT, RESOURCES)
+    workflow_start.on_start(START, workflow)
 
 
 # GPUs are a per-job ("local") resource: the main Snakemake does not count them across cluster
