@@ -64,3 +64,34 @@ def test_a_jobs_own_snakemake_neither_plans_nor_refreshes(tmp_path, monkeypatch)
     (started.layout.root / "sweep.json").write_text("{}")  # stale, but not for a job's process
     workflow_start.refresh(started, err=err)
     assert err.getvalue() == "" and (started.layout.root / "sweep.json").read_text() == "{}"
+
+
+def _onstart(executor, array_jobs=None):
+    rules = {}
+    return SimpleNamespace(
+        executor_plugin=SimpleNamespace(name=executor),
+        executor_settings=SimpleNamespace(array_jobs=array_jobs),
+        dag_settings=SimpleNamespace(forcerun=None),
+        execution_settings=SimpleNamespace(retries=0),
+        get_rule=lambda name: rules.setdefault(name, SimpleNamespace(restart_times=0)),
+        rules=rules,
+    )
+
+
+def test_on_start_refuses_unsafe_slurm_arrays_and_otherwise_records_the_scheduling(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    started = workflow_start.begin(_workflow(tmp_path), ["snakemake", "-c1"], {}, err=io.StringIO())
+    workflow_start.on_start(started, _onstart("slurm", "train"), err=io.StringIO())  # alike
+    # train jobs that ask differently: one array would give every task the first job's asks
+    plan = [job._replace(mem_mb=job.mem_mb * (1 + i)) for i, job in enumerate(started.plan)]
+    with pytest.raises(SystemExit, match="SLURM job arrays are not safe"):
+        workflow_start.on_start(
+            started._replace(plan=plan), _onstart("slurm", "train"), err=io.StringIO()
+        )
+    started.layout.resources_json.unlink()
+    assert not started.layout.resources_json.exists()
+    local = _onstart("local")
+    workflow_start.on_start(started, local, err=io.StringIO())
+    assert started.layout.resources_json.exists() and local.rules == {}  # no segments here
