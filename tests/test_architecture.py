@@ -333,7 +333,9 @@ def test_module_sizes_are_a_warning_list_not_a_cut_line():
     assert all(": " in line for line in long)
 
 
-@pytest.mark.parametrize("module", ["ntkpipe.sweep.runs", "ntkpipe.start", "ntkpipe.rules"])
+@pytest.mark.parametrize(
+    "module", ["ntkpipe.sweep.runs", "ntkpipe.start", "ntkpipe.rules", "ntkpipe.stage_reruns"]
+)
 def test_what_the_snakefile_imports_starts_without_jax(module):
     """The Snakefile imports ntkpipe.start (and through it sweep.runs) at every start: neither
     may pull in JAX or xarray."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
+from ntkpipe import stage_reruns
 from tests.workflow_helpers import REPO, job_counts, snakemake_command
 
 pytestmark = pytest.mark.slow
@@ -39,9 +40,10 @@ SHRUNK = (
 RUN_STORES = ("init", "kernel_init", "train", "kernel_final", "linear", "metrics")
 
 
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command, env = snakemake_command(workdir, REPO / "config" / "config.yaml", *SHRUNK, *args)
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+def _snakemake(workdir: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    command, environ = snakemake_command(workdir, REPO / "config" / "config.yaml", *args, *SHRUNK)
+    environ = {**environ, **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, env=environ, cwd=workdir)
 
 
 def _stores(out: Path) -> dict[str, tuple[str, int]]:
@@ -99,7 +101,6 @@ def test_until_kernel_init_stops_after_the_initial_kernels(default_sweep):
     sweep after it keeps those stores bit for bit."""
     _, out, after_until, result = default_sweep
     assert _by_store(after_until) == {"init.zarr": 6, "kernel_init.zarr": 6}
-    assert not (out / "benchmarks" / "run").exists()  # no per-run job ran
     assert result.returncode == 0, result.stderr[-6000:]
     assert {path: _stores(out)[path] for path in after_until} == after_until
 
@@ -137,6 +138,15 @@ def test_forcerun_init_plans_every_stage_and_a_misspelt_stage_is_named(default_s
     assert dry.returncode == 0, dry.stderr[-6000:]
     counts = job_counts(dry.stdout)
     assert counts["init"] == 6 and "run" not in counts and counts["collect"] == 1
+    # A cluster job's own snakemake has no --forcerun: the main process's stages reach it.
+    run_id = "width~64/n_train~32/seeds~0-1"
+    env = {stage_reruns.ENV: stage_reruns.from_argv(["snakemake", "-R", "train"]).to_env()}
+    job = _snakemake(
+        workdir, "-n", "-p", "--mode", "remote", "--target-jobs", f"train:run={run_id}", env=env
+    )
+    assert job.returncode == 0, job.stderr[-6000:]
+    assert f"--dir results/digits-binary/runs/{run_id} " in job.stdout
+    assert " --redo train --threads 1 " in job.stdout
     bad = _snakemake(workdir, "-n", "--forcerun", "trian")
     assert bad.returncode != 0
     assert "--forcerun trian: no stage of that name; the stages: init, kernel_init, train" in (

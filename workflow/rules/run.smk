@@ -71,8 +71,10 @@ for _stage in RERUNS.splits:
         threads: 1
         resources:
             **RULES.resources_of("run"),
+        # The config is a param read with the input (Snakemake's params trigger leaves it out):
+        # a new learning rate must not recompute Θ̂₀. Stale stores: ntkpipe.start.refresh.
         params:
-            config=lambda wc: RULES.run_config_param(wc.run),
+            config=lambda wc, input: RULES.run_config_param(wc.run),
             folder=lambda wc: RULES.run_dir(wc.run),
             inputs=ntk_reruns.until_flags(RULES, _stage),
         shell:
