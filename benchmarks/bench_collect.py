@@ -184,7 +184,7 @@ def _child(mode: str, folder: Path, n: int) -> int:
     note = ""
     with contextlib.redirect_stdout(io.StringIO()) as log:
         if mode == "before":
-            _collect_before(Job(sweep, summary, True), runs)
+            _collect_before(Job(sweep, summary, True, rule="collect"), runs)
         elif mode == "figures":
             shutil.rmtree(folder / "figures", ignore_errors=True)
             analysis.figures(summary, folder / "figures")

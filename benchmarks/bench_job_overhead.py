@@ -49,7 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "init": ["init", "--run", str(model)],
             "train": ["train", "--run", str(run), "--init", str(init)],
-            "kernels": ["kernels", "--run", str(model), "--params", str(init)],
+            "kernels": [
+                "kernels",
+                "--run",
+                str(model),
+                "--rule",
+                "kernel_init",
+                "--params",
+                str(init),
+            ],
         }
         print(f"{'job':8s} {'cache':5s} {'wall s':>7s} {'cpu s':>7s}")
         warm = {}
@@ -129,9 +137,11 @@ def print_run_layouts(repeat: int, folder: Path, run: Path, model: Path) -> None
     f = {name: str(chain / f"{name}.zarr") for name in ("init", "k0", "train", "kT", "lin", "m")}
     stage_jobs = [
         ["init", "--run", str(model), "--out", f["init"]],
-        ["kernels", "--run", str(model), "--params", f["init"], "--out", f["k0"]],
+        ["kernels", "--run", str(model), "--rule", "kernel_init", "--params", f["init"]]
+        + ["--out", f["k0"]],
         ["train", "--run", str(run), "--init", f["init"], "--out", f["train"]],
-        ["kernels", "--run", str(run), "--params", f["train"], "--out", f["kT"]],
+        ["kernels", "--run", str(run), "--rule", "kernel_final", "--params", f["train"]]
+        + ["--out", f["kT"]],
         ["linear", "--run", str(run), "--init", f["init"], "--kernel", f["k0"], "--out", f["lin"]],
         ["compare", "--run", str(run), "--train", f["train"], "--linear", f["lin"]]
         + ["--kernel-init", f["k0"], "--kernel-final", f["kT"], "--out", f["m"]],

@@ -110,32 +110,56 @@ _EPILOG = "Store schema: docs/store-schema.md. Help on a command: ntkpipe COMMAN
 # ---------------------------------------------------------------- arguments
 
 
-def _stage_args(rule: str):
-    """The arguments of the command of a stage of the stage table: ``--run``, a flag per input
-    store it reads (required unless the store is read only under a config switch), ``--out``,
-    ``--threads``, ``--overwrite``."""
+_CONFIG_FLAGS = {"sweep.json": ("--sweep", "the sweep's resolved config")}
+"""A stage's config file → its command's flag and help (any other: ``--run``)."""
+_RUN_FLAG = ("--run", "the run's resolved config (JSON)")
+
+
+def _stage_args(command: str):
+    """The arguments of a stage's command, read off the stage table (its first row): the config
+    flag (``--run``; collect's ``--sweep``), ``--rule`` where the command runs several rules
+    (kernels: kernel_init or kernel_final), a flag per input store it reads (required unless
+    read only under a config switch), ``--out``, ``--threads`` (not for the sweep-level stages)
+    and ``--overwrite`` (for a store), and the command's own options (``_OWN_OPTIONS``)."""
     from ntkpipe.sweep import stage_table
 
+    rules = stage_table.COMMAND_RULES[command]
+    row = stage_table.stage(rules[0])
+
     def add_arguments(parser):
-        parser.add_argument(
-            "--run", type=Path, required=True, help="the run's resolved config (JSON)"
-        )
-        for one in stage_table.stage(rule).inputs:
+        if row.config_file:
+            flag, help_text = _CONFIG_FLAGS.get(row.config_file, _RUN_FLAG)
+            parser.add_argument(flag, type=Path, required=True, help=help_text)
+        if len(rules) > 1:
+            parser.add_argument(
+                "--rule", choices=rules, required=True, help="the stage this job computes"
+            )
+        for one in row.inputs:
             parser.add_argument(one.flag, type=Path, required=one.when is None, help=one.help)
-        parser.add_argument("--out", type=Path, required=True, help="the Zarr store to write")
-        parser.add_argument("--threads", type=int, default=None, help="CPU cores for XLA")
-        parser.add_argument(
-            "--overwrite", action="store_true", help="replace an existing store (default: refuse)"
-        )
+        out_help = "the Zarr store to write" if row.attribute else f"where to write {row.store}"
+        parser.add_argument("--out", type=Path, required=True, help=out_help)
+        if row.scope != "sweep":
+            parser.add_argument("--threads", type=int, default=None, help="CPU cores for XLA")
+        if row.attribute:
+            parser.add_argument(
+                "--overwrite",
+                action="store_true",
+                help="replace an existing store (default: refuse)",
+            )
+        for add_option in _OWN_OPTIONS.get(command, ()):
+            add_option(parser)
 
     return add_arguments
 
 
-def _train_args(parser):
-    _stage_args("train")(parser)
+def _checkpoint_option(parser):
     parser.add_argument(
         "--checkpoint", type=Path, default=None, help="checkpoint file (default: <out>.ckpt)"
     )
+
+
+_OWN_OPTIONS = {"train": (_checkpoint_option,)}
+"""Options of a stage's command that are not read off the stage table (no store)."""
 
 
 def _run_all_args(parser):
@@ -158,27 +182,6 @@ def _run_all_args(parser):
         help="compute this stage again, and the stages reading it (snakemake --forcerun STAGE)",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU cores for XLA")
-
-
-def _collect_args(parser):
-    parser.add_argument("--sweep", type=Path, required=True, help="the sweep's resolved config")
-    parser.add_argument("--runs", type=Path, required=True, help="folder holding runs/<run_id>/")
-    parser.add_argument("--out", type=Path, required=True, help="summary.zarr to write")
-    parser.add_argument(
-        "--ensembles", type=Path, default=None, help="folder holding <point>/ensemble.zarr (Fig. 2)"
-    )
-    parser.add_argument("--overwrite", action="store_true")
-
-
-def _figures_args(parser):
-    parser.add_argument("--summary", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
-
-
-def _report_args(parser):
-    parser.add_argument("--summary", type=Path, required=True)
-    parser.add_argument("--figures", type=Path, required=True, help="folder of figures")
-    parser.add_argument("--out", type=Path, required=True, help="report.html")
 
 
 def _validate_args(parser):
@@ -233,8 +236,8 @@ def _profile_args(parser):
 # ---------------------------------------------------------------- handlers
 
 
-def _run(rule):
-    """The handler of a stage command: the function of the stage table's row for ``rule``
+def _run(command):
+    """The handler of a stage's command: the function of the stage table's row for it
     (``ntkpipe.jobs.<module>.<function>(**arguments)``), the module imported only when the
     command runs (JAX starts there, after the threads are pinned)."""
 
@@ -243,7 +246,7 @@ def _run(rule):
 
         from ntkpipe.sweep import stage_table
 
-        row = stage_table.stage(rule)
+        row = stage_table.commands()[command]
         module = importlib.import_module(f"ntkpipe.jobs.{row.module}")
         getattr(module, row.function)(**_stage_kwargs(args))
 
@@ -251,19 +254,9 @@ def _run(rule):
 
 
 def _run_all(args):
-    import json
-
-    from ntkpipe.errors import StageError
-    from ntkpipe.jobs import _job
     from ntkpipe.jobs import run as run_job
 
-    if args.config is not None:
-        try:
-            config = json.loads(args.config)
-        except json.JSONDecodeError as error:
-            raise StageError(f"--config: not valid JSON ({error})") from error
-    else:
-        config = _job.load_run(args.run)
+    config = run_job.given_run_config(args.config, args.run)
     computed = run_job.run_all_stages(
         config, args.dir, analytic=args.analytic, until=args.until, redo=args.redo
     )
@@ -334,46 +327,23 @@ def _install_profile(args):
     print(installed.summary())
 
 
-# (command, help, arguments, handler); a stage's command runs the rule named in the handler
-# (ntkpipe.sweep.stage_table: its module of ntkpipe.jobs and its arguments).
+_OWN_COMMAND = {"run": (_run_all_args, _run_all)}
+"""A stage's command whose arguments and handler are not read off the stage table."""
+
+
+def _stage_commands() -> list:
+    """(command, help, arguments, handler) of every stage's command, in the stage table's order."""
+    from ntkpipe.sweep import stage_table
+
+    return [
+        (command, row.help, *_OWN_COMMAND.get(command, (_stage_args(command), _run(command))))
+        for command, row in stage_table.commands().items()
+    ]
+
+
+# (command, help, arguments, handler): the stages' commands (from the stage table), then the rest.
 _COMMANDS = [
-    (
-        "init",
-        "sample θ₀ for every seed of a run and evaluate f₀",
-        _stage_args("init"),
-        _run("init"),
-    ),
-    (
-        "kernels",
-        "empirical Θ̂ and K̂ at the given params",
-        _stage_args("kernel_init"),
-        _run("kernel_init"),
-    ),
-    ("analytic", "infinite-width Θ and K", _stage_args("analytic"), _run("analytic")),
-    ("train", "train the network (all seeds of a run)", _train_args, _run("train")),
-    ("linear", "evolve the linearized network f_lin", _stage_args("linear"), _run("linear")),
-    (
-        "compare",
-        "per-run metrics of f against f_lin",
-        _stage_args("compare"),
-        _run("compare"),
-    ),
-    (
-        "run",
-        "every stage of one run in one job (init → kernels → train → linear → compare), "
-        "keeping the stores that are up to date",
-        _run_all_args,
-        _run_all,
-    ),
-    (
-        "ensemble",
-        "train an ensemble on x(α) between two training points, next to the NTK-GP and NNGP",
-        _stage_args("ensemble"),
-        _run("ensemble"),
-    ),
-    ("collect", "combine all runs into summary.zarr", _collect_args, _run("collect")),
-    ("figures", "draw the sweep's figures", _figures_args, _run("figures")),
-    ("report", "write the self-contained HTML report", _report_args, _run("report")),
+    *_stage_commands(),
     (
         "validate",
         "read a sweep's config as the workflow does: print it resolved and its run count",

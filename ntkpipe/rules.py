@@ -134,12 +134,16 @@ class RuleFunctions:
     def stage_flags(self, rule):
         """A params function: the command's flags for the input stores the rule was given,
         e.g. `--init .../init.zarr --kernel .../kernel_init.zarr` (none for a store the run
-        does not read)."""
+        does not read), after `--rule <rule>` where the command runs several rules (kernels:
+        the store records which config file it was computed from)."""
         row = stage_table.stage(rule)
+        shared = len(stage_table.COMMAND_RULES[row.command]) > 1
+        first = [f"--rule {rule}"] if shared else []
 
         def flags(wildcards, input):
             return " ".join(
-                f"{one.flag} {input[one.name]}" for one in row.inputs if input.get(one.name)
+                first
+                + [f"{one.flag} {input[one.name]}" for one in row.inputs if input.get(one.name)]
             )
 
         return flags

@@ -327,7 +327,6 @@ def stale_stores(layout: Layout, runs) -> dict:
     for run_id, run in runs.items():
         if not layout.run_dir(run_id).is_dir():
             continue
-        configs = {s: ntk_runs.stage_config(run.config, s) for s in ("init", "train")}
         gone = set()
         for row in stage_table.wanted(run.config):
             store = layout.store(row.rule, run_id)
@@ -340,20 +339,35 @@ def stale_stores(layout: Layout, runs) -> dict:
             if not store.exists():
                 gone.add(row.store)
                 continue
-            config = configs["init" if row.config_file == "model.json" else "train"]
-            why = provenance.stale_reason(store, config, inputs, redone=gone)
+            config = ntk_runs.file_config(run.config, row.config_file)
+            why = provenance.stale_reason(
+                store, config, inputs, redone=gone, config_file=row.config_file
+            )
             if why:
                 found[store] = why
                 gone.add(row.store)
     return found
 
 
-def refresh(layout: Layout, sweep, runs, analytic, ensemble_stores, *, writes: bool) -> list:
+def refresh(
+    layout: Layout,
+    sweep,
+    runs,
+    analytic,
+    ensemble_stores,
+    *,
+    writes: bool,
+    stale=None,
+    replacing: bool = False,
+) -> list:
     """Rewrites the stale config files and, when a run's metrics or an ensemble is missing,
     makes the summary, figures and report again; stale stores and those outputs are moved aside
     to ``layout.replaced/<time>/`` (never deleted: a sweep started under the name of another
     with another config must not destroy its results). All only when `writes`; returns the
-    lines to print (what was done, or what a run would do)."""
+    lines to print (what was done, or what a run would do). `stale`: :func:`stale_stores`, if
+    the caller has it already; `replacing`: this start replaces another config's results
+    (``--config replace=true``, :mod:`ntkpipe.start_guard`), whose summary, figures and report
+    are set aside too (else the jobs would overwrite them)."""
     if not layout.runs.is_dir():
         return []
     lines = []
@@ -363,7 +377,8 @@ def refresh(layout: Layout, sweep, runs, analytic, ensemble_stores, *, writes: b
         if writes:
             write_if_changed(path, content)
         lines.append(f"ntkpipe: {path}: differs from the config; rewritten{when}")
-    for store, why in stale_stores(layout, runs).items():
+    stale = stale_stores(layout, runs) if stale is None else stale
+    for store, why in stale.items():
         if not writes:
             lines.append(f"ntkpipe: {store}: {why}; it will be computed again")
             continue
@@ -374,7 +389,11 @@ def refresh(layout: Layout, sweep, runs, analytic, ensemble_stores, *, writes: b
     # made again from every run.
     metrics = [layout.store("compare", run_id) for run_id in runs]
     missing = [str(p) for p in [*metrics, *map(Path, ensemble_stores)] if not p.exists()]
-    if missing and any(p.exists() for p in layout.derived):
+    if replacing and any(p.exists() for p in layout.derived):
+        for path in layout.derived if writes else ():
+            _set_aside(layout, path, aside)
+        lines.append(f"ntkpipe: {layout.summary}, figures, report: of another config{when}")
+    elif missing and any(p.exists() for p in layout.derived):
         note = f"{missing[0]} and {len(missing) - 1} more" if len(missing) > 1 else missing[0]
         for path in layout.derived if writes else ():
             _set_aside(layout, path, aside)

@@ -313,6 +313,89 @@ def test_each_module_goes_by_one_name_where_it_is_imported():
     )
 
 
+def _private(name: str) -> bool:
+    """A private name: one leading underscore (``_digest``), not a dunder (``__version__``)."""
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_package(module: str) -> str | None:
+    """The package a private module (``ntkpipe.core._layers``: a ``_`` file) belongs to, else
+    None."""
+    head, _, last = module.rpartition(".")
+    return head if _private(last) else None
+
+
+def private_uses(module: str, source: str) -> list[str]:
+    """Where `module` (its source text) uses what another module keeps to itself: a ``_`` name
+    of another module (``from m import _x``, ``m._x``), or a private module of another package
+    (``ntkpipe.jobs._job`` outside ``ntkpipe.jobs``)."""
+    path = MODULES.get(module)
+    package = (
+        module if path is not None and path.name == "__init__.py" else module.rpartition(".")[0]
+    )
+    found, aliases = [], {}
+
+    def check_module(target: str, line: int) -> None:
+        owner = _private_package(target)
+        if owner is not None and not _in(module, owner):
+            found.append(f"{module}:{line} imports {target}, private to {owner}")
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = _absolute(node, package)
+            if not base.startswith("ntkpipe"):
+                continue
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                if full in MODULES:
+                    aliases[alias.asname or alias.name] = full
+                    check_module(full, node.lineno)
+                    continue
+                check_module(_resolve(base), node.lineno)
+                if _private(alias.name) and _resolve(base) != module:
+                    found.append(f"{module}:{node.lineno} imports {base}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in MODULES:
+                    check_module(alias.name, node.lineno)
+                    if alias.asname:
+                        aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and _private(node.attr)
+            and aliases[node.value.id] != module
+        ):
+            found.append(f"{module}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_the_private_check_finds_private_names_and_modules_used_from_outside():
+    source = (
+        "from ntkpipe.io import stores as storage\n"
+        "from ntkpipe.io.stores import _digest, write_store\n"
+        "from ntkpipe.jobs import _job\n"
+        "from ntkpipe.core._layers import dense\n"
+        "from ntkpipe import __version__\n"
+        "x = storage._digest(1) + storage.write_store\n"
+    )
+    found = private_uses("ntkpipe.analysis.status", source)
+    assert len(found) == 4, found
+    assert private_uses("ntkpipe.core.models", "from ntkpipe.core._layers import dense\n") == []
+    assert private_uses("ntkpipe.jobs.init", "from ntkpipe.jobs import _job\nx = _job.log\n") == []
+
+
+def test_no_module_uses_another_modules_private_names():
+    """A ``_`` name is private to its module: a name other modules use is public there (or moved
+    to where it belongs). A ``_`` module (core/_layers.py, jobs/_job.py) is private to its
+    package: only the package's own modules import it (its public names are theirs to use)."""
+    found = [v for m, p in MODULES.items() for v in private_uses(m, p.read_text())]
+    _assert_none(found, "private names or modules used from outside")
+
+
 def _long_modules() -> list[str]:
     lengths = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
     return [f"{m}: {n} lines" for m, n in sorted(lengths.items()) if n > MAX_LINES]
@@ -334,7 +417,14 @@ def test_module_sizes_are_a_warning_list_not_a_cut_line():
 
 
 @pytest.mark.parametrize(
-    "module", ["ntkpipe.sweep.runs", "ntkpipe.start", "ntkpipe.rules", "ntkpipe.stage_reruns"]
+    "module",
+    [
+        "ntkpipe.sweep.runs",
+        "ntkpipe.start",
+        "ntkpipe.workflow_start",
+        "ntkpipe.rules",
+        "ntkpipe.stage_reruns",
+    ],
 )
 def test_what_the_snakefile_imports_starts_without_jax(module):
     """The Snakefile imports ntkpipe.start (and through it sweep.runs) at every start: neither
@@ -349,3 +439,69 @@ def test_what_the_snakefile_imports_starts_without_jax(module):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"
+
+
+# ---------------------------------------------------------------- Python in the workflow files
+
+WORKFLOW_RULES = PACKAGE.parent / "workflow" / "rules"
+MAX_SMK_PYTHON = 60
+"""Lines of Python the ``.smk`` files may hold together: rules and calls of ntkpipe.workflow_start
+and ntkpipe.rules; policy lives in the package, where unit tests reach it."""
+_SMK_BLOCK = (
+    "rule ", "checkpoint ", "module ", "use rule ", "include:", "localrules:", "configfile:",
+    "resource_scopes:", "wildcard_constraints:", "ruleorder:", "envvars:", "container:",
+)  # fmt: skip
+_SMK_PYTHON_BLOCK = ("onstart:", "onsuccess:", "onerror:")
+
+
+def smk_python_lines(text: str) -> int:
+    """Lines of Python in a ``.smk`` file: every line outside Snakemake's own blocks (rule,
+    include, wildcard_constraints, …; a rule defined in a loop too) and every line of a rule's
+    ``run:`` and of ``onstart:`` / ``onsuccess:`` / ``onerror:``; blank lines and comments not
+    counted."""
+    count, in_block, run_indent, nested = 0, False, None, None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if nested is not None and indent > nested:
+            continue  # the body of a rule defined in a loop (``rule:`` with ``name:``)
+        nested = None
+        if indent > 0 and not in_block and stripped.startswith(("rule:", "rule ")):
+            nested = indent
+            continue
+        if indent == 0:
+            in_block, run_indent = stripped.startswith(_SMK_BLOCK), None
+            if in_block or stripped.startswith(_SMK_PYTHON_BLOCK):
+                continue
+        if not in_block:
+            count += 1
+        elif run_indent is not None and indent > run_indent:
+            count += 1
+        elif stripped.startswith("run:"):
+            run_indent = indent
+        elif run_indent is not None:
+            run_indent = None
+    return count
+
+
+def test_the_python_counter_counts_python_and_not_rules():
+    text = (
+        "import os\n\n# a comment\nX = 1\nif X:\n    Y = 2\ninclude: 'a.smk'\n"
+        "rule a:\n    output:\n        'x',\n    run:\n        f(x)\n        g(x)\n"
+        "    log:\n        'l'\nonstart:\n    h()\nwildcard_constraints:\n    run='.+',\n"
+    )
+    assert smk_python_lines(text) == 4 + 2 + 1
+    in_a_loop = (
+        "for n in N:\n\n    rule:\n        name:\n            n\n"
+        "        shell:\n            'x'\nZ = 1\n"
+    )
+    assert smk_python_lines(in_a_loop) == 1 + 1
+
+
+def test_the_workflow_files_hold_little_python():
+    """Issue 19: parse-time policy in .smk files is out of reach of unit tests (86 lines once)."""
+    counts = {p.name: smk_python_lines(p.read_text()) for p in sorted(WORKFLOW_RULES.glob("*.smk"))}
+    assert counts["config.smk"] > 0  # the counter sees the calls
+    assert sum(counts.values()) < MAX_SMK_PYTHON, counts

@@ -42,7 +42,8 @@ def _run(workdir, config, *targets):
 
 def test_a_fresh_clone_sees_a_new_width(clone):
     """failure 4: results moved into a fresh clone, width 32 added: "Nothing to be done"."""
-    wider = write_config(clone / "wider.yaml", TINY, sweep={"model.width": [16, 32, 64]})
+    # the user's own config file (tiny.yaml, next to the results as in the sweep's first start)
+    wider = write_config(clone / "tiny.yaml", TINY, sweep={"model.width": [16, 32, 64]})
     started = _run(clone, wider, CHEAP)
     assert "results/tiny/summary.zarr: results/tiny/runs/width~32/seeds~0/metrics.zarr" in (
         started.stderr
@@ -52,7 +53,17 @@ def test_a_fresh_clone_sees_a_new_width(clone):
 
 
 def test_a_new_learning_rate_reruns_training_in_a_fresh_clone(clone):
-    slower = write_config(clone / "slower.yaml", TINY, training__learning_rate=0.5)
+    other = write_config(clone / "slower.yaml", TINY, training__learning_rate=0.5)
+    refused = snakemake(clone, other, CHEAP, cores=1, check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert "holds the results of another config (started from tiny.yaml; this start: " in (
+        refused.stderr
+    )
+    assert "--config replace=true" in refused.stderr and "training.learning_rate: " in (
+        refused.stderr
+    )
+    # the sweep's own change: its config file (tiny.yaml) edited
+    slower = write_config(clone / "tiny.yaml", TINY, training__learning_rate=0.5)
     started = _run(clone, slower, CHEAP)
     assert "width~16/seeds~0/run.json: differs from the config; rewritten" in started.stderr
     counts = job_counts(_run(clone, slower, "-n").stdout)

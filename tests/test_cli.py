@@ -20,7 +20,7 @@ import pytest
 from ntkpipe import cli
 from ntkpipe.io import stores as storage
 from ntkpipe.sweep import runs as ntk_config
-from ntkpipe.sweep import validate
+from ntkpipe.sweep import stage_table, validate
 from tests.workflow_helpers import stage_commands
 
 SWEEP = {
@@ -31,7 +31,7 @@ SWEEP = {
     "kernels": {"block_size": 8},
     "seeds": {"count": 2, "per_job": 2},
 }
-RUN_STORES = ("init", "kernel_init", "train", "kernel_final", "linear", "metrics")
+RUN_STORES = tuple(row.store.removesuffix(".zarr") for row in stage_table.RUN_STAGES)
 
 
 @pytest.fixture(scope="module")

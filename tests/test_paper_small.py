@@ -67,7 +67,7 @@ def _stages(sweep: dict, root):
         run = folder / "run.json"
         run.write_text(ntk_config.to_json(one.config))
         init(run, folder / "init.zarr")
-        kernels(run, folder / "init.zarr", folder / "kernel_init.zarr")
+        kernels(run, folder / "init.zarr", folder / "kernel_init.zarr", rule="kernel_init")
         analytic = None
         if sweep["kernels"]["analytic"]:
             analytic = folder / "analytic.zarr"
@@ -76,7 +76,7 @@ def _stages(sweep: dict, root):
         final = None
         if sweep["kernels"]["final"]:
             final = folder / "kernel_final.zarr"
-            kernels(run, folder / "train.zarr", final)
+            kernels(run, folder / "train.zarr", final, rule="kernel_final")
         linear(
             run, folder / "init.zarr", folder / "kernel_init.zarr", folder / "linear.zarr", analytic
         )

@@ -312,9 +312,11 @@ def _run_stages_in_process(run_dir: Path, config: dict) -> None:
     stores = {name: run_dir / f"{name}.zarr" for name in names}
     steps = [
         ["init", "--run", run, "--out", stores["init"]],
-        ["kernels", "--run", run, "--params", stores["init"], "--out", stores["kernel_init"]],
+        ["kernels", "--run", run, "--rule", "kernel_init", "--params", stores["init"]]
+        + ["--out", stores["kernel_init"]],
         ["train", "--run", run, "--init", stores["init"], "--out", stores["train"]],
-        ["kernels", "--run", run, "--params", stores["train"], "--out", stores["kernel_final"]],
+        ["kernels", "--run", run, "--rule", "kernel_final", "--params", stores["train"]]
+        + ["--out", stores["kernel_final"]],
         ["linear", "--run", run, "--init", stores["init"], "--kernel", stores["kernel_init"]]
         + ["--out", stores["linear"]],
         ["compare", "--run", run, "--train", stores["train"], "--linear", stores["linear"]]
@@ -331,7 +333,16 @@ def _run_stages_in_process(run_dir: Path, config: dict) -> None:
 def test_missing_and_corrupted_stores_are_named(tmp_path, capsys, float32):
     run = _run_json(tmp_path / "run.json")
     missing = tmp_path / "nowhere" / "init.zarr"
-    args = ["kernels", "--run", str(run), "--out", str(tmp_path / "k.zarr"), "--params"]
+    args = [
+        "kernels",
+        "--run",
+        str(run),
+        "--rule",
+        "kernel_init",
+        "--out",
+        str(tmp_path / "k.zarr"),
+    ]
+    args.append("--params")
     assert cli.main([*args, str(missing)]) == 1
     err = capsys.readouterr().err
     assert str(missing) in err and "does not exist" in err and "Traceback" not in err
@@ -379,7 +390,8 @@ def test_a_partial_store_of_a_killed_job_is_not_taken_for_a_store(tmp_path, caps
     attrs["attributes"].pop(provenance.COMPLETE_ATTR)  # as a job killed before its last write
     (init / "zarr.json").write_text(json.dumps(attrs))
     assert not storage.is_complete(init)
-    args = ["kernels", "--run", str(run), "--params", str(init), "--out", str(tmp_path / "k.zarr")]
+    args = ["kernels", "--run", str(run), "--rule", "kernel_init", "--params", str(init)]
+    args += ["--out", str(tmp_path / "k.zarr")]
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert str(init) in err and "incomplete" in err and "--rerun-incomplete" in err

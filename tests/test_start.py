@@ -78,9 +78,31 @@ def test_memory_problems_stop_a_run_and_warn_a_dry_run_here():
     )
 
 
-def _store(path, config, inputs=None):
+def _store(path, config, inputs=None, config_file=None):
     ds = xr.Dataset({"loss_train": (("seed", "step"), np.zeros((1, 2)))})
-    return stores.write_store(ds, path, config=config, stage="train", inputs=inputs, overwrite=True)
+    return stores.write_store(
+        ds, path, config=config, stage="train", inputs=inputs, overwrite=True,
+        config_file=config_file,
+    )  # fmt: skip
+
+
+def test_stale_stores_read_the_config_file_a_store_records(tmp_path):
+    """The per-stage layout's freshness (the one-job-per-run layout's: tests/jobs/test_run.py):
+    a store recording another stage's config file is stale; one recording none (written before
+    stores recorded it) is judged by its config alone."""
+    _, _, runs, _, _ = start.read_sweep([TINY], {}, None, with_plan=False)
+    layout = Layout(tmp_path / "results" / "tiny")
+    run = next(iter(runs.values()))
+    init = layout.store("init", run.run_id)
+    config = ntk_runs.stage_config(run.config, "init")
+    _store(init, config, config_file="model.json")
+    assert start.stale_stores(layout, runs) == {}
+    _store(init, config)  # an old store: no config_file
+    assert start.stale_stores(layout, runs) == {}
+    _store(init, config, config_file="run.json")
+    assert start.stale_stores(layout, runs) == {
+        init: "computed from another config file (run.json, not model.json)"
+    }
 
 
 def test_stale_stores_and_config_files_are_found_from_their_records(tmp_path):

@@ -31,6 +31,7 @@ from tests.workflow_helpers import (
 pytestmark = pytest.mark.slow
 TINY = CONFIGS / "tiny.yaml"
 RUN_STAGES = {row.rule for row in stage_table.RUN_STAGES}
+RUN_STORES = tuple(row.store.removesuffix(".zarr") for row in stage_table.RUN_STAGES)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_every_store_and_the_report_exist(finished):
     ]
     for run in runs:
         width = int(str(run).split("/")[0].split("~")[1])
-        for store in ("init", "kernel_init", "kernel_final", "train", "linear", "metrics"):
+        for store in RUN_STORES:
             ds = xr.open_zarr(out / "runs" / run / f"{store}.zarr")
             config = json.loads(ds.attrs["config"])  # the part of the run config the stage used
             assert config["model"]["width"] == width, (run, store)
@@ -325,7 +326,7 @@ def test_one_job_per_run_writes_the_same_stores(finished, finished_in_run_jobs):
     import zarr
 
     runs = [f"width~{w}/seeds~{s}" for w in (16, 64) for s in (0, 1)]
-    stores = ("init", "kernel_init", "kernel_final", "train", "linear", "metrics")
+    stores = RUN_STORES
     for run in runs:
         for store in stores:
             paths = [

@@ -101,6 +101,8 @@ def stage_commands(model, run, stores: dict, analytic=None) -> list[list[str]]:
         # as the rules: the inputs a switch of the run config turns off are not given
         wanted = [one for one in row.inputs if stage_table.switch_on(run_config, one.when)]
         inputs = [[one.flag, f[_key(one.stage)]] for one in wanted if _key(one.stage) in f]
+        if len(stage_table.COMMAND_RULES[row.command]) > 1:  # kernels: which stage
+            inputs.insert(0, ["--rule", row.rule])
         commands.append(
             [row.command, "--run", configs[row.config_file], *sum(inputs, []), "--out"]
             + [f[_key(row.rule)]]

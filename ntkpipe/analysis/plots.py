@@ -33,12 +33,12 @@ from ntkpipe.analysis.plots_beyond import (
     plot_sharpness_curves,
 )
 from ntkpipe.analysis.plots_common import (
-    _PANEL_AXIS,
     FIGURE_EXPERIMENTS,
     FIGURES,
     MIN_POINTS,
-    _combinations,
-    _hue_axis,
+    PANEL_AXIS,
+    combinations,
+    hue_axis,
     load_summary,
 )
 from ntkpipe.analysis.plots_curves import plot_loss_curves, plot_rmse_curves
@@ -146,7 +146,7 @@ def make_figures(
     outdir.mkdir(parents=True, exist_ok=True)
     paths = []
     for stem, plot in PLOTS.items():
-        for suffix, sub in _combinations(ds, _free_axes(ds, plot)):
+        for suffix, sub in combinations(ds, _free_axes(ds, plot)):
             if _skip_reason(stem, plot, sub) is not None:
                 continue
             fig = plot.function(sub)
@@ -167,7 +167,7 @@ def figure_notes(summary: xr.Dataset | str | Path) -> dict[str, str]:
     for stem, plot in PLOTS.items():
         reasons = {
             reason
-            for _, sub in _combinations(ds, _free_axes(ds, plot))
+            for _, sub in combinations(ds, _free_axes(ds, plot))
             if (reason := _skip_reason(stem, plot, sub)) not in (None, _NO_DATA)
         }
         if reasons:
@@ -203,10 +203,10 @@ def _curve_encoding(ds: xr.Dataset) -> str:
     """What colour and panels of the curves figures stand for in this sweep."""
     axes = analysis.sweep_axes(ds)
     parts = []
-    hue = _hue_axis(ds)
+    hue = hue_axis(ds)
     if hue is not None and ds.sizes.get(hue, 1) > 1:
         parts.append(f"Colour: {'the width n' if hue == 'width' else hue}.")
-    if _PANEL_AXIS in axes and ds.sizes[_PANEL_AXIS] > 1:
+    if PANEL_AXIS in axes and ds.sizes[PANEL_AXIS] > 1:
         parts.append("One panel per dataset size |D|.")
     return " ".join(parts)
 
@@ -215,10 +215,10 @@ def _free_axes(ds: xr.Dataset, plot: Plot) -> tuple:
     if plot.free == "lr":
         return ("width", LR_AXIS)
     if plot.free == "hue":
-        return (_hue_axis(ds), _PANEL_AXIS)
+        return (hue_axis(ds), PANEL_AXIS)
     if plot.free == "depth_width":
         return ("depth", "width")
-    return ("width", _PANEL_AXIS)
+    return ("width", PANEL_AXIS)
 
 
 def _skip_reason(stem: str, plot: Plot, sub: xr.Dataset) -> str | None:

@@ -20,11 +20,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ntkpipe.analysis.plots_common import (
-    _STEP_LABEL,
-    _finish,
-    _new_figure,
-    _plain_log_ticks,
-    _styled,
+    STEP_LABEL,
+    finish,
+    new_figure,
+    plain_log_ticks,
+    styled,
 )
 from ntkpipe.analysis.regime import REGIMES, STABILITY_EDGE, as_text
 
@@ -35,7 +35,7 @@ _REGIME_COLORS = dict(zip(REGIMES, ("#4c72b0", "#dd8452", "#c44e52"), strict=Tru
 _FACTOR_LABEL = r"learning rate factor $\eta / \eta_{\mathrm{crit}}$"
 
 
-@_styled
+@styled
 def plot_lr_phase(ds: xr.Dataset) -> Figure:
     """Width (x, log) × lr_factor (y, log), each (width, factor) coloured by the regime of
     most of its seeds, with the boundaries between regimes.
@@ -44,7 +44,7 @@ def plot_lr_phase(ds: xr.Dataset) -> Figure:
         ds: the summary with ``regime`` (width, lr_factor, seed) for one value of every other
             axis.
     """
-    fig = _new_figure(1, 1, legend=True)
+    fig = new_figure(1, 1, legend=True)
     ax = fig.subplots()
     widths, factors = _values(ds, "width"), _values(ds, LR_AXIS)
     majority = _majority_regime(ds)  # [width, factor]
@@ -57,7 +57,7 @@ def plot_lr_phase(ds: xr.Dataset) -> Figure:
     ax.axhline(1.0, color="0.5", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    _plain_log_ticks(ax.yaxis)
+    plain_log_ticks(ax.yaxis)
     ax.set_xticks(widths, [str(int(w)) for w in widths])
     ax.set_xlabel(r"width $n$")
     ax.set_ylabel(_FACTOR_LABEL)
@@ -69,11 +69,11 @@ def plot_lr_phase(ds: xr.Dataset) -> Figure:
         Line2D([], [], color="0.5", label=r"$\eta = \eta_{\mathrm{crit}}$"),
     ]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9)
-    _finish(fig, ds, "lr_phase")
+    finish(fig, ds, "lr_phase")
     return fig
 
 
-@_styled
+@styled
 def plot_sharpness_curves(ds: xr.Dataset) -> Figure:
     """λ_max(Θ̂_t) of f against step at the widest width, first seed, one colour per factor,
     with each run's 2·n·k/η (dashed).
@@ -82,7 +82,7 @@ def plot_sharpness_curves(ds: xr.Dataset) -> Figure:
         ds: the summary with ``sharpness`` (width?, lr_factor, model, seed, step), η in
             ``learning_rate`` and the train-set size and outputs in its attributes.
     """
-    fig = _new_figure(1, 1, legend=True)
+    fig = new_figure(1, 1, legend=True)
     ax = fig.subplots()
     sub = ds.isel(width=-1) if "width" in ds.dims else ds
     factors = _values(sub, LR_AXIS)
@@ -107,15 +107,15 @@ def plot_sharpness_curves(ds: xr.Dataset) -> Figure:
     finite = finite[np.isfinite(finite) & (finite > 0)]
     if finite.size:
         ax.set_ylim(finite.min() / 4, finite.max() * 4)
-    ax.set_xlabel(_STEP_LABEL)
+    ax.set_xlabel(STEP_LABEL)
     ax.set_ylabel(r"sharpness $\lambda_{\max}(\hat\Theta_t)$")
     ax.legend(title=r"$\eta/\eta_{\mathrm{crit}}$ (dashed: $2nk/\eta$)", loc="center left",
               bbox_to_anchor=(1.02, 0.5), fontsize=9)  # fmt: skip
-    _finish(fig, sub, "sharpness_curves")
+    finish(fig, sub, "sharpness_curves")
     return fig
 
 
-@_styled
+@styled
 def plot_rmse_vs_lr_factor(ds: xr.Dataset) -> Figure:
     """RMSE(f_T, f^lin_T) on the test set (mean over seeds) against lr_factor, one line per
     width; × at the top edge where f^lin diverged (no finite RMSE).
@@ -123,7 +123,7 @@ def plot_rmse_vs_lr_factor(ds: xr.Dataset) -> Figure:
     Args:
         ds: the summary with ``rmse_test`` (width?, lr_factor, seed, step).
     """
-    fig = _new_figure(1, 1, legend=True)
+    fig = new_figure(1, 1, legend=True)
     ax = fig.subplots()
     factors = _values(ds, LR_AXIS)
     widths = _values(ds, "width") if "width" in ds.dims else [None]
@@ -140,12 +140,12 @@ def plot_rmse_vs_lr_factor(ds: xr.Dataset) -> Figure:
     ax.axvline(1.0, color="0.5", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.xaxis)
     ax.set_xlabel(_FACTOR_LABEL)
     ax.set_ylabel(r"RMSE$(f_T, f^{\mathrm{lin}}_T)$ test")
     ax.legend(title="× : f_lin diverged", loc="center left", bbox_to_anchor=(1.02, 0.5),
               fontsize=9)  # fmt: skip
-    _finish(fig, ds, "rmse_vs_lr_factor")
+    finish(fig, ds, "rmse_vs_lr_factor")
     return fig
 
 

@@ -112,17 +112,17 @@ FIGURE_EXPERIMENTS = {
     **{stem: ("beyond",) for stem in FINITE_WIDTH_FIGURES},
 }
 
-_STEP_LABEL = r"step $i$  (time $t = \eta\, i$)"
+STEP_LABEL = r"step $i$  (time $t = \eta\, i$)"
 _WIDTH_LABEL = r"width $n$"
-_ROLE_COLORS = dict(zip(analysis.LAYER_ROLES, sns.color_palette("deep", 3), strict=True))
-_KERNEL_COLORS = dict(zip(("ntk", "nngp"), sns.color_palette("deep")[3:5], strict=True))
-_KERNEL_TEX = {"ntk": r"\hat\Theta", "nngp": r"\hat K"}
-_ANALYTIC_TEX = {"ntk": r"\Theta", "nngp": r"K"}
-_KERNEL_CHANGE_LABEL = (
+ROLE_COLORS = dict(zip(analysis.LAYER_ROLES, sns.color_palette("deep", 3), strict=True))
+KERNEL_COLORS = dict(zip(("ntk", "nngp"), sns.color_palette("deep")[3:5], strict=True))
+KERNEL_TEX = {"ntk": r"\hat\Theta", "nngp": r"\hat K"}
+ANALYTIC_TEX = {"ntk": r"\Theta", "nngp": r"K"}
+KERNEL_CHANGE_LABEL = (
     r"$\|\hat\Theta_T - \hat\Theta_0\|_F \,/\, \|\hat\Theta_0\|_F$  (and for $\hat K$)"
 )
-_KERNEL_ERROR_LABEL = r"$\|\hat\Theta_0 - \Theta\|_F \,/\, \|\Theta\|_F$  (and for $\hat K$)"
-_PANEL_AXIS = "n_train"
+KERNEL_ERROR_LABEL = r"$\|\hat\Theta_0 - \Theta\|_F \,/\, \|\Theta\|_F$  (and for $\hat K$)"
+PANEL_AXIS = "n_train"
 _PANEL_SIZE = (5.2, 3.8)
 #: Fewer widths (or Monte Carlo sample counts) than this: the figure is not drawn.
 MIN_POINTS = 3
@@ -132,7 +132,7 @@ REFERENCE_SLOPES = (-0.5, -1.0)
 REFERENCE_STYLES = {-0.5: ("0.25", "--"), -1.0: ("#b5179e", "-.")}
 
 
-def _styled(plot):
+def styled(plot):
     """Run a plot function under the house style (seaborn whitegrid, compact fonts)."""
 
     @functools.wraps(plot)
@@ -156,14 +156,14 @@ def load_summary(summary: xr.Dataset | str | Path) -> xr.Dataset:
         return xr.open_zarr(path).load()
 
 
-_GP_COLORS = {"ntkgp": sns.color_palette("deep")[0], "nngp": sns.color_palette("deep")[3]}
-_SPLIT_COLORS = {"train": sns.color_palette("deep")[0], "test": sns.color_palette("deep")[1]}
+GP_COLORS = {"ntkgp": sns.color_palette("deep")[0], "nngp": sns.color_palette("deep")[3]}
+SPLIT_COLORS = {"train": sns.color_palette("deep")[0], "test": sns.color_palette("deep")[1]}
 
 
-def _largest_point(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
+def largest_point(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
     """`ds` at the widest width and the largest n_train (when swept), and a label saying so."""
     parts = []
-    for axis in ("width", _PANEL_AXIS):
+    for axis in ("width", PANEL_AXIS):
         if axis in ds.dims:
             value = _scalar(ds[axis].max().values)
             ds = ds.sel({axis: value})
@@ -174,9 +174,9 @@ def _largest_point(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
     return ds, ", ".join(parts)
 
 
-def _one_run(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
+def one_run(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
     """The widest, largest-|D| point and its first seed with finite outputs."""
-    point, label = _largest_point(ds)
+    point, label = largest_point(ds)
     finite = np.isfinite(point["fx_sample_test"]).any(
         [d for d in point["fx_sample_test"].dims if d != "seed"]
     )
@@ -185,18 +185,18 @@ def _one_run(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
     return point.isel(seed=index), ", ".join(p for p in (label, f"seed {seed}") if p)
 
 
-def _band(ax, x, mean, std, color, label: str) -> None:
+def band(ax, x, mean, std, color, label: str) -> None:
     mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
     ax.fill_between(x, mean - 2 * std, mean + 2 * std, color=color, alpha=0.22, lw=0)
     ax.plot(x, mean, color=color, lw=1.3, label=label)
 
 
-def _squeeze_other_axes(da: xr.DataArray, keep) -> xr.DataArray:
+def squeeze_other_axes(da: xr.DataArray, keep) -> xr.DataArray:
     other = [d for d in da.dims if d not in keep]
     return da.isel({d: 0 for d in other}) if other else da
 
 
-def _scatter_fit(ax, da: xr.DataArray, fit: analysis.ExponentFit | None, color, label: str):
+def scatter_fit(ax, da: xr.DataArray, fit: analysis.ExponentFit | None, color, label: str):
     x_b, y_b = xr.broadcast(da["width"].astype(float), da)
     x, y = x_b.values.ravel(), y_b.values.ravel()
     ok = np.isfinite(x) & np.isfinite(y) & (y > 0)
@@ -215,7 +215,7 @@ def _exponent_tex(fit: analysis.PowerLawFit) -> str:
     return rf"$\propto n^{{{fit.exponent:.2f}}}$, CI [{_num(fit.ci_low)}, {_num(fit.ci_high)}]"
 
 
-def _plain_log_ticks(axis) -> None:
+def plain_log_ticks(axis) -> None:
     """Log scale with plain-number tick labels (faster and easier to read than 10^k text)."""
     axis.axes.set_yscale("log", nonpositive="mask")
     axis.set_major_formatter(_LogTicks())
@@ -238,20 +238,20 @@ class _LogTicks(ticker.Formatter):
         return ""
 
 
-def _style_width_axis(ax, title: str, ylabel: str) -> None:
+def style_width_axis(ax, title: str, ylabel: str) -> None:
     """Log-log axes against width with the reference slopes and the legend below the panel."""
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    _plain_log_ticks(ax.yaxis)
+    plain_log_ticks(ax.yaxis)
     _reference_slopes(ax)
     ax.set_xlabel(_WIDTH_LABEL)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        _legend_below(ax, title="fit (95% CI)")
+        legend_below(ax, title="fit (95% CI)")
 
 
-def _legend_below(ax, **kwargs) -> None:
+def legend_below(ax, **kwargs) -> None:
     """The axes' legend under it (outside the data, clear of the title)."""
     ax.legend(
         loc="upper center",
@@ -282,14 +282,14 @@ def _reference_slopes(ax, slopes=REFERENCE_SLOPES) -> None:
         ax.plot(grid, y0 * (grid / x0) ** slope, color=color, ls=style, lw=1.3, label=label)
 
 
-def _panel_figure(ds: xr.Dataset, rows: int, legend: bool = False):
-    n_panels = max(len(_axis_values(ds, _PANEL_AXIS)), 1)
-    fig = _new_figure(rows, n_panels, legend=legend)
+def panel_figure(ds: xr.Dataset, rows: int, legend: bool = False):
+    n_panels = max(len(axis_values(ds, PANEL_AXIS)), 1)
+    fig = new_figure(rows, n_panels, legend=legend)
     axes = fig.subplots(rows, n_panels, squeeze=False, sharex=True)
     return fig, axes
 
 
-def _new_figure(rows: int, cols: int, legend: bool = False) -> Figure:
+def new_figure(rows: int, cols: int, legend: bool = False) -> Figure:
     """A figure of rows × cols panels of `_PANEL_SIZE` (plus room for a legend on the right)."""
     width, height = _PANEL_SIZE
     extra_width = 1.7 if legend else 0.2
@@ -298,7 +298,7 @@ def _new_figure(rows: int, cols: int, legend: bool = False) -> Figure:
     return fig
 
 
-def _finish(fig: Figure, ds: xr.Dataset, stem: str) -> None:
+def finish(fig: Figure, ds: xr.Dataset, stem: str) -> None:
     """The figure's title: what it shows, T and the fixed values of further sweep axes (the
     sweep's name is the report's heading, not repeated on every figure)."""
     title = FIGURES[stem][0]
@@ -308,32 +308,32 @@ def _finish(fig: Figure, ds: xr.Dataset, stem: str) -> None:
     if steps is not None and stem not in ("kernel_error", "kernel_mc", "kernel_fluctuation"):
         parts.append(f"T = {steps} steps")
     if fixed:
-        parts.append(_plain(fixed))
+        parts.append(plain(fixed))
     fig.suptitle(" · ".join(p for p in parts if p))
 
 
-def _panels(ds: xr.Dataset):
+def panels(ds: xr.Dataset):
     """(title, sub-dataset) per value of the panel axis (one panel when it is not swept)."""
     return [
         (rf"$|\mathcal{{D}}| = {value}$" if value is not None else "", sub)
-        for value, sub in _by_value(ds, _PANEL_AXIS)
+        for value, sub in by_value(ds, PANEL_AXIS)
     ]
 
 
-def _by_value(ds, axis):
+def by_value(ds, axis):
     if axis is None or axis not in ds.dims:
         return [(None, ds)]
     return [(_scalar(v), ds.sel({axis: v})) for v in ds[axis].values]
 
 
-def _axis_values(ds, axis) -> list:
+def axis_values(ds, axis) -> list:
     if axis is None or axis not in ds.dims:
         return []
     return [_scalar(v) for v in ds[axis].values]
 
 
-def _hue_axis(ds: xr.Dataset) -> str | None:
-    axes = [a for a in analysis.sweep_axes(ds) if a != _PANEL_AXIS]
+def hue_axis(ds: xr.Dataset) -> str | None:
+    axes = [a for a in analysis.sweep_axes(ds) if a != PANEL_AXIS]
     if "width" in axes:
         return "width"
     return axes[0] if axes else None
@@ -343,7 +343,7 @@ def _extra_axes(ds: xr.Dataset, exclude) -> list[str]:
     return [a for a in analysis.sweep_axes(ds) if a not in exclude and ds.sizes[a] > 1]
 
 
-def _check_extra_axes(ds: xr.Dataset, exclude) -> None:
+def check_extra_axes(ds: xr.Dataset, exclude) -> None:
     extra = _extra_axes(ds, exclude)
     if extra:
         raise ValueError(
@@ -353,7 +353,7 @@ def _check_extra_axes(ds: xr.Dataset, exclude) -> None:
         )
 
 
-def _check_width_figure(ds: xr.Dataset, names) -> None:
+def check_width_figure(ds: xr.Dataset, names) -> None:
     if not analysis.is_width_sweep(ds):
         raise ValueError(
             f"this figure is against width: 'width' must be a sweep axis with ≥ 2 values; the "
@@ -361,10 +361,10 @@ def _check_width_figure(ds: xr.Dataset, names) -> None:
         )
     if not any(analysis.has_data(ds, name) for name in names):
         raise ValueError(f"the summary has no finite values of {names}")
-    _check_extra_axes(ds, exclude=("width", _PANEL_AXIS))
+    check_extra_axes(ds, exclude=("width", PANEL_AXIS))
 
 
-def _combinations(ds: xr.Dataset, free):
+def combinations(ds: xr.Dataset, free):
     """('' or '__axis~value…', sub-dataset) per combination of the sweep axes with several
     values that a figure cannot show (all but `free`); an axis of one value is fixed in every
     sub-dataset (named in the title, not in the file name)."""
@@ -395,6 +395,6 @@ def _safe(value) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(value))
 
 
-def _plain(text) -> str:
+def plain(text) -> str:
     """User text shown literally by matplotlib (no mathtext)."""
     return str(text).replace("$", r"\$")

@@ -13,22 +13,22 @@ from matplotlib.lines import Line2D
 
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis.plots_common import (
-    _PANEL_AXIS,
-    _STEP_LABEL,
-    _axis_values,
-    _by_value,
-    _check_extra_axes,
-    _finish,
-    _hue_axis,
-    _panel_figure,
-    _panels,
-    _plain,
-    _plain_log_ticks,
-    _styled,
+    PANEL_AXIS,
+    STEP_LABEL,
+    axis_values,
+    by_value,
+    check_extra_axes,
+    finish,
+    hue_axis,
+    panel_figure,
+    panels,
+    plain,
+    plain_log_ticks,
+    styled,
 )
 
 
-@_styled
+@styled
 def plot_loss_curves(ds: xr.Dataset) -> Figure:
     """Train (top) and test (bottom) loss of f (solid) and f_lin (dashed) against step (Fig. 3).
 
@@ -43,7 +43,7 @@ def plot_loss_curves(ds: xr.Dataset) -> Figure:
     )
 
 
-@_styled
+@styled
 def plot_rmse_curves(ds: xr.Dataset) -> Figure:
     """RMSE(f_t, f^lin_t) on the train (top) and test (bottom) sets against step (Fig. 3).
 
@@ -58,27 +58,27 @@ def plot_rmse_curves(ds: xr.Dataset) -> Figure:
 
 
 def _curves(ds: xr.Dataset, rows, stem: str, *, models: bool) -> Figure:
-    hue = _hue_axis(ds)
-    _check_extra_axes(ds, exclude=(hue, _PANEL_AXIS))
+    hue = hue_axis(ds)
+    check_extra_axes(ds, exclude=(hue, PANEL_AXIS))
     present = [(name, label) for name, label in rows if name in ds]
     if not present:
         raise ValueError(f"the summary has none of {[n for n, _ in rows]} for {stem!r}")
     usable = analysis.usable_runs(ds)
-    hues = _axis_values(ds, hue)
+    hues = axis_values(ds, hue)
     palette = sns.color_palette("viridis", max(len(hues), 1))
-    fig, axes = _panel_figure(ds, rows=len(present))
+    fig, axes = panel_figure(ds, rows=len(present))
     for row, (name, label) in enumerate(present):
-        for ax, (title, sub) in zip(axes[row], _panels(usable), strict=True):
-            for color, (_, line) in zip(palette, _by_value(sub, hue), strict=True):
+        for ax, (title, sub) in zip(axes[row], panels(usable), strict=True):
+            for color, (_, line) in zip(palette, by_value(sub, hue), strict=True):
                 _plot_curve(ax, line[name], color, models)
             ax.set_xscale("symlog", linthresh=1.0)
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-            _plain_log_ticks(ax.yaxis)
+            plain_log_ticks(ax.yaxis)
             ax.set_ylabel(label)
             ax.set_title(title if row == 0 else "")
-            ax.set_xlabel(_STEP_LABEL if row == len(present) - 1 else "")
+            ax.set_xlabel(STEP_LABEL if row == len(present) - 1 else "")
     handles = [
-        Line2D([], [], color=c, label=f"{hue} = {_plain(v)}")
+        Line2D([], [], color=c, label=f"{hue} = {plain(v)}")
         for c, v in zip(palette, hues, strict=False)
     ]
     if models:
@@ -89,7 +89,7 @@ def _curves(ds: xr.Dataset, rows, stem: str, *, models: bool) -> Figure:
     if handles:
         # below the panels: never across the title, whatever the number of columns
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4))
-    _finish(fig, ds, stem)
+    finish(fig, ds, stem)
     return fig
 
 

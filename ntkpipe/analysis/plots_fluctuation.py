@@ -8,10 +8,10 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ntkpipe.analysis import finite_width
-from ntkpipe.analysis.plots_common import _finish, _legend_below, _new_figure, _styled
+from ntkpipe.analysis.plots_common import finish, legend_below, new_figure, styled
 
 
-@_styled
+@styled
 def plot_kernel_fluctuation(ds: xr.Dataset) -> Figure:
     """R = Var Θ̂₀(x, x)/(E Θ̂₀(x, x))² over seeds against β, one colour per depth, with
     Hanin & Nica's e^{5β} − 1 and the fitted e^{cβ} − 1 (c and its bootstrap CI in the legend).
@@ -24,7 +24,7 @@ def plot_kernel_fluctuation(ds: xr.Dataset) -> Figure:
             "the fluctuation figure needs depth and width swept (≥ 2 values each) and "
             "ntk_diag_init (kernels.initial: true, an fc model)"
         )
-    fig = _new_figure(1, 1)
+    fig = new_figure(1, 1)
     ax = fig.subplots(1, 1)
     ratio = finite_width.kernel_fluctuation(ds)
     beta = ds["beta"].broadcast_like(ratio)
@@ -52,6 +52,6 @@ def plot_kernel_fluctuation(ds: xr.Dataset) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel(r"$\beta = \sum_l 1/n_l$ (depth / width)")
     ax.set_ylabel(r"$\mathrm{Var}\,\hat\Theta_0(x,x) \,/\, (\mathrm{E}\,\hat\Theta_0(x,x))^2$")
-    _legend_below(ax)
-    _finish(fig, ds, "kernel_fluctuation")
+    legend_below(ax)
+    finish(fig, ds, "kernel_fluctuation")
     return fig

@@ -10,31 +10,31 @@ from matplotlib.figure import Figure
 
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis.plots_common import (
-    _ANALYTIC_TEX,
-    _KERNEL_CHANGE_LABEL,
-    _KERNEL_COLORS,
-    _KERNEL_ERROR_LABEL,
-    _KERNEL_TEX,
-    _PANEL_AXIS,
-    _ROLE_COLORS,
-    _axis_values,
-    _by_value,
-    _check_extra_axes,
-    _check_width_figure,
-    _finish,
-    _legend_below,
-    _new_figure,
-    _panel_figure,
-    _panels,
-    _plain_log_ticks,
-    _scatter_fit,
-    _squeeze_other_axes,
-    _style_width_axis,
-    _styled,
+    ANALYTIC_TEX,
+    KERNEL_CHANGE_LABEL,
+    KERNEL_COLORS,
+    KERNEL_ERROR_LABEL,
+    KERNEL_TEX,
+    PANEL_AXIS,
+    ROLE_COLORS,
+    axis_values,
+    by_value,
+    check_extra_axes,
+    check_width_figure,
+    finish,
+    legend_below,
+    new_figure,
+    panel_figure,
+    panels,
+    plain_log_ticks,
+    scatter_fit,
+    squeeze_other_axes,
+    style_width_axis,
+    styled,
 )
 
 
-@_styled
+@styled
 def plot_weight_change(ds: xr.Dataset, *, model: str = "net") -> Figure:
     """‖W_T − W_0‖_F/‖W_0‖_F per layer role against width, with fitted exponents (Fig. 1).
 
@@ -43,42 +43,42 @@ def plot_weight_change(ds: xr.Dataset, *, model: str = "net") -> Figure:
             ``layer_role`` coordinate.
         model: "net" (the network) or "lin" (the linearized network).
     """
-    _check_width_figure(ds, ["weight_change"])
-    fig, axes = _panel_figure(ds, rows=1)
-    for ax, (title, sub) in zip(axes[0], _panels(ds), strict=True):
+    check_width_figure(ds, ["weight_change"])
+    fig, axes = panel_figure(ds, rows=1)
+    for ax, (title, sub) in zip(axes[0], panels(ds), strict=True):
         end = analysis.final(analysis.usable_runs(sub))["weight_change"].sel(model=model)
         fits = {f.label: f for f in analysis.weight_change_exponents(sub, model=model)}
         for role in analysis.LAYER_ROLES:
             if role in fits:
                 per_seed = analysis.layer_role_mean(end, role)
-                _scatter_fit(ax, per_seed, fits[role], _ROLE_COLORS[role], role)
-        _style_width_axis(ax, title, r"$\|W_T - W_0\|_F \,/\, \|W_0\|_F$")
-    _finish(fig, ds, "weight_change")
+                scatter_fit(ax, per_seed, fits[role], ROLE_COLORS[role], role)
+        style_width_axis(ax, title, r"$\|W_T - W_0\|_F \,/\, \|W_0\|_F$")
+    finish(fig, ds, "weight_change")
     return fig
 
 
-@_styled
+@styled
 def plot_kernel_change(ds: xr.Dataset) -> Figure:
     """‖Θ̂_T − Θ̂_0‖_F/‖Θ̂_0‖_F and ‖K̂_T − K̂_0‖_F/‖K̂_0‖_F against width (Fig. 1 / S6)."""
     return _kernel_width_figure(
         ds,
         ["ntk_change", "nngp_change"],
         analysis.kernel_change_exponents,
-        lambda kernel: rf"${_KERNEL_TEX[kernel]}$",
-        _KERNEL_CHANGE_LABEL,
+        lambda kernel: rf"${KERNEL_TEX[kernel]}$",
+        KERNEL_CHANGE_LABEL,
         "kernel_change",
     )
 
 
-@_styled
+@styled
 def plot_kernel_error(ds: xr.Dataset) -> Figure:
     """‖Θ̂_0 − Θ‖_F/‖Θ‖_F and ‖K̂_0 − K‖_F/‖K‖_F against width (Fig. S9–S10)."""
     return _kernel_width_figure(
         ds,
         ["ntk_analytic_error", "nngp_analytic_error"],
         analysis.analytic_error_exponents,
-        lambda kernel: rf"${_KERNEL_TEX[kernel]}_0$ vs ${_ANALYTIC_TEX[kernel]}$",
-        _KERNEL_ERROR_LABEL,
+        lambda kernel: rf"${KERNEL_TEX[kernel]}_0$ vs ${ANALYTIC_TEX[kernel]}$",
+        KERNEL_ERROR_LABEL,
         "kernel_error",
     )
 
@@ -86,46 +86,46 @@ def plot_kernel_error(ds: xr.Dataset) -> Figure:
 def _kernel_width_figure(ds, names, exponents, label_of, y_label, figure_name) -> Figure:
     """A kernel quantity (``ntk_*`` and ``nngp_*`` in ``names``) at the end of training against
     width, one panel per sub-sweep, with the fitted power law of each (``exponents(sub)``)."""
-    _check_width_figure(ds, names)
-    fig, axes = _panel_figure(ds, rows=1)
-    for ax, (title, sub) in zip(axes[0], _panels(ds), strict=True):
+    check_width_figure(ds, names)
+    fig, axes = panel_figure(ds, rows=1)
+    for ax, (title, sub) in zip(axes[0], panels(ds), strict=True):
         fits = {f.quantity: f for f in exponents(sub)}
         end = analysis.final(analysis.usable_runs(sub))
         for name, fit in fits.items():
             kernel = name.split("_")[0]
-            _scatter_fit(ax, end[name], fit, _KERNEL_COLORS[kernel], label_of(kernel))
-        _style_width_axis(ax, title, y_label)
-    _finish(fig, ds, figure_name)
+            scatter_fit(ax, end[name], fit, KERNEL_COLORS[kernel], label_of(kernel))
+        style_width_axis(ax, title, y_label)
+    finish(fig, ds, figure_name)
     return fig
 
 
-@_styled
+@styled
 def plot_rmse_vs_width(ds: xr.Dataset) -> Figure:
     """RMSE(f_T, f^lin_T) at the end of training against width, one line per |D| (Fig. S5).
 
     Two panels (train, test); each dataset size gets a colour and its fitted exponent.
     """
-    _check_width_figure(ds, ["rmse_train", "rmse_test"])
-    sizes = _axis_values(ds, _PANEL_AXIS)
+    check_width_figure(ds, ["rmse_train", "rmse_test"])
+    sizes = axis_values(ds, PANEL_AXIS)
     palette = sns.color_palette("rocket", max(len(sizes), 1) + 1)[:-1] if sizes else ["C0"]
-    fig = _new_figure(1, 2)
+    fig = new_figure(1, 2)
     axes = fig.subplots(1, 2, squeeze=False)[0]
     for ax, split in zip(axes, ("train", "test"), strict=True):
         if not analysis.has_data(ds, f"rmse_{split}"):
             ax.set_axis_off()
             continue
         rmse = analysis.rmse_final(ds, split)
-        for color, (value, sub) in zip(palette, _by_value(ds, _PANEL_AXIS), strict=True):
+        for color, (value, sub) in zip(palette, by_value(ds, PANEL_AXIS), strict=True):
             fit = analysis.rmse_exponents(sub, split)[0]
-            end = rmse.sel({_PANEL_AXIS: value}) if value is not None else rmse
+            end = rmse.sel({PANEL_AXIS: value}) if value is not None else rmse
             label = rf"$|\mathcal{{D}}| = {value}$" if value is not None else "all runs"
-            _scatter_fit(ax, end, fit, color, label)
-        _style_width_axis(ax, f"{split} set", rf"RMSE$(f_T, f^{{\mathrm{{lin}}}}_T)$ {split}")
-    _finish(fig, ds, "rmse_vs_width")
+            scatter_fit(ax, end, fit, color, label)
+        style_width_axis(ax, f"{split} set", rf"RMSE$(f_T, f^{{\mathrm{{lin}}}}_T)$ {split}")
+    finish(fig, ds, "rmse_vs_width")
     return fig
 
 
-@_styled
+@styled
 def plot_kernel_mc(ds: xr.Dataset) -> Figure:
     """Expected error of the mean of M empirical kernels, √(b̂² + v̂/M), against M (all seeds
     of a point pooled, `ntkpipe.analysis.montecarlo`), one line per width (Fig. S9–S10).
@@ -137,16 +137,16 @@ def plot_kernel_mc(ds: xr.Dataset) -> Figure:
     kernels = [k for k in ("ntk", "nngp") if analysis.has_data(ds, f"{k}_mc_sq")]
     if not kernels:
         raise ValueError("the summary has no finite values of ntk_mc_sq / nngp_mc_sq")
-    _check_extra_axes(ds, exclude=("width", _PANEL_AXIS))
-    if _PANEL_AXIS in ds.dims:  # the largest dataset size
-        ds = ds.sel({_PANEL_AXIS: ds[_PANEL_AXIS].max()})
-    fig = _new_figure(1, len(kernels))
+    check_extra_axes(ds, exclude=("width", PANEL_AXIS))
+    if PANEL_AXIS in ds.dims:  # the largest dataset size
+        ds = ds.sel({PANEL_AXIS: ds[PANEL_AXIS].max()})
+    fig = new_figure(1, len(kernels))
     axes = fig.subplots(1, len(kernels), squeeze=False)[0]
     fits = {(f.quantity, f.group.get("width")): f for f in analysis.mc_exponents(ds)}
     for ax, kernel in zip(axes, kernels, strict=True):
         curve = analysis.mc_error_curve(ds, kernel)
-        curve = _squeeze_other_axes(curve, keep=("width", "mc_samples"))
-        widths = _axis_values(curve, "width") or [None]
+        curve = squeeze_other_axes(curve, keep=("width", "mc_samples"))
+        widths = axis_values(curve, "width") or [None]
         palette = sns.color_palette("viridis", len(widths))
         for color, width in zip(palette, widths, strict=True):
             line = curve.sel(width=width) if width is not None else curve
@@ -160,10 +160,10 @@ def plot_kernel_mc(ds: xr.Dataset) -> Figure:
             ax.plot(m[ok], line.values[ok], color=color, marker="o", ms=3.5, lw=1.4, label=label)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-        _plain_log_ticks(ax.yaxis)
+        plain_log_ticks(ax.yaxis)
         ax.set_xlabel(r"Monte Carlo samples $M$ (seeds averaged)")
-        tex, exact = _KERNEL_TEX[kernel], _ANALYTIC_TEX[kernel]
+        tex, exact = KERNEL_TEX[kernel], ANALYTIC_TEX[kernel]
         ax.set_ylabel(rf"$\sqrt{{E\|\overline{{{tex}}}_M - {exact}\|_F^2}} \,/\, \|{exact}\|_F$")
-        _legend_below(ax, title="width (fit)", ncol=2)
-    _finish(fig, ds, "kernel_mc")
+        legend_below(ax, title="width (fit)", ncol=2)
+    finish(fig, ds, "kernel_mc")
     return fig

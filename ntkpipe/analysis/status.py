@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ntkpipe.analysis import provenance
-from ntkpipe.errors import NtkpipeError, StoreError
+from ntkpipe.errors import NtkpipeError
 from ntkpipe.io import invocations, lock
 from ntkpipe.io import stores as storage
 from ntkpipe.sweep import stage_table
@@ -104,7 +104,7 @@ def sweep_status(results_dir: str | Path, verify: bool = False) -> SweepStatus:
             count = stages[name]
             if state == "done" and verify:
                 path = layout.store(STORES[name][0], run.run_id)
-                problem = _corruption(path)
+                problem = storage.corruption(path)
                 if problem:
                     count.corrupted.append((path, problem))
                     state = "missing"
@@ -192,17 +192,6 @@ def _listed(state: str, name: str, run_ids: list, most: int = 5) -> list[str]:
     if len(run_ids) > most:
         lines.append(f"{state}: {name} of {len(run_ids) - most} more runs")
     return lines
-
-
-def _corruption(path: Path) -> str | None:
-    """What is wrong with a finished store (None: every array matches its digest)."""
-    try:
-        storage.read_store(path, load=True, verify=True)
-        if (path / "params").is_dir():
-            storage.read_params(path, verify=True)
-    except (StoreError, OSError, ValueError) as error:
-        return str(error).removeprefix(f"{path}: ")
-    return None
 
 
 def _finishing_commands(root: Path, stages: dict) -> tuple[str, ...]:

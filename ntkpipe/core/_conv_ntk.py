@@ -133,7 +133,7 @@ def _layer_call(next_fun, args, kwargs, context, inputs, layers, eps):
     """Interceptor body: records a layer's input (and output shape), adds ε to its output."""
     module = context.module
     if context.method_name != "__call__" or not isinstance(
-        module, convnets._Conv | convnets._Dense
+        module, convnets.ScaledConv | convnets.ScaledDense
     ):
         return next_fun(*args, **kwargs)
     name = "/".join(module.path)
@@ -154,7 +154,7 @@ def _layer_jacobians(layer, params, a, delta):
     spec = layer.spec
     fan_in = math.prod(leaf["kernel"].shape[:-1])
     s_w = 1.0 if spec.standard else spec.w_std / math.sqrt(fan_in)
-    if isinstance(layer, convnets._Dense):
+    if isinstance(layer, convnets.ScaledDense):
         jac = jnp.einsum("bc,bkd->bkcd", a, delta) * s_w
     else:
         jac = _conv_weight_jacobian(a, delta, layer.kernel_size, layer.stride) * s_w

@@ -199,8 +199,8 @@ def ntk_gp_predictive(
     theta, theta_st, k_tt, k_st, k_ss, y = check_ntk_gp_inputs(
         ntk_train_train, ntk_test_train, nngp_train_train, nngp_test_train, nngp_test_test, y_train
     )
-    _check_learning_rate(learning_rate)
-    times = None if t is None else _check_times(t)
+    check_learning_rate(learning_rate)
+    times = None if t is None else check_times(t)
     rate = jnp.asarray(learning_rate / y.size, k_tt.dtype)
     flat = jnp.full((1,), jnp.inf) if times is None else times.reshape(-1)
     mean, cov = _ntk_gp(theta, theta_st, k_tt, k_st, k_ss, y, flat.astype(k_tt.dtype), rate)
@@ -304,12 +304,12 @@ def _square(name, k, n):
     return k
 
 
-def _check_learning_rate(learning_rate):
+def check_learning_rate(learning_rate):
     if not is_number(learning_rate) or not learning_rate > 0 or not math.isfinite(learning_rate):
         raise ValueError(f"learning_rate must be a finite number > 0; got {learning_rate!r}.")
 
 
-def _check_times(t):
+def check_times(t):
     times = np.asarray(t, dtype=float)
     if times.ndim > 1:
         raise ValueError(f"t must be a scalar or a 1-d array [n_t]; got shape {times.shape}.")

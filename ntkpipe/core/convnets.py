@@ -227,9 +227,9 @@ class CNN(nn.Module):
         phi = ACTIVATIONS[self.spec.activation]
         h = _as_images(x, self.spec.input_shape)
         for i in range(self.depth):
-            h = phi(_Conv(self.width, self.kernel_size, 1, self.spec, name=f"conv_{i}")(h))
+            h = phi(ScaledConv(self.width, self.kernel_size, 1, self.spec, name=f"conv_{i}")(h))
         h = jnp.mean(h, axis=(1, 2)) if self.pooling == "avg" else h.reshape(h.shape[0], -1)
-        return _Dense(self.out_dim, self.spec, name="readout")(h)
+        return ScaledDense(self.out_dim, self.spec, name="readout")(h)
 
 
 class WRN(nn.Module):
@@ -245,7 +245,7 @@ class WRN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         h = _as_images(x, self.spec.input_shape)
-        h = _Conv(self.channels, self.kernel_size, 1, self.spec, name="conv")(h)
+        h = ScaledConv(self.channels, self.kernel_size, 1, self.spec, name="conv")(h)
         for g, stride in enumerate(WRN_STRIDES):
             for b in range(self.block_size):
                 block = _WideBlock(
@@ -258,7 +258,7 @@ class WRN(nn.Module):
                 )
                 h = block(h)
         h = ACTIVATIONS[self.spec.activation](_norm(self, "bn", h, self.batch_norm))
-        return _Dense(self.out_dim, self.spec, name="readout")(jnp.mean(h, axis=(1, 2)))
+        return ScaledDense(self.out_dim, self.spec, name="readout")(jnp.mean(h, axis=(1, 2)))
 
 
 class _WideBlock(nn.Module):
@@ -274,15 +274,15 @@ class _WideBlock(nn.Module):
     def __call__(self, a: jax.Array) -> jax.Array:
         phi = ACTIVATIONS[self.spec.activation]
         o = phi(_norm(self, "bn_0", a, self.batch_norm))
-        h = _Conv(self.channels, self.kernel_size, self.stride, self.spec, name="conv_0")(o)
+        h = ScaledConv(self.channels, self.kernel_size, self.stride, self.spec, name="conv_0")(o)
         h = phi(_norm(self, "bn_1", h, self.batch_norm))
-        h = _Conv(self.channels, self.kernel_size, 1, self.spec, name="conv_1")(h)
+        h = ScaledConv(self.channels, self.kernel_size, 1, self.spec, name="conv_1")(h)
         if self.stride == 1 and a.shape[-1] == self.channels:
             return h + a
-        return h + _Conv(self.channels, 1, self.stride, self.spec, name="shortcut")(o)
+        return h + ScaledConv(self.channels, 1, self.stride, self.spec, name="shortcut")(o)
 
 
-class _Conv(nn.Module):
+class ScaledConv(nn.Module):
     """h = s_w · (a ∗ ω) + s_b · β, SAME padding; ω [k, k, c_in, c_out] drawn N(0, 1)."""
 
     features: int
@@ -305,7 +305,7 @@ class _Conv(nn.Module):
         return _add_bias(self, h * w_scale, self.spec)
 
 
-class _Dense(nn.Module):
+class ScaledDense(nn.Module):
     """h = s_w · a ω + s_b · β; ω [n_in, features] drawn N(0, 1)."""
 
     features: int

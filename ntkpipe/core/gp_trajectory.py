@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ntkpipe.core._mode_factors import flow_factors
-from ntkpipe.core.analytic import _check_learning_rate, _check_times, check_ntk_gp_inputs
+from ntkpipe.core.analytic import check_learning_rate, check_ntk_gp_inputs, check_times
 
 
 def ntk_gp_trajectory(
@@ -57,8 +57,8 @@ def ntk_gp_trajectory(
     theta, theta_st, k_tt, k_st, k_ss, y = check_ntk_gp_inputs(
         ntk_train_train, ntk_test_train, nngp_train_train, nngp_test_train, nngp_test_test, y_train
     )
-    _check_learning_rate(learning_rate)
-    times = _check_times(steps).reshape(-1).astype(k_tt.dtype)
+    check_learning_rate(learning_rate)
+    times = check_times(steps).reshape(-1).astype(k_tt.dtype)
     rate = jnp.asarray(learning_rate / y.size, k_tt.dtype)
     return _trajectory(theta, theta_st, k_tt, k_st, k_ss, y, times, rate, discrete)
 

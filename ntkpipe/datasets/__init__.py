@@ -46,7 +46,7 @@ from ntkpipe.datasets.sizes import (
     size_problems,
     split_sizes,
 )
-from ntkpipe.datasets.subsets import _class_index, _class_rows, _select, _targets
+from ntkpipe.datasets.subsets import class_index, class_rows, encode_targets, select_examples
 from ntkpipe.errors import DatasetError
 
 __all__ = [
@@ -172,20 +172,22 @@ def load_dataset(data=None, /, **kwargs):
     _check_args(args)
     name, classes = args["dataset"], args["classes"]
     x_pool, y_pool = _read_split(name, args["root"])
-    sel_train, sel_test = _select(name, y_pool, classes, args["n_train"], args["n_test"], args)
+    sel_train, sel_test = select_examples(
+        name, y_pool, classes, args["n_train"], args["n_test"], args
+    )
     x_train = x_pool["train"][sel_train].reshape(len(sel_train), -1) / _PIXEL_MAX[name]
     x_test = x_pool["test"][sel_test].reshape(len(sel_test), -1) / _PIXEL_MAX[name]
     dtype = PRECISIONS[args["precision"]]
     x_train, x_test = preprocess(x_train, x_test, args["preprocess"], dtype=dtype)
-    labels_train = _class_index(y_pool["train"][sel_train], classes)
-    labels_test = _class_index(y_pool["test"][sel_test], classes)
+    labels_train = class_index(y_pool["train"][sel_train], classes)
+    labels_test = class_index(y_pool["test"][sel_test], classes)
     one_hot = bool(args["one_hot"]) or len(classes) > 2
     return Dataset(
         name=name,
         x_train=x_train,
-        y_train=_targets(labels_train, len(classes), one_hot).astype(dtype),
+        y_train=encode_targets(labels_train, len(classes), one_hot).astype(dtype),
         x_test=x_test,
-        y_test=_targets(labels_test, len(classes), one_hot).astype(dtype),
+        y_test=encode_targets(labels_test, len(classes), one_hot).astype(dtype),
         labels_train=labels_train,
         labels_test=labels_test,
         index_train=np.asarray(sel_train, dtype=np.int64),
@@ -311,8 +313,8 @@ def _load_arrays(args):
     y_pool = {split: pool[f"y_{split}"] for split in ("train", "test")}
     dtype, seed = PRECISIONS[args["precision"]], int(args["seed"])
     if arrays.is_regression(pool):
-        sel_train = _class_rows(np.zeros(len(y_pool["train"])), 0, seed, 1)[: args["n_train"]]
-        sel_test = _class_rows(np.zeros(len(y_pool["test"])), 0, seed, 2)[: args["n_test"]]
+        sel_train = class_rows(np.zeros(len(y_pool["train"])), 0, seed, 1)[: args["n_train"]]
+        sel_test = class_rows(np.zeros(len(y_pool["test"])), 0, seed, 2)[: args["n_test"]]
         y_train, y_test = (
             y_pool[s][sel].reshape(len(sel), -1)
             for s, sel in (("train", sel_train), ("test", sel_test))
@@ -322,14 +324,14 @@ def _load_arrays(args):
         classes = ()
     else:
         classes = tuple(int(c) for c in args["classes"])
-        sel_train, sel_test = _select(
+        sel_train, sel_test = select_examples(
             "arrays", y_pool, classes, args["n_train"], args["n_test"], args
         )
-        labels_train = _class_index(y_pool["train"][sel_train], classes)
-        labels_test = _class_index(y_pool["test"][sel_test], classes)
+        labels_train = class_index(y_pool["train"][sel_train], classes)
+        labels_test = class_index(y_pool["test"][sel_test], classes)
         one_hot = bool(args["one_hot"]) or len(classes) > 2
-        y_train = _targets(labels_train, len(classes), one_hot)
-        y_test = _targets(labels_test, len(classes), one_hot)
+        y_train = encode_targets(labels_train, len(classes), one_hot)
+        y_test = encode_targets(labels_test, len(classes), one_hot)
     x_train = x_pool["train"][sel_train].reshape(len(sel_train), -1)
     x_test = x_pool["test"][sel_test].reshape(len(sel_test), -1)
     x_train, x_test = preprocess(x_train, x_test, args["preprocess"], dtype=dtype)

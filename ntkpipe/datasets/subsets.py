@@ -11,7 +11,7 @@ from ntkpipe.datasets.sizes import split_sizes
 from ntkpipe.errors import DatasetError
 
 
-def _select(name, y_pool, classes, n_train, n_test, args):
+def select_examples(name, y_pool, classes, n_train, n_test, args):
     """Row indices of the training and test examples (class-balanced, seeded)."""
     want_train = split_sizes(n_train, len(classes))
     want_test = split_sizes(n_test, len(classes))
@@ -19,13 +19,13 @@ def _select(name, y_pool, classes, n_train, n_test, args):
     train, test = [], []
     for c, n_c, m_c in zip(classes, want_train, want_test, strict=True):
         if name == "digits":
-            rows = _class_rows(y_pool["train"], c, seed, tag=0)
+            rows = class_rows(y_pool["train"], c, seed, tag=0)
             _check_count(name, "all 1797 samples", c, len(rows), n_c + m_c, args)
             train.append(rows[:n_c])
             test.append(rows[len(rows) - m_c :])
             continue
-        rows_train = _class_rows(y_pool["train"], c, seed, tag=1)
-        rows_test = _class_rows(y_pool["test"], c, seed, tag=2)
+        rows_train = class_rows(y_pool["train"], c, seed, tag=1)
+        rows_test = class_rows(y_pool["test"], c, seed, tag=2)
         _check_count(name, "the train split", c, len(rows_train), n_c, args)
         _check_count(name, "the test split", c, len(rows_test), m_c, args)
         train.append(rows_train[:n_c])
@@ -33,7 +33,7 @@ def _select(name, y_pool, classes, n_train, n_test, args):
     return _shuffle(np.concatenate(train), seed, 3), _shuffle(np.concatenate(test), seed, 4)
 
 
-def _class_rows(labels, c, seed, tag):
+def class_rows(labels, c, seed, tag):
     """The rows of class c in a fixed random order that depends only on (seed, c, tag)."""
     rows = np.flatnonzero(np.asarray(labels) == c)
     rng = np.random.default_rng(np.random.SeedSequence([seed, tag, int(c)]))
@@ -54,12 +54,12 @@ def _check_count(name, where, c, have, want, args):
         )
 
 
-def _class_index(labels, classes):
+def class_index(labels, classes):
     lookup = {c: i for i, c in enumerate(classes)}
     return np.array([lookup[int(v)] for v in labels], dtype=np.int32)
 
 
-def _targets(labels, n_classes, one_hot):
+def encode_targets(labels, n_classes, one_hot):
     if one_hot:
         return np.eye(n_classes, dtype=np.float32)[labels]
     return np.where(labels == 0, -1.0, 1.0).astype(np.float32)[:, None]

@@ -13,7 +13,7 @@ def flatten_params(params, ds):
     """[(key path, array)] of a nested mapping; checks names and the leading seed axis."""
     n_seed = ds.sizes.get("seed") if hasattr(ds, "sizes") else None
     leaves = []
-    _collect_leaves(params, (), leaves)
+    collect_leaves(params, (), leaves)
     if not leaves:
         raise StoreError("params: the parameter tree has no leaves")
     for parts, value in leaves:
@@ -26,7 +26,7 @@ def flatten_params(params, ds):
     return leaves
 
 
-def _collect_leaves(tree, parts, out):
+def collect_leaves(tree, parts, out):
     if isinstance(tree, Mapping):
         for key, sub in tree.items():
             if not isinstance(key, str) or not _valid_node_name(key):
@@ -34,7 +34,7 @@ def _collect_leaves(tree, parts, out):
                     f"params/{'/'.join(parts)}: key {key!r} cannot name a Zarr node (use a "
                     f"non-empty string without '/', not starting with '__' or '.')"
                 )
-            _collect_leaves(sub, (*parts, key), out)
+            collect_leaves(sub, (*parts, key), out)
         return
     if isinstance(tree, list | tuple) or tree is None:
         raise StoreError(

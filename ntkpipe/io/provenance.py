@@ -1,10 +1,18 @@
 """What a store was computed from, recorded in it and checked before it is used or kept.
 
 Every store keeps, next to its arrays (:func:`ntkpipe.io.stores.write_store`; the software
-versions: :func:`provenance`), the config of the job that wrote it (attribute ``config``, JSON)
-and ``inputs``: for each store it was computed from, that store's content digest
-(:func:`content_digest`, the SHA-256 of its arrays' digests). Stores keep the config as
-provenance and never interpret it: the caller says which configs are acceptable.
+versions: :func:`provenance`), the config of the job that wrote it (attribute ``config``, JSON),
+``config_file``: which part of the run config that is (the config file of its stage in the stage
+table: ``model.json`` for init and Θ̂₀, ``run.json`` for the rest of a run, ``analytic.json``,
+``ensemble.json``, ``sweep.json``; written by the job, which knows its stage), and ``inputs``: for
+each store it was computed from, that store's content digest (:func:`content_digest`, the SHA-256
+of its arrays' digests). Stores keep the config as provenance and never interpret it: the caller
+says which config (and config file) is acceptable.
+
+A store written before ``config_file`` was recorded has none: it is judged by its config alone
+(as it was then), not computed again. Its config is compared for equality with the part the
+caller expects, so a store of another part cannot pass for it unless both parts are the same
+text; recomputing every old store would cost a finished sweep its whole compute.
 
 Two checks, so that Snakemake's metadata (``.snakemake/``) is not needed to notice a change:
 
@@ -36,6 +44,7 @@ from ntkpipe.errors import StoreError
 
 __all__ = [
     "INPUTS_ATTR",
+    "CONFIG_FILE_ATTR",
     "COMPLETE_ATTR",
     "DIGEST_ATTR",
     "read_record",
@@ -46,6 +55,7 @@ __all__ = [
 __all__ += ["stale_reason", "provenance"]
 
 INPUTS_ATTR = "inputs"
+CONFIG_FILE_ATTR = "config_file"
 COMPLETE_ATTR = "ntkpipe_complete"
 DIGEST_ATTR = "ntkpipe_sha256"
 _IMPORT_TIME = time.monotonic()
@@ -87,7 +97,7 @@ def input_digests(inputs):
     return out
 
 
-def check_input(path, expected_configs, view=None):
+def check_input(path, expected_configs, view=None, config_file=None):
     """Refuses an input store that was computed from a config the job does not expect.
 
     Args:
@@ -96,6 +106,9 @@ def check_input(path, expected_configs, view=None):
         view: optional ``view(stored_config, stage) -> mapping``, the part of the stored
             config to compare (the caller knows which part a stage depends on; the store
             does not interpret it).
+        config_file: the config file (part) the store must record (``model.json``, …), or
+            None: not checked. A store that records none (written before it was recorded)
+            passes this check.
 
     Raises:
         StoreError: naming the store, the run it was computed for and what to do.
@@ -103,6 +116,13 @@ def check_input(path, expected_configs, view=None):
     attrs = read_record(path)
     if attrs is None:
         return  # the store's own reader names what is wrong with it
+    recorded = attrs.get(CONFIG_FILE_ATTR)
+    if config_file is not None and recorded is not None and recorded != config_file:
+        raise StoreError(
+            f"{path}: computed from a run's {recorded}, where this job reads a store computed "
+            f"from its {config_file}: a store of another stage at this path; delete it and run "
+            "snakemake again (it is computed again)"
+        )
     stored = json.loads(attrs.get("config") or "null")
     seen = _plain(view(stored, attrs.get("stage")) if view else stored)
     if any(seen == _plain(c) for c in expected_configs):
@@ -114,19 +134,22 @@ def check_input(path, expected_configs, view=None):
     )
 
 
-def stale_reason(path, config, inputs=None, redone=()):
+def stale_reason(path, config, inputs=None, redone=(), config_file=None):
     """Why a store of a run must be computed (again), or None when it is current.
 
     The one freshness rule of both job layouts, decided from what the store records, in order:
-    missing; incomplete or unreadable (no completion marker); computed from another config than
-    `config`; an input in `redone` (missing, or computed again before this store); an input
-    whose content digest is not the one the store recorded. Never from file times, names or
-    array contents.
+    missing; incomplete or unreadable (no completion marker); computed from another config file
+    (part of the run config) than `config_file`; computed from another config than `config`; an
+    input in `redone` (missing, or computed again before this store); an input whose content
+    digest is not the one the store recorded. Never from file times, names or array contents.
 
     Args:
         path: the store.
         config: the config its job would be given now (the content of its config file: the
             part of the run config its stage depends on).
+        config_file: that config file's name (the stage table's ``config_file``), checked
+            against the store's ``config_file`` record; a store without one (written before it
+            was recorded) is judged by `config` alone.
         inputs: {name: path} of the stores it is computed from (name: the file name, as the
             store records them).
         redone: names of inputs that are missing or computed again first.
@@ -136,6 +159,9 @@ def stale_reason(path, config, inputs=None, redone=()):
     attrs = read_record(path)
     if attrs is None:
         return "incomplete or unreadable"
+    recorded_file = attrs.get(CONFIG_FILE_ATTR)
+    if config_file is not None and recorded_file is not None and recorded_file != config_file:
+        return f"computed from another config file ({recorded_file}, not {config_file})"
     if json.loads(attrs.get("config") or "null") != _plain(config):
         return "computed from another config"
     upstream = [name for name in (inputs or {}) if name in redone]
@@ -173,8 +199,9 @@ def _describe(config):
 # ----------------------------------------------------------------------------- software
 
 
-def provenance(config, stage, wall_time=None):
-    """Attributes every store carries: the run config (JSON), stage, versions, device, time.
+def provenance(config, stage, wall_time=None, config_file=None):
+    """Attributes every store carries: the run config (JSON), the config file it is (when
+    given), stage, versions, device, time.
 
     The git commit is that of the checkout ntkpipe runs from ("unknown" when it is not
     one); the jax device is the first device of the default backend and their count.
@@ -186,8 +213,8 @@ def provenance(config, stage, wall_time=None):
     if wall_time is None:
         wall_time = _process_wall_time()
     jax_version, jax_device = _jax_info()
-    return {
-        "config": config_text,
+    attrs = {"config": config_text} | ({CONFIG_FILE_ATTR: config_file} if config_file else {})
+    return attrs | {
         "stage": str(stage),
         "ntkpipe_version": _ntkpipe_version(),
         "git_commit": _git_commit(),

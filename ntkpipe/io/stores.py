@@ -12,8 +12,10 @@ marker (attribute ``ntkpipe_complete``) next to a SHA-256 digest of every array,
 corrupted copy is recognized as such. Reading checks all of this and raises ``StoreError``
 naming the path, what is wrong and how to fix it.
 
-Attributes: ``config``, ``inputs`` (digests of its input stores), ``stage``, ``ntkpipe_version``,
-``git_commit``, ``jax_version``, ``jax_device``, ``wall_time_s`` (:mod:`ntkpipe.io.provenance`).
+Attributes: ``config``, ``config_file`` (which part of the run config ``config`` is: the config
+file of the stage that wrote it), ``inputs`` (digests of its input stores), ``stage``,
+``ntkpipe_version``, ``git_commit``, ``jax_version``, ``jax_device``, ``wall_time_s``
+(:mod:`ntkpipe.io.provenance`).
 Checkpoints: :mod:`ntkpipe.io.checkpoints`; atomic text files: :mod:`ntkpipe.io.atomic`. Kernels
 are chunked by ``kernels.block_size`` along ``train``, ``train2``, ``test`` (a chunk per seed).
 """
@@ -77,6 +79,7 @@ def write_store(
     overwrite=False,
     wall_time=None,
     inputs=None,
+    config_file=None,
 ):
     """Writes a dataset (and optionally parameters) as a Zarr v3 store, atomically.
 
@@ -96,6 +99,9 @@ def write_store(
         inputs: {name: content digest} of the stores it was computed from
             (:func:`ntkpipe.io.provenance.input_digests`), stored as the ``inputs``
             attribute (JSON) and checked by :func:`ntkpipe.io.provenance.stale_reason`.
+        config_file: the config file whose content ``config`` is (``model.json``, ``run.json``,
+            ``analytic.json``, ``ensemble.json``, ``sweep.json``: the stage table's), stored as
+            the ``config_file`` attribute; freshness and the input checks read it.
 
     Returns:
         The store's path.
@@ -107,7 +113,7 @@ def write_store(
     path = Path(path)
     _check_target(path, overwrite)
     leaves = None if params is None else flatten_params(params, ds)
-    attrs = provenance(config, stage, wall_time)
+    attrs = provenance(config, stage, wall_time, config_file)
     if inputs is not None:
         attrs["inputs"] = json.dumps(inputs, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +221,20 @@ def is_complete(path):
     except StoreError:
         return False
     return True
+
+
+def corruption(path) -> str | None:
+    """What is wrong with a finished store, reading every array (and ``params/``) against its
+    stored digest; None when nothing is (``ntkpipe status --verify``, and the start's check of
+    the stores its jobs will re-read: :mod:`ntkpipe.start_guard`)."""
+    path = Path(path)
+    try:
+        read_store(path, load=True, verify=True)
+        if (path / "params").is_dir():
+            read_params(path, verify=True)
+    except (StoreError, OSError, ValueError) as error:
+        return str(error).removeprefix(f"{path}: ")
+    return None
 
 
 def default_chunks(config):

@@ -38,7 +38,7 @@ from ntkpipe.core import models
 from ntkpipe.core import train as ntk_train
 from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
-from ntkpipe.sweep import facts
+from ntkpipe.sweep import facts, stage_table
 
 INIT_STREAM, TRAIN_STREAM = 0, 1
 _RUN_SECTIONS = ("data", "model")  # in every stage's config (run, model, analytic, sweep)
@@ -52,18 +52,35 @@ class Job:
 
     Made first thing in a stage: it reads the run config (unless given it) and refuses an
     existing store (unless ``overwrite``) before any work; :meth:`write` writes the store with
-    that config, the stage's name and the job's wall time (the provenance of
-    docs/architecture.md, "Stores").
+    that config, the config file it is (the stage table's ``config_file`` of `rule`: the part of
+    the run config the store depends on, recorded so that nothing has to infer it), the stage's
+    name and the job's wall time (the provenance of docs/architecture.md, "Stores").
+
+    Args:
+        run: the config file; out: the store to write; overwrite: replace an existing store.
+        rule: the stage table's rule the job computes (``kernel_init`` or ``kernel_final`` for
+            the one kernels job).
+        config: the config, already read (else read from `run`).
+        inputs: {the input's name (its flag's argparse dest): path or None} of the stores it
+            reads, each checked against the config file its stage records.
     """
 
     def __init__(
-        self, run: Path, out: Path, overwrite: bool, config: dict | None = None, inputs=None
+        self,
+        run: Path,
+        out: Path,
+        overwrite: bool,
+        *,
+        rule: str,
+        config: dict | None = None,
+        inputs=None,
     ):
         self.started = time.time()
         self.config = load_run(run) if config is None else config
+        self.config_file = stage_table.stage(rule).config_file
         self.out, self.overwrite = Path(out), overwrite
         _check_out(out, overwrite)
-        self.inputs = _checked_inputs(self.config, inputs)
+        self.inputs = _checked_inputs(self.config, rule, inputs)
 
     def elapsed(self) -> float:
         """Seconds since the job started."""
@@ -80,56 +97,63 @@ class Job:
             wall_time=self.elapsed(),
             overwrite=self.overwrite,
             inputs=self.inputs,
+            config_file=self.config_file,
             **options,
         )
 
 
 @contextlib.contextmanager
-def stage_job(run: Path, out: Path, overwrite: bool, inputs: dict | None = None, check=None):
-    """The :class:`Job` of a stage, computing in its run's precision (:func:`run_precision`):
-    the run config is read once, its precision checked, ``check(config)`` run (the stage's own
-    refusals, which raise), then the store refused if it exists and the input stores
-    (``inputs``: name → path or None) checked against the config."""
+def stage_job(
+    run: Path, out: Path, overwrite: bool, *, rule: str, inputs: dict | None = None, check=None
+):
+    """The :class:`Job` of the stage `rule`, computing in its run's precision
+    (:func:`run_precision`): the run config is read once, its precision checked,
+    ``check(config)`` run (the stage's own refusals, which raise), then the store refused if it
+    exists and the input stores (``inputs``: name → path or None) checked against the config."""
     config = load_run(run)
     if check is not None:
         check(config)
     with run_precision(config):
-        yield Job(run, out, overwrite, config=config, inputs=inputs)
+        yield Job(run, out, overwrite, rule=rule, config=config, inputs=inputs)
 
 
-def _checked_inputs(config: dict, inputs: dict | None) -> dict:
+def _checked_inputs(config: dict, rule: str, inputs: dict | None) -> dict:
     """{file name: content digest} of a job's input stores, each checked to be computed from this
-    job's config: the part of it the input's stage depends on (init-sampling and Θ̂₀: the init
-    part; training and what follows: the train part; the analytic kernels: the analytic part;
-    :func:`ntkpipe.io.provenance.check_input`)."""
+    job's config: the part of it that the stage writing the input reads (the stage table's
+    ``config_file`` of the input's stage: init-sampling and Θ̂₀ ``model.json``, training and what
+    follows ``run.json``, the analytic kernels ``analytic.json``), which the store records
+    (:func:`ntkpipe.io.provenance.check_input`)."""
     from ntkpipe.io import provenance
 
-    inputs = {Path(path).name: path for path in (inputs or {}).values() if path is not None}
-    if not inputs:
+    given = {name: path for name, path in (inputs or {}).items() if path is not None}
+    if not given:
         return {}
-    for path in inputs.values():
-        attrs = storage.read_attrs(path)  # a missing, partial or foreign store: its own message
-        part = _input_part(json.loads(attrs.get("config") or "null"), attrs.get("stage"))
-        expected = _config_part(config, part)
-        provenance.check_input(path, [expected], view=lambda c, _s, p=part: _config_part(c, p))
-    return provenance.input_digests(inputs)
+    reads = {_dest(one.flag): one for one in stage_table.stage(rule).inputs if one.flag}
+    for name, path in given.items():
+        storage.read_attrs(path)  # a missing, partial or foreign store: its own message
+        config_file = stage_table.stage(reads[name].stage).config_file
+        expected = _config_part(config, config_file)
+        provenance.check_input(
+            path,
+            [expected],
+            view=lambda c, _s, f=config_file: _config_part(c, f),
+            config_file=config_file,
+        )
+    return provenance.input_digests({Path(path).name: path for path in given.values()})
 
 
-def _input_part(stored: dict, stage: str | None) -> str:
-    """Which part of a run config (``ntkpipe.sweep.runs.stage_config``) a store depends on."""
-    if stage == "analytic":
-        return "analytic"
-    training = stored.get("training") if isinstance(stored, dict) else None
-    if stage == "init" or (stage == "kernels" and set(training or {}) <= {"loss"}):
-        return "init"
-    return "train"
+def _dest(flag: str) -> str:
+    """A command's flag as its argparse dest (the stage function's keyword)."""
+    return flag.lstrip("-").replace("-", "_")
 
 
-def _config_part(config, part):
+def _config_part(config, config_file):
+    """The content of `config_file` for a run (or stage) config: the part of it the stages
+    reading that file depend on (:func:`ntkpipe.sweep.runs.file_config`)."""
     from ntkpipe.sweep import runs as ntk_runs
 
     try:
-        return ntk_runs.stage_config(config, part)
+        return ntk_runs.file_config(config, config_file)
     except (KeyError, TypeError, ValueError, AttributeError):
         return config
 

@@ -43,7 +43,7 @@ def collect(
     from ntkpipe.analysis import metrics, summary_rows
     from ntkpipe.io import arrays
 
-    job = Job(sweep, out, overwrite)
+    job = Job(sweep, out, overwrite, rule="collect")
     sweep_config = job.config
     cache = Path(cache) if cache is not None else summary_rows_cache(out)
     cached, fresh, rows, read, shared = arrays.load_cache(cache), {}, [], 0, {}

@@ -28,7 +28,7 @@ _PAIRS = {  # variable suffix → its dimensions
 
 def analytic(run: Path, out: Path, overwrite: bool = False) -> None:
     """Infinite-width K and Θ on train and test inputs (MLP family only)."""
-    with stage_job(run, out, overwrite) as job:
+    with stage_job(run, out, overwrite, rule="analytic") as job:
         config = job.config
         model = config["model"]
         if model["architecture"] != "fc":

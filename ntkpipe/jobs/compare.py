@@ -32,7 +32,8 @@ def compare(
     from ntkpipe.analysis import metrics
 
     stores = dict(train=train, linear=linear, kernel_init=kernel_init, kernel_final=kernel_final)
-    with stage_job(run, out, overwrite, inputs={**stores, "analytic": analytic}) as job:
+    stores["analytic"] = analytic
+    with stage_job(run, out, overwrite, rule="compare", inputs=stores) as job:
         ds = metrics.run_metrics(
             job.config,
             trained=storage.read_store(train, stage="train"),

@@ -33,7 +33,7 @@ import numpy as np
 
 from ntkpipe.core import models
 from ntkpipe.errors import StageError, StoreError
-from ntkpipe.io.paramtree import _collect_leaves
+from ntkpipe.io.paramtree import collect_leaves
 from ntkpipe.sweep import custom_model
 
 __all__ = ["FunctionPair", "build_custom", "custom_problems", "load_factory"]
@@ -203,7 +203,7 @@ def _tree_problem(params):
 
 def _storable_problem(params):
     try:
-        _collect_leaves(params, (), [])
+        collect_leaves(params, (), [])
     except StoreError as err:
         return f"{_FIELD}: the parameters cannot be stored: {err}"
     return None

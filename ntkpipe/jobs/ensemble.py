@@ -63,7 +63,7 @@ def ensemble(run: Path, out: Path, overwrite: bool = False) -> None:
     their outputs on x(α) = αx⁽¹⁾ + (1 − α)x⁽²⁾ over training, next to the NTK-GP (Eq. 14–15),
     the readout-only NNGP dynamics and the NNGP posterior (Eq. 13) of the analytic kernels.
     """
-    with _job.stage_job(run, out, overwrite) as job:
+    with _job.stage_job(run, out, overwrite, rule="ensemble") as job:
         config = job.config
         problems = ensemble_plan.check_config(config)
         if problems:

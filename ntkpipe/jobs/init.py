@@ -20,7 +20,7 @@ __all__ = ["init"]
 
 def init(run: Path, out: Path, overwrite: bool = False) -> None:
     """θ₀ for every seed of the run (vmapped) and f₀ on the train and test inputs."""
-    with stage_job(run, out, overwrite) as job:
+    with stage_job(run, out, overwrite, rule="init") as job:
         config = job.config
         data, net = load_data_and_network(config)
         params0 = init_params(net, config["seeds"], data.x_train)

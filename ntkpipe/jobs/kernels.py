@@ -16,18 +16,29 @@ import xarray as xr
 
 from ntkpipe.core import dynamics
 from ntkpipe.core import kernels as ntk_kernels
+from ntkpipe.errors import StageError
 from ntkpipe.jobs._job import load_data_and_network, log, read_params, stage_job
+from ntkpipe.sweep import stage_table
 
-__all__ = ["kernels"]
+__all__ = ["kernels", "KERNEL_RULES"]
+
+KERNEL_RULES = stage_table.COMMAND_RULES["kernels"]
+"""The rules this job computes (``kernel_init``, ``kernel_final``): its ``rule`` argument."""
 
 
-def kernels(run: Path, params: Path, out: Path, overwrite: bool = False) -> None:
+def kernels(run: Path, params: Path, out: Path, rule: str, overwrite: bool = False) -> None:
     """Empirical Θ̂ and K̂ (traced over outputs) at the params of a store, per seed.
+
+    ``rule`` is the stage computed, ``kernel_init`` (θ₀ of init.zarr, config model.json) or
+    ``kernel_final`` (θ_T of train.zarr, config run.json): the store records the config file it
+    was computed from, and the input is checked against the one its stage reads.
 
     Also the spectrum of Θ̂(X, X) and the critical learning rate
     η_crit = 2·n·k/(λ_min + λ_max) (Theorem 2.1 in the mean-loss normalization).
     """
-    with stage_job(run, out, overwrite, inputs={"params": params}) as job:
+    if rule not in KERNEL_RULES:
+        raise StageError(f"--rule: {rule!r} is not one of {', '.join(KERNEL_RULES)}")
+    with stage_job(run, out, overwrite, rule=rule, inputs={"params": params}) as job:
         config = job.config
         data, net = load_data_and_network(config)
         stacked = read_params(params, config)

@@ -68,7 +68,8 @@ def linear(
     None with ``kernels.initial: false``) nor `analytic` is read.
     """
     stores = {"init": init, "kernel": kernel, "analytic": analytic}
-    with stage_job(run, out, overwrite, inputs=stores, check=_needs_kernel(kernel)) as job:
+    check = _needs_kernel(kernel)
+    with stage_job(run, out, overwrite, rule="linear", inputs=stores, check=check) as job:
         config = resolved_training(job.config, kernel)  # η from η_crit with lr_factor
         closed_form = facts.closed_form(config["training"])
         data, net = load_data_and_network(config)

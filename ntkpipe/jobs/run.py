@@ -34,6 +34,7 @@ kept).
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from ntkpipe.io import stores as storage
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep import stage_table
 
-__all__ = ["RUN_STAGES", "run_all_stages", "stage_plan", "write_config_files"]
+__all__ = ["RUN_STAGES", "given_run_config", "run_all_stages", "stage_plan", "write_config_files"]
 
 RUN_STAGES = stage_table.RUN_STAGES
 """The stages of a run in the order one job computes them, with the stores each one reads
@@ -159,6 +160,23 @@ def write_config_files(run_config: dict, folder: Path) -> dict[str, Path]:
     return paths
 
 
+def given_run_config(text: str | None, path: Path | None) -> dict:
+    """The run config ``ntkpipe run`` is given: JSON text (``--config``, the workflow) or the
+    run's run.json (``--run``).
+
+    Raises:
+        StageError: the text is not JSON, or the file is not a run config.
+    """
+    if text is None:
+        from ntkpipe.jobs._job import load_run  # JAX: only for a run config read from a file
+
+        return load_run(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StageError(f"--config: not valid JSON ({error})") from error
+
+
 # ----------------------------------------------------------------------------- private
 
 
@@ -167,13 +185,17 @@ def _call(stage, config_file: Path, paths: dict, out: Path) -> None:
     (None for a store of a stage the run leaves out)."""
     module = importlib.import_module(f"ntkpipe.jobs.{stage.module}")  # JAX starts here
     stores = {one.flag.lstrip("-").replace("-", "_"): paths[one.stage] for one in stage.inputs}
+    if len(stage_table.COMMAND_RULES[stage.command]) > 1:  # the kernels job: which stage
+        stores["rule"] = stage.rule
     getattr(module, stage.function)(run=config_file, **stores, out=out, overwrite=True)
 
 
 def _why_compute(stage, out: Path, run_config, inputs, redone) -> str | None:
     """:func:`ntkpipe.io.provenance.stale_reason`: the freshness rule of both layouts."""
-    config = ntk_runs.stage_config(run_config, _CONFIG_STAGES[stage.config_file])
-    return provenance.stale_reason(out, config, {p.name: p for p in inputs}, redone=redone)
+    config = ntk_runs.file_config(run_config, stage.config_file)
+    return provenance.stale_reason(
+        out, config, {p.name: p for p in inputs}, redone=redone, config_file=stage.config_file
+    )
 
 
 def _check_stage_names(flag: str, names) -> None:

@@ -53,7 +53,8 @@ def train(
     ``kernel_init`` (Θ̂₀'s η_crit) is read with ``training.lr_factor``: η = lr_factor × η_crit
     (:func:`ntkpipe.jobs._job.resolved_training`).
     """
-    with stage_job(run, out, overwrite, inputs={"init": init, "kernel": kernel_init}) as job:
+    stores = {"init": init, "kernel_init": kernel_init}
+    with stage_job(run, out, overwrite, rule="train", inputs=stores) as job:
         config = resolved_training(job.config, kernel_init)
         data, net = load_data_and_network(config)
         params0 = read_params(init, config)

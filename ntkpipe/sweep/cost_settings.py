@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 
 from ntkpipe.errors import ConfigError
-from ntkpipe.sweep.stage_table import COST_STAGES, GPU_RULES
+from ntkpipe.sweep.stage_table import COST_STAGES, DEFAULT_GPU_RULES, GPU_RULES
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -39,7 +39,7 @@ JOB_LAYOUTS = ("stages", "runs")
 """``resources.jobs``: one job per stage of a run, or one job per run (every stage in it)."""
 DEFAULT_SETTINGS = {
     "gpu": 0,
-    "gpu_rules": ["kernel_init", "kernel_final", "train", "linear", "ensemble", "run"],
+    "gpu_rules": list(DEFAULT_GPU_RULES),
     "jobs": "stages",
     "max_runtime": {"cpu": 2880, "gpu": 2880},
     "max_mem_mb": {"cpu": 240000, "gpu": 240000},

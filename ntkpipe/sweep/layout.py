@@ -168,6 +168,11 @@ class Layout:
         return self.root / ".replaced"
 
     @property
+    def origin(self) -> Path:
+        """The config files the sweep's last start read (:mod:`ntkpipe.start_guard`)."""
+        return self.root / "origin.json"
+
+    @property
     def jax_cache(self) -> Path:
         """JAX's compilation cache, shared by every sweep under the same results folder."""
         return self.root.parent / ".jax_cache"

@@ -56,6 +56,7 @@ __all__ = [
     "sweep_axes",
     "seed_chunks",
     "stage_config",
+    "file_config",
     "analytic_id",
     "write_if_changed",
     "to_json",
@@ -92,6 +93,10 @@ STAGE_LEAVES_OUT = {
     if row.config_file in _CONFIG_LEAVES_OUT
 }
 """Stage name → keys of the run config left out of its stage config (where STAGES is None)."""
+_FILE_STAGES: dict = {}  # config file → the first stage reading it
+for _row in stage_table.STAGES:
+    if _row.config_file in _CONFIG_SECTIONS:
+        _FILE_STAGES.setdefault(_row.config_file, _row.rule)
 
 _AXIS = r"[A-Za-z0-9_]+"
 _VALUE = VALUE_PATTERN
@@ -248,6 +253,18 @@ def stage_config(run_config, stage):
         if not _analytic_uses_width(run_config):
             subset["model"]["width"] = None
     return subset
+
+
+def file_config(run_config, config_file):
+    """The content of a stage's config file (``model.json``, ``run.json``, ``analytic.json``,
+    ``ensemble.json``) for a run: :func:`stage_config` of the first stage reading it.
+
+    Raises:
+        ValueError: no stage reads `config_file`.
+    """
+    if config_file not in _FILE_STAGES:
+        raise ValueError(f"config_file: {config_file!r} is not one of {', '.join(_FILE_STAGES)}")
+    return stage_config(run_config, _FILE_STAGES[config_file])
 
 
 def analytic_id(run):

@@ -28,6 +28,8 @@ __all__ = [
     "COST_STAGES",
     "RULE_COST_STAGES",
     "GPU_RULES",
+    "DEFAULT_GPU_RULES",
+    "COMMAND_RULES",
     "CONFIG_FILES",
     "stage",
     "reads",
@@ -43,7 +45,7 @@ class Input(NamedTuple):
     Attributes:
         name: the rule's input name (``input.<name>`` in the rule).
         flag: the command's flag (``--kernel-init``; its argparse dest is the stage function's
-            keyword), or None where the command takes the input another way (collect's runs).
+            keyword); collect's ``--runs`` takes the folder of every run's store.
         stage: the rule that writes it (its ``store`` is the file read).
         when: the run-config switch under which it is read (``kernels.initial``,
             ``kernels.final``, ``kernels.analytic``, ``ensemble.members``, ``training.lr_factor``),
@@ -52,7 +54,7 @@ class Input(NamedTuple):
     """
 
     name: str
-    flag: str | None
+    flag: str
     stage: str
     when: str | None = None
     help: str = ""
@@ -76,7 +78,10 @@ class Stage(NamedTuple):
         command: the ``ntkpipe`` subcommand that runs it.
         module: the module of :mod:`ntkpipe.jobs` holding the command's function.
         function: that function (called with the command's arguments as keywords).
-        gpu: whether it may use a GPU (``resources.gpu_rules``).
+        gpu: whether it uses GPUs when the config gives them (``resources.gpu``):
+            ``"default"`` (in ``resources.gpu_rules`` by default), ``"optional"`` (may be added
+            to ``resources.gpu_rules``), None (never).
+        help: one line, what the command does (``ntkpipe --help``; the first row of a command).
         also_writes: files the same job writes next to its store (the report's ``claims.tsv``).
     """
 
@@ -91,7 +96,8 @@ class Stage(NamedTuple):
     command: str
     module: str
     function: str
-    gpu: bool
+    gpu: str | None
+    help: str = ""
     also_writes: tuple[str, ...] = ()
 
 
@@ -126,7 +132,8 @@ STAGES = (
         command="init",
         module="init",
         function="init",
-        gpu=True,
+        gpu="optional",
+        help="sample θ₀ for every seed of a run and evaluate f₀",
     ),
     Stage(
         rule="kernel_init",
@@ -147,7 +154,8 @@ STAGES = (
         command="kernels",
         module="kernels",
         function="kernels",
-        gpu=True,
+        gpu="default",
+        help="empirical Θ̂ and K̂ at the given params",
     ),
     Stage(
         rule="analytic",
@@ -161,7 +169,8 @@ STAGES = (
         command="analytic",
         module="analytic",
         function="analytic",
-        gpu=True,
+        gpu="optional",
+        help="infinite-width Θ and K",
     ),
     Stage(
         rule="train",
@@ -175,7 +184,8 @@ STAGES = (
         command="train",
         module="train",
         function="train",
-        gpu=True,
+        gpu="default",
+        help="train the network (all seeds of a run)",
     ),
     Stage(
         rule="kernel_final",
@@ -196,7 +206,7 @@ STAGES = (
         command="kernels",
         module="kernels",
         function="kernels",
-        gpu=True,
+        gpu="default",
     ),
     Stage(
         rule="linear",
@@ -222,7 +232,8 @@ STAGES = (
         command="linear",
         module="linear",
         function="linear",
-        gpu=True,
+        gpu="default",
+        help="evolve the linearized network f_lin",
     ),
     Stage(
         rule="compare",
@@ -254,7 +265,8 @@ STAGES = (
         command="compare",
         module="compare",
         function="compare",
-        gpu=False,
+        gpu=None,
+        help="per-run metrics of f against f_lin",
     ),
     Stage(
         rule="ensemble",
@@ -268,7 +280,8 @@ STAGES = (
         command="ensemble",
         module="ensemble",
         function="ensemble",
-        gpu=True,
+        gpu="default",
+        help="train an ensemble on x(α) between two training points, next to the NTK-GP and NNGP",
     ),
     Stage(
         rule="collect",
@@ -276,7 +289,12 @@ STAGES = (
         layout=None,
         config_file="sweep.json",
         inputs=(
-            Input(name="metrics", flag=None, stage="compare"),
+            Input(
+                name="metrics",
+                flag="--runs",
+                stage="compare",
+                help="the runs folder, holding <run_id>/metrics.zarr",
+            ),
             Input(
                 name="ensembles",
                 flag="--ensembles",
@@ -291,7 +309,8 @@ STAGES = (
         command="collect",
         module="analysis",
         function="collect",
-        gpu=False,
+        gpu=None,
+        help="combine all runs into summary.zarr",
     ),
     Stage(
         rule="figures",
@@ -305,7 +324,8 @@ STAGES = (
         command="figures",
         module="analysis",
         function="figures",
-        gpu=False,
+        gpu=None,
+        help="draw the sweep's figures",
     ),
     Stage(
         rule="report",
@@ -322,7 +342,8 @@ STAGES = (
         command="report",
         module="analysis",
         function="report",
-        gpu=False,
+        gpu=None,
+        help="write the self-contained HTML report",
         also_writes=("claims.tsv",),
     ),
     Stage(
@@ -337,7 +358,11 @@ STAGES = (
         command="run",
         module="run",
         function="run_all_stages",
-        gpu=True,
+        gpu="default",
+        help=(
+            "every stage of one run in one job (init → kernels → train → linear → compare), "
+            "keeping the stores that are up to date"
+        ),
     ),
 )
 """Every stage, in the order one job of a run computes them (the per-stage rules of a run),
@@ -360,7 +385,17 @@ RULE_COST_STAGES = {row.rule: row.cost_stage for row in STAGES if row.cost_stage
 """Rule → the cost stage whose cost it has (:data:`ntkpipe.sweep.cost.RULE_STAGES`)."""
 
 GPU_RULES = tuple(row.rule for row in STAGES if row.gpu)
-"""Rules that may run on a GPU (the heavy ones)."""
+"""Rules that may run on a GPU (the heavy ones): what ``resources.gpu_rules`` may name."""
+
+DEFAULT_GPU_RULES = tuple(row.rule for row in STAGES if row.gpu == "default")
+"""The default ``resources.gpu_rules`` (:data:`ntkpipe.sweep.cost_settings.DEFAULT_SETTINGS`):
+init-sampling and the analytic kernels are cheap and stay on CPUs unless named."""
+
+COMMAND_RULES: dict[str, tuple[str, ...]] = {}
+for _row in STAGES:
+    COMMAND_RULES[_row.command] = (*COMMAND_RULES.get(_row.command, ()), _row.rule)
+"""``ntkpipe`` subcommand → the rules it runs, in table order (``kernels``: kernel_init and
+kernel_final; a command of several rules takes ``--rule``)."""
 
 
 def stage(rule: str) -> Stage:

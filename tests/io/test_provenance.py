@@ -80,3 +80,24 @@ def test_an_incomplete_input_is_not_recorded(tmp_path):
     with pytest.raises(StoreError, match="not a complete store"):
         provenance.input_digests({"init.zarr": tmp_path / "init.zarr"})
     assert provenance.read_record(tmp_path / "init.zarr") is None
+
+
+def test_a_store_records_its_config_file_and_freshness_and_readers_check_it(tmp_path):
+    init = tmp_path / "init.zarr"
+    ds = xr.Dataset({"f": (("seed", "train"), np.ones((1, 3)))}, coords={"seed": [0]})
+    storage.write_store(ds, init, config=_config(16), stage="init", config_file="model.json")
+    assert provenance.read_record(init)["config_file"] == "model.json"
+    assert provenance.stale_reason(init, _config(16), config_file="model.json") is None
+    assert provenance.stale_reason(init, _config(16), config_file="run.json") == (
+        "computed from another config file (model.json, not run.json)"
+    )
+    provenance.check_input(init, [_config(16)], config_file="model.json")
+    with pytest.raises(StoreError, match=r"from a run's model.json, where .* from its run.json"):
+        provenance.check_input(init, [_config(16)], config_file="run.json")
+    old = _store(tmp_path / "old.zarr", _config(16))  # written before config_file was recorded
+    assert "config_file" not in provenance.read_record(old)
+    assert provenance.stale_reason(old, _config(16), config_file="run.json") is None
+    assert provenance.stale_reason(old, _config(8), config_file="run.json") == (
+        "computed from another config"
+    )
+    provenance.check_input(old, [_config(16)], config_file="run.json")

@@ -18,7 +18,7 @@ from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
 from ntkpipe.jobs import run as run_job
 from ntkpipe.sweep import runs as ntk_config
-from ntkpipe.sweep import validate
+from ntkpipe.sweep import stage_table, validate
 from tests.workflow_helpers import stage_commands
 
 SWEEP = {
@@ -29,8 +29,8 @@ SWEEP = {
     "kernels": {"block_size": 8},
     "seeds": {"count": 2, "per_job": 2},
 }
-STORES = ("init", "kernel_init", "train", "kernel_final", "linear", "metrics")
-EVERY_STAGE = ["init", "kernel_init", "train", "kernel_final", "linear", "compare"]
+STORES = tuple(row.store.removesuffix(".zarr") for row in stage_table.RUN_STAGES)
+EVERY_STAGE = [row.rule for row in stage_table.RUN_STAGES]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,41 @@ def test_one_job_writes_the_stores_of_the_per_stage_jobs(one_job, per_stage):
         assert _digests(one_job / f"{name}.zarr") == _digests(per_stage / f"{name}.zarr"), name
     for name in ("model.json", "run.json"):
         assert (one_job / name).read_text() == (per_stage / name).read_text()
+
+
+def test_every_store_records_the_config_file_of_its_stage_in_both_layouts(one_job, per_stage):
+    """Issue 19: a store says which part of the run config it was computed from (the kernels job
+    is told whether it computes kernel_init or kernel_final); nothing infers it."""
+    for row in stage_table.RUN_STAGES:
+        for folder in (one_job, per_stage):
+            attrs = storage.read_attrs(folder / row.store)
+            assert attrs["config_file"] == row.config_file, (folder, row.rule)
+
+
+def test_an_old_store_without_its_config_file_is_kept_another_stages_is_not(
+    one_job, run_config, analytic
+):
+    """A store written before stores recorded their config file is judged by its config alone
+    (kept: recomputing would cost a finished sweep its compute); a store that records another
+    stage's config file is computed again."""
+    meta = json.loads((one_job / "kernel_init.zarr" / "zarr.json").read_text())
+    del meta["attributes"]["config_file"]
+    (one_job / "kernel_init.zarr" / "zarr.json").write_text(json.dumps(meta))
+    root = zarr.open_group(one_job / "kernel_final.zarr", mode="r+")
+    root.attrs["config_file"] = "model.json"
+    plan = {stage.rule: why for stage, why in run_job.stage_plan(run_config, one_job, analytic)}
+    assert plan["kernel_init"] is None and plan["train"] is None
+    assert plan["kernel_final"] == "computed from another config file (model.json, not run.json)"
+    assert (
+        cli.main(
+            ["train", "--run", str(one_job / "run.json"), "--init"]
+            + [str(one_job / "init.zarr"), "--out", str(one_job / "t.zarr")]
+        )
+        == 0
+    )
+    args = ["kernels", "--run", str(one_job / "model.json"), "--rule", "kernel_init"]
+    args += ["--params", str(one_job / "train.zarr"), "--out", str(one_job / "k.zarr")]
+    assert cli.main(args) == 1  # train.zarr records run.json: not θ₀ of this model.json
 
 
 def test_a_rerun_keeps_every_store_but_the_output(one_job, run_config, analytic):

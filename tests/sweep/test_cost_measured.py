@@ -134,7 +134,8 @@ def _prepare(folder: Path, stage: str, config: dict) -> list[str]:
         if stage == "linear":
             assert (
                 cli.main(
-                    ["kernels", "--run", str(run), "--params", str(init), "--out", str(kernel)]
+                    ["kernels", "--run", str(run), "--rule", "kernel_init", "--params", str(init)]
+                    + ["--out", str(kernel)]
                 )
                 == 0
             )

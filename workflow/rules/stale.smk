@@ -3,8 +3,4 @@
 # rewrites and removes them; any other command says what a run would do.
 
 
-if MAIN:
-    for _line in ntk_start.refresh(
-        LAYOUT, SWEEP, RUNS, ANALYTIC, RULES.ensemble_stores(), writes=WRITES
-    ):
-        print(_line, file=sys.stderr)
+workflow_start.refresh(START)
