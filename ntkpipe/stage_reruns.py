@@ -221,6 +221,8 @@ def per_run_flags(rules, reruns: StageReruns):
     stages. Derived from the input (it takes ``input``), so Snakemake's params trigger leaves
     it out: a forced rerun leaves nothing to do for the next plain run."""
     base, redo = rules.stage_flags(_PER_RUN_RULE), reruns.redo_flags()
+    if not redo:
+        return base
 
     def flags(wildcards, input):
         return " ".join(part for part in (base(wildcards, input), redo) if part)
