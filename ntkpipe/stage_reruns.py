@@ -38,7 +38,20 @@ from typing import NamedTuple
 
 from ntkpipe.sweep import stage_table
 
-__all__ = ["ENV", "RUN_STAGES", "StageReruns", "from_argv", "from_environ", "for_workflow"]
+__all__ = [
+    "ENV",
+    "RUN_STAGES",
+    "StageReruns",
+    "rule_names",
+    "from_argv",
+    "from_environ",
+    "for_workflow",
+    "problems",
+    "per_run_inputs",
+    "per_run_flags",
+    "until_inputs",
+    "until_flags",
+]
 
 ENV = "NTKPIPE_STAGE_RERUNS"
 """The environment variable carrying the main process's :class:`StageReruns` to jobs started by
