@@ -13,6 +13,7 @@ import sys
 
 from snakemake.utils import min_version
 
+from ntkpipe import stage_reruns as ntk_reruns
 from ntkpipe.io import invocations as ntk_invocations
 
 min_version("8.20")
@@ -51,6 +52,15 @@ include: "workflow/rules/analysis.smk"
 rule all:
     input:
         report=RULES.stage_output("report"),
+
+
+# --forcerun / --until names that are no rule (a misspelt stage): said with the stage names.
+if MAIN and (
+    _bad := ntk_reruns.problems(
+        sys.argv, [r.name for r in workflow.rules], per_run_layout=not JOBS_PER_STAGE
+    )
+):
+    sys.exit("\n".join(f"ntkpipe: {line}" for line in _bad))
 
 
 # At the end of a successful run: where the report is (and how to see where the sweep stands).

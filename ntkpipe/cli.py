@@ -168,6 +168,19 @@ def _run_all_args(parser):
     given.add_argument("--run", type=Path, help="the run's resolved config (run.json)")
     parser.add_argument("--dir", type=Path, required=True, help="the run folder (runs/<run_id>)")
     parser.add_argument("--analytic", type=Path, default=None, help="analytic.zarr (Θ, K)")
+    parser.add_argument(
+        "--until",
+        default=None,
+        metavar="STAGE",
+        help="compute only this stage and the stages it reads (snakemake --until STAGE)",
+    )
+    parser.add_argument(
+        "--redo",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="compute this stage again, and the stages reading it (snakemake --forcerun STAGE)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU cores for XLA")
 
 
@@ -244,7 +257,9 @@ def _run_all(args):
     from ntkpipe.jobs import run as run_job
 
     config = run_job.given_run_config(args.config, args.run)
-    computed = run_job.run_all_stages(config, args.dir, analytic=args.analytic)
+    computed = run_job.run_all_stages(
+        config, args.dir, analytic=args.analytic, until=args.until, redo=args.redo
+    )
     print(f"run: computed {', '.join(computed)}", flush=True)
 
 

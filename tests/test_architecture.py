@@ -417,7 +417,14 @@ def test_module_sizes_are_a_warning_list_not_a_cut_line():
 
 
 @pytest.mark.parametrize(
-    "module", ["ntkpipe.sweep.runs", "ntkpipe.start", "ntkpipe.workflow_start", "ntkpipe.rules"]
+    "module",
+    [
+        "ntkpipe.sweep.runs",
+        "ntkpipe.start",
+        "ntkpipe.workflow_start",
+        "ntkpipe.rules",
+        "ntkpipe.stage_reruns",
+    ],
 )
 def test_what_the_snakefile_imports_starts_without_jax(module):
     """The Snakefile imports ntkpipe.start (and through it sweep.runs) at every start: neither
@@ -449,14 +456,21 @@ _SMK_PYTHON_BLOCK = ("onstart:", "onsuccess:", "onerror:")
 
 def smk_python_lines(text: str) -> int:
     """Lines of Python in a ``.smk`` file: every line outside Snakemake's own blocks (rule,
-    include, wildcard_constraints, …) and every line of a rule's ``run:`` and of ``onstart:`` /
-    ``onsuccess:`` / ``onerror:``; blank lines and comments not counted."""
-    count, in_block, run_indent = 0, False, None
+    include, wildcard_constraints, …; a rule defined in a loop too) and every line of a rule's
+    ``run:`` and of ``onstart:`` / ``onsuccess:`` / ``onerror:``; blank lines and comments not
+    counted."""
+    count, in_block, run_indent, nested = 0, False, None, None
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         indent = len(line) - len(line.lstrip())
+        if nested is not None and indent > nested:
+            continue  # the body of a rule defined in a loop (``rule:`` with ``name:``)
+        nested = None
+        if indent > 0 and not in_block and stripped.startswith(("rule:", "rule ")):
+            nested = indent
+            continue
         if indent == 0:
             in_block, run_indent = stripped.startswith(_SMK_BLOCK), None
             if in_block or stripped.startswith(_SMK_PYTHON_BLOCK):
@@ -479,6 +493,11 @@ def test_the_python_counter_counts_python_and_not_rules():
         "    log:\n        'l'\nonstart:\n    h()\nwildcard_constraints:\n    run='.+',\n"
     )
     assert smk_python_lines(text) == 4 + 2 + 1
+    in_a_loop = (
+        "for n in N:\n\n    rule:\n        name:\n            n\n"
+        "        shell:\n            'x'\nZ = 1\n"
+    )
+    assert smk_python_lines(in_a_loop) == 1 + 1
 
 
 def test_the_workflow_files_hold_little_python():

@@ -1,21 +1,26 @@
 """End to end: the README's first line, `snakemake --cores all` on the default sweep, reaches
 its report with every figure (three or more widths and two dataset sizes draw what the tiny
-sweep cannot).
+sweep cannot), and the README's stage reruns ("Rerunning one stage") do what it says in this
+sweep's layout, one job per run.
 
 The sweep is config/config.yaml as shipped (one job per run, both sweep axes), with fewer
 optimizer steps and three of its five widths given on the command line as a user would
-(`--config 'training={...}' 'sweep={...}'`), so the test takes about a minute. Its wall time
-is measured by benchmarks/bench_default_sweep.py, never here.
+(`--config 'training={...}' 'sweep={...}'`), so the test takes about a minute. It starts with
+`--until kernel_init` (whose stores the sweep then keeps), and ends with `--forcerun train`.
+Its wall time is measured by benchmarks/bench_default_sweep.py, never here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from pathlib import Path
 
 import pytest
 import xarray as xr
 
-from tests.workflow_helpers import REPO, snakemake_command
+from ntkpipe import stage_reruns
+from tests.workflow_helpers import REPO, job_counts, snakemake_command
 
 pytestmark = pytest.mark.slow
 FIGURES = (
@@ -27,19 +32,57 @@ FIGURES = (
     "rmse_vs_width",
     "kernel_error",
 )
+SHRUNK = (
+    "--config",
+    "training={steps: 32, records: 6}",
+    "sweep={model.width: [64, 256, 1024], data.n_train: [32, 128]}",
+)
+RUN_STORES = ("init", "kernel_init", "train", "kernel_final", "linear", "metrics")
 
 
-def test_the_default_sweep_reaches_its_report(tmp_path):
-    command, env = snakemake_command(
-        tmp_path,
-        REPO / "config" / "config.yaml",
-        "--config",
-        "training={steps: 32, records: 6}",
-        "sweep={model.width: [64, 256, 1024], data.n_train: [32, 128]}",
-    )
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+def _snakemake(workdir: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    command, environ = snakemake_command(workdir, REPO / "config" / "config.yaml", *args, *SHRUNK)
+    environ = {**environ, **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, env=environ, cwd=workdir)
+
+
+def _stores(out: Path) -> dict[str, tuple[str, int]]:
+    """{store path in the sweep's folder: (sha256 of its files, mtime of its zarr.json)}."""
+    found = {}
+    for store in sorted(out.glob("**/*.zarr")):
+        if store.parent.name.endswith(".zarr") or ".replaced" in store.parts:
+            continue
+        digest = hashlib.sha256()
+        for path in sorted(store.rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(store)).encode() + path.read_bytes())
+        found[str(store.relative_to(out))] = (digest.hexdigest(), store.stat().st_mtime_ns)
+    return found
+
+
+def _by_store(stores: dict) -> dict[str, int]:
+    """How many of each store name (init.zarr, …)."""
+    counts: dict[str, int] = {}
+    for path in stores:
+        counts[Path(path).name] = counts.get(Path(path).name, 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def default_sweep(tmp_path_factory):
+    """The default sweep, shrunk: `--until kernel_init` first (its stores), then the sweep
+    itself; (workdir, the sweep's folder, its stores after --until, the result of the sweep)."""
+    workdir = tmp_path_factory.mktemp("default-sweep")
+    out = workdir / "results" / "digits-binary"
+    until = _snakemake(workdir, "--until", "kernel_init")
+    assert until.returncode == 0, until.stderr[-6000:]
+    after_until = _stores(out)
+    return workdir, out, after_until, _snakemake(workdir)
+
+
+def test_the_default_sweep_reaches_its_report(default_sweep):
+    _, out, _, result = default_sweep
     assert result.returncode == 0, result.stderr[-6000:]
-    out = tmp_path / "results" / "digits-binary"
     assert f"ntkpipe: the report: {(out / 'report.html').resolve()}" in result.stdout + (
         result.stderr
     )
@@ -50,3 +93,62 @@ def test_the_default_sweep_reaches_its_report(tmp_path):
     assert summary.attrs["training.steps"] == 32 and summary.attrs["training.records"] == 6
     assert (summary["status"] == "ok").all()
     assert len(list((out / "benchmarks" / "run").rglob("seeds~0-1.tsv"))) == 6  # one job a run
+
+
+def test_until_kernel_init_stops_after_the_initial_kernels(default_sweep):
+    """README: `snakemake --cores all --until kernel_init` (the first command of the sweep)
+    computes init and Θ̂₀ of every run and nothing else (no training, no analytic kernels); the
+    sweep after it keeps those stores bit for bit."""
+    _, out, after_until, result = default_sweep
+    assert _by_store(after_until) == {"init.zarr": 6, "kernel_init.zarr": 6}
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert {path: _stores(out)[path] for path in after_until} == after_until
+
+
+def test_forcerun_train_recomputes_train_and_downstream_only(default_sweep):
+    """README: `snakemake --cores all --forcerun train`: train and what reads it (Θ̂_T, metrics,
+    summary, figures, report) computed again, in one job per run; init, Θ̂₀, f_lin and the
+    analytic kernels kept bit for bit; then nothing left to do."""
+    workdir, out, _, sweep = default_sweep
+    assert sweep.returncode == 0, sweep.stderr[-6000:]
+    before = _stores(out)
+    forced = _snakemake(workdir, "--forcerun", "train")
+    assert forced.returncode == 0, forced.stderr[-6000:]
+    assert job_counts(forced.stdout + forced.stderr)["train"] == 6  # the per-run job, named train
+    after = _stores(out)
+    assert set(after) == set(before)
+    changed = {path for path in before if after[path] != before[path]}
+    assert _by_store(changed) == {
+        "train.zarr": 6,
+        "kernel_final.zarr": 6,
+        "metrics.zarr": 6,
+        "summary.zarr": 1,
+    }
+    assert (out / "report.html").stat().st_mtime_ns > before["summary.zarr"][1]
+    for log in (out / "logs" / "run").rglob("*.log"):
+        assert "run: computed train, kernel_final, compare" in log.read_text(), log
+    assert "Nothing to be done" in _snakemake(workdir, "-n").stdout
+
+
+def test_forcerun_init_plans_every_stage_and_a_misspelt_stage_is_named(default_sweep):
+    """README: `--forcerun init` (a changed model module) reruns every run's job; a stage name
+    that is no rule stops before any job, listing the stage names."""
+    workdir, _, _, _ = default_sweep
+    dry = _snakemake(workdir, "-n", "--forcerun", "init")
+    assert dry.returncode == 0, dry.stderr[-6000:]
+    counts = job_counts(dry.stdout)
+    assert counts["init"] == 6 and "run" not in counts and counts["collect"] == 1
+    # A cluster job's own snakemake has no --forcerun: the main process's stages reach it.
+    run_id = "width~64/n_train~32/seeds~0-1"
+    env = {stage_reruns.ENV: stage_reruns.from_argv(["snakemake", "-R", "train"]).to_env()}
+    job = _snakemake(
+        workdir, "-n", "-p", "--mode", "remote", "--target-jobs", f"train:run={run_id}", env=env
+    )
+    assert job.returncode == 0, job.stderr[-6000:]
+    assert f"--dir results/digits-binary/runs/{run_id} " in job.stdout
+    assert " --redo train --threads 1 " in job.stdout
+    bad = _snakemake(workdir, "-n", "--forcerun", "trian")
+    assert bad.returncode != 0
+    assert "--forcerun trian: no stage of that name; the stages: init, kernel_init, train" in (
+        bad.stderr
+    )

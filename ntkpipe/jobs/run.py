@@ -21,15 +21,21 @@ stage's current config, and from inputs whose content digests are the ones it re
 computed again. Changing the learning rate thus reruns the job, which keeps
 ``init.zarr`` and ``kernel_init.zarr`` and computes the rest; a job killed part-way leaves only
 complete stores (:func:`ntkpipe.io.stores.write_store` is atomic) and its rerun goes on from the
-last one. A store of another config is replaced. ``metrics.zarr`` is the job's output in the
-workflow (Snakemake deletes it before the job runs), so it is always computed.
+last one. A store of another config is replaced. The job's output in the workflow
+(``metrics.zarr``; Snakemake deletes it before the job runs) is always computed.
+
+Stage reruns (:mod:`ntkpipe.stage_reruns`): ``until`` stops at one stage (it and the stages it
+reads, transitively: ``snakemake --until kernel_init``), whose store is then the job's output;
+``redo`` computes the named stages again even when current, and with them every stage that reads
+them (``snakemake --forcerun train``: train, kernel_final, metrics; init, kernel_init and linear
+kept).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ntkpipe.errors import StageError
@@ -55,6 +61,9 @@ def run_all_stages(
     folder: Path,
     analytic: Path | None = None,
     log: Callable[[str], None] = print,
+    *,
+    until: str | None = None,
+    redo: Iterable[str] = (),
 ) -> list[str]:
     """Computes every stage of one run that is not already done, in order, in this process.
 
@@ -65,20 +74,23 @@ def run_all_stages(
         analytic: the infinite-width kernels of the run (``analytic.zarr``), or None when the
             sweep has ``kernels.analytic: false``.
         log: where to say, per stage, whether it is computed or kept and why.
+        until: a stage of the run: compute only it and the stages it reads (None: every stage).
+        redo: stages to compute again even when current (and so every stage reading them).
 
     Returns:
         The names of the stages computed (the others were kept).
 
     Raises:
-        StageError: the config is not a run config, or ``analytic`` is missing.
+        StageError: the config is not a run config, ``analytic`` is missing, or ``until`` /
+            ``redo`` names no stage of a run (or ``until`` one this run leaves out).
         StoreError: a stage's input store is corrupted (from the stage that reads it).
     """
     folder = Path(folder)
     _check_run_config(run_config)
     if analytic is not None and not storage.is_complete(analytic):
         raise StageError(f"--analytic: {analytic} is not a complete analytic store")
+    plan = stage_plan(run_config, folder, analytic, until=until, redo=redo)
     configs = write_config_files(run_config, folder)
-    plan = stage_plan(run_config, folder, analytic)
     paths = _store_paths(folder, analytic, {stage.rule for stage, _ in plan})
     computed = []
     for stage, reason in plan:
@@ -92,23 +104,45 @@ def run_all_stages(
     return computed
 
 
-def stage_plan(run_config: dict, folder: Path, analytic: Path | None = None):
+def stage_plan(
+    run_config: dict,
+    folder: Path,
+    analytic: Path | None = None,
+    *,
+    until: str | None = None,
+    redo: Iterable[str] = (),
+):
     """What :func:`run_all_stages` would do: ``[(stage, reason)]`` in order, where ``reason``
     says why the stage must be computed, or is None when its store is kept.
 
-    A stage is computed when its store is not current
-    (:func:`ntkpipe.io.provenance.stale_reason`: missing or incomplete, another config, a store
-    it reads computed in this job or changed since). ``metrics.zarr``
-    (``compare``) is always computed: it is what the workflow asked for.
+    The stages are the run's (:func:`ntkpipe.sweep.stage_table.wanted`), or with ``until`` that
+    stage and those it reads (:func:`ntkpipe.sweep.stage_table.upstream`). The last one's store
+    is the job's output (``metrics.zarr``, or ``until``'s): always computed, as the workflow
+    asked for it. The others are computed when named in ``redo`` or when their store is not
+    current (:func:`ntkpipe.io.provenance.stale_reason`: missing or incomplete, another config,
+    a store it reads computed in this job or changed since).
     """
     folder = Path(folder)
-    wanted = stage_table.wanted(run_config)
+    redo = set(redo)
+    for flag, names in (("--until", [until] if until else []), ("--redo", sorted(redo))):
+        _check_stage_names(flag, names)
+    wanted = stage_table.upstream(until, run_config) if until else stage_table.wanted(run_config)
+    if not wanted:
+        raise StageError(
+            f"--until {until}: this run leaves that stage out (kernels.initial or kernels.final "
+            f"is false in its config)"
+        )
     paths = _store_paths(folder, analytic, {stage.rule for stage in wanted})
     redone: set[str] = set()
     plan = []
     for stage in wanted:
         inputs = [paths[one.stage] for one in stage.inputs if paths[one.stage] is not None]
-        reason = _why_compute(stage, folder / stage.store, run_config, inputs, redone)
+        if stage is wanted[-1]:
+            reason = "the job's output"
+        elif stage.rule in redo:
+            reason = "asked to compute it again (--redo)"
+        else:
+            reason = _why_compute(stage, folder / stage.store, run_config, inputs, redone)
         if reason is not None:
             redone.add(stage.store)
         plan.append((stage, reason))
@@ -157,14 +191,20 @@ def _call(stage, config_file: Path, paths: dict, out: Path) -> None:
 
 
 def _why_compute(stage, out: Path, run_config, inputs, redone) -> str | None:
-    """:func:`ntkpipe.io.provenance.stale_reason` (the freshness rule of both layouts); the
-    metrics store is the job's output (Snakemake removed it), so it is always computed."""
-    if stage.rule == "compare":
-        return "the job's output"
+    """:func:`ntkpipe.io.provenance.stale_reason`: the freshness rule of both layouts."""
     config = ntk_runs.file_config(run_config, stage.config_file)
     return provenance.stale_reason(
         out, config, {p.name: p for p in inputs}, redone=redone, config_file=stage.config_file
     )
+
+
+def _check_stage_names(flag: str, names) -> None:
+    stages = [row.rule for row in RUN_STAGES]
+    for name in names:
+        if name not in stages:
+            raise StageError(
+                f"{flag}: {name!r} is not a stage of a run; one of {', '.join(stages)}"
+            )
 
 
 def _store_paths(folder: Path, analytic: Path | None, wanted) -> dict[str, Path | None]:

@@ -34,6 +34,7 @@ __all__ = [
     "stage",
     "reads",
     "wanted",
+    "upstream",
     "commands",
 ]
 
@@ -432,6 +433,19 @@ def wanted(config: dict) -> tuple[Stage, ...]:
     reads them)."""
     switches = {"kernel_init": "kernels.initial", "kernel_final": "kernels.final"}
     return tuple(row for row in RUN_STAGES if switch_on(config, switches.get(row.rule)))
+
+
+def upstream(rule: str, config: dict) -> tuple[Stage, ...]:
+    """The stages of one run with ``config`` that ``rule`` needs: ``rule`` and every run stage
+    whose store it reads, transitively, in run order (``upstream("linear", …)``: init,
+    kernel_init, linear; not train). Empty when the run leaves ``rule`` out."""
+    kept = {row.rule for row in wanted(config)}
+    needed, todo = set(), [rule] if rule in kept else []
+    while todo:
+        one = todo.pop()
+        needed.add(one)
+        todo += [i.stage for i in reads(one, config) if i.stage in kept and i.stage not in needed]
+    return tuple(row for row in RUN_STAGES if row.rule in needed)
 
 
 def commands() -> dict[str, Stage]:

@@ -214,6 +214,59 @@ def test_missing_analytic_store_is_named(tmp_path, run_config):
     assert not (tmp_path / "run").exists()
 
 
+def test_redo_computes_the_stage_and_what_reads_it_keeping_the_rest(one_job, run_config, analytic):
+    """`ntkpipe run --redo train` (snakemake --forcerun train in this layout): train and the
+    stages reading it again, though every store is current; init, Θ̂₀ and f_lin kept."""
+    kept = {name: _completed_at(one_job / f"{name}.zarr") for name in ("init", "kernel_init")}
+    args = ["run", "--config", json.dumps(run_config), "--dir", str(one_job)]
+    assert cli.main([*args, "--analytic", str(analytic), "--redo", "train"]) == 0
+    plan = run_job.stage_plan(run_config, one_job, analytic, redo=["train"])
+    assert [stage.rule for stage, why in plan if why] == ["train", "kernel_final", "compare"]
+    assert {n: _completed_at(one_job / f"{n}.zarr") for n in kept} == kept
+    assert (
+        run_job.run_all_stages(run_config, one_job, analytic, log=lambda _: None, redo=["init"])
+        == EVERY_STAGE
+    )
+
+
+def test_until_computes_the_stage_and_what_it_reads_only(tmp_path, run_config, per_stage):
+    """`ntkpipe run --until linear` (snakemake --until linear): init, Θ̂₀ and f_lin, not the
+    training; the same stores as the per-stage jobs; its output is computed even when current."""
+    folder = tmp_path / "run"
+    log = []
+    computed = run_job.run_all_stages(run_config, folder, until="kernel_init", log=log.append)
+    assert computed == ["init", "kernel_init"]
+    assert sorted(p.name for p in folder.glob("*.zarr")) == ["init.zarr", "kernel_init.zarr"]
+    for name in ("init", "kernel_init"):
+        assert _digests(folder / f"{name}.zarr") == _digests(per_stage / f"{name}.zarr"), name
+    again = run_job.run_all_stages(run_config, folder, until="kernel_init", log=log.append)
+    assert again == ["kernel_init"]  # the job's output; init kept
+    plan = run_job.stage_plan(run_config, folder, until="linear")
+    assert [(stage.rule, why) for stage, why in plan] == [
+        ("init", None),
+        ("kernel_init", None),
+        ("linear", "the job's output"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--until", "trian", "--until: 'trian' is not a stage of a run; one of init, kernel_init"),
+        ("--redo", "run", "--redo: 'run' is not a stage of a run; one of init, kernel_init"),
+    ],
+)
+def test_a_bad_stage_name_is_refused_before_anything_is_written(
+    tmp_path, capsys, run_config, flag, value, message
+):
+    folder = tmp_path / "run"
+    args = ["run", "--config", json.dumps(run_config), "--dir", str(folder), flag, value]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not folder.exists()
+
+
 # ---------------------------------------------------------------- without Θ̂₀ (kernels.initial)
 
 NO_THETA0 = {
