@@ -195,17 +195,20 @@ FIG2_WIDTH, FIG2_DEPTH = 512, 3  # the margin of config/small/fig2.yaml's width
 
 @pytest.fixture(scope="module")
 def trajectories():
-    """Exact infinite-width ensembles trained by gradient descent on 32 digits (erf, 3 hidden
-    layers, σ_w² = 1.5, η = 0.5, 256 steps): mean and factor over the points (t > 0, α) of the
-    NTK-GP (kernel Θ), of a 30% wrong kernel 0.7 Θ, and of readout-only training (kernel K)."""
-    data = datasets.load_dataset(dataset="digits", classes=[3, 8], n_train=32, n_test=4)
+    """Exact infinite-width ensembles trained by gradient descent in config/small/fig2.yaml's
+    setting (tanh, 3 hidden layers, σ_w² = 1.5, no bias, η = 0.5, 256 steps, 12 records, 128
+    digits; 9 points on the line, the config has 33): mean, factor over the points (t > 0, α)
+    and factor at t = 0 of the NTK-GP (kernel Θ), of a 30% wrong kernel 0.7 Θ, and of
+    readout-only training (kernel K). Without the control of the mean's test (the ensemble's
+    outputs at t = 0) the 0.7 Θ band was inconsistent in only 57% at M = 100 here."""
+    data = datasets.load_dataset(dataset="digits", classes=[3, 8], n_train=128, n_test=4)
     labels = np.asarray(data.labels_train)
     first, second = np.flatnonzero(labels == 1)[0], np.flatnonzero(labels == 0)[0]
     alphas = np.linspace(0, 1, 9)[:, None]
     x = np.asarray(data.x_train, dtype=float)
     line, y = alphas * x[first] + (1 - alphas) * x[second], np.asarray(data.y_train, float)
     steps = log_record_steps(256, 12)
-    model = dict(depth=FIG2_DEPTH, activation="erf", w_std=1.5**0.5, b_std=None)
+    model = dict(depth=FIG2_DEPTH, activation="tanh", w_std=1.5**0.5, b_std=None)
     with jax.enable_x64(True):
         k_tt, th_tt = (np.asarray(a) for a in analytic.kernels(x, **model))
         k_st, th_st = (np.asarray(a) for a in analytic.kernels(line, x, **model))
@@ -225,6 +228,7 @@ def trajectories():
         out[name] = (
             np.asarray(mean)[later, :, 0].ravel(),
             factor[later].reshape(-1, factor.shape[-1]),
+            factor[0],
         )
     mu, sigma = (
         np.asarray(found["ntk"][0])[..., 0],
@@ -234,15 +238,19 @@ def trajectories():
     return out, float(sigma[0].max()), gp_test.margins(mu, sigma, steps, epsilon)
 
 
-def _fig2_rates(trajectories, draw_from, members, rng):
-    """Verdict rates of REPLICATES ensembles of `members` draws μ' + F' z of `draw_from`."""
+def _fig2_rates(trajectories, draw_from, members, rng, quantiles):
+    """Verdict rates of REPLICATES ensembles of `members` draws μ' + F' z of `draw_from` (their
+    outputs at t = 0 F'_0 z, the control of the mean's test)."""
     gps, scale, delta = trajectories
-    mu, factor = gps["ntk"]
-    nngp_mu, nngp_factor = gps["nngp"]
-    mean, f = gps[draw_from]
-    fx = mean + rng.standard_normal((REPLICATES, members, f.shape[-1])) @ f.T
+    mu, factor, factor0 = gps["ntk"]
+    nngp_mu, nngp_factor, _ = gps["nngp"]
+    mean, f, f0 = gps[draw_from]
+    z = rng.standard_normal((REPLICATES, members, f.shape[-1]))
     nngp_sigma = np.sqrt((nngp_factor**2).sum(-1))
-    found = gp_test.agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, delta)
+    initial = (z @ f0.T, factor0)
+    found = gp_test.agreement(
+        mean + z @ f.T, mu, factor, nngp_mu, nngp_sigma, scale, delta, quantiles, initial
+    )
     return {
         claim: {v: _rate(found[claim], v) for v in ("consistent", "inconsistent")}
         for claim in ("band", "spread", "follows")
@@ -252,10 +260,13 @@ def _fig2_rates(trajectories, draw_from, members, rng):
 @pytest.mark.parametrize("members", [32, 100])
 def test_fig2_rates_on_correlated_ensembles(trajectories, members):
     rng = np.random.default_rng(members)
-    exact = _fig2_rates(trajectories, "ntk", members, rng)
+    _, factor, factor0 = trajectories[0]["ntk"]
+    quantiles = gp_test.null_quantiles(trajectories[0]["ntk"][0], factor, members, factor0=factor0)
+    exact = _fig2_rates(trajectories, "ntk", members, rng, quantiles)
     assert all(rates["consistent"] >= 0.95 for rates in exact.values()), exact
-    nngp = _fig2_rates(trajectories, "nngp", members, rng)
+    nngp = _fig2_rates(trajectories, "nngp", members, rng, quantiles)
     assert nngp["follows"]["inconsistent"] >= 0.95, nngp
     if members == 100:
-        slow = _fig2_rates(trajectories, "0.7 ntk", members, rng)
+        slow = _fig2_rates(trajectories, "0.7 ntk", members, rng, quantiles)
+        assert slow["band"]["inconsistent"] >= 0.8, slow
         assert slow["follows"]["inconsistent"] >= 0.8, slow
