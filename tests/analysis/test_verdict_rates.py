@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ntkpipe import datasets
-from ntkpipe.analysis import claims, fits, gp_test, verdicts
+from ntkpipe.analysis import claims, claims_late_growth, fits, gp_test, verdicts
 from ntkpipe.core import analytic
 from ntkpipe.core.gp_trajectory import ntk_gp_trajectory
 from ntkpipe.core.train import log_record_steps
@@ -176,6 +176,65 @@ def test_empirical_kernel_closer_rates():
     assert _rate(_closer(1.0, rng), "consistent") <= 0.05
     assert _rate(_closer(0.4, rng), "consistent") >= 0.8
     assert _rate(_closer(2.0, rng), "inconsistent") >= 0.8
+
+
+# ---------------------------------------------------------------- Fig. S4
+
+S4_WIDTHS = np.array([128.0, 512.0, 2048.0])  # config/small/fig_s4_xent.yaml
+#: Measured on config/small/fig_s4_xent.yaml (3 widths × 2 seeds): RMSE_e ∝ n^b_e, and the
+#: scatter of log RMSE_e and of log RMSE_T between the seeds of a width (pooled s.d.).
+S4_EARLY_EXPONENT, S4_EARLY_NOISE, S4_LATE_NOISE = -0.5, 0.2, 0.2
+
+
+def _s4_sweeps(beta, rng, seeds):
+    """(log n, log RMSE_e, log G) [SWEEPS, runs]: a width's early deviation e(n) ∝ n^b_e sets
+    its late growth G(n) ∝ e(n)^β; each run's RMSE_e and RMSE_T scatter around e(n) and
+    e(n)·G(n) with the seed noise of the real runs, independently (a run's RMSE_e is one
+    reading of the early deviation at its width)."""
+    n = np.repeat(S4_WIDTHS, seeds)
+    early = S4_EARLY_EXPONENT * np.log(n / S4_WIDTHS[0]) + np.log(0.05)
+    log_e = early + S4_EARLY_NOISE * rng.standard_normal((SWEEPS, n.size))
+    late = early + beta * (early - np.log(0.05)) + np.log(5.0)
+    log_t = late + S4_LATE_NOISE * rng.standard_normal((SWEEPS, n.size))
+    return np.log(n)[None], log_e, log_t - log_e
+
+
+def _s4_verdicts(beta, rng, seeds=2):
+    """(the old statistic's verdicts, the claim's): the least-squares slope of log G on
+    log RMSE_e over runs, and β = b_G/b_e across widths (`fits.slope_ratio_intervals`)."""
+    log_n, log_e, log_g = _s4_sweeps(beta, rng, seeds)
+    margin = claims_late_growth.LATE_GROWTH_MARGIN
+    _, low, high = fits.slope_intervals(log_e, log_g)
+    old = verdicts.sign_verdict(low, high, direction=+1, margin=margin)
+    _, low, high, _ = fits.slope_ratio_intervals(log_n, log_e, log_g)
+    return old, verdicts.sign_verdict(low, high, direction=+1, margin=margin)
+
+
+def test_fig_s4_growth_across_widths_is_not_biased_by_the_noise_of_its_denominator():
+    rng = np.random.default_rng(11)
+    old, new = _s4_verdicts(0.3, rng)  # the paper's effect, at the config's layout
+    assert _rate(old, "inconsistent") >= 0.2  # the ratio on its own denominator: biased down
+    assert _rate(new, "inconsistent") <= 0.05
+    _, new = _s4_verdicts(-0.5, rng, seeds=4)  # the effect reversed: narrower grow less
+    assert _rate(new, "inconsistent") >= 0.8
+    assert _rate(_s4_verdicts(0.0, rng)[1], "consistent") <= 0.05  # no effect
+    _, new = _s4_verdicts(0.5, rng, seeds=4)
+    assert _rate(new, "consistent") >= 0.8
+
+
+def test_fieller_interval_of_a_slope_ratio():
+    """β = b_y/b_x: exact on noiseless data; coverage ≈ 95% on noisy data; unbounded when x
+    does not move with z."""
+    z = np.log(np.repeat([128.0, 512.0, 2048.0], 4))
+    beta, low, high, b_x = fits.slope_ratio_intervals(z, -0.5 * z, 0.15 * z)
+    assert (float(beta), float(b_x)) == pytest.approx((-0.3, -0.5))
+    rng = np.random.default_rng(12)
+    x = -0.5 * z + 0.2 * rng.standard_normal((SWEEPS, z.size))
+    y = 0.4 * (-0.5 * z) + 0.2 * rng.standard_normal((SWEEPS, z.size))
+    beta, low, high, _ = fits.slope_ratio_intervals(z[None], x, y)
+    assert 0.92 <= np.mean((low <= 0.4) & (0.4 <= high)) <= 0.98
+    flat = fits.slope_ratio_intervals(z, 0.3 * rng.standard_normal(z.size), z)
+    assert np.isinf(flat[1]) and np.isinf(flat[2])
 
 
 def test_batched_path_equals_the_claims_path():
