@@ -210,8 +210,10 @@ def _ensemble_claims_at(at: xr.Dataset, where: dict, n_points: int = 0) -> list[
             f"T_μ = {format_number(value['t_mu'], 2)} against q = "
             f"{format_number(value['q_mu'], 2)} (M = {m} members, {eps})",
             band,
-            f"T_μ = max |mean_ens − μ_t| − δ_μ in units of σ_t/√M: {test}; inconsistent above "
-            f"q; consistent below it when q/√M ≤ {gp_test.BAND_RESOLUTION:g} (resolves one σ_t)",
+            f"T_μ = max |mean_ens − μ_t − B mean_ens,0| − δ_μ in units of s_t/√M (the mean "
+            f"less its regression on the members' outputs at t = 0, s_t ≈ 0.4 σ_t): {test}; "
+            f"inconsistent above q; consistent below it when q/√M ≤ "
+            f"{gp_test.BAND_RESOLUTION:g} (resolves one σ_t)",
             where,
             _needs(band, "members: the test resolves q·σ_t/√M, more than one σ_t"),
             "band",
