@@ -32,6 +32,7 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
+from ntkpipe import start_guard
 from ntkpipe.errors import ConfigError
 from ntkpipe.io import lock, provenance
 from ntkpipe.io.atomic import write_if_changed
@@ -156,6 +157,7 @@ def resolve_sweep(configfiles=(), overrides=None, default=None, memory_mb=None):
     Raises:
         ConfigError: every problem, as the workflow reports it before any job.
     """
+    overrides, _ = start_guard.pop_replace(overrides)  # the workflow's confirmation, not config
     raw, files = loading.resolve(configfiles, overrides, default, validate.load_schema())
     origin = files[-1] if files else None
     settings = cost_settings.load_settings(raw.pop("resources", None))

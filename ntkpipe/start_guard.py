@@ -16,8 +16,10 @@ item 7): nothing a user computed is replaced without being asked, nothing corrup
 2. **Corrupted inputs** (:func:`corrupted_inputs`): the stores that are kept while a store
    reading them is computed again have every array checked against its stored digest
    (:func:`ntkpipe.io.stores.corruption`, the check of ``ntkpipe status --verify``), before any
-   job runs; a corrupted one is named with the command that recomputes it. Only those stores
-   are read (the cheap check); ``ntkpipe status --verify`` reads every store.
+   job runs; a corrupted one is named with the command that recomputes it. Likewise for the
+   rules forced with ``--forcerun`` (:func:`forced_stores`; checked in ``onstart``, before
+   Snakemake deletes their outputs). Only those stores are read (the cheap check); ``ntkpipe
+   status --verify`` reads every store.
 
 Top-level and light: :mod:`ntkpipe.io.stores` (xarray) is imported only when a store is checked.
 """
@@ -32,6 +34,7 @@ from ntkpipe.io.atomic import write_if_changed
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep import stage_table
 from ntkpipe.sweep.layout import Layout
+from ntkpipe.sweep.stage_table import reads
 
 __all__ = [
     "REPLACE_KEY",
@@ -41,6 +44,7 @@ __all__ = [
     "replacement_problem",
     "config_differences",
     "corrupted_inputs",
+    "forced_stores",
     "corruption_problem",
 ]
 
@@ -153,26 +157,50 @@ def _json_or_none(path: Path):
 # ---------------------------------------------------------------- corrupted inputs
 
 
-def corrupted_inputs(layout: Layout, runs: dict, stale: dict) -> dict:
-    """{store: what is wrong} of the stores kept while a store reading them is computed again
-    (its downstream in `stale`), whose arrays differ from their digests; only those stores
-    are read."""
+def corrupted_inputs(layout: Layout, runs: dict, redone) -> dict:
+    """{store: what is wrong} of the stores kept while a store reading them is computed again,
+    whose arrays differ from their digests; only those stores are read.
+
+    Args:
+        layout: the sweep's results folder; runs: {run id: Run}.
+        redone: the stores computed again (stale, or of rules forced with ``--forcerun``);
+            what follows them in a run is computed again too.
+    """
+    redone = set(map(Path, redone))
     kept_inputs: dict[Path, None] = {}
     for run_id, run in runs.items():
         for row in stage_table.wanted(run.config):
-            if layout.store(row.rule, run_id) not in stale:
+            store = layout.store(row.rule, run_id)
+            inputs = [_input_store(layout, one.stage, run) for one in reads(row.rule, run.config)]
+            if store not in redone and not any(path in redone for path in inputs):
                 continue
-            for one in stage_table.reads(row.rule, run.config):
-                key = ntk_runs.analytic_id(run) if one.stage == "analytic" else run_id
-                path = layout.store(one.stage, key)
-                if path.exists() and path not in stale:
-                    kept_inputs[path] = None
+            redone.add(store)
+            kept_inputs.update(dict.fromkeys(p for p in inputs if p not in redone and p.exists()))
     if not kept_inputs:
         return {}
     from ntkpipe.io import stores as storage  # xarray: only when there is a store to check
 
     found = {path: storage.corruption(path) for path in kept_inputs}
     return {path: problem for path, problem in found.items() if problem}
+
+
+def forced_stores(layout: Layout, runs: dict, rules) -> set[Path]:
+    """The stores of the runs' stages that ``--forcerun`` `rules` compute again (``run``: the
+    run's metrics, which the one-job-per-run job always computes; ``analytic``: the analytic
+    kernels the runs read)."""
+    rules, out = set(rules or ()), set()
+    for run_id, run in runs.items():
+        for row in stage_table.wanted(run.config):
+            if row.rule in rules or (row.rule == "compare" and "run" in rules):
+                out.add(layout.store(row.rule, run_id))
+        if "analytic" in rules and stage_table.switch_on(run.config, "kernels.analytic"):
+            out.add(_input_store(layout, "analytic", run))
+    return out
+
+
+def _input_store(layout: Layout, stage: str, run) -> Path:
+    key = ntk_runs.analytic_id(run) if stage == "analytic" else run.run_id
+    return layout.store(stage, key)
 
 
 def corruption_problem(layout: Layout, corrupted: dict, argv) -> str | None:

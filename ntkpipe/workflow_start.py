@@ -25,7 +25,7 @@ from ntkpipe.sweep import plan
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep.layout import Layout
 
-__all__ = ["Started", "begin", "refresh"]
+__all__ = ["Started", "begin", "refresh", "check_forced_inputs"]
 
 
 class Started(NamedTuple):
@@ -34,6 +34,7 @@ class Started(NamedTuple):
     sweep: dict  # the validated config (defaults filled in), without ``resources``
     settings: dict  # its ``resources`` section, loaded (cost_settings.load_settings)
     runs: dict  # run id → ntkpipe.sweep.runs.Run, in sweep order
+    plan: list  # ntkpipe.sweep.plan.sweep_jobs ([] in a job's own snakemake)
     layout: Layout  # the sweep's results folder
     analytic: dict  # analytic key → the run standing for it
     ensembles: dict  # sweep point → the run of its first seed chunk ({}: no ensembles)
@@ -120,7 +121,7 @@ def begin(workflow, argv, environ, *, err=None) -> Started:
         raise SystemExit("ntkpipe: invalid config\n" + "\n".join(problems))
     origin = start_guard.origin_of(settings.configfiles, default)
     return Started(
-        sweep, resources, runs, layout, analytic, ensembles, dry_run, main, writes, origin,
+        sweep, resources, runs, jobs, layout, analytic, ensembles, dry_run, main, writes, origin,
         replace, tuple(argv),
     )  # fmt: skip
 
@@ -167,6 +168,25 @@ def refresh(started: Started, *, err=None) -> None:
     _say(lines, err)
     if started.writes:
         start_guard.record_origin(layout, started.origin)
+
+
+def check_forced_inputs(started: Started, dag_settings) -> None:
+    """``onstart`` (the DAG is built, no job has run, no output is deleted yet): the stores that
+    jobs of rules forced with ``--forcerun`` (and of what follows them) will re-read are checked
+    against their digests, as :func:`refresh` checks those of stale stores (Snakemake exposes
+    ``--forcerun`` only after the Snakefile is read: ``dag_settings`` is Snakemake's
+    ``workflow.dag_settings``, or any object with ``forcerun``, the forced rules).
+
+    Raises:
+        SystemExit: a corrupted store, named with the command that recomputes it.
+    """
+    forcerun = getattr(dag_settings, "forcerun", None)
+    if not (started.main and started.writes and forcerun):
+        return
+    redone = start_guard.forced_stores(started.layout, started.runs, forcerun)
+    corrupted = start_guard.corrupted_inputs(started.layout, started.runs, redone)
+    if stop := start_guard.corruption_problem(started.layout, corrupted, started.argv):
+        raise SystemExit(stop)
 
 
 def _say(lines, err) -> None:

@@ -155,12 +155,12 @@ def test_tiny_sweep_routes_gpu_jobs_to_the_gpu_partition(cluster, tmp_path):
     out = tmp_path / "results" / "slurm"
     (run,) = [p.parent for p in out.glob("runs/**/run.json")]
     run_id = str(run.relative_to(out / "runs"))
-    stores = {row.store.removesuffix(".zarr"): row.attribute for row in stage_table.RUN_STAGES}
-    for store, stage in stores.items():
+    for row in stage_table.RUN_STAGES:
         # Complete (the completion marker), every array matching its digest, the right stage.
-        dataset = storage.read_store(run / f"{store}.zarr", stage=stage)
-        if store not in ("init", "kernel_init"):  # these depend on the model config only
-            assert json.loads(dataset.attrs["config"])["run_id"] == run_id, store
+        dataset = storage.read_store(run / row.store, stage=row.attribute)
+        assert dataset.attrs["config_file"] == row.config_file, row.store
+        if row.config_file == "run.json":  # model.json: the model config only, no run id
+            assert json.loads(dataset.attrs["config"])["run_id"] == run_id, row.store
     jobs = _slurm_jobs(result.prefix)
     partitions = {job["rule"]: job["Partition"] for job in jobs}
     assert sorted(job["rule"] for job in jobs) == sorted(SWEEP_STAGES)  # one submission each

@@ -113,6 +113,27 @@ def _runs(layout):
     return [p.parent.relative_to(layout.runs).as_posix() for p in layout.runs.rglob("train.zarr")]
 
 
+def test_a_forced_rules_corrupted_input_and_those_of_what_follows_are_named(
+    finished_elsewhere, tmp_path
+):
+    """--forcerun train: train re-reads init.zarr (checked in onstart, before Snakemake deletes
+    the forced outputs); a corrupted store nothing re-reads is not read."""
+    layout, mine = finished_elsewhere
+    started, _ = _start(tmp_path, mine)
+    run_id = _runs(layout)[0]
+    init = layout.store("init", run_id)
+    workflow_start.check_forced_inputs(started, SimpleNamespace(forcerun=["train"]))
+    zarr.open_array(init / "loss_train", mode="r+")[0, 1] = 7.0
+    workflow_start.check_forced_inputs(
+        started, SimpleNamespace(forcerun=["kernel_final"])
+    )  # and compare: no init read
+    with pytest.raises(SystemExit, match=f"(?s)corrupted: 1 store .*rm -r {init} &&"):
+        workflow_start.check_forced_inputs(started, SimpleNamespace(forcerun=["train"]))
+    assert start_guard.forced_stores(layout, started.runs, ["run"]) == {
+        layout.store("compare", one) for one in started.runs
+    }
+
+
 def test_a_corrupted_input_of_a_store_computed_again_stops_the_start_naming_it(
     finished_elsewhere, tmp_path
 ):

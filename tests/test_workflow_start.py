@@ -35,7 +35,7 @@ def test_begin_reads_the_sweep_and_takes_the_lock_only_when_the_command_writes(
         _workflow(tmp_path, dry_run=True), ["snakemake", "-n"], environ, err=err
     )
     assert started.sweep["name"] == "tiny" and len(started.runs) == 4
-    assert started.jobs_per_stage and not started.writes and started.dry_run
+    assert started.jobs_per_stage and not started.writes and started.dry_run and started.plan
     assert started.layout.root.as_posix() == "results/tiny"
     assert environ["NTKPIPE_JAX_CACHE"] == str(started.layout.jax_cache.resolve())
     assert "ntkpipe plan: " in err.getvalue()

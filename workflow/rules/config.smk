@@ -20,6 +20,7 @@ shell.prefix("set -euo pipefail; export NTKPIPE_ERROR_FD=3; exec 3>&2; ")
 CONDA_ENV = "../envs/ntkpipe.yaml"  # relative to workflow/rules/
 START = workflow_start.begin(workflow, sys.argv, os.environ)  # exits on a problem
 SWEEP, RESOURCES, RUNS, LAYOUT = START.sweep, START.settings, START.runs, START.layout
+PLAN = START.plan  # every job, as the cost model plans it (the main process only)
 ANALYTIC, ENSEMBLES = START.analytic, START.ensembles
 MAIN, WRITES = START.main, START.writes
 OUT = str(LAYOUT.root)
@@ -34,6 +35,7 @@ onstart:
         RESOURCES, workflow.executor_plugin.name, SWEEP["name"]
     ):
         sys.exit(_gpu)
+    workflow_start.check_forced_inputs(START, workflow.dag_settings)
     ntk_start.record_scheduling(LAYOUT, RESOURCES)
 
 
