@@ -293,3 +293,15 @@ def test_curve_captions_name_colours_and_panels_only_where_the_sweep_has_them(su
     assert "Colour" not in caption and "panel" not in caption and "width" not in caption
     _, caption = plots.figure_caption("linearization.svg", summary)
     assert "dots" not in caption  # panel (b) draws lines for f and f^lin
+
+
+def test_linearization_caption_names_the_analytic_kernel_only_where_the_sweep_has_it(summary):
+    """Panel (d) draws f^lin with the analytic Θ only where the summary has it; a conv net or
+    WRN sweep (kernels.analytic: false, config/small/fig_s2_cnn.yaml) has none, and its caption
+    must not speak of a dashed Θ line."""
+    _, caption = plots.figure_caption("linearization.svg", summary)
+    assert "analytic Θ (dashed)" in caption and "Θ̂_0 is closer" in caption
+    without = summary.drop_vars("rmse_test_analytic")
+    _, caption = plots.figure_caption("linearization.svg", without)
+    assert "analytic Θ (dashed)" not in caption and "Θ̂_0 is closer" not in caption
+    assert "no analytic Θ in this sweep" in caption and "(Fig. 3; Fig. 4 / S2–S4" in caption
