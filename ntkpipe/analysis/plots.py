@@ -198,8 +198,10 @@ def figure_caption(path: str | Path, ds: xr.Dataset | None = None) -> tuple[str,
         title = f"{title} ({', '.join(part.replace('~', ' = ') for part in fixed)})"
     if ds is not None and stem in ("loss_curves", "rmse_curves"):
         caption = f"{caption} {_curve_encoding(ds)}".strip()
-    if ds is not None and stem == "linearization" and not analysis.has_data(
-        ds, "rmse_test_analytic"
+    if (
+        ds is not None
+        and stem == "linearization"
+        and not analysis.has_data(ds, "rmse_test_analytic")
     ):
         caption = caption.replace(*LINEARIZATION_WITHOUT_ANALYTIC)  # panel (d) has no Θ line
     return title, caption
