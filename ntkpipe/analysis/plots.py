@@ -38,6 +38,7 @@ from ntkpipe.analysis.plots_common import (
     FIGURES,
     LINEARIZATION_WITHOUT_ANALYTIC,
     MIN_POINTS,
+    RMSE_VS_WIDTH_ONE_SIZE,
     _combinations,
     _hue_axis,
     load_summary,
@@ -190,7 +191,8 @@ def figure_caption(path: str | Path, ds: xr.Dataset | None = None) -> tuple[str,
     title; an unknown stem gets its name as title and an empty caption. Given the summary, the
     curves' captions say what their colours and panels are where the sweep has them (a colour
     per width, a panel per dataset size) and nothing where it has not, and the linearization's
-    caption names the analytic Θ only where the sweep has it.
+    caption names the analytic Θ only where the sweep has it, and RMSE against width speaks of
+    one line per |D| only where |D| is swept.
     """
     stem, *fixed = Path(path).stem.split("__")
     title, caption = FIGURES.get(stem, (stem.replace("_", " "), ""))
@@ -204,6 +206,8 @@ def figure_caption(path: str | Path, ds: xr.Dataset | None = None) -> tuple[str,
         and not analysis.has_data(ds, "rmse_test_analytic")
     ):
         caption = caption.replace(*LINEARIZATION_WITHOUT_ANALYTIC)  # panel (d) has no Θ line
+    if ds is not None and stem == "rmse_vs_width" and _PANEL_AXIS not in ds.dims:
+        caption = caption.replace(*RMSE_VS_WIDTH_ONE_SIZE)  # one line, labelled "all runs"
     return title, caption
 
 

@@ -105,6 +105,13 @@ LINEARIZATION_WITHOUT_ANALYTIC = (
     "paper: the two agree (Fig. 3;",
 )
 
+#: The caption of RMSE against width where the sweep does not vary |D| (one line, "all runs"):
+#: (old, new), replaced by `plots.figure_caption`.
+RMSE_VS_WIDTH_ONE_SIZE = (
+    "one line per dataset size |D|",
+    "one line for all runs (the sweep does not vary |D|)",
+)
+
 #: Figure stem → the experiments (keys of `claims.EXPERIMENTS`) it illustrates; the report shows
 #: it in the section of the first one present in the sweep.
 FIGURE_EXPERIMENTS = {
