@@ -1,5 +1,6 @@
-"""The claims on the outputs: Fig. 3 and Fig. 4 / S2–S4 (the network against its
-linearization) and Fig. 2 / S1 (an ensemble against the NTK-GP and the NNGP).
+"""The claims on the outputs: Fig. 3 and Fig. 4 / S2–S3 (the network against its
+linearization) and Fig. 2 / S1 (an ensemble against the NTK-GP and the NNGP); Fig. S4's late
+growth is in `ntkpipe.analysis.claims_late_growth`.
 
 Every verdict is an interval or fraction test (`ntkpipe.analysis.verdicts`):
 
@@ -18,7 +19,6 @@ Every verdict is an interval or fraction test (`ntkpipe.analysis.verdicts`):
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import xarray as xr
@@ -27,7 +27,7 @@ from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis import gp_test
 from ntkpipe.analysis.aggregate import format_number
 from ntkpipe.analysis.claims_base import Claim, ClaimRow, at_width, widest
-from ntkpipe.analysis.fits import mean_intervals, slope_intervals, value_intervals
+from ntkpipe.analysis.fits import mean_intervals, value_intervals
 from ntkpipe.analysis.verdicts import (
     INCONCLUSIVE,
     interval_needs,
@@ -210,8 +210,10 @@ def _ensemble_claims_at(at: xr.Dataset, where: dict, n_points: int = 0) -> list[
             f"T_μ = {format_number(value['t_mu'], 2)} against q = "
             f"{format_number(value['q_mu'], 2)} (M = {m} members, {eps})",
             band,
-            f"T_μ = max |mean_ens − μ_t| − δ_μ in units of σ_t/√M: {test}; inconsistent above "
-            f"q; consistent below it when q/√M ≤ {gp_test.BAND_RESOLUTION:g} (resolves one σ_t)",
+            f"T_μ = max |mean_ens − μ_t − B mean_ens,0| − δ_μ in units of s_t/√M (the mean "
+            f"less its regression on the members' outputs at t = 0, s_t ≈ 0.4 σ_t): {test}; "
+            f"inconsistent above q; consistent below it when q/√M ≤ "
+            f"{gp_test.BAND_RESOLUTION:g} (resolves one σ_t)",
             where,
             _needs(band, "members: the test resolves q·σ_t/√M, more than one σ_t"),
             "band",
@@ -273,77 +275,3 @@ def _old_ensemble_store() -> list[Claim]:
         )
         for label in ("band", "spread", "follows")
     ]
-
-
-#: Fig. S4: inconsistent when the CI of the slope b of log(RMSE_T/RMSE_e) on log RMSE_e lies
-#: below this (no growth of the late error with the early deviation of at least this size).
-LATE_GROWTH_MARGIN = 0.1
-#: Fig. S4's early time: the first record at which the network's median training loss has
-#: fallen to this fraction of its initial value (the logits start their steady growth once the
-#: examples are classified), if it comes before the last record.
-EARLY_LOSS_FRACTION = 0.5
-
-
-def late_growth_claims(ds: xr.Dataset, row: ClaimRow, confidence: float) -> list[Claim]:
-    """Fig. S4 (cross-entropy): the error between f and f^lin becomes much worse at late times
-    where the two deviated early, before the logits' late-time steady growth.
-
-    Over the runs of a group (every width and seed), the slope b of
-    log(RMSE(f_T, f^lin_T) / RMSE(f_e, f^lin_e)) on log RMSE(f_e, f^lin_e), with t_e the early
-    time (`EARLY_LOSS_FRACTION`) and T the last record: the late growth of the error is larger
-    where the early deviation is (b > 0). Noise in RMSE_e biases b down (it sits on both sides),
-    so the test is conservative.
-    """
-    names = ["rmse_test", "loss_train"] + (["status"] if "status" in ds else [])
-    usable = analysis.usable_runs(ds[names])
-    claims = []
-    for group, sub in analysis.groups(usable, exclude=("width",)):
-        if (analysis.training_setting(ds, group, "training.loss") or "mse") != "xent":
-            continue
-        claims.append(_late_growth_claim(sub, row, group, confidence))
-    return claims
-
-
-def _late_growth_claim(sub: xr.Dataset, row: ClaimRow, group: dict, confidence: float) -> Claim:
-    criterion = (
-        f"the {100 * confidence:g}% CI of the slope b of log(RMSE_T/RMSE_e) on log RMSE_e over "
-        f"the runs (every width and seed; RMSE of f against f^lin on the test set, t_e the first "
-        f"record where the network's median training loss is ≤ {EARLY_LOSS_FRACTION:g}·L_0) "
-        f"is above 0; inconsistent when it lies below {LATE_GROWTH_MARGIN:g}"
-    )
-    curve = sub["loss_train"].sel(model="net") if "model" in sub["loss_train"].dims else None
-    steps = sub["step"].values
-    early = None
-    if curve is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = curve.median([d for d in curve.dims if d != "step"]).values
-        fell = np.flatnonzero(median[:-1] <= EARLY_LOSS_FRACTION * median[0])
-        early = int(fell[0]) if fell.size and fell[0] > 0 else None
-    if early is None:
-        reason = (
-            f"the network's training loss does not fall to {EARLY_LOSS_FRACTION:g}·L_0 before "
-            "the last record: train longer or record more steps"
-        )
-        return Claim(row.figure, row.wording, "no early time", INCONCLUSIVE, criterion, group,
-                     reason)  # fmt: skip
-    rmse = sub["rmse_test"]
-    at_early, at_end = rmse.isel(step=early), rmse.isel(step=-1)
-    x = np.log(at_early.where(at_early > 0)).values.ravel()
-    y = np.log((at_end / at_early).where((at_end > 0) & (at_early > 0))).values.ravel()
-    ok = np.isfinite(x) & np.isfinite(y)
-    slope, low, high = (float(v) for v in slope_intervals(x[ok], y[ok], confidence=confidence))
-    verdict = str(sign_verdict(low, high, direction=+1, margin=LATE_GROWTH_MARGIN))
-    needs = ""
-    if verdict == INCONCLUSIVE:
-        needs = sign_needs(
-            low, high, direction=+1, margin=LATE_GROWTH_MARGIN, what="seeds or widths"
-        )
-    growth = float(np.exp(np.median(y[ok]))) if ok.any() else math.nan
-    measured = (
-        f"b = {format_number(slope)} ({100 * confidence:g}% CI [{format_number(low)}, "
-        f"{format_number(high)}], {int(ok.sum())} runs); t_e = step {int(steps[early])}, "
-        f"T = step {int(steps[-1])}; median growth RMSE_T/RMSE_e ×{format_number(growth, 3)}"
-    )
-    return Claim(row.figure, row.wording, measured, verdict, criterion, group, needs, "",
-                 slope, low, high, int(ok.sum()))  # fmt: skip

@@ -28,6 +28,7 @@ import xarray as xr
 
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis import claims_finite_width as finite
+from ntkpipe.analysis import claims_late_growth as late
 from ntkpipe.analysis import claims_outputs as outputs
 from ntkpipe.analysis import claims_regime as regime
 from ntkpipe.analysis import claims_width as width
@@ -302,10 +303,10 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
         wording="with cross-entropy the error between f and f^lin becomes much worse at late "
         "times where the two deviated early, before the logits' late-time steady growth",
         metric="rmse_test,loss_train",
-        axis="runs (RMSE at an early time t_e)",
-        paper="b > 0: log(RMSE_T/RMSE_e) grows with log RMSE_e",
-        margin=outputs.LATE_GROWTH_MARGIN,
-        test=outputs.late_growth_claims,
+        axis="width (RMSE at an early time t_e and its late growth)",
+        paper="β > 0: the late growth RMSE_T/RMSE_e rises with RMSE_e across widths",
+        margin=late.LATE_GROWTH_MARGIN,
+        test=late.late_growth_claims,
         requires=TRAINED_WIDTH,
         present=_xent_present,
     ),

@@ -90,12 +90,14 @@ _VERDICTS = ("band", "spread", "follows")
 
 def _at_point(point: xr.Dataset, where: dict, attrs: dict) -> dict:
     later = point["step"].values > 0
-    fx = point["ensemble_fx"].transpose("member", "step", "alpha").values[:, later]
-    fx = fx.reshape(fx.shape[0], -1)
-    fx = fx[np.isfinite(fx).all(1)]
+    every = point["ensemble_fx"].transpose("member", "step", "alpha").values
+    every = every[np.isfinite(every).all((1, 2))]
+    fx = every[:, later].reshape(every.shape[0], -1)
     factor = point["ntkgp_factor"].transpose("step", "alpha", "gp").values
     sigma_grid = np.sqrt((factor**2).sum(-1))
     scale = float(sigma_grid[0].max())
+    # the members' outputs and the prior on the line at t = 0: the control of the mean's test
+    initial = (every[:, ~later][:, 0], factor[~later][0]) if (~later).any() else None
     factor = factor[later].reshape(-1, factor.shape[-1])
     mu_grid = point["ntkgp_mean"].transpose("step", "alpha").values
     mu = mu_grid[later].ravel()
@@ -108,7 +110,7 @@ def _at_point(point: xr.Dataset, where: dict, attrs: dict) -> dict:
     if fx.shape[0] < 3 or not np.isfinite(mu).all():
         return {"members": fx.shape[0], "epsilon": epsilon}
     delta = gp_test.margins(mu_grid, sigma_grid, point["step"].values, epsilon)
-    found = gp_test.agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, delta)
+    found = gp_test.agreement(fx, mu, factor, nngp_mu, nngp_sigma, scale, delta, initial=initial)
     sigma = np.sqrt((factor**2).sum(-1))
     std_error = np.median(np.abs(fx.std(0, ddof=1) - sigma)) / scale
     return {

@@ -279,3 +279,56 @@ def mean_intervals(values, *, confidence: float = 0.95):
         se = np.sqrt(squares / np.maximum(n - 1, 1) / safe)
         half = np.where(n >= 2, t_quantile(confidence, n - 1) * se, np.inf)
     return mean, half, n
+
+
+def slope_ratio_intervals(log_z, log_x, log_y, *, confidence: float = 0.95):
+    """β = b_y / b_x, the ratio of the slopes of log y and of log x on log z, with its Fieller
+    interval, batched over leading axes.
+
+    This is the slope of log y on log x with log z as the instrument: only the variation of
+    log x that log z explains (e.g. through the width) enters β, so noise in x that is shared
+    with y (y a ratio over x, or one run's noise in both) does not bias it, unlike the least-
+    squares slope of log y on log x. The interval is Fieller's (the Anderson–Rubin
+    inversion): every β for which the slope of log y − β log x on log z has a t-interval
+    (N − 2 degrees of freedom, residual covariances of the two fits) that contains 0,
+
+        (b_y − β b_x)² ≤ t² (V_yy − 2β V_xy + β² V_xx).
+
+    Bounded when b_x is significant (b_x² > t² V_xx), else the whole line (−inf, inf).
+
+    Args:
+        log_z, log_x, log_y: arrays [..., N] (broadcastable); NaN in any drops the triple.
+
+    Returns:
+        (beta, low, high, slope_x), each [...]: the ratio, its interval, and b_x.
+    """
+    log_z, log_x, log_y = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (log_z, log_x, log_y))
+    )
+    ok = np.isfinite(log_z) & np.isfinite(log_x) & np.isfinite(log_y)
+    n = ok.sum(-1)
+    safe = np.maximum(n, 1)
+
+    def centred(a):
+        a = np.where(ok, a, 0.0)
+        return np.where(ok, a - (a.sum(-1) / safe)[..., None], 0.0)
+
+    dz, dx, dy = centred(log_z), centred(log_x), centred(log_y)
+    szz = (dz**2).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b_x = (dz * dx).sum(-1) / np.where(szz > 0, szz, np.nan)
+        b_y = (dz * dy).sum(-1) / np.where(szz > 0, szz, np.nan)
+        rx, ry = dx - b_x[..., None] * dz, dy - b_y[..., None] * dz
+        dof = n - 2
+        scale = 1.0 / (np.maximum(dof, 1) * szz)
+        v_xx, v_xy, v_yy = ((a * b).sum(-1) * scale for a, b in ((rx, rx), (rx, ry), (ry, ry)))
+        t2 = t_quantile(confidence, dof) ** 2
+        beta = b_y / b_x
+        a = b_x**2 - t2 * v_xx
+        half_b = b_x * b_y - t2 * v_xy
+        c = b_y**2 - t2 * v_yy
+        root = np.sqrt(np.maximum(half_b**2 - a * c, 0.0))
+        bounded = (a > 0) & (dof >= 1)
+        low = np.where(bounded, (half_b - root) / np.where(bounded, a, 1.0), -np.inf)
+        high = np.where(bounded, (half_b + root) / np.where(bounded, a, 1.0), np.inf)
+    return beta, low, high, b_x

@@ -195,7 +195,7 @@ def test_biased_or_narrow_ensembles_are_inconsistent():
     base = make_summary(widths=(64, 256), n_trains=(32,))
     biased = add_ensemble(base, members=100, offset=0.45)  # 1.5 σ_t at σ_t = 0.3
     (band,) = [c for c in _claims(biased, "Fig. 2 / S1") if "NTK-GP band" in c.statement]
-    assert band.verdict == "inconsistent" and "σ_t/√M" in band.criterion
+    assert band.verdict == "inconsistent" and "s_t/√M" in band.criterion
     narrow = add_ensemble(base, members=64, std_scale=0.5)
     (spread,) = [c for c in _claims(narrow, "Fig. 2 / S1") if "spread" in c.statement]
     assert spread.verdict == "inconsistent"
