@@ -107,25 +107,29 @@ def widths(ds: xr.Dataset, row, group: dict) -> Finding:
 
 def seeds(ds: xr.Dataset, row, group: dict) -> Finding:
     """An interval needs ≥ `MIN_SEEDS` seeds per sweep point."""
-    n = ds.sizes.get("seed", 1)
-    if n >= MIN_SEEDS:
-        return Finding()
-    return Finding(
-        f"{n} seed per sweep point: no replicate to estimate the interval from; set "
-        f"seeds.count ≥ {MIN_SEEDS}"
+    return _seeds_at_least(
+        ds,
+        MIN_SEEDS,
+        f"{{n}} seed per sweep point: no replicate to estimate the interval from; set "
+        f"seeds.count ≥ {MIN_SEEDS}",
     )
 
 
 def fluctuation_seeds(ds: xr.Dataset, row, group: dict) -> Finding:
     """A variance over seeds needs ≥ `MIN_FLUCTUATION_SEEDS` seeds per sweep point."""
-    n = ds.sizes.get("seed", 1)
-    if n >= MIN_FLUCTUATION_SEEDS:
-        return Finding()
-    return Finding(
-        f"{n} seeds per sweep point: the fluctuation Var Θ̂₀/(E Θ̂₀)² is a variance over seeds, "
+    return _seeds_at_least(
+        ds,
+        MIN_FLUCTUATION_SEEDS,
+        "{n} seeds per sweep point: the fluctuation Var Θ̂₀/(E Θ̂₀)² is a variance over seeds, "
         f"whose bootstrap interval needs ≥ {MIN_FLUCTUATION_SEEDS} (set seeds.count; "
-        "config/beyond/depth_width_small.yaml has 64)"
+        "config/beyond/depth_width_small.yaml has 64)",
     )
+
+
+def _seeds_at_least(ds: xr.Dataset, minimum: int, reason: str) -> Finding:
+    """Not applicable, with `reason` (``{n}``: the seeds per point), below `minimum` seeds."""
+    n = ds.sizes.get("seed", 1)
+    return Finding() if n >= minimum else Finding(reason.format(n=n))
 
 
 def analytic(ds: xr.Dataset, row, group: dict) -> Finding:
