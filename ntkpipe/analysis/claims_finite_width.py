@@ -262,7 +262,7 @@ FINITE_WIDTH_ROWS: tuple[ClaimRow, ...] = (
             margin=margin,
             test=_hanin_nica_test,
             label=label.removeprefix("hanin_nica_").removeprefix("beta_"),
-            requires=("seeds",),
+            requires=("fluctuation_seeds",),
             present=finite_width.has_depth_width,
         )
         for label, wording, paper, margin in (

@@ -56,6 +56,17 @@ def _width_data(name: str):
     return present
 
 
+def _dataset_data(name: str):
+    """Present when the width and the dataset size |D| (n_train, ≥ 2 values) are swept and
+    `name` has data: without a |D| axis there is nothing to judge, whatever the seeds."""
+
+    def present(ds: xr.Dataset) -> bool:
+        swept = "n_train" in analysis.sweep_axes(ds) and ds.sizes["n_train"] >= 2
+        return swept and _width_data(name)(ds)
+
+    return present
+
+
 def _analytic_width_data(name: str):
     """Present when the width is swept and `name` has data, or the model is custom (then the
     row is listed as not applicable: a custom model has no analytic kernel)."""
@@ -321,7 +332,7 @@ CLAIM_TABLE: tuple[ClaimRow, ...] = (
         margin=width.RMSE_TREND_MARGIN,
         test=width.rmse_dataset_claims,
         requires=TRAINED,
-        present=_width_data("rmse_test"),
+        present=_dataset_data("rmse_test"),
     ),
     *(
         ClaimRow(

@@ -35,8 +35,10 @@ from ntkpipe.analysis.plots_beyond import (
 from ntkpipe.analysis.plots_common import (
     FIGURE_EXPERIMENTS,
     FIGURES,
+    LINEARIZATION_WITHOUT_ANALYTIC,
     MIN_POINTS,
     PANEL_AXIS,
+    RMSE_VS_WIDTH_ONE_SIZE,
     combinations,
     hue_axis,
     load_summary,
@@ -188,7 +190,9 @@ def figure_caption(path: str | Path, ds: xr.Dataset | None = None) -> tuple[str,
     The part of the stem after ``__`` (fixed values of further sweep axes) is appended to the
     title; an unknown stem gets its name as title and an empty caption. Given the summary, the
     curves' captions say what their colours and panels are where the sweep has them (a colour
-    per width, a panel per dataset size) and nothing where it has not.
+    per width, a panel per dataset size) and nothing where it has not, and the linearization's
+    caption names the analytic Θ only where the sweep has it, and RMSE against width speaks of
+    one line per |D| only where |D| is swept.
     """
     stem, *fixed = Path(path).stem.split("__")
     title, caption = FIGURES.get(stem, (stem.replace("_", " "), ""))
@@ -196,6 +200,14 @@ def figure_caption(path: str | Path, ds: xr.Dataset | None = None) -> tuple[str,
         title = f"{title} ({', '.join(part.replace('~', ' = ') for part in fixed)})"
     if ds is not None and stem in ("loss_curves", "rmse_curves"):
         caption = f"{caption} {_curve_encoding(ds)}".strip()
+    if (
+        ds is not None
+        and stem == "linearization"
+        and not analysis.has_data(ds, "rmse_test_analytic")
+    ):
+        caption = caption.replace(*LINEARIZATION_WITHOUT_ANALYTIC)  # panel (d) has no Θ line
+    if ds is not None and stem == "rmse_vs_width" and PANEL_AXIS not in ds.dims:
+        caption = caption.replace(*RMSE_VS_WIDTH_ONE_SIZE)  # one line, labelled "all runs"
     return title, caption
 
 

@@ -79,10 +79,10 @@ FIGURES = {
         "(dashed) of a few fixed train (blue) and test (orange) points; (b) θ_t − θ_0 of a few "
         "fixed weights, one colour per weight: the trained network f (solid) and its "
         "linearization f^lin (dashed) at every record step; (c) train (blue) and test (orange) "
-        "loss of f (solid) and f^lin (dashed); (d) RMSE between f "
-        "and f^lin on the test set, with f^lin evolved by the empirical Θ̂_0 (solid) and by the "
-        "analytic Θ (dashed). The paper: the two agree, and Θ̂_0 is closer at finite width "
-        "(Fig. 3; Fig. 4 / S2–S4 for other optimizers, losses and architectures).",
+        "loss of f (solid) and f^lin (dashed); (d) RMSE between f and f^lin on the test set, "
+        "with f^lin evolved by the empirical Θ̂_0 (solid) and by the analytic Θ (dashed). The "
+        "paper: the two agree, and Θ̂_0 is closer at finite width (Fig. 3; Fig. 4 / S2–S4 for "
+        "other optimizers, losses and architectures).",
     ),
     "ensemble": (
         "Output distribution: ensemble against NTK-GP and NNGP",
@@ -95,6 +95,22 @@ FIGURES = {
     **BEYOND_FIGURES,
     **FINITE_WIDTH_FIGURES,
 }
+
+#: The linearization caption's panel (d) where the sweep has no analytic kernels (kernels.analytic:
+#: false, e.g. conv nets, WRN): (old, new), replaced by `plots.figure_caption`.
+LINEARIZATION_WITHOUT_ANALYTIC = (
+    "with f^lin evolved by the empirical Θ̂_0 (solid) and by the analytic Θ (dashed). The "
+    "paper: the two agree, and Θ̂_0 is closer at finite width (Fig. 3;",
+    "f^lin linearized around θ_0 (the empirical Θ̂_0; no analytic Θ in this sweep). The "
+    "paper: the two agree (Fig. 3;",
+)
+
+#: The caption of RMSE against width where the sweep does not vary |D| (one line, "all runs"):
+#: (old, new), replaced by `plots.figure_caption`.
+RMSE_VS_WIDTH_ONE_SIZE = (
+    "one line per dataset size |D|",
+    "one line for all runs (the sweep does not vary |D|)",
+)
 
 #: Figure stem → the experiments (keys of `claims.EXPERIMENTS`) it illustrates; the report shows
 #: it in the section of the first one present in the sweep.

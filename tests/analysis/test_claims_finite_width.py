@@ -98,6 +98,17 @@ def test_hanin_nica_rows_on_real_kernels():
     assert "per depth L=2" in constant.measured
 
 
+def test_hanin_nica_rows_are_not_applicable_with_few_seeds_per_point():
+    """A depth × width sweep of the paper (config/small/fig_s5.yaml: 2 seeds per point) listed
+    the Hanin–Nica constant "inconsistent" from a bootstrap over 2 seeds, whose interval did not
+    even hold its own estimate. The same real kernels with 2 seeds per point: not applicable."""
+    few = _real_fluctuations().isel(seed=slice(0, 2))
+    out = _verdicts(few, "beyond.hanin_nica_constant", "beyond.beta_collapse")
+    for claim in out.values():
+        assert claim.verdict == "not applicable", claim
+        assert claim.reason.startswith("2 seeds per sweep point") and "≥ 32" in claim.reason
+
+
 def test_hanin_nica_rows_are_not_applicable_to_tanh():
     out = _verdicts(_real_fluctuations("tanh"), "beyond.hanin_nica_constant")
     claim = out["beyond.hanin_nica_constant"]

@@ -116,6 +116,19 @@ def test_one_seed_per_point_is_not_applicable_not_inconclusive():
     assert "fig4.tracking" not in {c.key for c in claims}  # fc, gd, mse: Fig. 3's setting only
 
 
+def test_the_dataset_size_claim_is_listed_only_where_the_sweep_varies_the_dataset_size():
+    """Fig. S5's "grows with |D|" needs n_train swept; a width-only sweep with one seed per
+    point (config/small/fig_s2_cnn.yaml) listed it "not applicable: 1 seed per point", as if
+    a second seed would let it be judged."""
+    for seeds in (1, 2):
+        claims = paper_claims(make_summary(widths=(64, 128, 256), n_trains=None, seeds=seeds))
+        assert "figS5.rmse_falls_with_width" in {c.key for c in claims}
+        assert "figS5.rmse_grows_with_data" not in {c.key for c in claims}, seeds
+    claims = _by_key(paper_claims(make_summary(widths=(64, 128, 256), seeds=1)))
+    (c,) = claims["figS5.rmse_grows_with_data"]
+    assert c.verdict == "not applicable" and c.reason.startswith("1 seed per sweep point")
+
+
 def test_a_custom_model_makes_the_analytic_kernel_claims_not_applicable():
     ds = add_linearization(make_summary(n_trains=(32,)))
     ds = ds.drop_vars(["ntk_analytic_error", "nngp_analytic_error", "rmse_test_analytic"])

@@ -293,3 +293,24 @@ def test_curve_captions_name_colours_and_panels_only_where_the_sweep_has_them(su
     assert "Colour" not in caption and "panel" not in caption and "width" not in caption
     _, caption = plots.figure_caption("linearization.svg", summary)
     assert "dots" not in caption  # panel (b) draws lines for f and f^lin
+
+
+def test_linearization_caption_names_the_analytic_kernel_only_where_the_sweep_has_it(summary):
+    """Panel (d) draws f^lin with the analytic Θ only where the summary has it; a conv net or
+    WRN sweep (kernels.analytic: false, config/small/fig_s2_cnn.yaml) has none, and its caption
+    must not speak of a dashed Θ line."""
+    _, caption = plots.figure_caption("linearization.svg", summary)
+    assert "analytic Θ (dashed)" in caption and "Θ̂_0 is closer" in caption
+    without = summary.drop_vars("rmse_test_analytic")
+    _, caption = plots.figure_caption("linearization.svg", without)
+    assert "analytic Θ (dashed)" not in caption and "Θ̂_0 is closer" not in caption
+    assert "no analytic Θ in this sweep" in caption and "(Fig. 3; Fig. 4 / S2–S4" in caption
+
+
+def test_rmse_vs_width_caption_speaks_of_lines_per_dataset_size_only_where_it_is_swept(summary):
+    """A width-only sweep (config/small/fig_s6_relu1.yaml) draws one line, "all runs"."""
+    _, caption = plots.figure_caption("rmse_vs_width.svg", summary)
+    assert "one line per dataset size |D|" in caption
+    width_only = make_summary(widths=(64, 128, 256), n_trains=None)
+    _, caption = plots.figure_caption("rmse_vs_width.svg", width_only)
+    assert "one line per dataset size" not in caption and "one line for all runs" in caption
