@@ -160,6 +160,9 @@ def _collect_args(parser):
 def _figures_args(parser):
     parser.add_argument("--summary", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="processes drawing figures (default: all cores)"
+    )
 
 
 def _report_args(parser):
