@@ -14,9 +14,12 @@ Each sweep runs in its own empty working directory with an empty JAX compilation
 sides alternate round by round (``base, new``, then ``new, base``: interleaved, so a busy machine
 slows both alike), and the medians and their ratio are printed with the load average.
 
-Per sweep, the parts of its wall time (from the jobs' benchmark files and the outputs' times):
-start to the first job, the analytic jobs, the run jobs (wall from the first start to the last
-end, and their summed job time), collect, figures, report, and the end. After the first
+Per sweep, its CPU time (user + system of Snakemake and every job: the work, which a busy
+machine inflates far less than the wall time; on a quiet 2-core machine the wall is about half
+of it plus the parts that run alone) and the parts of its wall time (from the jobs' benchmark
+files and the outputs' times): start to the first job, the analytic jobs, the run jobs (wall
+from the first start to the last end, and their summed job time), collect, figures, report,
+and the end. After the first
 round the two sides' run stores are compared array by array (max relative difference; float
 tolerance 1e-5), and their figures and claims.tsv file by file.
 
@@ -36,7 +39,7 @@ import argparse
 import csv
 import json
 import os
-import shutil
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,8 +59,8 @@ PARTS = ("start", "analytic", "runs", "collect", "figures", "report", "end")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    with tempfile.TemporaryDirectory(prefix="ntkpipe-default-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="ntkpipe-default-") as scratch:
+        tmp = Path(args.keep or scratch)  # --keep: the sweeps stay there
         if args.layouts:
             return _layouts(args, tmp)
         sides = {"base": _export(args.base, tmp / "base-src"), "new": REPO}
@@ -83,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.fixed_cost:
             for name, tree in sides.items():
                 fixed_cost(name, tree, tmp / "new-0", tmp / f"fixed-{name}")
-        if args.keep:
-            shutil.copytree(tmp, args.keep, dirs_exist_ok=True, symlinks=True)
     return 0
 
 
@@ -108,13 +109,23 @@ def run_sweep(workdir: Path, tree: Path, cores: str, overrides: dict | None = No
         sys.executable, "-m", "snakemake", "--snakefile", str(tree / "Snakefile"),
         "--directory", str(workdir), "--configfile", str(config_path), "--cores", cores,
     ]  # fmt: skip
+    before = _children_cpu()
     started, start = time.time(), time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
     wall = time.perf_counter() - start
     (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
+    (workdir / "cpu_seconds").write_text(f"{_children_cpu() - before:.2f}")
     if result.returncode != 0:
         raise SystemExit(f"snakemake failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return wall, started
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child process and its descendants (each
+    process waited for adds its own and its waited-for children's): the sweep's work, which
+    a busy machine does not inflate as it does the wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _env(tree: Path, workdir: Path) -> dict:
@@ -160,6 +171,7 @@ def sweep_parts(workdir: Path, started: float, wall: float) -> dict[str, float]:
         "figures": figures_end - collect_end,
         "report": report_end - figures_end,
         "end": started + wall - report_end,
+        "CPU": float((workdir / "cpu_seconds").read_text()),
     }
 
 
@@ -180,7 +192,7 @@ def _print_parts(split: dict) -> None:
     cells = [f"{name} {split[name]:.1f}" for name in PARTS]
     print(
         "  parts (s): " + ", ".join(cells) + f"; {split['n runs']:.0f} run jobs: "
-        f"{split['run jobs']:.1f} s of job time"
+        f"{split['run jobs']:.1f} s of job time; CPU of the whole sweep {split['CPU']:.1f} s"
     )
 
 
@@ -188,7 +200,7 @@ def _print_summary(walls: dict, parts: dict) -> None:
     print()
     print("| part (median s) | " + " | ".join(walls) + " |")
     print("|---|" + "---|" * len(walls))
-    for name in (*PARTS[:3], "run jobs", *PARTS[3:]):
+    for name in (*PARTS[:3], "run jobs", *PARTS[3:], "CPU"):
         row = [statistics.median(p[name] for p in parts[side]) for side in walls]
         print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in row) + " |")
     medians = {side: statistics.median(times) for side, times in walls.items()}
@@ -197,7 +209,9 @@ def _print_summary(walls: dict, parts: dict) -> None:
         verdict = "meets" if median <= TARGET_S else "misses"
         print(f"{side}: median {median:.1f} s over {len(walls[side])} round(s): {verdict} ≤ 60 s")
     if "base" in medians and "new" in medians:
-        print(f"ratio new / base: {medians['new'] / medians['base']:.2f}")
+        print(f"ratio new / base: {medians['new'] / medians['base']:.2f} (wall)")
+        cpu = {side: statistics.median(p["CPU"] for p in parts[side]) for side in walls}
+        print(f"ratio new / base: {cpu['new'] / cpu['base']:.2f} (CPU of the whole sweep)")
     if "new+sharpness" in medians:
         print(f"ratio new+sharpness / new: {medians['new+sharpness'] / medians['new']:.2f}")
     print(f"load average now: {os.getloadavg()[0]:.1f}")
@@ -213,7 +227,8 @@ def _compare_sides(a: Path, b: Path, rtol: float = 1e-5) -> None:
 
     worst, worst_name, n_arrays, n_equal = 0.0, "", 0, 0
     for rel in sorted(p.relative_to(a) for p in a.glob("results/*/runs/**/*.zarr")):
-        left, right = zarr.open_group(str(a / rel), mode="r"), zarr.open_group(str(b / rel), "r")
+        left = zarr.open_group(str(a / rel), mode="r")
+        right = zarr.open_group(str(b / rel), mode="r")
         for name, array in _arrays(left):
             x, y = np.asarray(array), np.asarray(_get(right, name))
             n_arrays += 1
@@ -340,7 +355,7 @@ def _parse(argv):
     parser.add_argument("--features", action="store_true", help="also the sweep with sharpness")
     parser.add_argument("--fixed-cost", action="store_true", help="profile width 8 and 1024 runs")
     parser.add_argument("--layouts", nargs="+", choices=["stages", "runs"], help="issue 14's mode")
-    parser.add_argument("--keep", type=Path, help="copy the sweeps' folders here at the end")
+    parser.add_argument("--keep", type=Path, help="run the sweeps in this (new) folder and keep it")
     return parser.parse_args(argv)
 
 
