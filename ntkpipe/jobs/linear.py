@@ -10,7 +10,6 @@ weights of Fig. 3 at every step (closed form, :mod:`ntkpipe.jobs._weights`), ``*
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import jax
@@ -182,28 +181,18 @@ def _closed_form_kernels(net, theta0, data, kernel_ds, i, config):
 
 def _outputs_dataset(fx_train, fx_test, data, loss) -> xr.Dataset:
     """Outputs [step, n, k] with their losses and accuracies, as train.zarr names them."""
-    scores = _scores(loss, fx_train, fx_test, data.y_train, data.y_test)
+    per_step_loss = jax.vmap(ntk_train.loss_fn(loss), in_axes=(0, None))
+    per_step_acc = jax.vmap(ntk_train.accuracy, in_axes=(0, None))
     return xr.Dataset(
         {
             "fx_train": (("step", "train", "out"), np.asarray(fx_train)),
             "fx_test": (("step", "test", "out"), np.asarray(fx_test)),
-            **{name: (("step",), np.asarray(value)) for name, value in scores.items()},
+            "loss_train": (("step",), np.asarray(per_step_loss(fx_train, data.y_train))),
+            "loss_test": (("step",), np.asarray(per_step_loss(fx_test, data.y_test))),
+            "acc_train": (("step",), np.asarray(per_step_acc(fx_train, data.y_train))),
+            "acc_test": (("step",), np.asarray(per_step_acc(fx_test, data.y_test))),
         }
     )
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _scores(loss, fx_train, fx_test, y_train, y_test) -> dict:
-    """Losses and accuracies at every step [step] in one program (op by op: about ten small
-    programs compiled per run)."""
-    per_step_loss = jax.vmap(ntk_train.loss_fn(loss), in_axes=(0, None))
-    per_step_acc = jax.vmap(ntk_train.accuracy, in_axes=(0, None))
-    return {
-        "loss_train": per_step_loss(fx_train, y_train),
-        "loss_test": per_step_loss(fx_test, y_test),
-        "acc_train": per_step_acc(fx_train, y_train),
-        "acc_test": per_step_acc(fx_test, y_test),
-    }
 
 
 def _top_eigenvalue(ntk_train_train) -> float:
