@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import xarray as xr
@@ -79,6 +80,8 @@ def figures(summary: Path, out: Path) -> None:
     Path(out).mkdir(parents=True, exist_ok=True)
     ds = storage.read_store(summary, stage="summary").load()  # in memory before the fork
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if "jax" in sys.modules:  # called from a process running JAX (threads): no fork
+        workers = 1
     for path in plots.make_figures(ds, Path(out), workers=workers):
         log(f"figure: {path}")
 
