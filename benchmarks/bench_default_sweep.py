@@ -26,9 +26,10 @@ tolerance 1e-5), and their figures and claims.tsv file by file.
 ``--features`` adds a third sweep per round: the new tree with ``training.sharpness: true`` (the
 only feature of the open issues that is off by default; claims and regimes are always on: the
 claims' time on the new side's summary is printed after the first round, the regimes cost
-0.024 s for all ten runs, benchmarks/README.md section 10). ``--fixed-cost`` profiles single runs in fresh processes on both sides (width 8
-and width 1024, n_train 128, cold cache): imports, every stage's wall and CPU time, the number of
-compiled programs and their compile time (``jax.monitoring``), against the run's compute.
+0.024 s for all ten runs, benchmarks/README.md section 10). ``--fixed-cost`` profiles single
+runs in fresh processes on both sides (width 8 and width 1024, n_train 128, cold cache):
+imports, every stage's wall and CPU time, the number of compiled programs and their compile
+time (``jax.monitoring``), against the run's compute.
 ``--layouts stages runs`` instead compares the two ``resources.jobs`` layouts of this tree
 (issue 14's measurement).
 """
