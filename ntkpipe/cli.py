@@ -152,13 +152,19 @@ def _stage_args(command: str):
     return add_arguments
 
 
+def _figure_processes_option(parser):
+    parser.add_argument(
+        "--threads", type=int, default=None, help="processes drawing figures (default: all cores)"
+    )
+
+
 def _checkpoint_option(parser):
     parser.add_argument(
         "--checkpoint", type=Path, default=None, help="checkpoint file (default: <out>.ckpt)"
     )
 
 
-_OWN_OPTIONS = {"train": (_checkpoint_option,)}
+_OWN_OPTIONS = {"train": (_checkpoint_option,), "figures": (_figure_processes_option,)}
 """Options of a stage's command that are not read off the stage table (no store)."""
 
 

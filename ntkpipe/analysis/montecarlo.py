@@ -53,7 +53,7 @@ import warnings
 
 import numpy as np
 import xarray as xr
-from scipy import stats
+from scipy import special  # stdtrit is scipy.stats.t.ppf, without importing scipy.stats
 
 from ntkpipe.analysis.fits import ExponentFit, PowerLawFit
 from ntkpipe.analysis.summary import (
@@ -141,7 +141,7 @@ def slope_interval(sq, cross, partners, *, confidence: float = 0.95):
         r_out = np.where(use, b_out / v_out, np.nan)
         mean_out = np.nanmean(r_out, axis=-1)
         se = np.sqrt((n - 1) / n * np.nansum((r_out - mean_out[..., None]) ** 2, -1))
-        half = stats.t.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)) * se
+        half = special.stdtrit(np.maximum(n - 1, 1), (1 + confidence) / 2) * se
     ok = (n >= 3) & np.isfinite(ratio) & np.isfinite(half)
     for seeds in np.unique(n[ok]).astype(int):  # one M grid (1 … S) per number of seeds S
         at = ok & (n == seeds)

@@ -16,6 +16,10 @@ one run. Runs that diverged or are missing are left out (`analysis.usable_runs`)
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
+import multiprocessing
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -124,7 +128,7 @@ PLOTS: dict[str, Plot] = {
 
 
 def make_figures(
-    summary: xr.Dataset | str | Path, outdir: str | Path, *, formats=FORMATS
+    summary: xr.Dataset | str | Path, outdir: str | Path, *, formats=FORMATS, workers: int = 1
 ) -> list[Path]:
     """Write every figure that applies to the sweep into `outdir`, as SVG, PNG and PDF.
 
@@ -138,6 +142,11 @@ def make_figures(
         summary: the summary Dataset or the path of ``summary.zarr``.
         outdir: folder to write into (created if needed).
         formats: the file formats to write, among `FORMATS` (SVG always).
+        workers: processes drawing the figures at once (forked from this one, Linux only;
+            elsewhere one). Each figure is drawn and saved in all its formats by one process,
+            as with one, so the files are the same bytes; saving is most of the work (three
+            formats, each drawn twice for its tight bounding box), so two workers nearly halve
+            the figures job (benchmarks/README.md, "The first experience").
 
     Returns:
         The written SVG paths (the PNG and PDF lie next to them), in `FIGURES` order, then by
@@ -146,19 +155,41 @@ def make_figures(
     ds = load_summary(summary)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stem, plot in PLOTS.items():
-        for suffix, sub in combinations(ds, _free_axes(ds, plot)):
-            if _skip_reason(stem, plot, sub) is not None:
-                continue
-            fig = plot.function(sub)
-            for fmt in ("svg", *(f for f in formats if f != "svg")):
-                path = outdir / f"{stem}{suffix}.{fmt}"
-                with matplotlib.rc_context({"svg.hashsalt": "ntkpipe"}):
-                    # tight: the legends below the panels are part of the figure
-                    fig.savefig(path, format=fmt, bbox_inches="tight", **_SAVE[fmt])
-            paths.append(outdir / f"{stem}{suffix}.svg")
-    return paths
+    drawings = [
+        (plot, sub, outdir / f"{stem}{suffix}")
+        for stem, plot in PLOTS.items()
+        for suffix, sub in combinations(ds, _free_axes(ds, plot))
+        if _skip_reason(stem, plot, sub) is None
+    ]
+    fmts = ("svg", *(f for f in formats if f != "svg"))
+    _in_processes(functools.partial(_draw, fmts=fmts), drawings, workers)
+    return [base.with_name(base.name + ".svg") for _, _, base in drawings]
+
+
+def _draw(drawing, fmts) -> None:
+    """Draws one figure and saves it in every format, in this order (one figure object)."""
+    plot, sub, base = drawing
+    fig = plot.function(sub)
+    for fmt in fmts:
+        with matplotlib.rc_context({"svg.hashsalt": "ntkpipe"}):
+            # tight: the legends below the panels are part of the figure
+            fig.savefig(
+                base.with_name(f"{base.name}.{fmt}"), format=fmt, bbox_inches="tight", **_SAVE[fmt]
+            )
+
+
+def _in_processes(function: Callable, items: list, workers: int) -> None:
+    """``function(item)`` for every item, in ``workers`` forked processes (the imports are
+    inherited; the items are pickled: small subsets of the summary); in this process with one
+    worker or one item, or off Linux (fork is unsafe with macOS frameworks)."""
+    workers = min(workers, len(items))
+    if workers <= 1 or not sys.platform.startswith("linux"):
+        for item in items:
+            function(item)
+        return
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        list(pool.map(function, items))  # raises the first failure of a worker
 
 
 def figure_notes(summary: xr.Dataset | str | Path) -> dict[str, str]:

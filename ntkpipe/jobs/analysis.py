@@ -5,13 +5,14 @@ ensembles) in summary.zarr, the figures drawn from it, and the HTML report.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import xarray as xr
 
 from ntkpipe.io import stores as storage
-from ntkpipe.jobs import ensemble as ntk_ensemble
-from ntkpipe.jobs._job import Job, log
+from ntkpipe.jobs._store_job import Job, log  # not _job: no JAX in these jobs
 from ntkpipe.sweep import ensemble as ensemble_plan
 from ntkpipe.sweep import facts, stage_table
 from ntkpipe.sweep import runs as ntk_runs
@@ -72,11 +73,16 @@ def collect(
 
 
 def figures(summary: Path, out: Path) -> None:
-    """Every figure that applies to the sweep, as SVG files in `out`."""
+    """Every figure that applies to the sweep, as SVG files in `out` (with PNG and PDF), drawn
+    by as many processes as this one may use cores (``--threads``)."""
     from ntkpipe.analysis import plots
 
     Path(out).mkdir(parents=True, exist_ok=True)
-    for path in plots.make_figures(storage.read_store(summary, stage="summary"), Path(out)):
+    ds = storage.read_store(summary, stage="summary").load()  # in memory before the fork
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if "jax" in sys.modules:  # called from a process running JAX (threads): no fork
+        workers = 1
+    for path in plots.make_figures(ds, Path(out), workers=workers):
         log(f"figure: {path}")
 
 
@@ -90,6 +96,8 @@ def report(summary: Path, figures: Path, out: Path) -> None:
 
 
 def _with_ensembles(summary, sweep_config, folder: Path):
+    from ntkpipe.jobs import ensemble as ntk_ensemble  # imports JAX: only for ensembles
+
     axes = list(ntk_runs.sweep_axes(sweep_config))
     found, seen = [], set()
     for one in ntk_runs.expand_runs(sweep_config):

@@ -133,6 +133,18 @@ def test_svg_files_are_byte_identical_for_the_same_summary(summary, written, tmp
     assert (tmp_path / "again.svg").read_bytes() == (outdir / "kernel_error.svg").read_bytes()
 
 
+def test_figures_drawn_by_two_processes_are_the_same_files(summary, written, tmp_path):
+    """The figures job draws with forked workers (issue 23): the same bytes as in one process,
+    the PNG drawn after the SVG from the same figure as there."""
+    outdir, paths = written
+    again = plots.make_figures(summary, tmp_path, formats=("svg", "png"), workers=2)
+    assert [p.name for p in again] == [p.name for p in paths]
+    for path in again:
+        for suffix in (".svg", ".png"):
+            one = (outdir / path.name).with_suffix(suffix).read_bytes()
+            assert path.with_suffix(suffix).read_bytes() == one, path.with_suffix(suffix).name
+
+
 @pytest.mark.filterwarnings("ignore:The data type")  # zarr v3 has no fixed-length strings yet
 def test_make_figures_reads_a_zarr_store_and_skips_figures_without_data(tmp_path):
     ds = make_summary(widths=(64, 256), n_trains=(32,), seeds=1, depth=1)
