@@ -76,7 +76,6 @@ class Job:
         )
 
 
-@contextlib.contextmanager
 def _checked_inputs(config: dict, rule: str, inputs: dict | None) -> dict:
     """{file name: content digest} of a job's input stores, each checked to be computed from this
     job's config: the part of it that the stage writing the input reads (the stage table's
