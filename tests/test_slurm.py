@@ -46,11 +46,13 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 # One snakemake run: about 1-2 min on 2 idle cores, several times that on a loaded machine.
 TIMEOUT_S = 480
 _RUNS = itertools.count()
-# The segmented run: steps of the tiny network (about 90k a second on one core: ~35 s of training;
-# with each segment's start-up, 2 one-minute segments, 3 on a loaded machine: 3-4 minutes), and
-# the seconds of work its calibration predicts.
-SEGMENTED_STEPS = 3_000_000
-SEGMENTED_SECONDS = 100.0
+# The segmented run: steps of the tiny network (about 250k a second on one idle core, 90k on a
+# loaded machine: 60-170 s of training, more than one one-minute segment holds after its
+# start-up and its 15 s reserve; 5M steps took 20 s on an idle machine and fitted in one
+# segment), and the seconds of work its calibration predicts (8 segments planned: room for a
+# loaded machine).
+SEGMENTED_STEPS = 15_000_000
+SEGMENTED_SECONDS = 320.0
 SWEEP_STAGES = tuple(
     row.rule
     for row in stage_table.STAGES
