@@ -23,16 +23,17 @@ and the end. After the first
 round the two sides' run stores are compared array by array (max relative difference; float
 tolerance 1e-5), and their figures and claims.tsv file by file.
 
-``--features`` adds a third sweep per round: the new tree with ``training.sharpness: true`` (the
-only feature of the open issues that is off by default; claims and regimes are always on: the
-claims' time on the new side's summary is printed after the first round, the regimes cost
-0.024 s for all ten runs, benchmarks/README.md section 10). ``--fixed-cost`` profiles single
-runs in fresh processes on both sides (width 8 and width 1024, n_train 128, cold cache):
-imports, every stage's wall and CPU time, the number of compiled programs and their compile
-time (``jax.monitoring``), against the run's compute.
-``--layouts stages runs`` instead compares the two ``resources.jobs`` layouts of this tree
-(issue 14's measurement).
-"""
+``--no-workers`` adds the new tree with ``resources.warm_workers: false`` (every JAX job in its
+own process, as before the warm workers; the pool's CPU, which Snakemake does not count, is read
+from ``logs/workers.log``); ``--no-base`` leaves the base out. ``--features`` adds a sweep per
+round: the new tree with ``training.sharpness: true`` (the only feature of the open issues that
+is off by default; claims and regimes are always on: the claims' time on the new side's summary
+is printed after the first round, the regimes cost 0.024 s for all ten runs,
+benchmarks/README.md section 10). ``--fixed-cost`` profiles single runs in fresh processes on
+both sides (width 8 and width 1024, n_train 128, cold cache): imports, every stage's wall and
+CPU time, the number of compiled programs and their compile time (``jax.monitoring``), against
+the run's compute. ``--layouts stages runs`` instead compares the two ``resources.jobs`` layouts
+of this tree (issue 14's measurement)."""
 
 from __future__ import annotations
 
@@ -64,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(args.keep or scratch)  # --keep: the sweeps stay there
         if args.layouts:
             return _layouts(args, tmp)
-        sides = {"base": _export(args.base, tmp / "base-src"), "new": REPO}
-        variants = [("base", sides["base"], {}), ("new", REPO, {})]
+        sides = {"new": REPO} if args.no_base else {"base": _export(args.base, tmp / "base-src")}
+        sides["new"] = REPO
+        variants = [(name, tree, {}) for name, tree in sides.items()]
+        if args.no_workers:
+            variants.append(("new, no workers", REPO, {"resources": {"warm_workers": False}}))
         if args.features:
             variants.append(("new+sharpness", REPO, {"training": {"sharpness": True}}))
         walls, parts = defaultdict(list), defaultdict(list)
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 parts[name].append(split)
                 print(f"round {round_ + 1}, {name}: {wall:.1f} s wall (load {load:.1f})")
                 _print_parts(split)
-            if round_ == 0:
+            if round_ == 0 and not args.no_base:
                 _compare_sides(tmp / "base-0", tmp / "new-0")
                 _feature_costs(tmp / "new-0", statistics.median(walls["new"]))
         _print_summary(walls, parts)
@@ -115,7 +119,8 @@ def run_sweep(workdir: Path, tree: Path, cores: str, overrides: dict | None = No
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
     wall = time.perf_counter() - start
     (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
-    (workdir / "cpu_seconds").write_text(f"{_children_cpu() - before:.2f}")
+    cpu = _children_cpu() - before + _pool_cpu(workdir)
+    (workdir / "cpu_seconds").write_text(f"{cpu:.2f}")
     if result.returncode != 0:
         raise SystemExit(f"snakemake failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return wall, started
@@ -127,6 +132,22 @@ def _children_cpu() -> float:
     a busy machine does not inflate as it does the wall time."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def _pool_cpu(workdir: Path) -> float:
+    """CPU seconds of the warm workers' pool (ntkpipe.workers), from its log: Snakemake does
+    not wait for the pool, so its CPU is not among Snakemake's children's. Waits (≤ 5 s) for
+    the pool to end (it ends within 0.5 s of Snakemake)."""
+    logs = list(workdir.glob("results/*/logs/workers.log"))
+    if not logs:
+        return 0.0
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        ended = [line for line in logs[0].read_text().splitlines() if "pool ended" in line]
+        if ended:
+            return float(ended[-1].rsplit(": ", 1)[1].split()[0])
+        time.sleep(0.1)
+    return 0.0
 
 
 def _env(tree: Path, workdir: Path) -> dict:
@@ -354,6 +375,10 @@ def _parse(argv):
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--cores", default="all")
     parser.add_argument("--features", action="store_true", help="also the sweep with sharpness")
+    parser.add_argument(
+        "--no-workers", action="store_true", help="also the new tree with warm_workers: false"
+    )
+    parser.add_argument("--no-base", action="store_true", help="only this tree's variants")
     parser.add_argument("--fixed-cost", action="store_true", help="profile width 8 and 1024 runs")
     parser.add_argument("--layouts", nargs="+", choices=["stages", "runs"], help="issue 14's mode")
     parser.add_argument("--keep", type=Path, help="run the sweeps in this (new) folder and keep it")

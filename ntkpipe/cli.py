@@ -30,13 +30,17 @@ from ntkpipe.process import configure_compilation_cache, pin_threads  # noqa: F4
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ntkpipe` console script; returns the exit status."""
+    from ntkpipe.workers import client
+
+    if (status := client.submit(sys.argv[1:] if argv is None else list(argv))) is not None:
+        return status  # run by a warm worker of the sweep's pool (ntkpipe.workers)
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if getattr(args, "threads", None):
-        pin_threads(args.threads)
+    if getattr(args, "threads", None) and "jax" not in sys.modules:
+        pin_threads(args.threads)  # a warm worker (JAX started) has the job's thread count
     configure_compilation_cache()
     from ntkpipe.errors import NtkpipeError
 
@@ -257,6 +261,17 @@ def _run(command):
         getattr(module, row.function)(**_stage_kwargs(args))
 
     return handler
+
+
+def import_stage_modules(commands) -> None:
+    """Import the job modules of these stage commands (and so JAX, Flax, xarray, zarr) now:
+    what a warm worker (:mod:`ntkpipe.workers.worker`) does once, before its first job."""
+    import importlib
+
+    from ntkpipe.sweep import stage_table
+
+    for command in sorted(commands):
+        importlib.import_module(f"ntkpipe.jobs.{stage_table.commands()[command].module}")
 
 
 def _run_all(args):

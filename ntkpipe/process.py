@@ -14,7 +14,7 @@ import sys
 __all__ = ["pin_threads", "configure_compilation_cache", "drop_empty_cache_entries"]
 
 
-def pin_threads(threads: int) -> None:
+def pin_threads(threads: int, core: int | None = None) -> None:
     """Restrict this process (and so XLA's CPU thread pool) to `threads` cores.
 
     XLA sizes its pool from the CPUs the process may run on, so narrowing the
@@ -23,6 +23,12 @@ def pin_threads(threads: int) -> None:
     pile onto the same ones. With one thread, Eigen's own pool is switched off too.
     BLAS/LAPACK (used by JAX's eigendecompositions on the CPU) start their own threads
     whatever XLA does, so they get the same count.
+
+    Args:
+        threads: the thread count (cores).
+        core: the first of the cores, counted in the cores this process may use (modulo their
+            number); None: chosen from the process id. The warm workers of one pool
+            (:mod:`ntkpipe.workers`) take one core each this way.
     """
     if "jax" in sys.modules:
         raise RuntimeError("pin_threads must run before jax is imported")
@@ -31,7 +37,7 @@ def pin_threads(threads: int) -> None:
     available = sorted(os.sched_getaffinity(0))
     if threads >= len(available):
         return
-    offset = os.getpid() % len(available)
+    offset = (os.getpid() if core is None else core) % len(available)
     chosen = {available[(offset + i) % len(available)] for i in range(threads)}
     os.sched_setaffinity(0, chosen)
     if threads == 1:

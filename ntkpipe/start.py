@@ -275,11 +275,14 @@ def large_sweep_note(n_runs: int, settings: dict) -> str | None:
     )
 
 
-def record_scheduling(layout: Layout, settings: dict) -> None:
-    """Writes which rules ran on GPUs (``resources.json``: gpu, gpu_rules, jobs), for
-    ``ntkpipe calibrate`` (the device kind of each benchmark file); only when it changes."""
+def record_scheduling(layout: Layout, settings: dict, warm_workers: bool = False) -> None:
+    """Writes which rules ran on GPUs and whether jobs ran in warm workers (``resources.json``:
+    gpu, gpu_rules, jobs, warm_workers), for ``ntkpipe calibrate`` (the device kind of each
+    benchmark file; a warm worker's job has no process of its own to measure) and the report;
+    only when it changes."""
     layout.root.mkdir(parents=True, exist_ok=True)
     scheduling = {key: settings[key] for key in ("gpu", "gpu_rules", "jobs")}
+    scheduling["warm_workers"] = bool(warm_workers)
     write_if_changed(layout.resources_json, json.dumps(scheduling) + "\n")
 
 

@@ -14,16 +14,18 @@ What ``begin`` reads of Snakemake's ``workflow``: ``output_settings.dryrun``,
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from ntkpipe import start, start_guard
+from ntkpipe import start, start_guard, workers
 from ntkpipe.errors import ConfigError
 from ntkpipe.io.lock import LockedError
 from ntkpipe.sweep import arrays, plan
 from ntkpipe.sweep import runs as ntk_runs
 from ntkpipe.sweep.layout import Layout
+from ntkpipe.workers import pool as workers_pool
 
 __all__ = ["Started", "begin", "refresh", "check_forced_inputs", "on_start"]
 
@@ -189,7 +191,7 @@ def check_forced_inputs(started: Started, dag_settings) -> None:
         raise SystemExit(stop)
 
 
-def on_start(started: Started, workflow, *, err=None) -> None:
+def on_start(started: Started, workflow, *, err=None, environ=None) -> None:
     """``onstart`` (the DAG is built and the executor known, no job has run): every check that
     needs them, in order, then the settings the jobs' scheduling needs.
 
@@ -203,6 +205,9 @@ def on_start(started: Started, workflow, *, err=None) -> None:
     5. Each rule with jobs above ``resources.max_runtime`` gets one retry per extra segment
        (:func:`ntkpipe.sweep.plan.segment_retries`: Snakemake knows the global retries only
        now, so the rules' ``restart_times`` are set here).
+    6. A local sweep without GPUs starts its pool of warm workers (:mod:`ntkpipe.workers`) and
+       points the jobs at it (``$NTKPIPE_WORKERS`` in `environ`, default ``os.environ``: the
+       local executor's jobs inherit it), unless ``resources.warm_workers: false``.
 
     Raises:
         SystemExit: with the message, for 1–3.
@@ -216,7 +221,8 @@ def on_start(started: Started, workflow, *, err=None) -> None:
     if stop:
         raise SystemExit(stop)
     _say([note], err)
-    start.record_scheduling(started.layout, started.settings)
+    warm = _uses_workers(started, executor, workflow)
+    start.record_scheduling(started.layout, started.settings, warm_workers=warm)
     retries = plan.segment_retries(started.plan, workflow.execution_settings.retries)
     for rule, count in retries.items():
         workflow.get_rule(rule).restart_times = count
@@ -227,6 +233,29 @@ def on_start(started: Started, workflow, *, err=None) -> None:
             ],
             err,
         )
+    if warm:
+        log = started.layout.logs / "workers.log"
+        environ = os.environ if environ is None else environ
+        try:
+            environ[workers.SOCKET_ENV] = workers_pool.start(getattr(workflow, "cores", 1), log)
+        except OSError as error:  # e.g. a $TMPDIR too long for a Unix socket's path
+            _say([f"ntkpipe: no warm workers ({error}): every job runs in its own process"], err)
+
+
+def _uses_workers(started: Started, executor: str, workflow) -> bool:
+    """Whether this run's jobs go to warm workers: Snakemake's own executor, the jobs in
+    Snakemake's own environment (no --use-conda or containers), no GPU, a command that runs
+    jobs, and ``resources.warm_workers`` on."""
+    settings = started.settings
+    deployment = getattr(getattr(workflow, "deployment_settings", None), "deployment_method", ())
+    return (
+        executor == "local"
+        and not deployment
+        and started.main
+        and started.writes
+        and settings.get("warm_workers", True)
+        and not settings["gpu"]
+    )
 
 
 def _say(lines, err) -> None:

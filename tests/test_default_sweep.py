@@ -14,13 +14,16 @@ Its wall time is measured by benchmarks/bench_default_sweep.py, never here.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import xarray as xr
 
 from ntkpipe import stage_reruns
+from tests.test_workers import _worker_pid
 from tests.workflow_helpers import REPO, job_counts, snakemake_command
 
 pytestmark = pytest.mark.slow
@@ -94,6 +97,17 @@ def test_the_default_sweep_reaches_its_report(default_sweep):
     assert summary.attrs["training.steps"] == 32 and summary.attrs["training.records"] == 6
     assert (summary["status"] == "ok").all()
     assert len(list((out / "benchmarks" / "run").rglob("seeds~0-1.tsv"))) == 6  # one job a run
+    # every run, analytic, collect and report job ran in a warm worker (ntkpipe.workers), one
+    # per core at most in each of the two Snakemake runs (--until, then the sweep)
+    logs = [*(out / "logs" / "run").rglob("*.log"), *(out / "logs" / "analytic").rglob("*.log")]
+    logs += [out / "logs" / "collect.log", out / "logs" / "report.log"]
+    workers = {_worker_pid(log.read_text()) for log in logs}
+    assert None not in workers and len(workers) <= 2 * os.cpu_count(), workers
+    pools = out / "logs" / "workers.log"  # both pools end once their Snakemake has
+    deadline = time.time() + 10
+    while pools.read_text().count("pool ended") < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert pools.read_text().count("pool ended") == 2, pools.read_text()
 
 
 def test_until_kernel_init_stops_after_the_initial_kernels(default_sweep):

@@ -220,18 +220,26 @@ def test_training_resumes_from_its_last_checkpoint(tmp_path, float32, capsys, mo
     _assert_same_store(reference, stopped)
 
 
-def _ntkpipe(args) -> subprocess.Popen:
+def _ntkpipe(args, env=None) -> subprocess.Popen:
     """An ntkpipe command started in the background, its output (stdout and stderr) a pipe."""
     command = [sys.executable, "-m", "ntkpipe.cli", *map(str, args)]
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env or _env()
     )
 
 
 def _signal_at_checkpoint(args, number: int) -> str:
     """Runs an ntkpipe command, sends it ``number`` right after its first checkpoint; returns
     its output, asserting that it exited with status 1 (an error message, not the signal)."""
-    process = _ntkpipe(args)
+    output, status = signalled_at_checkpoint(args, number)
+    assert status == 1, output
+    return output
+
+
+def signalled_at_checkpoint(args, number: int, env=None) -> tuple[str, int]:
+    """Runs an ntkpipe command, sends it ``number`` right after its first checkpoint; (its
+    output, its exit status)."""
+    process = _ntkpipe(args, env)
     lines = []
     for line in process.stdout:
         lines.append(line)
@@ -240,9 +248,7 @@ def _signal_at_checkpoint(args, number: int) -> str:
             break
     lines += process.stdout.readlines()
     process.wait()
-    output = "".join(lines)
-    assert process.returncode == 1, output
-    return output
+    return "".join(lines), process.returncode
 
 
 def _kill_at_checkpoint(args, at_step: int | None = None) -> int:

@@ -5,12 +5,15 @@ tests/test_workflow.py runs the same through Snakemake."""
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from ntkpipe import workflow_start
+from ntkpipe import workers, workflow_start
 from ntkpipe.io import lock
+from ntkpipe.workers import pool
 from tests.workflow_helpers import CONFIGS
 
 TINY = CONFIGS / "tiny.yaml"
@@ -92,6 +95,17 @@ def test_on_start_refuses_unsafe_slurm_arrays_and_otherwise_records_the_scheduli
         )
     started.layout.resources_json.unlink()
     assert not started.layout.resources_json.exists()
-    local = _onstart("local")
-    workflow_start.on_start(started, local, err=io.StringIO())
+    local, environ = _onstart("local"), {}
+    workflow_start.on_start(started, local, err=io.StringIO(), environ=environ)
     assert started.layout.resources_json.exists() and local.rules == {}  # no segments here
+    # the local executor's jobs go to warm workers (tests/test_workers.py), the pool's socket
+    # in the jobs' environment; not on SLURM, not with resources.warm_workers: false
+    assert Path(environ[workers.SOCKET_ENV]).is_socket()
+    assert json.loads(started.layout.resources_json.read_text())["warm_workers"] is True
+    pool.stop(environ[workers.SOCKET_ENV])
+    for executor, settings in (("slurm", {}), ("local", {"warm_workers": False})):
+        environ = {}
+        changed = started._replace(settings={**started.settings, **settings})
+        workflow_start.on_start(changed, _onstart(executor), err=io.StringIO(), environ=environ)
+        assert environ == {}
+        assert json.loads(started.layout.resources_json.read_text())["warm_workers"] is False

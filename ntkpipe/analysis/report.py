@@ -47,7 +47,7 @@ from ntkpipe.analysis.plots import (
     load_summary,
 )
 from ntkpipe.analysis.report_runs import MAX_RUN_ROWS, STATUS_LABELS
-from ntkpipe.sweep import calibrate
+from ntkpipe.sweep import calibrate, stage_table
 
 __all__ = ["MAX_RUN_ROWS", "MEDIA_TYPES", "STATUS_LABELS", "render_report", "write_report"]
 
@@ -273,27 +273,35 @@ def _compute_rows(results_dir: Path | None) -> list[dict]:
         return []
     by_stage = provenance.compute_by_stage(provenance.read_benchmarks(results_dir))
     asked = calibrate.asked_and_used(results_dir)
+    # In warm workers (ntkpipe.workers) a JAX job has no process of its own: its benchmark
+    # file holds its wall time, but the CPU and memory of its client.
+    warm = calibrate.ran_in_warm_workers(results_dir)
+    pooled = {row.rule for row in stage_table.STAGES if row.scope != "sweep"} if warm else set()
+    in_worker = "— (warm worker)"
     return [
         {
             "stage": stage,
             "jobs": int(e["jobs"]),
             "wall": _duration(e["wall_s"]),
-            "cpu": _duration(e["cpu_s"]),
+            "cpu": in_worker if stage in pooled else _duration(e["cpu_s"]),
             "mean": _duration(e["mean_wall_s"]),
-            "rss": f"{e['max_rss_mb']:.0f} MB" if math.isfinite(e["max_rss_mb"]) else "—",
-            "asked": _asked_text(asked.get(stage)),
+            "rss": in_worker
+            if stage in pooled
+            else (f"{e['max_rss_mb']:.0f} MB" if math.isfinite(e["max_rss_mb"]) else "—"),
+            "asked": _asked_text(asked.get(stage), memory_used=stage not in pooled),
         }
         for stage, e in by_stage.items()
     ]
 
 
-def _asked_text(row: dict | None) -> str:
+def _asked_text(row: dict | None, memory_used: bool = True) -> str:
     """The largest runtime and memory a stage's jobs asked for, next to what they used."""
     if not row:
         return "—"
+    used = f" / {row['mem_used']:.0f}" if memory_used else ""
     return (
         f"{row['runtime_asked']:.0f} min / {_duration(60 * row['runtime_used'])}, "
-        f"{row['mem_asked']:.0f} / {row['mem_used']:.0f} MB"
+        f"{row['mem_asked']:.0f}{used} MB"
     )
 
 

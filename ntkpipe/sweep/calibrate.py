@@ -51,6 +51,7 @@ __all__ = [
     "fit",
     "calibrate",
     "asked_over_used",
+    "ran_in_warm_workers",
 ]
 
 CALIBRATION_FILE = cost_settings.DEFAULT_SETTINGS["calibration"]
@@ -171,6 +172,15 @@ def calibrate(
             a device given.
     """
     results = Path(results)
+    if ran_in_warm_workers(results):
+        raise ConfigError(
+            [
+                f"{results}: its jobs ran in warm workers (resources.warm_workers, a local "
+                "sweep): their benchmark files time a job without its own process and measure "
+                "the memory of the job's client, not of the job; to calibrate, run the sweep "
+                "with resources.warm_workers: false, or on the cluster"
+            ]
+        )
     jobs = read_benchmarks(results)
     if not jobs:
         raise ConfigError(
@@ -306,6 +316,12 @@ def _first_row(path: Path) -> tuple[float, float] | None:
         return None
     measured = all(math.isfinite(v) and v > 0 for v in (seconds, rss))
     return (seconds, rss) if measured else None
+
+
+def ran_in_warm_workers(results: str | Path) -> bool:
+    """Whether the sweep's last start ran its JAX jobs in warm workers (:mod:`ntkpipe.workers`):
+    their benchmark files then hold the client's memory and CPU, not the job's."""
+    return bool(_scheduling(Path(results)).get("warm_workers"))
 
 
 def _device_of(results: Path, rule: str) -> str:

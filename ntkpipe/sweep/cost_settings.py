@@ -11,7 +11,10 @@ Keys (defaults :data:`DEFAULT_SETTINGS`):
   job above them is refused before any submission (:func:`ntkpipe.sweep.plan.limit_problems`);
 - ``calibration``: the file of calibrated constants written by ``ntkpipe calibrate``
   (:mod:`ntkpipe.sweep.calibrate`), relative to the working directory; read when it exists,
-  ``null`` to ignore calibration.
+  ``null`` to ignore calibration;
+- ``warm_workers``: whether a local sweep (Snakemake's own executor, no GPU) runs its one-thread
+  JAX jobs in warm worker processes that keep their imports and compiled programs
+  (:mod:`ntkpipe.workers`); ``true`` by default.
 
 The section is read by the workflow and never part of a run config: changing it changes how
 jobs are scheduled, never what they compute, so it reruns nothing.
@@ -44,6 +47,7 @@ DEFAULT_SETTINGS = {
     "max_runtime": {"cpu": 2880, "gpu": 2880},
     "max_mem_mb": {"cpu": 240000, "gpu": 240000},
     "calibration": "results/calibration.json",
+    "warm_workers": True,
 }
 """The ``resources`` section of a sweep config when it is absent (CPU only; caps of a typical
 partition: 2 days, the memory of a 256 GB node; the calibration file ``ntkpipe calibrate``
@@ -73,8 +77,9 @@ def load_settings(section: dict | None, root: str | Path = ".") -> dict:
 
     Returns:
         ``gpu``, ``gpu_rules``, ``jobs``, ``max_runtime`` and ``max_mem_mb`` (each a mapping
-        ``{cpu: …, gpu: …}``), ``calibration`` (the path or None) and ``constants`` (the
-        calibrated constants per device kind and stage; empty without a calibration file).
+        ``{cpu: …, gpu: …}``), ``calibration`` (the path or None), ``constants`` (the
+        calibrated constants per device kind and stage; empty without a calibration file) and
+        ``warm_workers``.
 
     Raises:
         ConfigError: every problem, naming the field, the value and what is allowed.
@@ -107,6 +112,11 @@ def load_settings(section: dict | None, root: str | Path = ".") -> dict:
         errors.append(
             f"resources.calibration: {calibration!r} must be a file path (or null: no calibration)"
         )
+    if not isinstance(settings["warm_workers"], bool):
+        errors.append(
+            f"resources.warm_workers: {settings['warm_workers']!r} must be true or false (true: "
+            "a local sweep runs its one-thread JAX jobs in warm worker processes)"
+        )
     if errors:
         raise ConfigError(errors)
     constants = {}
@@ -119,6 +129,7 @@ def load_settings(section: dict | None, root: str | Path = ".") -> dict:
         **caps,
         "calibration": calibration,
         "constants": constants,
+        "warm_workers": settings["warm_workers"],
     }
 
 

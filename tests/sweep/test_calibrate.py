@@ -236,3 +236,18 @@ def test_calibrate_writes_atomically_and_keeps_the_old_file_when_the_disk_is_ful
             calibrate.calibrate(results, out=out, device="gpu")
         assert out.read_text() == before
         assert sorted(p.name for p in disk.iterdir()) == ["c.json", "filler", "filler-tail"]
+
+
+def test_a_sweep_run_in_warm_workers_is_not_calibrated(tmp_path):
+    """Its benchmark files hold the CPU and memory of each job's client (ntkpipe.workers), far
+    below the job's: constants fitted to them would make cluster jobs ask too little."""
+    results = _recorded_sweep(tmp_path)
+    scheduling = {"gpu": 0, "gpu_rules": [], "jobs": "runs", "warm_workers": True}
+    (results / "resources.json").write_text(json.dumps(scheduling))
+    out = tmp_path / "calibration.json"
+    with pytest.raises(ConfigError, match=r"ran in warm workers .* resources.warm_workers: false"):
+        calibrate.calibrate(results, out=out)
+    assert not out.exists()
+    (results / "resources.json").write_text(json.dumps({**scheduling, "warm_workers": False}))
+    calibrate.calibrate(results, out=out)
+    assert out.is_file()

@@ -73,6 +73,7 @@ def test_default_caps_are_two_days_and_a_nodes_memory():
         ({"max_mem_mb": {"gpu": 1.5}}, "resources.max_mem_mb.gpu: 1.5 must be a positive"),
         ({"max_runtime": {"tpu": 5}}, "resources.max_runtime: 'tpu' is not a partition kind"),
         ({"calibration": 3}, "resources.calibration: 3 must be a file path"),
+        ({"warm_workers": "yes"}, "resources.warm_workers: 'yes' must be true or false"),
     ],
 )
 def test_bad_caps_are_named(section, message):

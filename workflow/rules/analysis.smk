@@ -31,10 +31,12 @@ rule sweep_config:
     log:
         RULES.config_log("sweep.json"),
     localrule: True
+    conda:
+        CONDA_ENV
     params:
         content=ntk_start.sweep_json(SWEEP),
-    run:
-        note_config_written(output[0], params.content, log[0])
+    shell:
+        WRITE_CONFIG
 
 
 rule figures:

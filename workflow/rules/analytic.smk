@@ -9,10 +9,12 @@ rule analytic_config:
     log:
         RULES.config_log("analytic.json"),
     localrule: True
+    conda:
+        CONDA_ENV
     params:
         content=lambda wc: RULES.analytic_json(wc.akey),
-    run:
-        note_config_written(output[0], params.content, log[0])
+    shell:
+        WRITE_CONFIG
 
 
 rule analytic:

@@ -10,10 +10,12 @@ rule ensemble_config:
     log:
         RULES.config_log("ensemble.json"),
     localrule: True
+    conda:
+        CONDA_ENV
     params:
         content=lambda wc: RULES.ensemble_json(wc.point),
-    run:
-        note_config_written(output[0], params.content, log[0])
+    shell:
+        WRITE_CONFIG
 
 
 rule ensemble:

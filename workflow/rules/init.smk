@@ -12,10 +12,12 @@ rule model_config:
     log:
         RULES.config_log("model.json"),
     localrule: True
+    conda:
+        CONDA_ENV
     params:
         content=lambda wc: RULES.stage_json(wc.run, "init"),
-    run:
-        note_config_written(output[0], params.content, log[0])
+    shell:
+        WRITE_CONFIG
 
 
 rule run_config:
@@ -25,10 +27,12 @@ rule run_config:
     log:
         RULES.config_log("run.json"),
     localrule: True
+    conda:
+        CONDA_ENV
     params:
         content=lambda wc: RULES.stage_json(wc.run, "train"),
-    run:
-        note_config_written(output[0], params.content, log[0])
+    shell:
+        WRITE_CONFIG
 
 
 rule init:
