@@ -105,7 +105,13 @@ def _wait(sock: socket.socket, pid: int) -> int:
         except OSError:
             pass
 
-    previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
+    # A signal this process ignores (a job started in the background with SIGINT ignored)
+    # stays ignored: its own process would not have reacted either.
+    previous = {
+        number: signal.signal(number, forward)
+        for number in FORWARDED_SIGNALS
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
     try:
         reply, _ = wire.receive(sock)
         return int(reply["status"])

@@ -70,6 +70,16 @@ def stop(path: str, timeout: float = 10.0) -> None:
     if process is not None:
         process.terminate()
         process.wait(timeout)
+    _remove(path)  # a pool stopped before it could clean up (SIGTERM at its start) leaves it
+
+
+def _remove(path: str) -> None:
+    """The socket and its temporary folder."""
+    for remove, leftover in ((os.unlink, path), (os.rmdir, os.path.dirname(path))):
+        try:
+            remove(leftover)
+        except OSError:
+            pass
 
 
 @dataclass
@@ -176,25 +186,21 @@ class _Pool:
 
 
 def main(argv=None) -> int:
+    stop: list = []
+    signal.signal(signal.SIGTERM, lambda number, frame: stop.append(number))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="python -m ntkpipe.workers.pool")
     parser.add_argument("--listen", type=int, required=True, help="the bound socket (a fd)")
     parser.add_argument("--socket", required=True, help="its path (removed at the end)")
     parser.add_argument("--workers", type=int, required=True, help="the most workers at once")
     args = parser.parse_args(argv)
-    stop: list = []
-    signal.signal(signal.SIGTERM, lambda number, frame: stop.append(number))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     pool = _Pool(socket.socket(fileno=args.listen), args.workers)
     _say(f"pool {os.getpid()} for Snakemake {os.getppid()}: up to {args.workers} workers")
     try:
         pool.serve(os.getppid(), stop)
     finally:
         pool.close()
-        for leftover in (args.socket, os.path.dirname(args.socket)):
-            try:
-                (os.rmdir if leftover != args.socket else os.unlink)(leftover)
-            except OSError:
-                pass
+        _remove(args.socket)
         _say(f"pool ended; CPU of the pool and its workers: {_cpu_seconds():.2f} s")
     return 0
 

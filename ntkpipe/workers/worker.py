@@ -29,6 +29,7 @@ import contextlib
 import os
 import resource
 import select
+import signal
 import socket
 import sys
 import threading
@@ -45,6 +46,9 @@ _JAX_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_debug_na
 
 
 def main(argv=None) -> int:
+    # The pool ignores Ctrl-C (its jobs' processes get it, and forward it here): a job gets
+    # KeyboardInterrupt from a forwarded SIGINT as it would in a process of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = _parse(argv)
     startup = startup_environment(os.environ)  # as started, before pin_threads adds to it
     from ntkpipe.process import configure_compilation_cache, pin_threads
@@ -112,8 +116,9 @@ def _run(request: dict, fds: list[int], conn: socket.socket) -> tuple[int, bool]
     """The job's exit status, and whether it ended in a way that leaves this process unsure."""
     from ntkpipe import cli
 
-    finished = threading.Event()
-    threading.Thread(target=_watch, args=(conn, finished), daemon=True).start()
+    finished, wake = os.pipe()  # written when the job ends: the watcher stops at once
+    watcher = threading.Thread(target=_watch, args=(conn, finished), daemon=True)
+    watcher.start()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
@@ -138,11 +143,17 @@ def _run(request: dict, fds: list[int], conn: socket.socket) -> tuple[int, bool]
             status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
             if not isinstance(stop.code, int | None):
                 print(stop.code, file=sys.stderr)
+        except KeyboardInterrupt:  # a forwarded Ctrl-C: what Python exits with on SIGINT
+            traceback.print_exc()
+            status, retire = 128 + signal.SIGINT, True
         except BaseException:  # noqa: BLE001 (the job's process reports it; the worker goes on)
             traceback.print_exc()
             status, retire = 1, True
     finally:
-        finished.set()
+        os.write(wake, b"x")
+        watcher.join()
+        os.close(wake)
+        os.close(finished)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
@@ -157,11 +168,14 @@ def _run(request: dict, fds: list[int], conn: socket.socket) -> tuple[int, bool]
     return int(status), retire
 
 
-def _watch(conn: socket.socket, finished: threading.Event) -> None:
-    """Kill this process when the job's process ends before the job does."""
-    while not finished.is_set():
-        readable, _, _ = select.select([conn], [], [], 0.25)
-        if readable and not finished.is_set() and _peer_gone(conn):
+def _watch(conn: socket.socket, finished: int) -> None:
+    """Kill this process when the job's process ends before the job does (`finished`, a pipe's
+    read end, becomes readable when the job ends)."""
+    while True:
+        readable, _, _ = select.select([conn, finished], [], [])
+        if finished in readable:
+            return
+        if _peer_gone(conn):
             os._exit(70)  # the Snakemake job is gone: its work must stop with it
 
 
