@@ -51,12 +51,12 @@ def _worker_pid(output: str) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie has ended; a reaped one has no /proc entry)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie has ended
-        return stat.read().split(") ")[1][0] != "Z"
 
 
 def test_a_job_in_a_worker_writes_what_its_own_process_writes(tmp_path, warm):
