@@ -163,10 +163,8 @@ class _Pool:
         del self.workers[worker.control.fileno()]
         worker.control.close()
         self.ending.append(worker.process)
-        try:
-            code = worker.process.wait(1.0)
-        except subprocess.TimeoutExpired:
-            code = "(still running)"
+        code = worker.process.poll()  # never wait here: the loop serves the other jobs
+        code = "(still ending)" if code is None else code
         _say(f"worker {worker.process.pid} {why} (it was {worker.state}); exit status {code}")
 
     def _reap(self) -> None:
