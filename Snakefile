@@ -16,7 +16,8 @@ from snakemake.utils import min_version
 from ntkpipe import stage_reruns as ntk_reruns
 from ntkpipe.io import invocations as ntk_invocations
 
-min_version("8.20")
+# 9.17: a rule's priority may be a function (the longest jobs first, ntkpipe.rules.priority_of)
+min_version("9.17")
 
 
 include: "workflow/rules/config.smk"

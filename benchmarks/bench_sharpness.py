@@ -1,11 +1,14 @@
 """The cost of recording the sharpness λ_max(Θ̂_t) during training (issue 20, item 2).
 
-``train.train(..., sharpness=True)`` against the same call without it, side by side: both in
-this process after one warm-up call each (compilation excluded), in interleaved rounds (the
-order alternates), timed in CPU seconds of the process (``time.process_time``) with XLA pinned
-to one thread and the process to one core (``--cpus``). Printed per case: the median time per
-side, the median of the per-round ratios with / without (target ≤ 1.15 at the paper's Fig. 1
-length) with their range, and the final sharpness (the runs are real: η = 1.0 is below η_crit).
+``train.train(..., sharpness=SharpnessOptions(method=m))`` for each method ``m`` of
+``--methods`` (``power``: the warm-started power iteration; ``exact``: Θ̂_t formed and
+diagonalized; :func:`ntkpipe.core.sharpness.method` picks one of them for ``auto``) against the
+same call without sharpness, side by side: all in this process after one warm-up call each
+(compilation excluded), in interleaved rounds (the order alternates), timed in CPU seconds of
+the process (``time.process_time``) with XLA pinned to one thread and the process to one core
+(``--cpus``). Printed per case: the median time per side, the median of the per-round ratios
+with / without (target ≤ 1.15 at the paper's Fig. 1 length) with their range, and the final
+sharpness (the runs are real: η = 1.0 is below η_crit).
 
 Cases:
 
@@ -20,6 +23,7 @@ Cases:
   1024, |D| = 128, k = 1, 512 steps, 24 records, 2 seeds vmapped).
 
     python benchmarks/bench_sharpness.py [--width 512] [--prefix 4096] [--rounds 3] [--cpus 0]
+        [--only fig1|default] [--methods power,exact]
 """
 
 from __future__ import annotations
@@ -79,11 +83,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cpus", default="0")
     parser.add_argument("--only", choices=["fig1", "default"], default=None)
+    parser.add_argument(
+        "--methods", default="power,exact", help="sharpness methods timed, comma-separated"
+    )
     args = parser.parse_args()
     pin_cpus(args.cpus)
     import numpy as np
 
     from ntkpipe.core import train
+    from ntkpipe.core.sharpness import SharpnessOptions
+    from ntkpipe.core.sharpness import method as sharpness_method
 
     full = train.log_record_steps(2**17, 32)
     prefix = full[full <= args.prefix]
@@ -99,26 +108,31 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         case = build()
-        _time(case, None)  # warm-up: compile both programs
-        _, warm = _time(case, True)
-        without, with_, ratios = [], [], []
+        n, k = case["y"].shape
+        methods = [m for m in args.methods.split(",") if m]
+        options = {m: SharpnessOptions(method=m) for m in methods}
+        _time(case, None)  # warm-up: compile every program
+        finals = {m: _time(case, options[m])[1].sharpness[:, -1] for m in methods}
+        seconds = {side: [] for side in [None, *methods]}
         for r in range(args.rounds):
-            order = (False, True) if r % 2 == 0 else (True, False)
-            seconds = {}
-            for on in order:
-                seconds[on], _ = _time(case, True if on else None)
-            without.append(seconds[False])
-            with_.append(seconds[True])
-            ratios.append(seconds[True] / seconds[False])
-        records = len(case["record_steps"])
+            order = [None, *methods] if r % 2 == 0 else [*methods, None][::-1]
+            for side in order:
+                seconds[side].append(_time(case, None if side is None else options[side])[0])
+        without = statistics.median(seconds[None])
         print(
-            f"{name}: width {case['width']} k {case['y'].shape[1]} "
-            f"steps {case['steps']} records {records}: without {statistics.median(without):.2f} s, "
-            f"with {statistics.median(with_):.2f} s, ratio {statistics.median(ratios):.3f} "
-            f"(range {min(ratios):.3f}–{max(ratios):.3f}); "
-            f"final sharpness {np.asarray(warm.sharpness)[:, -1].round(2).tolist()}",
+            f"{name}: width {case['width']} n {n} k {k} steps {case['steps']} records "
+            f"{len(case['record_steps'])} (auto: {sharpness_method(case['net'].apply, n, k)}): "
+            f"without {without:.2f} s",
             flush=True,
         )
+        for m in methods:
+            ratios = [a / b for a, b in zip(seconds[m], seconds[None], strict=True)]
+            print(
+                f"  {m}: {statistics.median(seconds[m]):.2f} s, ratio "
+                f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}–{max(ratios):.3f}); "
+                f"final sharpness {np.asarray(finals[m]).round(3).tolist()}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -202,6 +202,36 @@ class RuleFunctions:
 
         return _asked(asks) | self._gpu_of("ensemble")
 
+    def priority_of(self, rule):
+        """A ``priority:`` function of a per-run, analytic or ensemble rule: the seconds the
+        cost model predicts for the job's run (``run``: every stage of it, so that in the
+        per-stage layout each stage of the longest run ranks first), for its analytic kernels or
+        its ensemble, rounded to 0.1 s.
+
+        Snakemake starts the ready jobs of highest priority first. Longest first is the rule
+        that keeps the last job to finish short: in the default sweep on two cores the
+        largest run had started last (a 16 s job after the others) and one core sat idle
+        for its end (``benchmarks/bench_default_sweep.py``).
+        """
+        scope = stage_table.stage(rule).scope
+
+        def priority(wildcards):
+            if scope == "run":
+                config, kind = self.runs[wildcards.run].config, "run"
+            elif scope == "analytic":
+                config, kind = self.analytic[wildcards.akey].config, "analytic"
+            else:
+                point = self.ensembles[wildcards.point].config
+                config = {**point, "seeds": list(range(self.sweep["ensemble"]["members"]))}
+                kind = "ensemble"
+            seconds = self._cached(
+                ("seconds", kind, str(wildcards)),
+                lambda: cost.job_seconds(config, kind, self.settings),
+            )
+            return round(seconds, 1)
+
+        return priority
+
     def _gpu_of(self, rule) -> dict:
         """{"gpu": N} for a rule the config gives GPUs to (resources.gpu_rules), else {}."""
         if self.settings["gpu"] and rule in self.settings["gpu_rules"]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -97,6 +98,12 @@ def test_the_default_sweep_reaches_its_report(default_sweep):
     assert summary.attrs["training.steps"] == 32 and summary.attrs["training.records"] == 6
     assert (summary["status"] == "ok").all()
     assert len(list((out / "benchmarks" / "run").rglob("seeds~0-1.tsv"))) == 6  # one job a run
+    # the longest runs first (priority = the cost model's seconds, ntkpipe.rules.priority_of):
+    # the two of width 1024 start before the other four, the two of width 64 after them
+    started = re.findall(r"rule run:\n(?:\s+\S.*\n)*?\s+wildcards: run=(\S+)", result.stderr)
+    assert len(started) == 6, result.stderr[-6000:]
+    assert {run.split("/")[0] for run in started[:2]} == {"width~1024"}, started
+    assert {run.split("/")[0] for run in started[4:]} == {"width~64"}, started
     # every run, analytic, collect and report job ran in a warm worker (ntkpipe.workers), one
     # per core at most in each of the two Snakemake runs (--until, then the sweep)
     logs = [*(out / "logs" / "run").rglob("*.log"), *(out / "logs" / "analytic").rglob("*.log")]

@@ -47,8 +47,8 @@ CONVERGENCE_BAND = (STABILITY_EDGE, 12.0)
 (Lewkowycz et al. 2020: 4 for the two-layer linear model, ≈ 12 for deep ReLU nets)."""
 EDGE_MARGIN = 0.05
 """A catapult run "ends below 2·n·k/η" when η·λ_T/(n·k) < 2·(1 + 5%): the power iteration
-stops at a relative residual of 1e-3 (λ exact to ≪ 1%) and the last record may sit a few
-steps before the kernel has settled."""
+(where λ is not exact) stops at a relative residual of 1e-2 (λ to ≪ 1%) and the last record may
+sit a few steps before the kernel has settled."""
 
 
 def normalized_rate(ds: xr.Dataset, step: int) -> xr.DataArray:

@@ -22,7 +22,7 @@ import optax
 from ntkpipe.core._train_checks import LOSSES
 from ntkpipe.core.linearize import linearize
 from ntkpipe.core.models import kernel_leaves
-from ntkpipe.core.sharpness import SharpnessOptions, top_eigenvalue
+from ntkpipe.core.sharpness import SharpnessOptions, exact_top_eigenvalue, top_eigenvalue
 from ntkpipe.errors import ConfigError
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
@@ -37,6 +37,10 @@ class Programs(NamedTuple):
     init_opt: Callable  # params [seed, ...] -> opt_state [seed, ...]
     learning_rate: float  # η
     sharpness: SharpnessOptions | None = None  # record λ_max(Θ̂_t) (None: not recorded)
+    # with sharpness: None when ``record`` finds λ_max by power iteration (a ``power`` vector
+    # in the state), else the host function giving it exactly after each record
+    # (sharpness.method): (params [seed, ...], params0, x_train, diverged [seed]) -> [seed]
+    exact_sharpness: Callable | None = None
 
 
 def cached(build: Callable, *args) -> Callable:
@@ -135,6 +139,34 @@ def unpack_records(packed: np.ndarray, like: dict[str, np.ndarray]):
         values[name] = packed[:, start : start + size].reshape(packed.shape[0], *shape)
         start += size
     return values, packed[:, start] != 0
+
+
+def exact_sharpness(apply_fn, linearized: bool, k: int, block_size, params, params0, x, diverged):
+    """λ_max(Θ̂_t) of every seed, exact (:func:`ntkpipe.core.sharpness.exact_top_eigenvalue`):
+    Θ̂ at θ_t of f, or at θ₀ for f_lin (its kernel never moves); NaN for a diverged seed.
+
+    Args:
+        apply_fn, linearized: as for :func:`record_program`; k: outputs; block_size: Θ̂'s
+            tiles.
+        params, params0: θ_t and θ₀ [seed, ...]; x: training inputs [n, ...].
+        diverged: bool [seed].
+
+    Returns:
+        [seed] float64.
+    """
+    source = params0 if linearized else params
+    values = np.full(len(diverged), np.nan)
+    for seed in np.flatnonzero(~np.asarray(diverged)):
+        theta = _one_seed(source, seed)
+        values[seed] = exact_top_eigenvalue(apply_fn, theta, x, k, block_size)
+    return values
+
+
+@jax.jit
+def _one_seed(tree, seed):
+    """The leaves of ``tree`` at ``seed`` of their leading axis: one program for the whole tree
+    (indexing leaf by leaf compiles two small programs per leaf shape, ≈ 0.2 s a run)."""
+    return jax.tree.map(lambda a: a[seed], tree)
 
 
 def evaluate_program(apply_fn, loss, linearized, eval_block_size, single=False) -> Callable:

@@ -38,7 +38,7 @@ class TrainState(NamedTuple):
     key: Any  # uint32 [seed, 2]: raw PRNG key data, advanced once per SGD step
     diverged_step: np.ndarray  # int64 [seed]: first record step with non-finite loss, −1 if none
     records: dict[str, np.ndarray]  # RECORD_FIELDS as in Trajectory, NaN where not recorded yet
-    power: Any = None  # [seed, n_train, k]: the last top eigenvector of Θ̂ (sharpness), or None
+    power: Any = None  # [seed, n_train, k]: the power iteration's last top eigenvector, or None
 
 
 def state_to_arrays(state: TrainState) -> dict[str, np.ndarray]:
@@ -65,7 +65,8 @@ def initial_state(programs, params0, key, record_steps, data) -> TrainState:
         n, k = shapes["fx_train"].shape[1:]
         dtype = shapes["fx_train"].dtype
         records["sharpness"] = np.full((n_seeds, n_rec), np.nan, dtype)
-        power = jnp.broadcast_to(initial_vector(n, k, dtype), (n_seeds, n, k))
+    if programs.sharpness is not None and programs.exact_sharpness is None:
+        power = jnp.asarray(np.broadcast_to(initial_vector(n, k, dtype), (n_seeds, n, k)))
     return TrainState(
         step=0,
         n_records=0,

@@ -40,6 +40,7 @@ passing it back as ``state=`` resumes and gives bit-identical results to an unin
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -63,6 +64,7 @@ from ntkpipe.core._train_programs import (
     accuracy,
     cached,
     evaluate_program,
+    exact_sharpness,
     init_opt_program,
     loss_fn,
     record_program,
@@ -80,6 +82,7 @@ from ntkpipe.core._train_state import (
 )
 from ntkpipe.core.models import kernel_leaves
 from ntkpipe.core.sharpness import SharpnessOptions
+from ntkpipe.core.sharpness import method as sharpness_method
 from ntkpipe.errors import ConfigError
 
 __all__ = [
@@ -175,8 +178,9 @@ def train(
         eval_block_size: evaluate the recorded outputs in blocks of this many examples (memory);
             None: all at once. Blocks change nothing unless the network uses batch statistics.
         sharpness: also record λ_max(Θ̂_t) of the full kernel on the training set at every
-            record step (Θ̂₀'s for f_lin), by warm-started power iteration on kernel-vector
-            products (:mod:`ntkpipe.core.sharpness`); True: the default
+            record step (Θ̂₀'s for f_lin), exact from the formed kernel for a small MLP, else by
+            warm-started power iteration on kernel-vector products
+            (:func:`ntkpipe.core.sharpness.method`); True: the default
             :class:`~ntkpipe.core.sharpness.SharpnessOptions`. None or False: not recorded.
 
     Returns:
@@ -205,6 +209,13 @@ def train(
     momentum = effective_momentum(optimizer, momentum)
     single, lin = count_seeds(params0) == 1, bool(linearized)
     sharpness_options = _sharpness_options(sharpness)
+    exact = None
+    if sharpness_options is not None:
+        n, k = np.shape(y_train)
+        if sharpness_method(apply_fn, n, k, sharpness_options) == "exact":
+            exact = functools.partial(
+                exact_sharpness, apply_fn, lin, k, sharpness_options.block_size
+            )
     programs = Programs(
         segment=cached(
             segment_program, apply_fn, loss, optimizer, momentum, batch_size, lin, single
@@ -219,12 +230,13 @@ def train(
             lin,
             eval_block_size,
             single,
-            sharpness_options,
+            sharpness_options if exact is None else None,  # the power iteration, or none
         ),
         evaluate=cached(evaluate_program, apply_fn, loss, lin, eval_block_size, single),
         init_opt=cached(init_opt_program, momentum),
         learning_rate=float(learning_rate),
         sharpness=sharpness_options,
+        exact_sharpness=exact,
     )
     data = tuple(jnp.asarray(a) for a in (x_train, y_train, x_test, y_test))
     fresh = initial_state(programs, params0, key, record_steps, data)
@@ -295,7 +307,11 @@ def _segment(programs, state: TrainState, params0, data, r: int, step: int) -> T
         step - state.step,
     )
     params, opt_state, key, power = carry
-    values, diverged = unpack_records(np.asarray(packed), state.records)  # the one transfer
+    exact = programs.exact_sharpness
+    packed_fields = {k: v for k, v in state.records.items() if exact is None or k != "sharpness"}
+    values, diverged = unpack_records(np.asarray(packed), packed_fields)  # the one transfer
+    if exact is not None:  # λ_max(Θ̂_t) formed and diagonalized on the host
+        values["sharpness"] = exact(params, params0, data[0], diverged)
     for name, array in state.records.items():
         array[:, r] = values[name]
     new = (state.diverged_step < 0) & diverged

@@ -139,8 +139,9 @@ VARIABLES: dict[str, Variable] = {
     "sharpness": Variable(
         "sharpness λ_max(Θ̂_t)",
         "1",
-        "Top eigenvalue of the full kernel [n·k, n·k] on the train set at each record step, by "
-        "warm-started power iteration on NTK-vector products (f^lin: Θ̂_0's); GD is linearly "
+        "Top eigenvalue of the full kernel [n·k, n·k] on the train set at each record step, "
+        "exact for an MLP with n·k ≤ 512, else by warm-started power iteration on NTK-vector "
+        "products (f^lin: Θ̂_0's); GD is linearly "
         "stable while η·sharpness/(n·k) < 2. Recorded with training.sharpness / lr_factor.",
         _RUN,
     ),

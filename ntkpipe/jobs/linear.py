@@ -20,6 +20,7 @@ import xarray as xr
 from ntkpipe.core import dynamics, models
 from ntkpipe.core import kernels as ntk_kernels
 from ntkpipe.core import train as ntk_train
+from ntkpipe.core.sharpness import kernel_top_eigenvalue
 from ntkpipe.errors import StageError
 from ntkpipe.io import stores as storage
 from ntkpipe.jobs._job import (
@@ -137,7 +138,7 @@ def _linear_closed_form(net, params0, data, config, init_ds, kernel_ds, analytic
             one.update({f"{name}_analytic": var for name, var in analytic_part.items()})
         one["diverged_step"] = ((), _first_nonfinite(steps, one.loss_train.values))
         if facts.records_sharpness(config["training"]):
-            one["sharpness"] = (("step",), np.full(len(steps), _top_eigenvalue(ntk_tt)))
+            one["sharpness"] = (("step",), np.full(len(steps), kernel_top_eigenvalue(ntk_tt)))
         per_seed.append(one)
         log(f"linear: seed {seed} closed form at {len(steps)} steps")
     first = jax.tree_util.tree_map(lambda x: x[0], params0)
@@ -194,18 +195,6 @@ def _outputs_dataset(fx_train, fx_test, data, loss) -> xr.Dataset:
             "acc_test": (("step",), np.asarray(per_step_acc(fx_test, data.y_test))),
         }
     )
-
-
-def _top_eigenvalue(ntk_train_train) -> float:
-    """λ_max of Θ̂₀ as the closed form evolves it ([n, n], or full [n, n, k, k] flattened to
-    [n·k, n·k]): f_lin's sharpness at every step (its kernel never changes)."""
-    kernel = np.asarray(ntk_train_train, dtype=np.float64)
-    if kernel.ndim == 4:
-        n, k = kernel.shape[0], kernel.shape[2]
-        kernel = kernel.transpose(0, 2, 1, 3).reshape(n * k, n * k)
-    if not np.isfinite(kernel).all():
-        return float("nan")
-    return float(np.linalg.eigvalsh(kernel)[-1])
 
 
 def _first_nonfinite(steps, losses) -> int:

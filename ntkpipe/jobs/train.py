@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ntkpipe.core import train as ntk_train
+from ntkpipe.core.sharpness import SharpnessOptions
 from ntkpipe.io import stores as storage
 from ntkpipe.jobs import progress
 from ntkpipe.jobs._job import (
@@ -129,9 +130,17 @@ def fit(apply_fn, params0, data, config, *, linearized, checkpoint=None, weights
             on_segment=on_segment,
             progress=on_progress,
             eval_block_size=cost.eval_block_size(config),  # big nets: outputs in blocks of examples
-            sharpness=facts.records_sharpness(training),
+            sharpness=_sharpness(config),
         )
     return _trajectory_at(trajectory, wanted)
+
+
+def _sharpness(config) -> SharpnessOptions | None:
+    """The sharpness options of the run (None: not recorded), with the kernels' tiles: where Θ̂
+    is formed for its exact λ_max, the programs that computed Θ̂₀ serve again."""
+    if not facts.records_sharpness(config["training"]):
+        return None
+    return SharpnessOptions(block_size=config["kernels"]["block_size"])
 
 
 def segment_ends(record: np.ndarray, steps: int, every: int) -> np.ndarray:

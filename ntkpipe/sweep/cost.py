@@ -66,6 +66,7 @@ __all__ = [
     "stage_cost",
     "rule_cost",
     "ensemble_resources",
+    "job_seconds",
     "rule_written_bytes",
     "mem_mb",
     "runtime_min",
@@ -230,6 +231,22 @@ def rule_segments(config: dict, rule: str, settings: dict | None = None) -> int:
     sizes = Sizes.of(config)
     constants = _calibrated(settings, gpu, _cost_key(rule))
     return max(1, _segments(config, rule, sizes, rule_cost(config, rule), constants, gpu, settings))
+
+
+def job_seconds(config: dict, rule: str, settings: dict | None = None) -> float:
+    """The seconds one job of ``rule`` is predicted to take (the time request before its
+    rounding to minutes and its retries: a-priori, or from the calibration).
+
+    The workflow ranks jobs by it (:meth:`ntkpipe.rules.RuleFunctions.priority_of`): the
+    longest first, so that the last job to finish is a short one.
+
+    Args:
+        config, rule, settings: as for :func:`rule_resources`.
+    """
+    settings = settings or cost_settings.DEFAULT_SETTINGS
+    gpu = settings["gpu"] if rule in settings["gpu_rules"] else 0
+    constants = _calibrated(settings, gpu, _cost_key(rule))
+    return _seconds(rule_cost(config, rule), constants, gpu)
 
 
 def ensemble_resources(

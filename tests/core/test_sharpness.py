@@ -1,6 +1,8 @@
-"""Tests of core.sharpness: power iteration on NTK-vector products against the explicit Θ̂."""
+"""Tests of core.sharpness: power iteration on NTK-vector products, and the exact λ_max of the
+formed kernel, against the explicit Θ̂ = J Jᵀ; training records either, and they agree."""
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -64,17 +66,19 @@ def test_a_diverged_network_gives_nan_not_a_hang():
     assert np.isnan(float(lam)) and int(count) == 0
 
 
+@pytest.mark.parametrize("method", ["power", "exact"])
 @pytest.mark.parametrize(("seeds", "linearized"), [(2, False), (1, True)])
-def test_training_records_the_explicit_top_eigenvalue_at_record_steps(seeds, linearized):
+def test_training_records_the_explicit_top_eigenvalue_at_record_steps(seeds, linearized, method):
     """train(sharpness=…) records λ_max of the explicit full Θ̂_t at step 0 and at T (θ_T is
-    returned), for f and, with Θ̂₀ at every step, for f_lin; one seed (unbatched) and two."""
+    returned), for f and, with Θ̂₀ at every step, for f_lin; one seed (unbatched) and two; by
+    power iteration and from the formed kernel."""
     from ntkpipe.core import train
 
     net = models.mlp(1, 48, 2, "relu", "ntk", 1.4, 0.1)
     x = jax.random.normal(jax.random.key(0), (8, 3))
     y = jax.nn.one_hot(jnp.arange(8) % 2, 2)
     params0 = jax.vmap(lambda key: net.init(key, x))(jax.random.split(jax.random.key(2), seeds))
-    options = sharpness.SharpnessOptions(tolerance=1e-10, max_iterations=5000)
+    options = sharpness.SharpnessOptions(tolerance=1e-10, max_iterations=5000, method=method)
     trajectory = train.train(
         net.apply, params0, x, y, x, y, learning_rate=2.0, steps=6, record_steps=[0, 2, 6],
         linearized=linearized, sharpness=options,
@@ -108,18 +112,105 @@ def test_training_without_sharpness_records_none_and_bad_options_are_refused():
         train.train(net.apply, params0, x, y, x, y, learning_rate=0.1, steps=2, sharpness="yes")
 
 
-def test_a_resumed_run_continues_the_warm_started_sharpness_bit_for_bit():
-    """The power iteration's vector is part of the TrainState: a run resumed from a checkpoint
-    (state_to_arrays) records the same sharpness as the uninterrupted one."""
+@pytest.mark.parametrize("method", ["power", "exact"])
+def test_a_resumed_run_continues_the_sharpness_bit_for_bit(method):
+    """The power iteration's vector is part of the TrainState (the exact path needs none): a run
+    resumed from a checkpoint (state_to_arrays) records the same sharpness as the uninterrupted
+    one."""
     from ntkpipe.core import train
 
     net, params, x = _network(1)
     params0 = jax.tree.map(lambda a: a[None], params)
     y = jnp.sign(x[:, :1])
-    kwargs = dict(learning_rate=0.5, steps=8, record_steps=[0, 2, 4, 8], sharpness=True)
+    options = sharpness.SharpnessOptions(method=method)
+    kwargs = dict(learning_rate=0.5, steps=8, record_steps=[0, 2, 4, 8], sharpness=options)
     states = []
     full = train.train(net.apply, params0, x, y, x, y, on_segment=states.append, **kwargs)
     saved = train.state_to_arrays(states[1])  # after the record at step 2
-    assert any("power" in name for name in saved)
+    assert any("power" in name for name in saved) == (method == "power")
     resumed = train.train(net.apply, params0, x, y, x, y, state=saved, **kwargs)
     np.testing.assert_array_equal(resumed.sharpness, full.sharpness)
+
+
+def _explicit_top_eigenvalue(net, params, x):
+    """λ_max of Θ̂ = J Jᵀ from the explicit Jacobian J [n·k, P] (jacrev of the flat θ)."""
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    jacobian = jax.jacrev(lambda p: net.apply(unravel(p), x).reshape(-1))(flat)
+    return np.linalg.eigvalsh(np.asarray(jacobian @ jacobian.T))[-1]
+
+
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+@pytest.mark.parametrize(("k", "block_size"), [(1, None), (1, 4), (3, None), (3, 4)])
+def test_the_exact_top_eigenvalue_is_that_of_the_explicit_jacobian(parameterization, k, block_size):
+    """exact_top_eigenvalue forms Θ̂ (the dense path, in one tile or in tiles of 4 of the 10
+    examples) and diagonalizes it: λ_max of J Jᵀ from explicit Jacobians, float64, in both
+    parameterizations."""
+    net = models.mlp(2, 32, k, "relu", parameterization, 1.4, 0.1)
+    x = jax.random.normal(jax.random.key(0), (10, 3))
+    params = net.init(jax.random.key(1), x)
+    exact = _explicit_top_eigenvalue(net, params, x)
+    got = sharpness.exact_top_eigenvalue(net.apply, params, x, k, block_size)
+    np.testing.assert_allclose(got, exact, rtol=1e-12)
+    nan = jax.tree.map(lambda a: a * jnp.nan, params)
+    assert np.isnan(sharpness.exact_top_eigenvalue(net.apply, nan, x, k))
+
+
+def test_the_method_is_exact_for_a_small_mlp_and_power_otherwise():
+    """auto: exact where an MLP's Θ̂ has n·k ≤ EXACT_MAX_SIZE, the power iteration for a larger
+    kernel and for any other model; a method named is kept; an unknown one is refused."""
+    from ntkpipe.errors import ConfigError
+
+    mlp = models.mlp(2, 16, 1)
+    cnn = models.cnn(1, 4, 1)
+    limit = sharpness.EXACT_MAX_SIZE
+    assert sharpness.method(mlp.apply, limit, 1) == "exact"
+    assert sharpness.method(mlp.apply, limit // 2 + 1, 2) == "power"
+    assert sharpness.method(cnn.apply, 8, 1) == "power"
+    assert sharpness.method(lambda p, x: x, 8, 1) == "power"
+    forced = sharpness.SharpnessOptions(method="power")
+    assert sharpness.method(mlp.apply, 8, 1, forced) == "power"
+    assert sharpness.method(cnn.apply, 8, 1, forced._replace(method="exact")) == "exact"
+    with pytest.raises(ConfigError, match="sharpness method: 'lanczos' is not one of"):
+        sharpness.method(mlp.apply, 8, 1, forced._replace(method="lanczos"))
+
+
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+def test_exact_and_power_sharpness_agree_along_a_training_run_whose_kernel_moves(parameterization):
+    """The default sweep's setting, small: a two-layer ReLU net (k = 1) trained by GD at a large
+    rate, whose Θ̂_t moves by far more than the power iteration's error. Both methods record the
+    same λ_max(Θ̂_t) at every record, to the tolerance's bound (tol² · λ/(λ − λ₂) ≪ 1e-3)."""
+    from ntkpipe.core import train
+
+    net = models.mlp(2, 48, 1, "relu", parameterization, 2**0.5, 0.1)
+    x = jax.random.normal(jax.random.key(0), (24, 5))
+    y = jnp.sign(x[:, :1] * x[:, 1:2])
+    params0 = jax.vmap(lambda key: net.init(key, x))(jax.random.split(jax.random.key(3), 2))
+    lam0 = sharpness.exact_top_eigenvalue(net.apply, jax.tree.map(lambda a: a[0], params0), x, 1)
+    rate = 1.6 * 24 / lam0  # 0.8 · 2·n·k/λ₀: near the edge, where the kernel moves most
+    recorded = {
+        method: train.train(
+            net.apply, params0, x, y, x, y, learning_rate=rate, steps=200,
+            record_steps=[0, 5, 20, 50, 100, 200],
+            sharpness=sharpness.SharpnessOptions(method=method),
+        ).sharpness
+        for method in ("power", "exact")
+    }  # fmt: skip
+    exact, power = recorded["exact"], recorded["power"]
+    assert np.isfinite(exact).all()
+    moved = np.max(np.abs(exact - exact[:, :1]), axis=1) / exact[:, 0]
+    assert (moved > 0.02).all(), moved  # so that θ₀'s kernel in place of θ_t's would be seen
+    np.testing.assert_allclose(power, exact, rtol=1e-3)
+
+
+def test_exact_sharpness_of_a_diverged_seed_is_nan():
+    """A seed whose loss is no longer finite records NaN, like the power iteration's."""
+    from ntkpipe.core import train
+
+    net, params, x = _network(1)
+    params0 = jax.tree.map(lambda a: a[None], params)
+    y = jnp.sign(x[:, :1])
+    trajectory = train.train(
+        net.apply, params0, x, y, x, y, learning_rate=1e4, steps=40, record_steps=[0, 40],
+        sharpness=sharpness.SharpnessOptions(method="exact"),
+    )  # fmt: skip
+    assert np.isfinite(trajectory.sharpness[0, 0]) and np.isnan(trajectory.sharpness[0, -1])

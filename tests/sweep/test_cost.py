@@ -3,6 +3,7 @@ grouped SLURM submission (the measured peak memory of real jobs: test_cost_measu
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -224,6 +225,63 @@ def test_one_job_per_run_without_initial_kernels_leaves_out_their_cost():
     assert kernels > 0
     flops = cost._run_job_cost(sizes, with_theta0).flops - cost._run_job_cost(sizes, without).flops
     assert flops == pytest.approx(kernels)
+
+
+def test_job_seconds_is_the_time_request_before_rounding_and_ranks_bigger_runs_first():
+    """cost.job_seconds: what a job's runtime request rounds up (a-priori and calibrated), so
+    the workflow's priorities (longest first) rank a wider or longer run above a smaller one."""
+    config = run_config()
+    seconds = cost.job_seconds(config, "run")
+    assert seconds > 0
+    assert cost.rule_resources(config, "run")["runtime"] == math.ceil(seconds / 60)
+    wider, longer = run_config(model__width=512), run_config(training__steps=4000)
+    assert cost.job_seconds(wider, "run") > seconds
+    assert cost.job_seconds(longer, "run") > seconds
+    assert cost.job_seconds(config, "train") < seconds  # one stage of the run's job
+    constants = {"start_s": 3.0, "s_per_flop": 1e-9, "base_mb": 100.0, "mb_per_byte": 1.0}
+    settings = cost_settings.DEFAULT_SETTINGS | {"constants": {"cpu": {"run": constants}}}
+    flops = cost.rule_cost(config, "run").flops
+    assert cost.job_seconds(config, "run", settings) == pytest.approx(
+        cost.CALIBRATED_SAFETY * (3.0 + 1e-9 * flops)
+    )
+
+
+@pytest.mark.slow
+def test_priorities_rank_the_longest_runs_first_in_both_layouts(tmp_path):
+    """Every per-run job's priority is its run's predicted seconds (all stages, so each stage
+    of the longest run ranks first in the per-stage layout), the analytic job's its own; the
+    dry run shows them, in the order of the widths."""
+    config = {**BASE, "name": "ranks", "sweep": {"model.width": [16, 1024]}}
+    config["training"] = {"steps": 10**5, "records": 3}  # minutes of training: ranks differ
+    priorities = {}
+    for layout in ("runs", "stages"):
+        path = tmp_path / f"{layout}.yaml"
+        path.write_text(yaml.safe_dump({**config, "resources": {"jobs": layout}}))
+        result = subprocess.run(
+            [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+            + ["--configfile", str(path), "-n", "--directory", str(tmp_path / layout)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        for job in result.stdout.split("\nrule ")[1:]:
+            fields = dict(
+                line.strip().split(": ", 1) for line in job.splitlines()[1:] if ": " in line
+            )
+            if "priority" in fields:
+                name = (layout, job.split(":", 1)[0], fields["wildcards"].split("=", 1)[1])
+                priorities[name] = float(fields["priority"])
+    runs = {run.run_id: run.config for run in ntk_config.expand_runs(config)}
+    assert len(runs) == 2
+    for (layout, rule, key), priority in priorities.items():
+        kind = "analytic" if rule == "analytic" else "run"
+        expected = cost.job_seconds(runs[key] if kind == "run" else next(iter(runs.values())), kind)
+        assert priority == pytest.approx(expected, abs=0.05), (layout, rule, key)
+    small, wide = sorted(runs, key=lambda run_id: runs[run_id]["model"]["width"])
+    for layout, rules in (("runs", ["run"]), ("stages", ["init", "train", "linear", "compare"])):
+        for rule in rules:
+            assert priorities[(layout, rule, wide)] > priorities[(layout, rule, small)]
 
 
 # ---------------------------------------------------------------- grouped GPU jobs (slow)

@@ -27,6 +27,7 @@ rule analytic:
         RULES.stage_log("analytic"),
     benchmark:
         RULES.stage_benchmark("analytic")
+    priority: RULES.priority_of("analytic")
     conda:
         CONDA_ENV
     threads: 1

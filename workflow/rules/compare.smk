@@ -9,6 +9,7 @@ rule compare:
         store=directory(RULES.stage_output("compare")),
     log:
         RULES.stage_log("compare"),
+    priority: RULES.priority_of("compare")
     conda:
         CONDA_ENV
     threads: 1

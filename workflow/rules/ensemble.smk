@@ -28,6 +28,7 @@ rule ensemble:
         RULES.stage_log("ensemble"),
     benchmark:
         RULES.stage_benchmark("ensemble")
+    priority: RULES.priority_of("ensemble")
     conda:
         CONDA_ENV
     threads: 2

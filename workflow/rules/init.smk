@@ -45,6 +45,7 @@ rule init:
         RULES.stage_log("init"),
     benchmark:
         RULES.stage_benchmark("init")
+    priority: RULES.priority_of("init")
     conda:
         CONDA_ENV
     threads: 1

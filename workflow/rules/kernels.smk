@@ -11,6 +11,7 @@ rule kernel_init:
         RULES.stage_log("kernel_init"),
     benchmark:
         RULES.stage_benchmark("kernel_init")
+    priority: RULES.priority_of("kernel_init")
     conda:
         CONDA_ENV
     threads: 2
@@ -33,6 +34,7 @@ rule kernel_final:
         RULES.stage_log("kernel_final"),
     benchmark:
         RULES.stage_benchmark("kernel_final")
+    priority: RULES.priority_of("kernel_final")
     conda:
         CONDA_ENV
     threads: 2

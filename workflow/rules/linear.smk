@@ -12,6 +12,7 @@ rule linear:
         RULES.stage_log("linear"),
     benchmark:
         RULES.stage_benchmark("linear")
+    priority: RULES.priority_of("linear")
     conda:
         CONDA_ENV
     threads: 2

@@ -29,6 +29,7 @@ for _name in (*RERUNS.aliases, "run"):
             RULES.stage_log("run"),
         benchmark:
             RULES.stage_benchmark("run")
+        priority: RULES.priority_of("run")
         conda:
             CONDA_ENV
         # One thread: this layout is for sweeps of many runs, so jobs side by side keep every
@@ -66,6 +67,7 @@ for _stage in RERUNS.splits:
             RULES.stage_log(_stage),
         benchmark:
             RULES.stage_benchmark(_stage)
+        priority: RULES.priority_of("run")
         conda:
             CONDA_ENV
         threads: 1

@@ -11,6 +11,7 @@ rule train:
         RULES.stage_log("train"),
     benchmark:
         RULES.stage_benchmark("train")
+    priority: RULES.priority_of("train")
     conda:
         CONDA_ENV
     threads: 2
