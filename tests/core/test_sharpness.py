@@ -139,13 +139,19 @@ def _explicit_top_eigenvalue(net, params, x):
     return np.linalg.eigvalsh(np.asarray(jacobian @ jacobian.T))[-1]
 
 
-@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+@pytest.mark.parametrize(
+    ("parameterization", "layer_rates"),
+    [("ntk", "uniform"), ("standard", "uniform"), ("standard", "ntk"), ("mup", "uniform")],
+)
 @pytest.mark.parametrize(("k", "block_size"), [(1, None), (1, 4), (3, None), (3, 4)])
-def test_the_exact_top_eigenvalue_is_that_of_the_explicit_jacobian(parameterization, k, block_size):
+def test_the_exact_top_eigenvalue_is_that_of_the_explicit_jacobian(
+    parameterization, layer_rates, k, block_size
+):
     """exact_top_eigenvalue forms Θ̂ (the dense path, in one tile or in tiles of 4 of the 10
-    examples) and diagonalizes it: λ_max of J Jᵀ from explicit Jacobians, float64, in both
+    examples) and diagonalizes it: λ_max of J Jᵀ from explicit Jacobians with respect to the
+    trained leaves, float64, in the NTK, standard (also with the §2.1 per-layer rates) and μP
     parameterizations."""
-    net = models.mlp(2, 32, k, "relu", parameterization, 1.4, 0.1)
+    net = models.mlp(2, 32, k, "relu", parameterization, 1.4, 0.1, layer_rates)
     x = jax.random.normal(jax.random.key(0), (10, 3))
     params = net.init(jax.random.key(1), x)
     exact = _explicit_top_eigenvalue(net, params, x)
