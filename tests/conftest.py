@@ -2,8 +2,16 @@
 
 import os
 import shutil
+import signal
 
 import pytest
+
+# A test run started in the background by a non-interactive shell (`cmd &`, nohup) inherits
+# SIGINT ignored, and so would every command it starts: the tests of Ctrl-C reaching a job
+# (tests/test_workers.py) need it as at a terminal. Children of a process that handles SIGINT
+# start with its default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
