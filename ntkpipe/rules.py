@@ -167,13 +167,10 @@ class RuleFunctions:
         stage_table.stage(rule)  # a rule of the stage table
 
         def asks(wildcards, attempt):
-            if hasattr(wildcards, "run"):
-                kind, key, configs = "run", wildcards.run, self.runs
-            else:
-                kind, key, configs = "akey", wildcards.akey, self.analytic
+            kind, key, config = self._run_of(wildcards)
             return self._cached(
                 (kind, key, rule, attempt),
-                lambda: cost.rule_resources(configs[key].config, rule, attempt, self.settings),
+                lambda: cost.rule_resources(config, rule, attempt, self.settings),
             )
 
         return _asked(asks) | self._gpu_of(rule)
@@ -213,24 +210,27 @@ class RuleFunctions:
         largest run had started last (a 16 s job after the others) and one core sat idle
         for its end (``benchmarks/bench_default_sweep.py``).
         """
-        scope = stage_table.stage(rule).scope
+        stage_table.stage(rule)  # a rule of the stage table
+
+        def seconds(wildcards) -> float:
+            if hasattr(wildcards, "point"):
+                config = self.ensembles[wildcards.point].config
+                return cost.ensemble_seconds(config, self.sweep["ensemble"], self.settings)
+            kind, _, config = self._run_of(wildcards)
+            return cost.job_seconds(config, "run" if kind == "run" else "analytic", self.settings)
 
         def priority(wildcards):
-            if scope == "run":
-                config, kind = self.runs[wildcards.run].config, "run"
-            elif scope == "analytic":
-                config, kind = self.analytic[wildcards.akey].config, "analytic"
-            else:
-                point = self.ensembles[wildcards.point].config
-                config = {**point, "seeds": list(range(self.sweep["ensemble"]["members"]))}
-                kind = "ensemble"
-            seconds = self._cached(
-                ("seconds", kind, str(wildcards)),
-                lambda: cost.job_seconds(config, kind, self.settings),
-            )
-            return round(seconds, 1)
+            key = ("seconds", *wildcards.items())  # every stage of a run asks the same
+            return round(self._cached(key, lambda: seconds(wildcards)), 1)
 
         return priority
+
+    def _run_of(self, wildcards) -> tuple[str, str, dict]:
+        """(``run`` or ``akey``, the key, the run config) of a per-run job's run, or of the run
+        standing for an analytic job's kernels."""
+        if hasattr(wildcards, "run"):
+            return "run", wildcards.run, self.runs[wildcards.run].config
+        return "akey", wildcards.akey, self.analytic[wildcards.akey].config
 
     def _gpu_of(self, rule) -> dict:
         """{"gpu": N} for a rule the config gives GPUs to (resources.gpu_rules), else {}."""

@@ -221,7 +221,10 @@ def on_start(started: Started, workflow, *, err=None, environ=None) -> None:
     if stop:
         raise SystemExit(stop)
     _say([note], err)
-    warm = _uses_workers(started, executor, workflow)
+    # resources.json says whether the jobs ran in warm workers: only if the pool did start
+    warm = _uses_workers(started, executor, workflow) and _start_workers(
+        started, workflow, environ, err
+    )
     start.record_scheduling(started.layout, started.settings, warm_workers=warm)
     retries = plan.segment_retries(started.plan, workflow.execution_settings.retries)
     for rule, count in retries.items():
@@ -233,13 +236,19 @@ def on_start(started: Started, workflow, *, err=None, environ=None) -> None:
             ],
             err,
         )
-    if warm:
-        log = started.layout.logs / "workers.log"
-        environ = os.environ if environ is None else environ
-        try:
-            environ[workers.SOCKET_ENV] = workers_pool.start(getattr(workflow, "cores", 1), log)
-        except OSError as error:  # e.g. a $TMPDIR too long for a Unix socket's path
-            _say([f"ntkpipe: no warm workers ({error}): every job runs in its own process"], err)
+
+
+def _start_workers(started: Started, workflow, environ, err) -> bool:
+    """Start the pool and point the jobs at it (``$NTKPIPE_WORKERS`` in `environ`, default
+    ``os.environ``); whether it started."""
+    log = started.layout.logs / "workers.log"
+    environ = os.environ if environ is None else environ
+    try:
+        environ[workers.SOCKET_ENV] = workers_pool.start(getattr(workflow, "cores", 1), log)
+    except OSError as error:  # e.g. a $TMPDIR too long for a Unix socket's path
+        _say([f"ntkpipe: no warm workers ({error}): every job runs in its own process"], err)
+        return False
+    return True
 
 
 def _uses_workers(started: Started, executor: str, workflow) -> bool:

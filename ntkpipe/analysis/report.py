@@ -36,6 +36,7 @@ import xarray as xr
 import yaml
 from markupsafe import Markup
 
+from ntkpipe import workers
 from ntkpipe.analysis import aggregate as analysis
 from ntkpipe.analysis import claims_table, claims_tsv, provenance, report_runs
 from ntkpipe.analysis.claims import EXPERIMENTS, VERDICTS, Claim, paper_claims
@@ -47,7 +48,7 @@ from ntkpipe.analysis.plots import (
     load_summary,
 )
 from ntkpipe.analysis.report_runs import MAX_RUN_ROWS, STATUS_LABELS
-from ntkpipe.sweep import calibrate, stage_table
+from ntkpipe.sweep import calibrate
 
 __all__ = ["MAX_RUN_ROWS", "MEDIA_TYPES", "STATUS_LABELS", "render_report", "write_report"]
 
@@ -276,7 +277,7 @@ def _compute_rows(results_dir: Path | None) -> list[dict]:
     # In warm workers (ntkpipe.workers) a JAX job has no process of its own: its benchmark
     # file holds its wall time, but the CPU and memory of its client.
     warm = calibrate.ran_in_warm_workers(results_dir)
-    pooled = {row.rule for row in stage_table.STAGES if row.scope != "sweep"} if warm else set()
+    pooled = workers.pooled_rules() if warm else frozenset()
     in_worker = "— (warm worker)"
     return [
         {

@@ -65,8 +65,8 @@ def initial_state(programs, params0, key, record_steps, data) -> TrainState:
         n, k = shapes["fx_train"].shape[1:]
         dtype = shapes["fx_train"].dtype
         records["sharpness"] = np.full((n_seeds, n_rec), np.nan, dtype)
-    if programs.sharpness is not None and programs.exact_sharpness is None:
-        power = jnp.asarray(np.broadcast_to(initial_vector(n, k, dtype), (n_seeds, n, k)))
+        if programs.exact_sharpness is None:  # the power iteration's cold start
+            power = jnp.asarray(np.broadcast_to(initial_vector(n, k, dtype), (n_seeds, n, k)))
     return TrainState(
         step=0,
         n_records=0,

@@ -216,6 +216,9 @@ def train(
             exact = functools.partial(
                 exact_sharpness, apply_fn, lin, k, sharpness_options.block_size
             )
+            if lin:  # f_lin's kernel is Θ̂₀ at every step: formed and diagonalized once
+                none_diverged = np.zeros(count_seeds(params0), bool)
+                exact = _constant_sharpness(exact(params0, params0, x_train, none_diverged))
     programs = Programs(
         segment=cached(
             segment_program, apply_fn, loss, optimizer, momentum, batch_size, lin, single
@@ -251,6 +254,11 @@ def train(
         diverged_step=state.diverged_step,
         sharpness=state.records.get("sharpness"),
     )
+
+
+def _constant_sharpness(values: np.ndarray) -> Callable:
+    """An ``exact_sharpness`` giving the same λ_max [seed] at every record (NaN once diverged)."""
+    return lambda params, params0, x, diverged: np.where(diverged, np.nan, values)
 
 
 def _sharpness_options(sharpness) -> SharpnessOptions | None:

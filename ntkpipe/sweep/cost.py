@@ -67,6 +67,7 @@ __all__ = [
     "rule_cost",
     "ensemble_resources",
     "job_seconds",
+    "ensemble_seconds",
     "rule_written_bytes",
     "mem_mb",
     "runtime_min",
@@ -263,10 +264,20 @@ def ensemble_resources(
             ``resources`` section.
     """
     batch = {**config, "seeds": list(range(ensemble["batch"]))}
-    members = {**config, "seeds": list(range(ensemble["members"]))}
-    out = rule_resources(members, "ensemble", attempt, settings)
+    out = rule_resources(_members(config, ensemble), "ensemble", attempt, settings)
     out["mem_mb"] = rule_resources(batch, "ensemble", attempt, settings)["mem_mb"]
     return out
+
+
+def ensemble_seconds(config: dict, ensemble: dict, settings: dict | None = None) -> float:
+    """:func:`job_seconds` of an ensemble job: all ``ensemble.members`` trained (arguments as
+    for :func:`ensemble_resources`)."""
+    return job_seconds(_members(config, ensemble), "ensemble", settings)
+
+
+def _members(config: dict, ensemble: dict) -> dict:
+    """The run config standing for a sweep point with the ensemble's members as its seeds."""
+    return {**config, "seeds": list(range(ensemble["members"]))}
 
 
 def rule_cost(config: dict, rule: str) -> Cost:

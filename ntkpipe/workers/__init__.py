@@ -40,6 +40,7 @@ __all__ = [
     "STARTUP_ENV_PREFIXES",
     "UNTHREADED_COMMANDS",
     "pooled_commands",
+    "pooled_rules",
     "startup_environment",
 ]
 
@@ -78,3 +79,12 @@ def pooled_commands() -> frozenset[str]:
 
     stages = {row.command for row in stage_table.STAGES if row.scope != "sweep"}
     return frozenset(stages) | UNTHREADED_COMMANDS
+
+
+def pooled_rules() -> frozenset[str]:
+    """The workflow rules whose jobs run the :func:`pooled_commands` (their benchmark files then
+    hold a job's wall time, but its client's CPU and memory)."""
+    from ntkpipe.sweep import stage_table
+
+    commands = pooled_commands()
+    return frozenset(row.rule for row in stage_table.STAGES if row.command in commands)

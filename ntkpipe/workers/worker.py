@@ -35,7 +35,7 @@ import sys
 import threading
 import traceback
 
-from ntkpipe.workers import pooled_commands, startup_environment, wire
+from ntkpipe.workers import SOCKET_ENV, pooled_commands, startup_environment, wire
 
 __all__ = ["main", "MAX_JOBS"]
 
@@ -130,7 +130,7 @@ def _run(request: dict, fds: list[int], conn: socket.socket) -> tuple[int, bool]
         os.dup2(fds[1], 2)
         os.environ.clear()
         os.environ.update(request["env"])
-        os.environ.pop("NTKPIPE_WORKERS", None)
+        os.environ.pop(SOCKET_ENV, None)
         if len(fds) > 2:
             os.environ["NTKPIPE_ERROR_FD"] = str(fds[2])
         else:
