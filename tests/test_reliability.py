@@ -167,14 +167,7 @@ def test_training_resumes_from_its_last_checkpoint(tmp_path, float32, capsys, mo
     # One compilation cache: the killed and the resumed job load the reference's programs, so
     # this also checks that cached programs compute bit-identically.
     monkeypatch.setenv("NTKPIPE_JAX_CACHE", str(tmp_path / "jax_cache"))
-    run = _run_json(
-        tmp_path / "run.json",
-        model={"depth": 2, "width": 256},
-        data={"n_train": 64, "n_test": 32},
-        training={"steps": 4000, "records": 6, "checkpoint_every": 400},
-    )
-    init = tmp_path / "init.zarr"
-    assert cli.main(["init", "--run", str(run), "--out", str(init)]) == 0
+    run, init = checkpointed_run(tmp_path, every=400)
     reference = tmp_path / "reference.zarr"
     _cli("train", "--run", run, "--init", init, "--out", reference)
     assert not Path(f"{reference}.ckpt").exists(), "the checkpoint outlives a finished job"
@@ -479,6 +472,20 @@ def float32():
     jax.config.update("jax_enable_x64", False)
     yield
     jax.config.update("jax_enable_x64", enabled)
+
+
+def checkpointed_run(tmp_path: Path, every: int) -> tuple[Path, Path]:
+    """A run long enough to be stopped mid-way (2 × 256, n = 64, 4000 steps, a checkpoint every
+    `every` steps) and its θ₀: (run.json, init.zarr) in `tmp_path`."""
+    run = _run_json(
+        tmp_path / "run.json",
+        model={"depth": 2, "width": 256},
+        data={"n_train": 64, "n_test": 32},
+        training={"steps": 4000, "records": 6, "checkpoint_every": every},
+    )
+    init = tmp_path / "init.zarr"
+    assert cli.main(["init", "--run", str(run), "--out", str(init)]) == 0
+    return run, init
 
 
 def _run_json(path: Path, **sections) -> Path:

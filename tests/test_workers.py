@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from ntkpipe import cli
 from ntkpipe.workers import SOCKET_ENV, client, pool, wire
-from tests.test_reliability import _assert_same_store, _run_json, signalled_at_checkpoint
+from tests.test_reliability import (
+    _assert_same_store,
+    _run_json,
+    checkpointed_run,
+    signalled_at_checkpoint,
+)
 
 CLIENT = [sys.executable, "-m", "ntkpipe.cli"]
 
@@ -102,14 +106,7 @@ def test_a_jobs_error_is_reported_as_in_its_own_process_and_the_worker_goes_on(t
 
 
 def test_signals_reach_the_job_and_a_killed_job_takes_its_worker_with_it(tmp_path, warm):
-    run = _run_json(
-        tmp_path / "run.json",
-        model={"depth": 2, "width": 256},
-        data={"n_train": 64, "n_test": 32},
-        training={"steps": 4000, "records": 6, "checkpoint_every": 200},
-    )
-    init = tmp_path / "init.zarr"
-    assert cli.main(["init", "--run", str(run), "--out", str(init)]) == 0
+    run, init = checkpointed_run(tmp_path, every=200)
     train = ["train", "--run", run, "--init", init, "--threads", "1"]
 
     # SIGTERM (a time limit, or Snakemake stopping): the job checkpoints and says so, as alone
